@@ -1,0 +1,79 @@
+"""Config problems and the error that lists all of them at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: where it is, what was given, what the rule says."""
+
+    path: str
+    value: Any
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {_short_repr(self.value)} — {self.rule}"
+
+
+class ConfigError(ValueError):
+    """A config that breaks one or more rules; `str()` gives one line per problem."""
+
+    def __init__(self, problems: list[Problem], source: str = "config"):
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  {p}" for p in problems)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"invalid {source} ({count}):\n{lines}")
+
+
+_MISSING = object()
+
+
+def _short_repr(value: Any) -> str:
+    if value is _MISSING:
+        return "(missing)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def join_path(prefix: str, *parts: Any) -> str:
+    """Return a dotted path; list indices are written as [i]."""
+    path = prefix
+    for part in parts:
+        if isinstance(part, int):
+            path = f"{path}[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path
+
+
+def problems_from_validation_error(error: ValidationError, prefix: str) -> list[Problem]:
+    """Return one Problem per pydantic error, with dotted paths under `prefix`."""
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = [part for part in item["loc"] if not _is_union_branch(part)]
+        value = _MISSING if item["type"] == "missing" else item.get("input")
+        problems.append(Problem(join_path(prefix, *loc), value, _rule_text(item)))
+    return problems
+
+
+def _is_union_branch(part: Any) -> bool:
+    # pydantic adds the tried type (e.g. "str", "int") as a loc element in unions
+    return isinstance(part, str) and part in {"str", "int", "bool", "float", "none", "list[str]"}
+
+
+def _rule_text(item: dict) -> str:
+    kind = item["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling against the config reference)"
+    if kind == "literal_error":
+        expected = item.get("ctx", {}).get("expected", "")
+        return f"must be one of {expected}"
+    return item["msg"].removeprefix("Value error, ")

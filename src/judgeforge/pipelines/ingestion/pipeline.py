@@ -1,0 +1,33 @@
+"""The ingestion pipeline."""
+
+from kedro.pipeline import Node, Pipeline
+
+from judgeforge.pipelines.ingestion.nodes import build_ingestion_report, split_seed_rows, validate_seed_rows
+
+COLUMNS = "params:data_generation.source_data.dataset.columns"
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Return seed data → clean rows + rejects → enhancement / holdout sets + a report."""
+    return Pipeline(
+        [
+            Node(
+                validate_seed_rows,
+                inputs=["seed_data", COLUMNS, "params:data_generation.metric"],
+                outputs=["seed_rows", "seed_rejects"],
+                name="validate_seed_rows",
+            ),
+            Node(
+                split_seed_rows,
+                inputs=["seed_rows", "params:data_generation.source_data.sampling", f"{COLUMNS}.label"],
+                outputs=["enhancement_table", "holdout_table"],
+                name="split_enhancement_and_holdout",
+            ),
+            Node(
+                build_ingestion_report,
+                inputs=["seed_data", "seed_rejects", "enhancement_table", "holdout_table", f"{COLUMNS}.label"],
+                outputs="ingestion_report",
+                name="report_ingestion",
+            ),
+        ]
+    )
