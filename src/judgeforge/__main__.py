@@ -1,6 +1,6 @@
 """`python -m judgeforge` runs the judgeforge CLI."""
 
-from judgeforge.cli import console_main
+from judgeforge.command_line import console_main
 
 if __name__ == "__main__":
     console_main()

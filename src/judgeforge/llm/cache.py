@@ -1,0 +1,106 @@
+"""Content-addressed response cache in SQLite, committed per response so a killed run keeps its answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    key TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+# SQLite's default limit on host parameters in one statement is 999 on old builds.
+_LOOKUP_CHUNK = 900
+
+
+def request_key(provider: str, model: str, endpoint: str, canonical_request: Any) -> str:
+    """SHA-256 of who answers (provider, model, endpoint) and what is asked (canonical request)."""
+    material = json.dumps(
+        [provider, model, endpoint, canonical_request],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """Responses and embedding vectors keyed by request key, one committed row per answer."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: every INSERT is its own transaction, durable once it returns.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL under WAL survives a killed process (not a power cut) without an fsync per row.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(_SCHEMA)
+
+    def get_responses(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Cached response records for those of `keys` that are present."""
+        rows = self._select("SELECT key, record FROM responses WHERE key IN ({})", keys)
+        return {key: json.loads(record) for key, record in rows}
+
+    def put_response(self, key: str, provider: str, model: str, record: Mapping[str, Any]) -> None:
+        """Store one response record."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+            (key, provider, model, json.dumps(record, ensure_ascii=False), time.time()),
+        )
+
+    def get_embeddings(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached float32 vectors for those of `keys` that are present."""
+        rows = self._select("SELECT key, vector FROM embeddings WHERE key IN ({})", keys)
+        return {key: np.frombuffer(blob, dtype=np.float32) for key, blob in rows}
+
+    def put_embeddings(
+        self, provider: str, model: str, vectors: Mapping[str, np.ndarray]
+    ) -> None:
+        """Store a batch of vectors in one transaction."""
+        now = time.time()
+        rows = [
+            (key, provider, model, np.asarray(v, dtype=np.float32).tobytes(), now)
+            for key, v in vectors.items()
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows)
+
+    def count_responses(self) -> int:
+        """Number of cached responses."""
+        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        """Close the database handle."""
+        self._db.close()
+
+    def _select(self, template: str, keys: Iterable[str]) -> list[tuple[str, Any]]:
+        """Run an `IN (...)` lookup over any number of keys, in chunks."""
+        unique = list(dict.fromkeys(keys))
+        rows: list[tuple[str, Any]] = []
+        for start in range(0, len(unique), _LOOKUP_CHUNK):
+            chunk = unique[start : start + _LOOKUP_CHUNK]
+            query = template.format(",".join("?" * len(chunk)))
+            rows.extend(self._db.execute(query, chunk).fetchall())
+        return rows

@@ -1,0 +1,260 @@
+"""The request engine shared by every remote provider: bounded adaptive concurrency, retries, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tqdm.auto import tqdm
+
+from judgeforge.llm.secrets import Redactor
+from judgeforge.llm.types import Usage
+
+logger = logging.getLogger(__name__)
+
+Job = TypeVar("Job")
+Result = TypeVar("Result", bound="Metered")
+
+
+class Metered(Protocol):
+    """A provider answer that says how many tokens it cost."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+class TransientError(Exception):
+    """A failure worth retrying: throttling, a 5xx, a timeout, a dropped connection, a garbled body."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, throttled: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.throttled = throttled
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix (bad request, auth, unknown model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """How hard the engine pushes an endpoint and how patiently it retries."""
+
+    max_concurrent_requests: int = 16
+    request_timeout_seconds: float = 120.0
+    max_retries: int = 6
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    max_retry_after_seconds: float = 120.0
+    adaptive_concurrency: bool = True
+    show_progress: bool = True
+    progress_label: str = "LLM"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[Result]):
+    """What became of one job: its result, or the last error once retries ran out."""
+
+    result: Result | None
+    error: str | None
+    attempts: int
+
+
+class AdaptiveLimiter:
+    """A semaphore whose size halves under throttling (once per round trip) and regrows by ~1 per round.
+
+    Hand-written because the usual libraries limit rate (aiolimiter) or hold a fixed size
+    (asyncio.Semaphore); the AIMD rule of TCP congestion control is what a 429 calls for.
+    """
+
+    def __init__(self, maximum: int, adaptive: bool = True) -> None:
+        self.maximum = maximum
+        self.adaptive = adaptive
+        self.limit = float(maximum)
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        # Bumped at each decrease: a 429 from a request sent before the last decrease is old news.
+        self.epoch = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> int:
+        """Wait for a free slot; returns the epoch the slot was granted in."""
+        if not self._waiters and self.in_flight < self._capacity():
+            self._take()
+            return self.epoch
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted and cancelled in the same tick: hand the slot on
+            else:
+                self._waiters.remove(waiter)
+            raise
+        return self.epoch
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.in_flight -= 1
+        self._wake()
+
+    def on_success(self) -> None:
+        """Additive increase: about one more slot per full round of successes."""
+        if self.adaptive and self.limit < self.maximum:
+            self.limit = min(self.maximum, self.limit + 1.0 / self.limit)
+            self._wake()
+
+    def on_throttled(self, granted_epoch: int) -> None:
+        """Multiplicative decrease, at most once per round trip."""
+        if self.adaptive and granted_epoch == self.epoch:
+            self.limit = max(1.0, self.limit / 2)
+            self.epoch += 1
+
+    def _capacity(self) -> int:
+        return max(1, int(self.limit))
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self._capacity():
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._take()
+                waiter.set_result(None)
+
+
+class RequestEngine:
+    """Runs jobs against a remote endpoint within the settings, accounting retries into `usage`."""
+
+    def __init__(self, settings: EngineSettings, usage: Usage, redact: Redactor) -> None:
+        self.settings = settings
+        self.usage = usage
+        self.redact = redact
+        self.limiter = AdaptiveLimiter(settings.max_concurrent_requests, settings.adaptive_concurrency)
+        self._exponential = wait_random_exponential(
+            multiplier=settings.backoff_base_seconds, max=settings.backoff_max_seconds
+        )
+
+    async def run(
+        self,
+        jobs: Sequence[Job],
+        call: Callable[[Job], Awaitable[Result]],
+        on_outcome: Callable[[int, Outcome[Result]], None],
+    ) -> list[Outcome[Result]]:
+        """Run every job; `on_outcome` sees each one as soon as it is final (to persist it)."""
+        progress = _Progress(len(jobs), self.settings)
+
+        async def run_indexed(index: int, job: Job) -> Outcome[Result]:
+            outcome = await self._run_one(job, call)
+            on_outcome(index, outcome)
+            progress.update(outcome)
+            return outcome
+
+        try:
+            return list(await asyncio.gather(*(run_indexed(i, j) for i, j in enumerate(jobs))))
+        finally:
+            progress.close()
+
+    async def _run_one(self, job: Job, call: Callable[[Job], Awaitable[Result]]) -> Outcome[Result]:
+        """One job with retries; never raises for provider failures."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_retries + 1),
+            retry=retry_if_exception_type(TransientError),
+            wait=self._wait,
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    result = await self._attempt(job, call)
+                return Outcome(result=result, error=None, attempts=attempts)
+        except (TransientError, PermanentError) as error:
+            return Outcome(result=None, error=self._describe(error), attempts=attempts)
+        except Exception as error:  # noqa: BLE001 - one broken answer must not abort the batch
+            logger.warning("unexpected failure: %s", self._describe(error))
+            return Outcome(result=None, error=self._describe(error), attempts=attempts)
+        raise AssertionError("tenacity ended without a result or an error")  # pragma: no cover
+
+    async def _attempt(self, job: Job, call: Callable[[Job], Awaitable[Result]]) -> Result:
+        """One try under a concurrency slot and the request timeout."""
+        epoch = await self.limiter.acquire()
+        try:
+            result = await asyncio.wait_for(call(job), self.settings.request_timeout_seconds)
+        except asyncio.TimeoutError as error:
+            raise TransientError(
+                f"no answer within {self.settings.request_timeout_seconds:g} s"
+            ) from error
+        except TransientError as error:
+            if error.throttled:
+                self.usage.throttled += 1
+                self.limiter.on_throttled(epoch)
+            raise
+        finally:
+            self.limiter.release()
+        self.limiter.on_success()
+        return result
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Honour Retry-After when the server gave one (plus jitter), else jittered exponential."""
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TransientError) and error.retry_after is not None:
+            hinted = min(error.retry_after, self.settings.max_retry_after_seconds)
+            return hinted * (1.0 + random.uniform(0.0, 0.1))
+        return self._exponential(state)
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        """Count the retry and say why it happens."""
+        self.usage.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        logger.debug("retrying after %s", self._describe(error))
+
+    def _describe(self, error: BaseException | None) -> str:
+        """One redacted line naming the error."""
+        return self.redact(f"{type(error).__name__}: {error}")
+
+
+class _Progress:
+    """A tqdm bar with done (rate, ETA built in), failed and token counts."""
+
+    def __init__(self, total: int, settings: EngineSettings) -> None:
+        self.failed = 0
+        self.tokens = 0
+        # disable=None hides the bar when stderr is not a terminal (CI logs, kedro runs piped to files).
+        self._bar = tqdm(
+            total=total,
+            desc=settings.progress_label,
+            unit="req",
+            disable=None if settings.show_progress else True,
+            dynamic_ncols=True,
+        )
+
+    def update(self, outcome: Outcome[Metered]) -> None:
+        """Count one finished job."""
+        if outcome.result is None:
+            self.failed += 1
+        else:
+            self.tokens += outcome.result.input_tokens + outcome.result.output_tokens
+        self._bar.set_postfix(failed=self.failed, tokens=self.tokens, refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        self._bar.close()

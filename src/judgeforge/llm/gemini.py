@@ -1,0 +1,160 @@
+"""Gemini through google-genai, with the SDK's own retries switched off in favour of the engine's."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import numpy as np
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from judgeforge.llm.backends import EmbeddingBatch, ResponseSink, run_chat_jobs, run_embedding_jobs
+from judgeforge.llm.engine import PermanentError, RequestEngine, TransientError
+from judgeforge.llm.openai_compatible import retry_after_seconds
+from judgeforge.llm.types import LLMRequest, LLMResponse
+
+GEMINI_EMBEDDING_BATCH_SIZE = 100
+_RETRY_DELAY = re.compile(r"^\s*([0-9.]+)s\s*$")
+_DETAIL_CHARS = 300
+
+
+def gemini_request(request: LLMRequest) -> tuple[list[types.Content], types.GenerateContentConfig]:
+    """Contents and config for one request: system turns become the system instruction."""
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    contents = [
+        types.Content(role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)])
+        for m in request.messages
+        if m.role != "system"
+    ]
+    config = types.GenerateContentConfig(
+        system_instruction=system or None,
+        temperature=request.temperature,
+        max_output_tokens=request.max_tokens,
+        seed=request.seed,
+        candidate_count=1,
+        response_mime_type="application/json" if request.json_schema is not None else None,
+        response_json_schema=dict(request.json_schema) if request.json_schema is not None else None,
+    )
+    return contents, config
+
+
+def parse_gemini_response(response: types.GenerateContentResponse) -> LLMResponse:
+    """Text, tokens and finish reason; a blocked prompt is a permanent error."""
+    candidates = response.candidates or []
+    if not candidates:
+        feedback = response.prompt_feedback
+        reason = feedback.block_reason if feedback and feedback.block_reason else "no candidates"
+        raise PermanentError(f"gemini returned no answer: {reason}")
+    candidate = candidates[0]
+    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+    text = "".join(part.text for part in parts if part.text and not part.thought)
+    usage = response.usage_metadata
+    finish = candidate.finish_reason
+    return LLMResponse(
+        text=text,
+        input_tokens=(usage.prompt_token_count or 0) if usage else 0,
+        # Thinking tokens are billed as output.
+        output_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
+        finish_reason=finish.value.lower() if finish is not None else None,
+    )
+
+
+def gemini_error(error: genai_errors.APIError) -> Exception:
+    """The retryable or permanent error an SDK APIError stands for."""
+    detail = f"HTTP {error.code} {error.status}: {str(error.message)[:_DETAIL_CHARS]}"
+    if error.code == 429 or error.code in (408, 409) or error.code >= 500:
+        return TransientError(detail, retry_after=_gemini_retry_after(error), throttled=error.code in (429, 503))
+    return PermanentError(detail)
+
+
+def _gemini_retry_after(error: genai_errors.APIError) -> float | None:
+    """The wait the server asked for: a Retry-After header, else google.rpc.RetryInfo's retryDelay."""
+    headers = getattr(error.response, "headers", None)
+    if headers is not None:
+        hinted = retry_after_seconds({k.lower(): v for k, v in headers.items()})
+        if hinted is not None:
+            return hinted
+    details = error.details.get("error", error.details) if isinstance(error.details, dict) else {}
+    for detail in details.get("details", []) if isinstance(details, dict) else []:
+        match = _RETRY_DELAY.match(str(detail.get("retryDelay", ""))) if isinstance(detail, dict) else None
+        if match:
+            return float(match.group(1))
+    return None
+
+
+def gemini_client(api_key: str, base_url: str | None, timeout_seconds: float) -> genai.Client:
+    """An SDK client that tries each call once: the engine does the retrying."""
+    options = types.HttpOptions(
+        base_url=base_url,
+        timeout=int(timeout_seconds * 1000),
+        retry_options=types.HttpRetryOptions(attempts=1),
+    )
+    return genai.Client(api_key=api_key, http_options=options)
+
+
+class GeminiChat:
+    """generate_content through the shared engine."""
+
+    provider = "gemini"
+
+    def __init__(self, model: str, api_key: str, engine: RequestEngine, base_url: str | None = None):
+        self.model = model
+        self.endpoint = base_url or "generativelanguage.googleapis.com"
+        self._api_key = api_key
+        self._base_url = base_url
+        self._engine = engine
+
+    async def complete(
+        self, requests: Sequence[LLMRequest], on_response: ResponseSink
+    ) -> list[LLMResponse]:
+        """Answer every request; failures come back as responses carrying their error."""
+        client = gemini_client(self._api_key, self._base_url, self._engine.settings.request_timeout_seconds)
+        async with client.aio as sdk:
+
+            async def send(request: LLMRequest) -> LLMResponse:
+                contents, config = gemini_request(request)
+                response = await _call(sdk.models.generate_content(model=self.model, contents=contents, config=config))
+                return parse_gemini_response(response)
+
+            return await run_chat_jobs(self._engine, requests, send, on_response)
+
+
+class GeminiEmbeddings:
+    """embed_content through the shared engine."""
+
+    provider = "gemini"
+
+    def __init__(self, model: str, api_key: str, engine: RequestEngine, base_url: str | None = None):
+        self.model = model
+        self.endpoint = base_url or "generativelanguage.googleapis.com"
+        self._api_key = api_key
+        self._base_url = base_url
+        self._engine = engine
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
+        """Vectors for `texts`, in batches the API accepts."""
+        client = gemini_client(self._api_key, self._base_url, self._engine.settings.request_timeout_seconds)
+        async with client.aio as sdk:
+
+            async def send(batch: Sequence[str]) -> EmbeddingBatch:
+                response = await _call(sdk.models.embed_content(model=self.model, contents=list(batch)))
+                vectors = [e.values or [] for e in response.embeddings or []]
+                if len(vectors) != len(batch):
+                    raise TransientError(f"gemini returned {len(vectors)} embeddings for {len(batch)} texts")
+                return EmbeddingBatch(vectors=np.asarray(vectors, dtype=np.float32))
+
+            return await run_embedding_jobs(self._engine, texts, GEMINI_EMBEDDING_BATCH_SIZE, send)
+
+
+async def _call(pending: Any) -> Any:
+    """Await an SDK call, translating its failures into the engine's two kinds."""
+    try:
+        return await pending
+    except genai_errors.APIError as error:
+        raise gemini_error(error) from error
+    except (aiohttp.ClientError, ConnectionError) as error:
+        raise TransientError(f"connection problem: {type(error).__name__}: {error}") from error

@@ -1,0 +1,81 @@
+"""Class probabilities from one forward pass: the logits of each class's first answer token."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from judgeforge.training.formatting import prompt_and_answer_token_ids, prompt_token_ids
+
+# Any prompt will do: chat templates and the plain-text suffix end the prompt the same way.
+REFERENCE_PROMPT = "Is this example positive?"
+
+
+class AnswerTokenError(ValueError):
+    """The classes' answers cannot be told apart by their first token."""
+
+
+def answer_token_ids(tokenizer: Any, answers: Sequence[str], chat: bool) -> list[int]:
+    """Return the first token the model emits for each answer; they must be distinct."""
+    prompt_ids = prompt_token_ids(tokenizer, REFERENCE_PROMPT, chat)
+    first_tokens = []
+    for answer in answers:
+        full_ids = prompt_and_answer_token_ids(tokenizer, REFERENCE_PROMPT, answer, chat)
+        if full_ids[: len(prompt_ids)] != prompt_ids or len(full_ids) <= len(prompt_ids):
+            raise AnswerTokenError(
+                f"answer {answer!r}: the tokenizer merges it with the end of the prompt, so it cannot be scored"
+            )
+        first_tokens.append(full_ids[len(prompt_ids)])
+    if len(set(first_tokens)) != len(first_tokens):
+        shared = sorted({a for a, t in zip(answers, first_tokens) if first_tokens.count(t) > 1})
+        raise AnswerTokenError(
+            f"answers {shared} start with the same token, so one forward pass cannot tell them apart "
+            "(use at most 10 classes, whose keys 0-9 are single tokens)"
+        )
+    return first_tokens
+
+
+@torch.inference_mode()
+def class_probabilities(
+    model: Any,
+    prompts_ids: Sequence[list[int]],
+    class_token_ids: Sequence[int],
+    pad_token_id: int,
+    max_length: int,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Return an (n_prompts, n_classes) array: softmax over the class tokens' logits at the answer position."""
+    model.eval()
+    device = next(model.parameters()).device
+    class_ids = torch.tensor(list(class_token_ids), device=device)
+    # Keep the end of an over-long prompt: the answer position must stay in view.
+    clipped = [ids[-max_length:] for ids in prompts_ids]
+    order = np.argsort([len(ids) for ids in clipped])  # similar lengths per batch, less padding
+    probabilities = np.zeros((len(clipped), len(class_ids)), dtype=np.float64)
+    for start in range(0, len(order), batch_size):
+        batch_index = order[start : start + batch_size]
+        input_ids, attention_mask = _left_padded([clipped[i] for i in batch_index], pad_token_id, device)
+        # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
+        position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
+        logits = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        class_logits = logits.index_select(dim=-1, index=class_ids).float()
+        probabilities[batch_index] = torch.softmax(class_logits, dim=-1).cpu().numpy()
+    return probabilities
+
+
+def _left_padded(sequences: list[list[int]], pad_token_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids.to(device), attention_mask.to(device)
