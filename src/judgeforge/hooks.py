@@ -27,7 +27,7 @@ class RunConfigHook:
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         """Validate the merged parameters (base + env + runtime) before the catalog exists."""
-        self._config = validate_run_config(context.config_loader["parameters"], source=f"parameters (env {context.env})")
+        self._config = validate_run_config(context.config_loader["parameters"], source=f"parameters (env {context.env or 'local'})")
         self._project_path = Path(context.project_path)
 
     @hook_impl

@@ -55,7 +55,7 @@ def validate_run_config(raw: Any, source: str = "config") -> RunConfig:
     problems += found
     if data_generation and training:
         problems += _training_vs_generation_problems(data_generation, training)
-    if training and not data_generation and not training.dataset.name.strip():
+    if training and raw.get("data_generation") is None and not training.dataset.name.strip():
         problems.append(
             Problem("training.dataset.name", training.dataset.name, "required when data_generation is not part of this config (use the path run_data_generation returned)")
         )

@@ -134,6 +134,10 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gemini-2.0-flash": ModelPrice(0.10, 0.40),
     "gemini-2.5-flash": ModelPrice(0.30, 2.50),
     "gemini-2.5-pro": ModelPrice(1.25, 10.00),
+    "gemini-embedding-001": ModelPrice(0.15, 0.0),
+    # The embedded models run on this machine.
+    "smollm2-135m-instruct": ModelPrice(0.0, 0.0),
+    "all-MiniLM-L6-v2": ModelPrice(0.0, 0.0),
 }
 
 

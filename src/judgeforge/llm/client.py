@@ -1,0 +1,151 @@
+"""The one interface callers use: `generate(requests)` and `embed(texts)` over any provider, cached."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+
+import numpy as np
+
+from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
+from judgeforge.llm.cache import ResponseCache, request_key
+from judgeforge.llm.secrets import Redactor
+from judgeforge.llm.types import LLMRequest, LLMResponse, ModelPrice, Usage
+
+
+class LLMClient:
+    """A chat model and an embedding model behind a response cache, with running usage totals."""
+
+    def __init__(
+        self,
+        chat: ChatBackend,
+        embeddings: EmbeddingBackend,
+        *,
+        cache: ResponseCache | None,
+        prices: Mapping[str, ModelPrice],
+        usage: Usage,
+        redact: Redactor,
+    ) -> None:
+        self.chat = chat
+        self.embeddings = embeddings
+        self.cache = cache
+        self.prices = prices
+        self.usage = usage
+        self._redact = redact
+
+    @property
+    def provider(self) -> str:
+        """Provider of the chat model."""
+        return self.chat.provider
+
+    @property
+    def model(self) -> str:
+        """Name of the chat model."""
+        return self.chat.model
+
+    def request_key(self, request: LLMRequest) -> str:
+        """Cache key of a request for this client's chat model."""
+        return request_key(self.chat.provider, self.chat.model, self.chat.endpoint, request.canonical())
+
+    async def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
+        """One response per request, in order; cached answers are reused and not re-sent.
+
+        Identical requests in one call are sent once. A request that still fails after all
+        retries comes back with `error` set; it is not cached, so a re-run tries it again.
+        """
+        started = time.perf_counter()
+        keys = [self.request_key(request) for request in requests]
+        cached = self.cache.get_responses(keys) if self.cache else {}
+        self.usage.cache_hits += sum(1 for key in keys if key in cached)
+        pending = first_occurrences(keys, skip=cached.keys())
+
+        def on_response(position: int, response: LLMResponse) -> None:
+            self._account(keys[pending[position]], self._scrub(response))
+
+        fresh = await self.chat.complete([requests[i] for i in pending], on_response)
+        by_key = {keys[i]: self._scrub(response) for i, response in zip(pending, fresh)}
+        self.usage.wall_time_s += time.perf_counter() - started
+        return [
+            LLMResponse.from_record(cached[key]) if key in cached else by_key[key] for key in keys
+        ]
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, row i for texts[i]; cached vectors are reused."""
+        started = time.perf_counter()
+        backend = self.embeddings
+        keys = [request_key(backend.provider, backend.model, backend.endpoint, text) for text in texts]
+        vectors = self.cache.get_embeddings(keys) if self.cache else {}
+        self.usage.cache_hits += sum(1 for key in keys if key in vectors)
+        missing = {key: text for key, text in zip(keys, texts) if key not in vectors}
+        if missing:
+            batch = await backend.embed(list(missing.values()))
+            fresh = dict(zip(missing, l2_normalise(batch.vectors)))
+            self._charge(backend.model, batch.input_tokens, 0)
+            if self.cache:
+                self.cache.put_embeddings(backend.provider, backend.model, fresh)
+            vectors.update(fresh)
+        self.usage.wall_time_s += time.perf_counter() - started
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([vectors[key] for key in keys]).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        """Release the cache database."""
+        if self.cache:
+            self.cache.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LLMClient(provider={self.provider!r}, model={self.model!r}, embeddings={self.embeddings.model!r})"
+
+    def _account(self, key: str, response: LLMResponse) -> None:
+        """Count a fresh response and, if it is an answer, cache it at once."""
+        self.usage.requests += 1
+        if not response.ok:
+            self.usage.failed += 1
+            return
+        self.usage.succeeded += 1
+        self._charge(self.chat.model, response.input_tokens, response.output_tokens)
+        if self.cache:
+            self.cache.put_response(key, self.chat.provider, self.chat.model, response.to_record())
+
+    def _scrub(self, response: LLMResponse) -> LLMResponse:
+        """The response with any secret an endpoint echoed back removed from its text."""
+        return replace(response, text=self._redact(response.text))
+
+    def _charge(self, model: str, input_tokens: int, output_tokens: int) -> None:
+        """Add tokens, and their cost when the model has a price."""
+        self.usage.input_tokens += input_tokens
+        self.usage.output_tokens += output_tokens
+        price = self.prices.get(model)
+        if price is None:
+            self.usage.priced = self.usage.priced and (input_tokens + output_tokens == 0)
+            return
+        self.usage.cost_usd += price.cost(input_tokens, output_tokens)
+
+
+def first_occurrences(keys: Sequence[str], skip: Collection[str]) -> list[int]:
+    """Index of the first occurrence of each key not in `skip`, in order."""
+    seen: set[str] = set()
+    positions: list[int] = []
+    for index, key in enumerate(keys):
+        if key not in skip and key not in seen:
+            seen.add(key)
+            positions.append(index)
+    return positions
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
