@@ -9,12 +9,16 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from judgeforge.config import RunConfig, validate_run_config
-from judgeforge.datasets import DatasetDictDataset, SeedDataset
+from judgeforge.config.data_generation import LOCAL_EMBEDDING_MODELS, DataGenerationConfig
+from judgeforge.datasets import DatasetDictDataset, LLMClientDataset, SeedDataset
 
 log = logging.getLogger(__name__)
 
-# Credentials entry read for object-store URLs (s3://, gs://) in config-driven paths.
+# Credentials entries: storage options for object-store URLs, and the LLM provider's key.
 OBJECT_STORE_CREDENTIALS = "object_store"
+LLM_CREDENTIALS = "llm"
+# Options of LLM client entries that the catalog (not the parameters) decides.
+CATALOG_CLIENT_OPTIONS = ("cache_path", "prices")
 
 
 class RunConfigHook:
@@ -31,12 +35,15 @@ class RunConfigHook:
         self._project_path = Path(context.project_path)
 
     @hook_impl
-    def after_catalog_created(self, catalog: Any, conf_creds: dict[str, Any]) -> None:
+    def after_catalog_created(self, catalog: Any, conf_catalog: dict[str, Any], conf_creds: dict[str, Any]) -> None:
         """Replace the config-driven catalog entries with datasets built from the run config."""
         if self._config is None:
             return
-        credentials = (conf_creds or {}).get(OBJECT_STORE_CREDENTIALS)
-        for name, dataset in config_bound_datasets(self._config, credentials, self._project_path).items():
+        credentials = conf_creds or {}
+        bound = config_bound_datasets(self._config, credentials.get(OBJECT_STORE_CREDENTIALS), self._project_path)
+        if self._config.data_generation is not None:
+            bound.update(llm_client_datasets(self._config.data_generation, conf_catalog or {}, credentials.get(LLM_CREDENTIALS), self._project_path))
+        for name, dataset in bound.items():
             catalog[name] = dataset
 
 
@@ -67,3 +74,46 @@ def config_bound_datasets(config: RunConfig, credentials: dict[str, Any] | None,
         path = f"{training.dataset.local_path.rstrip('/')}/{training.dataset.name}" if training.dataset.local_path else training.dataset.name
         bound["training_dataset"] = DatasetDictDataset(project_location(path, project_path), credentials=credentials)
     return bound
+
+
+def llm_client_datasets(
+    config: DataGenerationConfig, conf_catalog: dict[str, Any], credentials: dict[str, Any] | None, project_path: Path
+) -> dict[str, LLMClientDataset]:
+    """Return the generator and embedding client entries, built from the parameters."""
+    engine = config.generation.async_config
+    common = {
+        "max_concurrent_requests": engine.max_concurrent_requests,
+        "request_timeout_seconds": engine.request_timeout_seconds,
+        "max_retries": engine.max_retries,
+    }
+
+    def catalog_options(name: str) -> dict[str, Any]:
+        options = {key: (conf_catalog.get(name) or {}).get(key) for key in CATALOG_CLIENT_OPTIONS}
+        if options["cache_path"]:
+            options["cache_path"] = project_location(options["cache_path"], project_path)
+        return options
+
+    llm = config.llm
+    same_provider = config.generator_provider == llm.provider
+    local_embeddings = llm.embedding_model in LOCAL_EMBEDDING_MODELS
+    return {
+        "generator_llm": LLMClientDataset(
+            provider=config.generator_provider,
+            model=config.generator_model,
+            base_url=llm.base_url if same_provider else None,
+            api_version=llm.api_version if same_provider else None,
+            credentials=credentials,
+            **common,
+            **catalog_options("generator_llm"),
+        ),
+        "embedding_client": LLMClientDataset(
+            provider="local" if local_embeddings else llm.provider,
+            model=None if local_embeddings else llm.model,
+            embedding_model=llm.embedding_model,
+            base_url=None if local_embeddings else llm.base_url,
+            api_version=None if local_embeddings else llm.api_version,
+            credentials=None if local_embeddings else credentials,
+            **common,
+            **catalog_options("embedding_client"),
+        ),
+    }

@@ -75,9 +75,11 @@ def run_config(
 
     project = Path(project_path) if project_path else find_project_root()
     bootstrap_project(project)
-    with _conf_with_parameters(project / settings.CONF_SOURCE, config) as conf:
-        with KedroSession.create(project_path=project, env=env, conf_source=str(conf)) as session:
-            return session.run(pipeline_names=pipeline_names)
+    with (
+        _conf_with_parameters(project / settings.CONF_SOURCE, config) as conf,
+        KedroSession.create(project_path=project, env=env, conf_source=str(conf)) as session,
+    ):
+        return session.run(pipeline_names=pipeline_names)
 
 
 @contextmanager

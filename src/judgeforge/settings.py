@@ -1,6 +1,7 @@
 """Project settings: the OmegaConfigLoader and the hook that binds the run config to the catalog."""
 
 import os
+import warnings
 
 from kedro.config import OmegaConfigLoader
 
@@ -8,6 +9,8 @@ from judgeforge.hooks import RunConfigHook
 
 # Kedro sends telemetry unless told not to; judgeforge runs offline by default.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+# Kedro 1.7 itself calls OmegaConf's deprecated register_new_resolver on every run.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
 HOOKS = (RunConfigHook(),)
 
@@ -15,6 +18,9 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # Parameters nest under data_generation / training, so an environment that overrides one
+    # field must deep-merge into base instead of replacing the whole section.
+    "merge_strategy": {"parameters": "soft"},
     "config_patterns": {
         "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
         "catalog": ["catalog*", "catalog*/**", "**/catalog*"],

@@ -219,6 +219,14 @@ class GenerationConfig(StrictModel):
     # judgeforge addition: calls allowed per requested example before a class quota is given up.
     max_attempts_per_example: float = Field(default=3.0, ge=1)
 
+    @field_validator("label_distribution", mode="before")
+    @classmethod
+    def _label_keys_as_text(cls, value: object) -> object:
+        # YAML reads `{1: 0.6, 0: 0.4}` with integer keys; labels are compared as text
+        if isinstance(value, dict):
+            return {k if isinstance(k, str) else label_key(k): share for k, share in value.items()}
+        return value
+
     def rule_problems(self, path: str) -> list[Problem]:
         """Return every broken generation rule that needs no other section."""
         problems = []
@@ -234,7 +242,8 @@ class GenerationConfig(StrictModel):
                 problems.append(Problem(join_path(distribution_path, key), share, "shares cannot be negative"))
         if self.label_distribution:
             total = sum(self.label_distribution.values())
-            if abs(total - 1.0) > LABEL_DISTRIBUTION_TOLERANCE:
+            # the epsilon keeps sums exactly at the tolerance (0.5 + 0.49) from failing on float rounding
+            if abs(total - 1.0) > LABEL_DISTRIBUTION_TOLERANCE + 1e-9:
                 problems.append(
                     Problem(distribution_path, self.label_distribution, f"shares must sum to 1 (±{LABEL_DISTRIBUTION_TOLERANCE}); they sum to {total:g}")
                 )
@@ -353,50 +362,77 @@ class DataGenerationConfig(StrictModel):
 
 
 def cross_section_problems(sections: dict[str, BaseModel], path: str) -> list[Problem]:
-    """Return the rules that tie two data_generation sections together."""
-    problems: list[Problem] = []
-    metric: MetricConfig | None = sections.get("metric")
-    source: SourceDataConfig | None = sections.get("source_data")
-    generation: GenerationConfig | None = sections.get("generation")
-    labelling: LabellingConfig | None = sections.get("labelling")
+    """Return the rules that tie two data_generation sections together.
 
-    if metric and source:
-        problems.extend(_feature_count_problems(metric.input_format, source.dataset.columns.features, join_path(path, "source_data", "dataset", "columns", "features")))
-    if metric and generation and metric.input_format == "rag" and generation.context_examples != 1:
-        problems.append(
-            Problem(join_path(path, "generation", "context_examples"), generation.context_examples, "must be 1 when metric.input_format is rag")
+    Each rule runs on its own: one that reads a field which failed validation (and is
+    therefore absent from the partial model) is skipped without hiding the others.
+    """
+    metric = sections.get("metric")
+    source = sections.get("source_data")
+    generation = sections.get("generation")
+    labelling = sections.get("labelling")
+    rules = [
+        lambda: _feature_count_problems(metric.input_format, source.dataset.columns.features, join_path(path, "source_data", "dataset", "columns", "features")),
+        lambda: _rag_context_problems(metric, generation, path),
+        lambda: _label_distribution_key_problems(metric, generation, path),
+        lambda: _label_column_problems(source, labelling, path),
+        lambda: _label_only_problems(source, labelling, path),
+        lambda: _labelling_prompt_problems(metric, labelling, path),
+    ]
+    problems: list[Problem] = []
+    for rule in rules:
+        try:
+            problems += rule()
+        except AttributeError:
+            continue
+    return problems
+
+
+def _rag_context_problems(metric: MetricConfig, generation: GenerationConfig, path: str) -> list[Problem]:
+    if metric.input_format == "rag" and generation.context_examples != 1:
+        return [Problem(join_path(path, "generation", "context_examples"), generation.context_examples, "must be 1 when metric.input_format is rag")]
+    return []
+
+
+def _label_distribution_key_problems(metric: MetricConfig, generation: GenerationConfig, path: str) -> list[Problem]:
+    if not (metric.class_labels and generation.label_distribution):
+        return []
+    keys = set(metric.label_keys())
+    names = {c.name for c in metric.class_labels}
+    return [
+        Problem(
+            join_path(path, "generation", "label_distribution", key),
+            key,
+            f"keys must be class labels ({', '.join(metric.label_keys())}) or class names",
         )
-    if metric and generation and metric.class_labels and generation.label_distribution:
-        keys = set(metric.label_keys())
-        names = {c.name: label_key(c.label) for c in metric.class_labels}
-        for key in generation.label_distribution:
-            if label_key(key) not in keys and key not in names:
-                problems.append(
-                    Problem(
-                        join_path(path, "generation", "label_distribution", key),
-                        key,
-                        f"keys must be class labels ({', '.join(metric.label_keys())}) or class names",
-                    )
-                )
-    if labelling and source:
-        label_only = labelling.label_only_mode
-        if not label_only and not source.dataset.columns.label:
-            problems.append(
-                Problem(join_path(path, "source_data", "dataset", "columns", "label"), source.dataset.columns.label, "required unless labelling.label_only_mode is true")
-            )
-        if label_only and not source.dataset.csv.train_file_path.strip():
-            problems.append(
-                Problem(join_path(path, "source_data", "dataset", "csv", "train_file_path"), source.dataset.csv.train_file_path, "required when labelling.label_only_mode is true")
-            )
-    if labelling and labelling.label_only_mode and not labelling.enabled:
+        for key in generation.label_distribution
+        if label_key(key) not in keys and key not in names
+    ]
+
+
+def _label_column_problems(source: SourceDataConfig, labelling: LabellingConfig, path: str) -> list[Problem]:
+    if labelling.label_only_mode or source.dataset.columns.label:
+        return []
+    return [
+        Problem(join_path(path, "source_data", "dataset", "columns", "label"), source.dataset.columns.label, "required unless labelling.label_only_mode is true")
+    ]
+
+
+def _label_only_problems(source: SourceDataConfig, labelling: LabellingConfig, path: str) -> list[Problem]:
+    problems = []
+    if labelling.label_only_mode and not labelling.enabled:
+        problems.append(Problem(join_path(path, "labelling", "enabled"), labelling.enabled, "must be true when label_only_mode is true"))
+    if labelling.label_only_mode and not source.dataset.csv.train_file_path.strip():
         problems.append(
-            Problem(join_path(path, "labelling", "enabled"), labelling.enabled, "must be true when label_only_mode is true")
-        )
-    if labelling and metric and labelling.enabled and not metric.has_source_prompt:
-        problems.append(
-            Problem(join_path(path, "metric", "llmaj_source_prompt"), metric.llmaj_source_prompt, "required when labelling.enabled is true")
+            Problem(join_path(path, "source_data", "dataset", "csv", "train_file_path"), source.dataset.csv.train_file_path, "required when labelling.label_only_mode is true")
         )
     return problems
+
+
+def _labelling_prompt_problems(metric: MetricConfig, labelling: LabellingConfig, path: str) -> list[Problem]:
+    if labelling.enabled and not metric.has_source_prompt:
+        return [Problem(join_path(path, "metric", "llmaj_source_prompt"), metric.llmaj_source_prompt, "required when labelling.enabled is true")]
+    return []
 
 
 def _feature_count_problems(input_format: str, features: list[str], path: str) -> list[Problem]:

@@ -12,11 +12,15 @@ from pydantic import BaseModel, Field, ValidationError
 from judgeforge.config.data_generation import (
     DataGenerationConfig,
     StrictModel,
-    cross_section_problems,
 )
 from judgeforge.config.labels import label_key
-from judgeforge.config.problems import ConfigError, Problem, join_path, problems_from_validation_error
-from judgeforge.config.training import TrainingConfig, missing_template_columns, template_placeholders
+from judgeforge.config.problems import (
+    ConfigError,
+    Problem,
+    join_path,
+    problems_from_validation_error,
+)
+from judgeforge.config.training import TrainingConfig, missing_template_columns
 
 RunStep = Literal["data_generation", "training"]
 PIPELINE_PROVIDERS = ("local",)
@@ -24,44 +28,55 @@ TOP_LEVEL_KEYS = ("run_steps", "pipeline_provider", "metric_name")
 TRAINING_TYPE_FOR = {"binary": "boolean", "multi-class": "multi_class"}
 
 
-class RunConfig(BaseModel):
+class RunHeader(StrictModel):
     run_steps: list[RunStep] = Field(default_factory=lambda: ["data_generation", "training"])
     pipeline_provider: str = "local"
     metric_name: str = "custom"
+
+    def rule_problems(self, path: str) -> list[Problem]:
+        """Return every broken top-level rule."""
+        return _header_problems(self)
+
+
+class RunConfig(RunHeader):
     data_generation: DataGenerationConfig | None = None
     training: TrainingConfig | None = None
+
+
+SECTIONS: dict[str, type[StrictModel]] = {"data_generation": DataGenerationConfig, "training": TrainingConfig}
 
 
 def validate_run_config(raw: Any, source: str = "config") -> RunConfig:
     """Return the validated run config, or raise ConfigError listing every problem."""
     if not isinstance(raw, Mapping):
         raise ConfigError([Problem("(top level)", raw, "a run config must be a mapping")], source)
-    problems: list[Problem] = []
-    unknown = sorted(set(raw) - set(RunConfig.model_fields))
-    problems += [Problem(key, raw[key], "unknown top-level key (expected run_steps, pipeline_provider, metric_name, data_generation, training)") for key in unknown]
-    top = {key: raw[key] for key in TOP_LEVEL_KEYS if key in raw}
-    try:
-        header = RunConfig.model_validate(top)
-    except ValidationError as error:
-        problems += problems_from_validation_error(error, "")
-        header = None
-    if header is not None:
-        problems += _header_problems(header)
-    steps = header.run_steps if header is not None else []
-
-    data_generation, found = _parse_section(DataGenerationConfig, raw.get("data_generation"), "data_generation", required="data_generation" in steps)
+    problems = [
+        Problem(key, raw[key], "unknown top-level key (expected run_steps, pipeline_provider, metric_name, data_generation, training)")
+        for key in sorted(set(raw) - set(RunConfig.model_fields))
+    ]
+    header, found, failed = _parse_partial(RunHeader, {key: raw[key] for key in TOP_LEVEL_KEYS if key in raw}, "")
     problems += found
-    training, found = _parse_section(TrainingConfig, raw.get("training"), "training", required="training" in steps)
-    problems += found
-    if data_generation and training:
-        problems += _training_vs_generation_problems(data_generation, training)
-    if training and raw.get("data_generation") is None and not training.dataset.name.strip():
+    steps = getattr(header, "run_steps", [])
+    sections: dict[str, Any] = {}
+    for name, model_cls in SECTIONS.items():
+        if raw.get(name) is None:
+            if name in steps:
+                problems.append(Problem(name, None, "required by run_steps"))
+            continue
+        sections[name], found, failed_here = _parse_partial(model_cls, raw[name], name)
+        problems += found
+        failed |= failed_here
+    if "data_generation" in sections and "training" in sections:
+        found = _rules_or_nothing(lambda: _training_vs_generation_problems(sections["data_generation"], sections["training"]))
+        problems += _outside(found, failed)
+    training = sections.get("training")
+    if training is not None and "data_generation" not in sections and not getattr(getattr(training, "dataset", None), "name", "x").strip():
         problems.append(
             Problem("training.dataset.name", training.dataset.name, "required when data_generation is not part of this config (use the path run_data_generation returned)")
         )
     if problems:
         raise ConfigError(problems, source)
-    config = header.model_copy(update={"data_generation": data_generation, "training": training})
+    config = RunConfig.model_validate({key: raw[key] for key in RunConfig.model_fields if key in raw})
     return fill_training_dataset(config)
 
 
@@ -94,56 +109,53 @@ def load_run_config(path: str | Path) -> RunConfig:
     return validate_run_config(raw or {}, source=str(path))
 
 
-def _header_problems(header: RunConfig) -> list[Problem]:
+def _header_problems(header: RunHeader) -> list[Problem]:
+    # getattr: a key that failed its type check is absent here and already reported
     problems = []
-    if not header.run_steps:
-        problems.append(Problem("run_steps", header.run_steps, f"must name at least one of {', '.join(get_args(RunStep))}"))
-    if len(set(header.run_steps)) != len(header.run_steps):
-        problems.append(Problem("run_steps", header.run_steps, "steps must not repeat"))
-    if header.pipeline_provider not in PIPELINE_PROVIDERS:
+    steps = getattr(header, "run_steps", None)
+    if steps is not None and not steps:
+        problems.append(Problem("run_steps", steps, f"must name at least one of {', '.join(get_args(RunStep))}"))
+    if steps and len(set(steps)) != len(steps):
+        problems.append(Problem("run_steps", steps, "steps must not repeat"))
+    provider = getattr(header, "pipeline_provider", None)
+    if provider is not None and provider not in PIPELINE_PROVIDERS:
         problems.append(
-            Problem("pipeline_provider", header.pipeline_provider, f"must be one of {', '.join(PIPELINE_PROVIDERS)} (the Kedro runner on this machine)")
+            Problem("pipeline_provider", provider, f"must be one of {', '.join(PIPELINE_PROVIDERS)} (the Kedro runner on this machine)")
         )
-    if not header.metric_name.strip():
-        problems.append(Problem("metric_name", header.metric_name, "must not be empty"))
+    metric_name = getattr(header, "metric_name", None)
+    if metric_name is not None and not metric_name.strip():
+        problems.append(Problem("metric_name", metric_name, "must not be empty"))
     return problems
 
 
-def _parse_section(model_cls: type[StrictModel], raw: Any, path: str, required: bool) -> tuple[Any, list[Problem]]:
-    """Return the validated section (None when absent or broken) and every problem in it."""
-    if raw is None:
-        return None, ([Problem(path, raw, "required by run_steps")] if required else [])
-    partial, problems = _parse_partial(model_cls, raw, path)
-    if problems:
-        return None, problems
-    return model_cls.model_validate(raw), []
-
-
-def _parse_partial(model_cls: type[StrictModel], raw: Any, path: str) -> tuple[Any, list[Problem]]:
+def _parse_partial(model_cls: type[StrictModel], raw: Any, path: str) -> tuple[Any, list[Problem], set[str]]:
     """Validate field by field, so one broken part does not hide the rules of the others.
 
-    Returns a model built from the valid fields only (defaults elsewhere) and all problems,
-    including the model's own rules evaluated on that partial model.
+    Returns a model holding only the valid fields (reading a broken one raises AttributeError,
+    which skips the rules that need it), every problem, and the paths of the broken fields.
     """
     if not isinstance(raw, Mapping):
-        return None, [Problem(path, raw, "must be a mapping")]
+        return None, [Problem(path, raw, "must be a mapping")], {path}
     fields = model_cls.model_fields
     problems = [
         Problem(join_path(path, key), raw[key], f"unknown field (expected one of {', '.join(fields)})")
         for key in raw
         if key not in fields
     ]
+    failed: set[str] = set()
     parsed: dict[str, Any] = {}
     for name, field in fields.items():
+        field_path = join_path(path, name)
         if name not in raw:
             if field.is_required():
-                problems.append(Problem(join_path(path, name), "(missing)", "required field is missing"))
+                problems.append(Problem(field_path, "(missing)", "required field is missing"))
+                failed.add(field_path)
             continue
         nested = _strict_model_in(field.annotation)
         if nested is not None and isinstance(raw[name], Mapping):
-            value, found = _parse_partial(nested, raw[name], join_path(path, name))
+            parsed[name], found, failed_below = _parse_partial(nested, raw[name], field_path)
             problems += found
-            parsed[name] = value
+            failed |= failed_below
             continue
         try:
             parsed[name] = model_cls.__pydantic_validator__.validate_assignment(
@@ -151,11 +163,28 @@ def _parse_partial(model_cls: type[StrictModel], raw: Any, path: str) -> tuple[A
             ).__dict__[name]
         except ValidationError as error:
             problems += problems_from_validation_error(error, path)
+            failed.add(field_path)
             continue
-        problems += collect_rule_problems(parsed[name], join_path(path, name))
+        problems += collect_rule_problems(parsed[name], field_path)
     partial = model_cls.model_construct(**parsed)
-    problems += _own_rule_problems(partial, path)
-    return partial, problems
+    for name in fields:
+        if join_path(path, name) in failed or (name not in raw and fields[name].is_required()):
+            partial.__dict__.pop(name, None)
+    problems += _outside(_rules_or_nothing(lambda: partial.rule_problems(path)) if hasattr(partial, "rule_problems") else [], failed)
+    return partial, problems, failed
+
+
+def _outside(problems: list[Problem], failed: set[str]) -> list[Problem]:
+    """Return the problems that are not about a field already reported as broken."""
+    return [p for p in problems if not any(p.path == f or p.path.startswith((f"{f}.", f"{f}[")) for f in failed)]
+
+
+def _rules_or_nothing(rules: Any) -> list[Problem]:
+    try:
+        return rules()
+    except (AttributeError, TypeError, KeyError):
+        # a field this rule reads failed validation and is already reported
+        return []
 
 
 def _strict_model_in(annotation: Any) -> type[StrictModel] | None:
@@ -164,17 +193,6 @@ def _strict_model_in(annotation: Any) -> type[StrictModel] | None:
         if isinstance(candidate, type) and issubclass(candidate, StrictModel):
             return candidate
     return None
-
-
-def _own_rule_problems(model: BaseModel, path: str) -> list[Problem]:
-    rules = getattr(model, "rule_problems", None)
-    if rules is None:
-        return []
-    try:
-        return rules(path)
-    except (AttributeError, TypeError):
-        # a field this rule reads failed validation and is already reported
-        return []
 
 
 def collect_rule_problems(value: Any, path: str) -> list[Problem]:
@@ -186,7 +204,8 @@ def collect_rule_problems(value: Any, path: str) -> list[Problem]:
     problems = []
     for name in type(value).model_fields:
         problems += collect_rule_problems(getattr(value, name), join_path(path, name))
-    return problems + _own_rule_problems(value, path)
+    own_rules = getattr(value, "rule_problems", None)
+    return problems + (_rules_or_nothing(lambda: own_rules(path)) if own_rules else [])
 
 
 def _training_vs_generation_problems(generation: DataGenerationConfig, training: TrainingConfig) -> list[Problem]:
@@ -204,8 +223,11 @@ def _training_vs_generation_problems(generation: DataGenerationConfig, training:
                 Problem("training.metric.classes", training.metric.classes, f"must list the class label values of data_generation.metric.class_labels ({', '.join(label_keys)})")
             )
     columns = generation.source_data.dataset.columns.features
-    missing = missing_template_columns(training.prompt_template, columns)
-    if missing and template_placeholders(training.prompt_template):
+    try:
+        missing = missing_template_columns(training.prompt_template, columns)
+    except ValueError:
+        missing = []  # an unparseable template is reported by the training section's own rule
+    if missing:
         problems.append(
             Problem("training.prompt_template", training.prompt_template, f"placeholders {{{'}, {'.join(missing)}}} name no dataset column (columns: {', '.join(columns)})")
         )

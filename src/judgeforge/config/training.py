@@ -7,7 +7,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from judgeforge.config.data_generation import LUNA_BUCKET_DEFAULT, StrictModel, object_store_problems
+from judgeforge.config.data_generation import (
+    LUNA_BUCKET_DEFAULT,
+    StrictModel,
+    object_store_problems,
+)
 from judgeforge.config.problems import Problem, join_path
 
 # learning_rate = learning_rate_multiplier × this; 2e-4 is the usual LoRA rate for small causal LMs.

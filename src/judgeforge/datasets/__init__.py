@@ -1,6 +1,7 @@
-"""Kedro datasets of judgeforge: seed data from any source, Hugging Face DatasetDicts."""
+"""Kedro datasets of judgeforge: seed data, Hugging Face DatasetDicts, LLM clients."""
 
 from judgeforge.datasets.dataset_dict import DatasetDictDataset
+from judgeforge.datasets.llm_client import LLMClientDataset
 from judgeforge.datasets.seed_data import SeedDataset
 
-__all__ = ["DatasetDictDataset", "SeedDataset"]
+__all__ = ["DatasetDictDataset", "LLMClientDataset", "SeedDataset"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -60,19 +61,37 @@ def read_table_file(path: str, storage_options: dict[str, Any]) -> pd.DataFrame:
             raw = handle.read()
     except FileNotFoundError:
         raise DatasetError(f"seed file {path}: not found (check source_data.dataset.csv.file_path)") from None
-    except Exception as error:  # fsspec/pyarrow raise many types; the message is what matters
+    except Exception as error:  # noqa: BLE001 -- fsspec/pyarrow raise many types; the message is what matters
         raise DatasetError(f"seed file {path}: cannot be read ({type(error).__name__}: {error})") from None
     if not raw.strip():
         raise DatasetError(f"seed file {path}: the file is empty")
-    # surrogateescape keeps undecodable bytes visible per row instead of failing the whole file
-    text = raw.decode("utf-8", errors="surrogateescape")
     try:
         if kind == "jsonl":
-            return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+            return _read_jsonl(raw)
         separator = "\t" if path.lower().endswith(".tsv") else ","
-        return pd.read_csv(io.StringIO(text), sep=separator, dtype=object, keep_default_na=False, na_values=[""])
+        # surrogateescape keeps undecodable bytes visible per row instead of failing the whole file
+        return pd.read_csv(
+            io.BytesIO(raw), sep=separator, dtype=object, keep_default_na=False, na_values=[""],
+            encoding="utf-8", encoding_errors="surrogateescape",
+        )
     except ValueError as error:
         raise DatasetError(f"seed file {path}: not valid {kind.upper()} ({error})") from None
+
+
+def _read_jsonl(raw: bytes) -> pd.DataFrame:
+    lines = raw.decode("utf-8", errors="surrogateescape").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"line {number}: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number}: each line must be a JSON object")  # noqa: TRY004 -- reported as bad data
+        records.append(record)
+    return pd.DataFrame(records, dtype=object)
 
 
 def read_huggingface(name: str, split: str, revision: str, storage_options: dict[str, Any]) -> pd.DataFrame:
@@ -96,6 +115,6 @@ def read_huggingface(name: str, split: str, revision: str, storage_options: dict
         raise
     except FileNotFoundError as error:
         raise DatasetError(f"seed dataset {name}: not found ({error})") from None
-    except Exception as error:  # the Hub client raises many types (offline, auth, missing split)
+    except Exception as error:  # noqa: BLE001 -- the Hub client raises many types (offline, auth, missing split)
         raise DatasetError(f"seed dataset {name} (split {split}): cannot be loaded ({type(error).__name__}: {error})") from None
     return loaded.to_pandas()

@@ -49,8 +49,10 @@ def validate_seed_rows(raw: pd.DataFrame, columns: DatasetColumns, metric: Metri
         details[fresh] = detail[fresh] if isinstance(detail, pd.Series) else detail
 
     for column in [*columns.features, *([label] if label else [])]:
-        undecodable = table[column].map(lambda v: isinstance(v, str) and _SURROGATE.search(v) is not None)
-        mark(undecodable.astype(bool), NON_UTF8, f"column {column} has bytes that are not UTF-8")
+        undecodable = table[column].map(lambda v: isinstance(v, str) and _SURROGATE.search(v) is not None).astype(bool)
+        mark(undecodable, NON_UTF8, f"column {column} has bytes that are not UTF-8")
+        # pyarrow-backed string columns cannot hold surrogates: show the bytes as \x.. escapes
+        table[column] = pd.Series([_printable(v) if bad else v for v, bad in zip(table[column], undecodable)], index=table.index, dtype=object)
     for column in columns.features:
         blank = table[column].map(lambda v: not isinstance(v, str) or not v.strip())
         mark(blank, EMPTY_TEXT, f"column {column} is empty or null")
@@ -152,14 +154,14 @@ def build_ingestion_report(
     rejected = rejects[REJECT_REASON].value_counts()
     classes = sorted(set(enhancement[label]) | set(holdout[label])) if label else []
     return {
-        "rows_in": int(len(raw)),
+        "rows_in": len(raw),
         "rows_clean": int(len(enhancement) + len(holdout)),
-        "rows_rejected": int(len(rejects)),
+        "rows_rejected": len(rejects),
         "rejected_by_reason": {reason: int(rejected.get(reason, 0)) for reason in REJECT_REASONS},
         "per_class": {
             str(c): {"enhancement": int((enhancement[label] == c).sum()), "holdout": int((holdout[label] == c).sum())}
             for c in classes
         },
-        "enhancement_rows": int(len(enhancement)),
-        "holdout_rows": int(len(holdout)),
+        "enhancement_rows": len(enhancement),
+        "holdout_rows": len(holdout),
     }

@@ -2,7 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from judgeforge.pipelines.ingestion.nodes import build_ingestion_report, split_seed_rows, validate_seed_rows
+from judgeforge.pipelines.ingestion.nodes import (
+    build_ingestion_report,
+    split_seed_rows,
+    validate_seed_rows,
+)
 
 COLUMNS = "params:data_generation.source_data.dataset.columns"
 

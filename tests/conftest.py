@@ -1,0 +1,32 @@
+"""Shared test set-up: offline, no telemetry, and a disposable copy of the Kedro project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# What a fresh clone holds: sources, conf, examples and the raw demo data; never outputs.
+_NOT_COPIED = shutil.ignore_patterns(
+    ".venv", ".git", "build", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache", "credentials.yml"
+)
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """Return a fresh copy of the project (no generated data) in a temporary folder."""
+    target = tmp_path / "project"
+    target.mkdir()
+    for name in ("pyproject.toml", ".telemetry", "README.md"):
+        shutil.copy2(PROJECT_ROOT / name, target / name)
+    for folder in ("src", "conf", "examples"):
+        shutil.copytree(PROJECT_ROOT / folder, target / folder, ignore=_NOT_COPIED)
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", target / "data" / "01_raw")
+    return target
