@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +45,31 @@ class RunConfigHook:
         bound = config_bound_datasets(self._config, credentials.get(OBJECT_STORE_CREDENTIALS), self._project_path)
         if self._config.data_generation is not None:
             bound.update(llm_client_datasets(self._config.data_generation, conf_catalog or {}, credentials.get(LLM_CREDENTIALS), self._project_path))
-        for name, dataset in bound.items():
-            catalog[name] = dataset
+        with _expected_replacements(bound):
+            for name, dataset in bound.items():
+                catalog[name] = dataset
+
+
+class _SkipReplacementWarnings(logging.Filter):
+    """Drops Kedro's "Replacing dataset" warning for the entries this hook binds on purpose."""
+
+    def __init__(self, names: set[str]):
+        super().__init__()
+        self.names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "Replacing dataset '%s'" and record.args and record.args[0] in self.names)
+
+
+@contextmanager
+def _expected_replacements(names: dict[str, Any]) -> Iterator[None]:
+    catalog_logger = logging.getLogger("kedro.io.data_catalog")
+    quiet = _SkipReplacementWarnings(set(names))
+    catalog_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        catalog_logger.removeFilter(quiet)
 
 
 def project_location(path: str, project_path: Path) -> str:
