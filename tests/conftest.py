@@ -30,3 +30,6 @@ def project_copy(tmp_path: Path) -> Path:
         shutil.copytree(PROJECT_ROOT / folder, target / folder, ignore=_NOT_COPIED)
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", target / "data" / "01_raw")
     return target
+
+
+from tests.support.openai_server import openai_server  # noqa: F401 -- a fixture for every test module

@@ -22,7 +22,9 @@ class JudgeModelDataset(AbstractDataset[Judge, Judge]):
 
     def _load(self) -> Judge:
         if not self._exists():
-            raise DatasetError(f"judge model {self._path}: not found (run the training pipeline first, or fix the path)")
+            raise DatasetError(
+                f"judge model {self._path}: not found (run the training pipeline first, or fix the path)"
+            )
         return Judge.load(self._path)
 
     def _save(self, data: Judge) -> None:

@@ -1,0 +1,246 @@
+"""The generation loop: ask for what each class still lacks, validate, repeat within a budget."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from judgeforge.config.data_generation import ClassLabel, GenerationConfig, LLMConfig, MetricConfig
+from judgeforge.config.labels import label_key
+from judgeforge.llm import LLMRequest, LLMResponse
+from judgeforge.pipelines.ingestion.nodes import normalise_text
+from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
+from judgeforge.pipelines.synthesis.prompts import (
+    ExampleShape,
+    generation_messages,
+    generation_request,
+)
+
+# Reject reasons of synthetic examples.
+REQUEST_FAILED = "request_failed"
+INVALID_OUTPUT = "invalid_output"
+EMPTY_FIELD = "empty_field"
+TRUNCATED = "truncated"
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+WRONG_LABEL = "wrong_label"
+DUPLICATE = "duplicate"
+HOLDOUT_LEAK = "holdout_leak"
+COPIES_SEED = "copies_seed_example"
+SYNTHETIC_REJECT_REASONS = (
+    REQUEST_FAILED, INVALID_OUTPUT, EMPTY_FIELD, TRUNCATED, TOO_SHORT, TOO_LONG, WRONG_LABEL, DUPLICATE, HOLDOUT_LEAK, COPIES_SEED,
+)
+MIN_FIELD_CHARS = 3
+# A generated field may be this many times longer than the longest real one (and ≥ the floor).
+MAX_LENGTH_FACTOR = 3
+MAX_LENGTH_FLOOR = 200
+CHARS_PER_TOKEN = 3.5
+
+
+@dataclass(frozen=True)
+class Call:
+    """One generation request and what it was for."""
+
+    call_id: str
+    target: ClassLabel
+    request: LLMRequest
+
+
+@dataclass
+class GenerationResult:
+    """Accepted examples, rejects, and the counts a report needs."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    calls_per_class: dict[str, int] = field(default_factory=dict)
+    surplus: int = 0
+    rounds: int = 0
+    debug_records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def stable_seed(*parts: Any) -> int:
+    """Return a 31-bit seed from parts, identical across processes (unlike `hash`)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def fingerprint(example: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """Return the normalised text of an example's fields, for duplicate detection."""
+    return "\x1f".join(normalise_text(str(example[f])) for f in fields)
+
+
+def call_budget(quota: int, examples_per_call: int, attempts_per_example: float) -> int:
+    """Return the most calls a class may use to reach its quota."""
+    return math.ceil(math.ceil(quota / examples_per_call) * attempts_per_example)
+
+
+def max_answer_tokens(seed_rows: pd.DataFrame, shape: ExampleShape, examples_per_call: int, ceiling: int) -> int:
+    """Return an answer token limit that fits `examples_per_call` examples as long as the longest seed."""
+    longest = max((seed_rows[f].astype(str).str.len().max() for f in shape.fields), default=200) if len(seed_rows) else 200
+    per_example = len(shape.fields) * (longest / CHARS_PER_TOKEN * 1.5 + 12)
+    return int(max(32, min(ceiling, per_example * examples_per_call + 24)))
+
+
+def length_limits(seed_rows: pd.DataFrame, shape: ExampleShape) -> dict[str, int]:
+    """Return the longest accepted length of each field."""
+    return {
+        f: max(MAX_LENGTH_FLOOR, MAX_LENGTH_FACTOR * int(seed_rows[f].astype(str).str.len().max())) if len(seed_rows) else 10_000
+        for f in shape.fields
+    }
+
+
+class ExampleGenerator:
+    """Drives rounds of generation calls until every class quota is met or its budget is spent."""
+
+    def __init__(
+        self,
+        client: Any,
+        metric: MetricConfig,
+        llm: LLMConfig,
+        generation: GenerationConfig,
+        shape: ExampleShape,
+        context_pool: pd.DataFrame,
+        holdout: pd.DataFrame,
+        label_column: str,
+        seed: int,
+    ):
+        self.client = client
+        self.label_column = label_column
+        self.metric = metric
+        self.generation = generation
+        self.shape = shape
+        self.seed = seed
+        self.context_pool = context_pool
+        self.class_names = {label_key(c.label): c.name for c in metric.class_labels or []}
+        self.temperature = llm.temperature
+        self.structured = getattr(client, "provider", "local") != "local"
+        reference = pd.concat([context_pool, holdout], ignore_index=True)
+        self.max_tokens = max_answer_tokens(reference, shape, generation.examples_per_call, llm.max_output_tokens)
+        self.limits = length_limits(reference, shape)
+        self.holdout_prints = {fingerprint(row, shape.fields) for row in holdout.to_dict("records")}
+        self.seed_prints = {fingerprint(row, shape.fields) for row in context_pool.to_dict("records")}
+        self.taken: set[str] = set()
+
+    def run(self, quotas: Mapping[str, int]) -> GenerationResult:
+        """Return the accepted examples (at most each quota) and everything set aside."""
+        result = GenerationResult(calls_per_class={key: 0 for key in quotas})
+        accepted = {key: 0 for key in quotas}
+        budgets = {key: call_budget(q, self.generation.examples_per_call, self.generation.max_attempts_per_example) for key, q in quotas.items()}
+        while True:
+            calls = self._plan_round(quotas, accepted, budgets, result)
+            if not calls:
+                return result
+            responses = asyncio.run(self.client.generate([call.request for call in calls]))
+            for call, response in zip(calls, responses):
+                self._take(call, response, quotas, accepted, result)
+            result.rounds += 1
+
+    def _plan_round(self, quotas: Mapping[str, int], accepted: dict[str, int], budgets: dict[str, int], result: GenerationResult) -> list[Call]:
+        calls = []
+        per_call = self.generation.examples_per_call
+        for target in self.metric.class_labels or []:
+            key = label_key(target.label)
+            missing = quotas.get(key, 0) - accepted[key]
+            if missing <= 0:
+                continue
+            count = min(math.ceil(missing / per_call), budgets[key] - result.calls_per_class[key])
+            for index in range(count):
+                calls.append(self._call(target, f"{key}/r{result.rounds}/c{index}", min(per_call, missing)))
+            result.calls_per_class[key] += max(count, 0)
+        return calls
+
+    def _call(self, target: ClassLabel, call_id: str, count: int) -> Call:
+        seed = stable_seed(self.seed, call_id)
+        context = self._context_examples(np.random.default_rng(seed))
+        messages = generation_messages(
+            self.metric, self.shape, target, context, count, self.generation.special_instructions, self.structured
+        )
+        request = generation_request(messages, self.shape, count, self.structured, self.temperature, self.max_tokens, seed)
+        return Call(call_id, target, request)
+
+    def _context_examples(self, rng: np.random.Generator) -> list[tuple[str, dict[str, str]]]:
+        size = min(self.generation.context_examples, len(self.context_pool))
+        if size == 0:
+            return []
+        rows = self.context_pool.iloc[rng.choice(len(self.context_pool), size=size, replace=False)]
+        return [
+            (self.class_names.get(str(row[self.label_column]), str(row[self.label_column])), {f: str(row[f]) for f in self.shape.fields})
+            for row in rows.to_dict("records")
+        ]
+
+    def _take(self, call: Call, response: LLMResponse, quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> None:
+        key = label_key(call.target.label)
+        outcome: list[str] = []
+        if not response.ok:
+            self._reject(result, call, REQUEST_FAILED, response.error or "", response.text)
+            outcome.append(REQUEST_FAILED)
+        else:
+            try:
+                examples = parse_examples(response.text, self.shape, json_only=self.structured)
+            except UnreadableAnswer as error:
+                examples = []
+                self._reject(result, call, INVALID_OUTPUT, str(error), response.text)
+                outcome.append(INVALID_OUTPUT)
+            for position, example in enumerate(examples):
+                cut_off = response.finish_reason == "length" and position == len(examples) - 1
+                reason, detail = self._check(example, key, cut_off)
+                if reason is None and accepted[key] >= quotas[key]:
+                    result.surplus += 1
+                    outcome.append("surplus")
+                    continue
+                if reason is not None:
+                    self._reject(result, call, reason, detail, response.text, example)
+                    outcome.append(reason)
+                    continue
+                self.taken.add(fingerprint(example, self.shape.fields))
+                accepted[key] += 1
+                result.accepted.append({**{f: example[f].strip() for f in self.shape.fields}, self.label_column: key, "call_id": call.call_id})
+                outcome.append("accepted")
+        if self.generation.debug_save_prompts:
+            result.debug_records.append(
+                {
+                    "call_id": call.call_id,
+                    "class": call.target.name,
+                    "messages": [{"role": m.role, "content": m.content} for m in call.request.messages],
+                    "response": response.text,
+                    "error": response.error,
+                    "from_cache": response.from_cache,
+                    "outcome": outcome,
+                }
+            )
+
+    def _check(self, example: Mapping[str, Any], key: str, cut_off: bool) -> tuple[str | None, str]:
+        """Return (reject reason or None, detail) for one parsed example."""
+        for f in self.shape.fields:
+            value = str(example[f]).strip()
+            if not value:
+                return EMPTY_FIELD, f"field {f} is empty"
+            if len(value) < MIN_FIELD_CHARS:
+                return TOO_SHORT, f"field {f} has {len(value)} characters (< {MIN_FIELD_CHARS})"
+            if len(value) > self.limits[f]:
+                return TOO_LONG, f"field {f} has {len(value)} characters (> {self.limits[f]})"
+        if cut_off:
+            return TRUNCATED, "the answer hit the token limit"
+        given = example.get("label")
+        if given is not None and label_key(given) not in (key, label_key(self.class_names.get(key, key))):
+            return WRONG_LABEL, f"asked for class {self.class_names.get(key, key)}, the answer says {given}"
+        print_ = fingerprint(example, self.shape.fields)
+        if print_ in self.holdout_prints:
+            return HOLDOUT_LEAK, "same text as a holdout (test) row"
+        if print_ in self.seed_prints:
+            return COPIES_SEED, "same text as a seed example shown in the prompt"
+        if print_ in self.taken:
+            return DUPLICATE, "same text as an accepted synthetic example"
+        return None, ""
+
+    def _reject(self, result: GenerationResult, call: Call, reason: str, detail: str, raw: str, example: Mapping[str, Any] | None = None) -> None:
+        record = {"call_id": call.call_id, "class": call.target.name, "reason": reason, "detail": detail, "raw_answer": raw[:2000]}
+        record.update({f: str((example or {}).get(f, "")) for f in self.shape.fields})
+        result.rejects.append(record)

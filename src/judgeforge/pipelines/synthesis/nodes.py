@@ -1,0 +1,139 @@
+"""Pure functions of the synthesis pipeline: plan quotas, generate, assemble the DatasetDict."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import datasets
+import pandas as pd
+
+from judgeforge.config.data_generation import (
+    DatasetColumns,
+    GenerationConfig,
+    LLMConfig,
+    MetricConfig,
+    OutputConfig,
+    SamplingConfig,
+)
+from judgeforge.config.labels import label_key
+from judgeforge.pipelines.synthesis.generation import SYNTHETIC_REJECT_REASONS, ExampleGenerator
+from judgeforge.pipelines.synthesis.prompts import example_shape
+from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
+
+log = logging.getLogger(__name__)
+
+
+class SynthesisError(ValueError):
+    """A synthesis set-up that cannot produce what was asked."""
+
+
+def plan_class_quotas(holdout: pd.DataFrame, metric: MetricConfig, generation: GenerationConfig, columns: DatasetColumns) -> dict[str, int]:
+    """Return how many synthetic examples each class gets; they sum to total_examples exactly."""
+    if not metric.class_labels:
+        raise SynthesisError("data_generation.metric.class_labels is empty: synthesis needs the classes (set them, or derive them from llmaj_source_prompt)")
+    keys = metric.label_keys()
+    if generation.label_distribution:
+        by_name = {c.name: label_key(c.label) for c in metric.class_labels}
+        shares = {key: 0.0 for key in keys}
+        for name, share in generation.label_distribution.items():
+            shares[by_name.get(name, label_key(name))] += share
+    else:
+        counts = holdout[columns.label].value_counts() if columns.label and len(holdout) else pd.Series(dtype=int)
+        if counts.sum() == 0:
+            raise SynthesisError("generation.label_distribution is empty and the holdout has no labels to infer it from: set label_distribution")
+        shares = {key: float(counts.get(key, 0)) for key in keys}
+        for key in (k for k, share in shares.items() if share == 0):
+            log.warning("class %s has no holdout rows, so the inferred distribution gives it no synthetic examples", key)
+    return largest_remainder(shares, generation.total_examples)
+
+
+def largest_remainder(shares: dict[str, float], total: int) -> dict[str, int]:
+    """Return integer counts proportional to `shares` that add up to `total` exactly."""
+    weight = sum(shares.values())
+    exact = {key: total * share / weight for key, share in shares.items()}
+    counts = {key: int(value) for key, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - counts[key]), key))
+    for key in by_remainder[: total - sum(counts.values())]:
+        counts[key] += 1
+    return counts
+
+
+def generate_synthetic_examples(
+    quotas: dict[str, int],
+    enhancement: pd.DataFrame,
+    holdout: pd.DataFrame,
+    metric: MetricConfig,
+    llm: LLMConfig,
+    generation: GenerationConfig,
+    columns: DatasetColumns,
+    sampling: SamplingConfig,
+    generator_llm: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
+    """Return (accepted synthetic rows, rejected answers, generation stats, debug prompt records)."""
+    shape = example_shape(metric.input_format, columns.features)
+    label = columns.label or "label"
+    generator = ExampleGenerator(generator_llm, metric, llm, generation, shape, enhancement, holdout, label, sampling.seed)
+    started = time.perf_counter()
+    result = generator.run(quotas)
+    synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id"])
+    synthetic.insert(0, ROW_ID, [f"syn-{i:06d}" for i in range(len(synthetic))])
+    rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer"])
+    delivered = synthetic[label].value_counts()
+    stats = {
+        "provider": generator_llm.provider,
+        "model": generator_llm.model,
+        "rounds": result.rounds,
+        "calls_per_class": result.calls_per_class,
+        "surplus_examples": result.surplus,
+        "missing_per_class": {key: max(0, quota - int(delivered.get(key, 0))) for key, quota in quotas.items()},
+        "usage": generator_llm.usage.as_dict(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
+    missing = {key: n for key, n in stats["missing_per_class"].items() if n}
+    if missing:
+        log.warning("attempt budget spent before every quota was met; missing per class: %s", missing)
+    return synthetic, rejects, stats, result.debug_records
+
+
+def assemble_train_and_test(
+    synthetic: pd.DataFrame,
+    enhancement: pd.DataFrame,
+    holdout: pd.DataFrame,
+    columns: DatasetColumns,
+    sampling: SamplingConfig,
+    output: OutputConfig,
+) -> tuple[pd.DataFrame, datasets.DatasetDict]:
+    """Return the train table and the DatasetDict {train: synthetic (+ seed rows), test: holdout}."""
+    label = columns.label or "label"
+    keep = [ROW_ID, *columns.features, label, SOURCE]
+    parts = [synthetic.assign(**{SOURCE: SYNTHETIC_SOURCE})[keep]]
+    if sampling.include_enhancement_in_train:
+        parts.append(enhancement.assign(**{SOURCE: SEED_SOURCE, ROW_ID: "seed-" + enhancement[ROW_ID].astype(str)})[keep])
+    train = pd.concat(parts, ignore_index=True).astype(str)
+    test = holdout.assign(**{SOURCE: SEED_SOURCE})[keep].astype(str)
+    splits = datasets.DatasetDict(
+        {
+            output.dataset.splits.train: datasets.Dataset.from_pandas(train, preserve_index=False),
+            output.dataset.splits.test: datasets.Dataset.from_pandas(test, preserve_index=False),
+        }
+    )
+    return train, splits
+
+
+def build_generation_report(
+    quotas: dict[str, int], synthetic: pd.DataFrame, rejects: pd.DataFrame, stats: dict[str, Any], columns: DatasetColumns
+) -> dict[str, Any]:
+    """Return requested vs delivered per class, rejects by reason, calls, cache hits, tokens and cost."""
+    label = columns.label or "label"
+    delivered = synthetic[label].value_counts()
+    by_reason = rejects[REJECT_REASON].value_counts()
+    return {
+        "requested_total": int(sum(quotas.values())),
+        "delivered_total": len(synthetic),
+        "per_class": {key: {"requested": quota, "delivered": int(delivered.get(key, 0))} for key, quota in quotas.items()},
+        "rejected_total": len(rejects),
+        "rejected_by_reason": {reason: int(by_reason.get(reason, 0)) for reason in SYNTHETIC_REJECT_REASONS},
+        **stats,
+    }

@@ -1,0 +1,61 @@
+"""The synthesis pipeline."""
+
+from kedro.pipeline import Node, Pipeline
+
+from judgeforge.pipelines.synthesis.nodes import (
+    assemble_train_and_test,
+    build_generation_report,
+    generate_synthetic_examples,
+    plan_class_quotas,
+)
+
+COLUMNS = "params:data_generation.source_data.dataset.columns"
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Return holdout + enhancement + generator LLM → synthetic rows → train/test DatasetDict + report."""
+    return Pipeline(
+        [
+            Node(
+                plan_class_quotas,
+                inputs=["holdout_table", "params:data_generation.metric", "params:data_generation.generation", COLUMNS],
+                outputs="class_quotas",
+                name="plan_class_quotas",
+            ),
+            Node(
+                generate_synthetic_examples,
+                inputs=[
+                    "class_quotas",
+                    "enhancement_table",
+                    "holdout_table",
+                    "params:data_generation.metric",
+                    "params:data_generation.llm",
+                    "params:data_generation.generation",
+                    COLUMNS,
+                    "params:data_generation.source_data.sampling",
+                    "generator_llm",
+                ],
+                outputs=["synthetic_examples", "synthetic_rejects", "generation_stats", "generation_debug_log"],
+                name="generate_synthetic_examples",
+            ),
+            Node(
+                assemble_train_and_test,
+                inputs=[
+                    "synthetic_examples",
+                    "enhancement_table",
+                    "holdout_table",
+                    COLUMNS,
+                    "params:data_generation.source_data.sampling",
+                    "params:data_generation.output",
+                ],
+                outputs=["train_table", "generated_dataset"],
+                name="assemble_train_and_test",
+            ),
+            Node(
+                build_generation_report,
+                inputs=["class_quotas", "synthetic_examples", "synthetic_rejects", "generation_stats", COLUMNS],
+                outputs="generation_report",
+                name="report_generation",
+            ),
+        ]
+    )

@@ -1,0 +1,117 @@
+"""The generation prompt: metric, rubric, example shape, real examples and the output format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from judgeforge.config.data_generation import RAG_ROLES, ClassLabel, MetricConfig
+from judgeforge.llm import ChatMessage, LLMRequest
+
+SYSTEM_PROMPT = (
+    "You write realistic, varied examples for training a text classifier. "
+    "Each example must clearly belong to the class you are asked for. "
+    "Follow the output format exactly and write nothing else."
+)
+# Separates examples in the plain-text format used with models that cannot do JSON output.
+PLAIN_SEPARATOR = "###"
+ROLE_HINTS = {
+    "query": "the user's question or request",
+    "context": "the retrieved passage (2-4 sentences) the response should rely on",
+    "response": "the assistant's answer to the query",
+}
+
+
+@dataclass(frozen=True)
+class ExampleShape:
+    """The fields one example has (dataset column names) and what each holds."""
+
+    fields: tuple[str, ...]
+    roles: tuple[str, ...]
+
+    def describe(self) -> str:
+        """Return one line per field: its name and what it holds."""
+        return "\n".join(f"- {field}: {ROLE_HINTS.get(role, 'text')}" for field, role in zip(self.fields, self.roles))
+
+
+def example_shape(input_format: str, features: Sequence[str]) -> ExampleShape:
+    """Return the shape of one example: single text, a tuple of texts, or query/context/response."""
+    roles = RAG_ROLES if input_format == "rag" else tuple(features)
+    return ExampleShape(fields=tuple(features), roles=tuple(roles))
+
+
+def json_schema(shape: ExampleShape, count: int) -> dict:
+    """Return the JSON schema of an answer holding `count` examples."""
+    item = {
+        "type": "object",
+        "properties": {field: {"type": "string"} for field in shape.fields},
+        "required": list(shape.fields),
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"examples": {"type": "array", "items": item, "minItems": count, "maxItems": count}},
+        "required": ["examples"],
+        "additionalProperties": False,
+    }
+
+
+def render_example(row: Mapping[str, str], shape: ExampleShape) -> str:
+    """Return a real example written field by field."""
+    return "\n".join(f"{field}: {row[field]}" for field in shape.fields)
+
+
+def generation_messages(
+    metric: MetricConfig,
+    shape: ExampleShape,
+    target: ClassLabel,
+    context_rows: Sequence[tuple[str, Mapping[str, str]]],
+    count: int,
+    special_instructions: str | None,
+    structured: bool,
+) -> tuple[ChatMessage, ...]:
+    """Return the chat messages asking for `count` new examples of class `target`."""
+    classes = "\n".join(f"- {c.name}: {c.rubric}" for c in metric.class_labels or [])
+    shown = "\n\n".join(f"Example of class {name}:\n{render_example(row, shape)}" for name, row in context_rows)
+    parts = [
+        f"Metric: {metric.name}\n{metric.description}",
+        f"Classes:\n{classes}",
+        f"Each example has these fields:\n{shape.describe()}",
+    ]
+    if shown:
+        parts.append(f"Real examples, for domain and style only (do not copy them):\n\n{shown}")
+    noun = "example" if count == 1 else "examples"
+    parts.append(
+        f"Write {count} new, different {noun} of class {target.name}: {target.rubric}"
+        " Vary topic, wording, tone and length."
+    )
+    if special_instructions:
+        parts.append(special_instructions.strip())
+    parts.append(_format_instructions(shape, count, structured))
+    return (ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", "\n\n".join(parts)))
+
+
+def _format_instructions(shape: ExampleShape, count: int, structured: bool) -> str:
+    if structured:
+        skeleton = {"examples": [{field: "..." for field in shape.fields}]}
+        return f"Answer with JSON only, in this form, with exactly {count} item(s): {json.dumps(skeleton)}"
+    if len(shape.fields) == 1 and count == 1:
+        return f"Answer with the new {shape.fields[0]} only, without quotes or any label."
+    layout = "\n".join(f"{field}: ..." for field in shape.fields)
+    separator = f"\nSeparate examples with a line containing only {PLAIN_SEPARATOR}." if count > 1 else ""
+    return f"Write each field on its own line, starting with its name:\n{layout}{separator}"
+
+
+def generation_request(
+    messages: tuple[ChatMessage, ...], shape: ExampleShape, count: int, structured: bool, temperature: float, max_tokens: int, seed: int
+) -> LLMRequest:
+    """Return the request for one generation call."""
+    return LLMRequest(
+        messages=messages,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        json_schema=json_schema(shape, count) if structured else None,
+        schema_name="synthetic_examples",
+        seed=seed,
+    )

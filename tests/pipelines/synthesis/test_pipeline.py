@@ -1,0 +1,86 @@
+"""The synthesis pipeline through Kedro runners, and a killed run resumed without re-paying."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from judgeforge.pipelines.synthesis import create_pipeline
+from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
+
+
+def test_pipeline_runs_on_an_in_memory_catalog(openai_server, client_factory, metric, llm, columns, sampling, output, enhancement, holdout) -> None:
+    openai_server.respond_with(unique_examples_responder())
+    catalog = DataCatalog(
+        {
+            "holdout_table": MemoryDataset(holdout),
+            "enhancement_table": MemoryDataset(enhancement),
+            "generator_llm": MemoryDataset(client_factory(openai_server), copy_mode="assign"),
+            "params:data_generation.metric": MemoryDataset(metric, copy_mode="assign"),
+            "params:data_generation.llm": MemoryDataset(llm, copy_mode="assign"),
+            "params:data_generation.generation": MemoryDataset(generation_config(total_examples=6), copy_mode="assign"),
+            "params:data_generation.source_data.dataset.columns": MemoryDataset(columns, copy_mode="assign"),
+            "params:data_generation.source_data.sampling": MemoryDataset(sampling, copy_mode="assign"),
+            "params:data_generation.output": MemoryDataset(output, copy_mode="assign"),
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+    report = catalog.load("generation_report")
+    assert report["requested_total"] == report["delivered_total"] == 6
+    assert report["per_class"] == {"1": {"requested": 3, "delivered": 3}, "0": {"requested": 3, "delivered": 3}}
+    assert report["usage"]["succeeded"] == 6
+    dataset = catalog.load("generated_dataset")
+    assert dataset["train"].num_rows == 6 + len(enhancement)
+    assert dataset["test"].num_rows == len(holdout)
+
+
+TOTAL = 24
+CONCURRENCY = 2
+
+
+def test_killed_kedro_run_resumes_and_pays_for_nothing_twice(project_copy: Path, openai_server) -> None:
+    openai_server.respond_with(unique_examples_responder())
+    openai_server.latency = 0.15
+    local = {
+        "data_generation": {
+            "llm": {"provider": "openai", "model": "test-model", "embedding_model": "text-embedding-3-small", "base_url": openai_server.base_url},
+            "generation": {"total_examples": TOTAL, "examples_per_call": 1, "async_config": {"max_concurrent_requests": CONCURRENCY, "max_retries": 1}},
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
+
+    first = subprocess.Popen(command, cwd=project_copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while sum(r.delivered for r in openai_server.requests) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    while openai_server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    paid_before = {r.fingerprint for r in openai_server.requests if r.delivered}
+    assert 8 <= len(paid_before) < TOTAL
+    assert not (project_copy / "data/03_primary/synthetic_examples.parquet").exists()
+
+    openai_server.reset()
+    openai_server.respond_with(unique_examples_responder())
+    second = subprocess.run(command, cwd=project_copy, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+
+    sent_again = {r.fingerprint for r in openai_server.requests} & paid_before
+    assert len(sent_again) <= CONCURRENCY  # only answers in flight at the kill were lost
+    assert openai_server.answered_twice() == []
+    synthetic = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
+    report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
+    assert len(synthetic) == report["delivered_total"] == TOTAL
+    assert report["usage"]["cache_hits"] >= len(paid_before) - CONCURRENCY

@@ -1,0 +1,102 @@
+"""The run-YAML door: `judgeforge validate/run` and the SDK functions on the example YAMLs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import yaml
+
+from judgeforge import run_data_generation
+from judgeforge.command_line import main
+from judgeforge.config import load_run_config
+from judgeforge.sdk import data_generation_pipelines, pipelines_for_steps
+from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.openai_server import Reply
+
+
+def example_answers(request) -> Reply:
+    """Answer a generation call with one new example whose fields are read from the prompt."""
+    fields = re.findall(r"^- (\w+): ", request.last_user_message.split("Each example has these fields:")[1], flags=re.MULTILINE)
+    number = next(_counter)
+    return Reply.json({"examples": [{field: f"Generated {field} number {number} for the test" for field in fields}]})
+
+
+_counter = itertools.count()
+
+
+def test_examples_cover_the_four_metric_shapes() -> None:
+    shapes = set()
+    for path in EXAMPLES:
+        metric = load_run_config(path).data_generation.metric
+        shapes.add((metric.type, metric.input_format))
+    assert shapes == {("binary", "single"), ("multi-class", "single"), ("binary", "tuple"), ("binary", "rag")}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_validate_command_accepts_each_example(example: Path, capsys) -> None:
+    assert main(["validate", "-c", str(example)]) == 0
+    assert "valid (run_steps: data_generation, training)" in capsys.readouterr().out
+
+
+def test_validate_command_lists_every_problem_and_exits_2(tmp_path: Path, capsys) -> None:
+    config = yaml.safe_load(EXAMPLES[0].read_text())
+    config["data_generation"]["generation"]["context_examples"] = 5
+    config["data_generation"]["source_data"]["sampling"]["enhancement_fraction"] = 0
+    config["training"]["training"]["optim"] = "sgdd"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    assert main(["validate", "-c", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "(3 problems)" in err
+    assert "data_generation.source_data.sampling.enhancement_fraction: 0 — Input should be greater than 0" in err
+    assert "training.training.optim: 'sgdd' — must be one of" in err
+
+
+def test_missing_config_file_is_one_clear_line(capsys) -> None:
+    assert main(["validate", "-c", "nowhere.yaml"]) == 2
+    assert "nowhere.yaml: '(file)' — config file not found" in capsys.readouterr().err
+
+
+def test_pipelines_follow_run_steps_and_switches() -> None:
+    config = load_run_config(EXAMPLES[0])
+    assert pipelines_for_steps(config) == ["ingestion", "synthesis", "diagnostics", "training"]
+    quiet = config.model_copy(deep=True)
+    quiet.data_generation.data_quality_metrics.enabled = False
+    assert data_generation_pipelines(quiet) == ["ingestion", "synthesis"]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_run_data_generation_writes_the_dataset_for_each_example(example: Path, project_copy: Path, openai_server, tmp_path: Path) -> None:
+    openai_server.respond_with(example_answers)
+    run_yaml = loopback_run_yaml(example, openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"])
+    config = load_run_config(run_yaml)
+    path = run_data_generation(config_path=run_yaml, project_path=project_copy)
+
+    assert path == config.data_generation.dataset_path
+    splits = datasets.load_from_disk(str(project_copy / path))
+    features = config.data_generation.source_data.dataset.columns.features
+    label = config.data_generation.source_data.dataset.columns.label
+    assert set(splits) == {"train", "test"}
+    train = splits["train"].to_pandas()
+    assert (train["source"] == "synthetic").sum() == 4
+    assert set(features) | {label, "row_id", "source"} == set(train.columns)
+    report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
+    assert report["delivered_total"] == 4
+    assert openai_server.answered_twice() == []
+
+
+def test_judgeforge_run_command_in_a_subprocess(project_copy: Path, openai_server, tmp_path: Path) -> None:
+    openai_server.respond_with(example_answers)
+    run_yaml = loopback_run_yaml(EXAMPLES[0], openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"])
+    result = subprocess.run(
+        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)], cwd=project_copy, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "dataset: ./data/generated_data/" in result.stdout
