@@ -74,7 +74,7 @@ def test_killed_kedro_run_resumes_and_pays_for_nothing_twice(project_copy: Path,
 
     openai_server.reset()
     openai_server.respond_with(unique_examples_responder())
-    second = subprocess.run(command, cwd=project_copy, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stderr[-3000:]
 
     sent_again = {r.fingerprint for r in openai_server.requests} & paid_before

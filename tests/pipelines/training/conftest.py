@@ -1,0 +1,15 @@
+"""Fixtures for the judge training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from judgeforge.training.testing import save_tiny_llama
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with the SmolLM2 tokenizer (and its chat template)."""
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

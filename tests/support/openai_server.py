@@ -1,0 +1,416 @@
+"""A real OpenAI-compatible HTTP server on loopback, scriptable per request, for tests and benchmarks.
+
+It answers `POST /v1/chat/completions`, `POST /v1/embeddings`, their Azure forms
+(`/openai/deployments/{deployment}/...`, base_url = `server.root_url`) and Gemini's
+`POST /v1beta/models/{model}:generateContent`, records every request, and counts the most
+requests it ever held at once.
+
+In tests (the server runs in a background thread of the test process)::
+
+    from tests.support.openai_server import OpenAIServer, Reply, openai_server  # fixture
+
+    def test_something(openai_server):                  # or: with OpenAIServer() as server:
+        openai_server.latency = 0.05                      # seconds added to every answer
+        openai_server.enqueue(Reply.error(429, retry_after=0.1), Reply.text("hi"))
+        openai_server.respond_with(lambda request: Reply.json({"label": "true"}))
+        client = build_llm_client("openai", "test-model", base_url=openai_server.base_url)
+        ...
+        assert openai_server.max_in_flight <= 4
+        assert openai_server.answered_twice() == []       # no request got two good answers
+
+How an answer is chosen, for each request in arrival order:
+1. the next reply queued with `enqueue(...)` (a canned sequence: 429 then 500 then OK ...);
+2. else the responder set with `respond_with(fn)`: `fn(request: ReceivedRequest) -> Reply`,
+   which can read `request.body` (the parsed JSON), `request.last_user_message`,
+   `request.path`, and script wrong labels, duplicates, malformed JSON per prompt;
+3. else the random faults (`rate_429`, `rate_500`, seeded by `seed`);
+4. else the default: chat echoes `echo: <last user message>`, embeddings are a
+   deterministic vector per text, Gemini echoes in its own payload format.
+
+Replies: `Reply.text(content)`, `Reply.json(obj)` (content = JSON text), `Reply.error(status,
+retry_after=..., code=...)`, `Reply.malformed()` (200 with a broken JSON body),
+`Reply.slow(seconds, reply)`, `Reply.raw(status, body, headers)`, `Reply.disconnect()`.
+
+`reset()` forgets queued replies, responder, records and counters. From another process use the
+control endpoints: `GET /_control/stats` (requests, max_in_flight, answered_twice,
+status_counts) and `POST /_control/reset`. Standalone (benchmarks)::
+
+    python -m tests.support.openai_server --latency 0.2 --rate-429 0.2 --retry-after 0.2
+    # prints "READY http://127.0.0.1:<port>/v1" and serves until killed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import socket
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: status, body, headers and extra delay."""
+
+    status: int = 200
+    body: bytes | Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    disconnect_instead: bool = False
+
+    @classmethod
+    def text(cls, content: str, *, finish_reason: str = "stop", completion_tokens: int | None = None) -> Reply:
+        """A chat completion whose message content is `content` (body filled in per request)."""
+        return cls(body={"content": content, "finish_reason": finish_reason, "completion_tokens": completion_tokens})
+
+    @classmethod
+    def json(cls, value: Any) -> Reply:
+        """A chat completion whose content is `value` serialised as JSON."""
+        return cls.text(json.dumps(value))
+
+    @classmethod
+    def error(cls, status: int, message: str = "scripted error", *, retry_after: float | str | None = None,
+              code: str | None = None, retry_after_ms: float | None = None) -> Reply:
+        """An OpenAI-style error body, optionally with Retry-After / retry-after-ms headers."""
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if retry_after_ms is not None:
+            headers["retry-after-ms"] = str(retry_after_ms)
+        body = {"error": {"message": message, "type": "scripted", "code": code}}
+        return cls(status=status, body=json.dumps(body).encode(), headers=headers)
+
+    @classmethod
+    def malformed(cls) -> Reply:
+        """A 200 whose body is not JSON."""
+        return cls(status=200, body=b'{"choices": [{"message": ')
+
+    @classmethod
+    def raw(cls, status: int, body: bytes | Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Reply:
+        """Exactly this status, body (bytes, or a dict sent as JSON as is) and headers."""
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return cls(status=status, body=payload, headers=dict(headers or {}))
+
+    @classmethod
+    def slow(cls, seconds: float, reply: Reply | None = None) -> Reply:
+        """`reply` (default: the default answer) after an extra `seconds`."""
+        base = reply or cls()
+        return cls(base.status, base.body, base.headers, base.delay + seconds, base.disconnect_instead)
+
+    @classmethod
+    def disconnect(cls) -> Reply:
+        """Close the connection without answering."""
+        return cls(disconnect_instead=True)
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as the server saw it, with the status it was answered with."""
+
+    path: str
+    body: Any
+    headers: Mapping[str, str]
+    status: int
+    # A 200 with a well-formed JSON body: the client got a usable answer.
+    delivered: bool = False
+    received_at: float = 0.0
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def last_user_message(self) -> str:
+        """Content of the last user turn of a chat request ('' when there is none)."""
+        messages = self.body.get("messages", []) if isinstance(self.body, dict) else []
+        users = [m.get("content", "") for m in messages if m.get("role") == "user"]
+        return users[-1] if users else ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of path + canonical body: equal for two identical requests."""
+        canonical = json.dumps(self.body, sort_keys=True) if not isinstance(self.body, str) else self.body
+        return hashlib.sha256(f"{self.path}\n{canonical}".encode()).hexdigest()
+
+
+Responder = Callable[[ReceivedRequest], Reply]
+
+
+class OpenAIServer:
+    """The server; start()/stop() or use it as a context manager."""
+
+    def __init__(self, *, latency: float = 0.0, rate_429: float = 0.0, rate_500: float = 0.0,
+                 retry_after: float | None = 0.05, seed: int = 0, host: str = "127.0.0.1",
+                 port: int = 0, embedding_dim: int = 8) -> None:
+        self.latency = latency
+        self.rate_429 = rate_429
+        self.rate_500 = rate_500
+        self.retry_after = retry_after
+        self.embedding_dim = embedding_dim
+        self.host = host
+        self.port = port
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._queue: deque[Reply] = deque()
+        self._responder: Responder | None = None
+        self.requests: list[ReceivedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def root_url(self) -> str:
+        """http://host:port (what google-genai takes as base_url)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """http://host:port/v1 (what an OpenAI client takes as base_url)."""
+        return f"{self.root_url}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Answer the next requests with these replies, in order."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def respond_with(self, responder: Responder | None) -> None:
+        """Answer requests (after the queue runs dry) with `responder(request)`."""
+        self._responder = responder
+
+    def reset(self) -> None:
+        """Forget queued replies, responder, records and counters."""
+        with self._lock:
+            self._queue.clear()
+            self._responder = None
+            self.requests = []
+            self.max_in_flight = self.in_flight
+
+    def answered_twice(self, path_suffix: str = "") -> list[str]:
+        """Fingerprints of requests that received a 200 more than once."""
+        counts = Counter(r.fingerprint for r in self.requests if r.delivered and r.path.endswith(path_suffix))
+        return [fingerprint for fingerprint, count in counts.items() if count > 1]
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, as the control endpoint reports them."""
+        return {
+            "requests": len(self.requests),
+            "max_in_flight": self.max_in_flight,
+            "answered_twice": len(self.answered_twice()),
+            "delivered": sum(1 for r in self.requests if r.delivered),
+            "status_counts": dict(Counter(r.status for r in self.requests)),
+        }
+
+    def start(self) -> OpenAIServer:
+        """Serve in a background thread; returns once the port is bound."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, self.port))
+        listener.listen(1024)
+        self.port = listener.getsockname()[1]
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(listener, ready), daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._loop and self._runner:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(10)
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def app(self) -> web.Application:
+        """The aiohttp application (also usable with aiohttp's own test tools)."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/embeddings", self._handle)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._handle)
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._handle)
+        app.router.add_post("/{version}/models/{model}:generateContent", self._handle)
+        app.router.add_get("/_control/stats", self._stats)
+        app.router.add_post("/_control/reset", self._reset)
+        return app
+
+    def _serve(self, listener: socket.socket, ready: threading.Event) -> None:
+        """Thread body: run the app on its own event loop until stopped."""
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.SockSite(self._runner, listener).start())
+        ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one API call the scripted way, and record it."""
+        received_at = time.monotonic()
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            raw = await request.read()
+            body = _parse(raw)
+            headers = dict(request.headers)
+            query = dict(request.query)
+            reply = self._choose(ReceivedRequest(request.path, body, headers, 0, False, received_at))
+            await asyncio.sleep(self.latency + reply.delay)
+            if reply.disconnect_instead:
+                self._record(ReceivedRequest(request.path, body, headers, 0, False, received_at, query))
+                if request.transport is not None:
+                    request.transport.close()
+                return web.Response(status=499)
+            payload = reply.body if isinstance(reply.body, bytes) else self._body(request, body, reply)
+            delivered = reply.status == 200 and not isinstance(_parse(payload), str)
+            self._record(
+                ReceivedRequest(request.path, body, headers, reply.status, delivered, received_at, query)
+            )
+            return web.Response(status=reply.status, body=payload, headers=reply.headers,
+                                content_type="application/json")
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _choose(self, received: ReceivedRequest) -> Reply:
+        """The queued reply, else the responder's, else a random fault, else the default."""
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        if self._responder is not None:
+            return self._responder(received)
+        with self._lock:
+            draw = self._random.random()
+        if draw < self.rate_429:
+            return Reply.error(429, "rate limited (scripted)", retry_after=self.retry_after)
+        if draw < self.rate_429 + self.rate_500:
+            return Reply.error(500, "server error (scripted)")
+        return Reply()
+
+    def _record(self, received: ReceivedRequest) -> None:
+        with self._lock:
+            self.requests.append(received)
+
+    def _body(self, request: web.Request, body: Any, reply: Reply) -> bytes:
+        """The JSON body of a successful answer in the format the path speaks."""
+        spec = dict(reply.body or {})
+        received = ReceivedRequest(request.path, body, {}, 200)
+        if request.path.endswith("/embeddings"):
+            return json.dumps(self._embeddings(body)).encode()
+        content = spec.get("content")
+        if content is None:
+            content = f"echo: {received.last_user_message or _gemini_text(body)}"
+        if request.path.endswith(":generateContent"):
+            return json.dumps(gemini_payload(content, request.match_info["model"])).encode()
+        return json.dumps(chat_completion(content, body, spec.get("finish_reason") or "stop",
+                                          spec.get("completion_tokens"))).encode()
+
+    def _embeddings(self, body: Any) -> dict[str, Any]:
+        """Deterministic, unnormalised vectors per input text."""
+        texts = body.get("input", []) if isinstance(body, dict) else []
+        texts = [texts] if isinstance(texts, str) else texts
+        data = [{"object": "embedding", "index": i, "embedding": _vector(t, self.embedding_dim)}
+                for i, t in enumerate(texts)]
+        tokens = sum(len(str(t).split()) for t in texts)
+        return {"object": "list", "data": data, "model": body.get("model", "test"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"reset": True})
+
+
+def chat_completion(content: str, request_body: Any, finish_reason: str = "stop",
+                    completion_tokens: int | None = None) -> dict[str, Any]:
+    """A chat.completion body as OpenAI sends it."""
+    messages = request_body.get("messages", []) if isinstance(request_body, dict) else []
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+    completion = completion_tokens if completion_tokens is not None else len(content.split())
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": request_body.get("model", "test") if isinstance(request_body, dict) else "test",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
+                     "logprobs": None, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                  "total_tokens": prompt_tokens + completion},
+    }
+
+
+def gemini_payload(text: str, model: str) -> dict[str, Any]:
+    """A generateContent body as the Gemini API sends it."""
+    return {
+        "candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
+                        "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": len(text.split()),
+                          "totalTokenCount": 7 + len(text.split())},
+        "modelVersion": model,
+        "responseId": "test-response",
+    }
+
+
+def _gemini_text(body: Any) -> str:
+    """Text of the last user turn of a generateContent body."""
+    contents = body.get("contents", []) if isinstance(body, dict) else []
+    parts = contents[-1].get("parts", []) if contents else []
+    return "".join(p.get("text", "") for p in parts)
+
+
+def _vector(text: str, dim: int) -> list[float]:
+    digest = hashlib.sha256(str(text).encode()).digest()
+    return [(digest[i % len(digest)] - 127.5) / 10 for i in range(dim)]
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    """A fresh server on a free loopback port, stopped after the test."""
+    with OpenAIServer() as server:
+        yield server
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve standalone until killed (benchmarks start it in its own process)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--rate-429", type=float, default=0.0)
+    parser.add_argument("--rate-500", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    server = OpenAIServer(latency=args.latency, rate_429=args.rate_429, rate_500=args.rate_500,
+                          retry_after=args.retry_after, seed=args.seed, port=args.port).start()
+    print(f"READY {server.base_url}", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
