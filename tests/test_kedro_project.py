@@ -10,7 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kedro.framework.startup import bootstrap_project
+
 from judgeforge.pipeline_registry import DEFAULT_CHAIN, register_pipelines
+from tests.conftest import PROJECT_ROOT
 
 
 def kedro(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -73,8 +76,13 @@ def test_kedro_viz_build_writes_a_static_site(project_copy: Path) -> None:
 
 
 def test_default_pipeline_is_the_whole_chain_in_order() -> None:
+    bootstrap_project(PROJECT_ROOT)
     pipelines = register_pipelines()
     assert set(DEFAULT_CHAIN) <= set(pipelines)
-    default_nodes = {node.name for node in pipelines["__default__"].nodes}
+    default = pipelines["__default__"]
+    default_nodes = {node.name for node in default.nodes}
     for name in DEFAULT_CHAIN:
         assert {node.name for node in pipelines[name].nodes} <= default_nodes
+    assert "training_dataset" not in default.inputs()
+    order = [node.name for node in default.nodes]
+    assert order.index("assemble_train_and_test") < min(order.index(n.name) for n in pipelines["training"].nodes)

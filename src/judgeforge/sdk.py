@@ -30,14 +30,18 @@ def data_generation_pipelines(config: RunConfig) -> list[str]:
     return names
 
 
-def pipelines_for_steps(config: RunConfig) -> list[str]:
-    """Return the pipelines that `run_steps` asks for, in chain order."""
-    names: list[str] = []
+def stages_for_steps(config: RunConfig) -> list[list[str]]:
+    """Return the pipelines of each step that `run_steps` asks for, one stage per step.
+
+    Stages run one after another: training reads the dataset that data_generation wrote, a
+    dependency Kedro cannot see when the two are separate pipelines.
+    """
+    stages: list[list[str]] = []
     if "data_generation" in config.run_steps:
-        names += data_generation_pipelines(config)
+        stages.append(data_generation_pipelines(config))
     if "training" in config.run_steps:
-        names.append("training")
-    return names
+        stages.append(["training"])
+    return stages
 
 
 def run_data_generation(config_path: str | Path, env: str | None = None, project_path: str | Path | None = None) -> str:
@@ -45,7 +49,7 @@ def run_data_generation(config_path: str | Path, env: str | None = None, project
     config = load_run_config(config_path)
     if config.data_generation is None:
         raise ValueError(f"{config_path}: has no data_generation section")
-    run_config(config, data_generation_pipelines(config), env=env, project_path=project_path)
+    run_config(config, [data_generation_pipelines(config)], env=env, project_path=project_path)
     return config.data_generation.dataset_path
 
 
@@ -54,7 +58,7 @@ def run_training(config_path: str | Path, env: str | None = None, project_path: 
     config = load_run_config(config_path)
     if config.training is None:
         raise ValueError(f"{config_path}: has no training section")
-    run_config(config, ["training"], env=env, project_path=project_path)
+    run_config(config, [["training"]], env=env, project_path=project_path)
     return judge_model_dir(config)
 
 
@@ -66,20 +70,21 @@ def judge_model_dir(config: RunConfig) -> str:
 
 
 def run_config(
-    config: RunConfig, pipeline_names: list[str], env: str | None = None, project_path: str | Path | None = None
-) -> dict[str, Any]:
-    """Run the named pipelines with the run config's values as the only parameters."""
+    config: RunConfig, stages: list[list[str]], env: str | None = None, project_path: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Run each stage's pipelines in turn, with the run config's values as the only parameters."""
     from kedro.framework.project import settings
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     project = Path(project_path) if project_path else find_project_root()
     bootstrap_project(project)
-    with (
-        _conf_with_parameters(project / settings.CONF_SOURCE, config) as conf,
-        KedroSession.create(project_path=project, env=env, conf_source=str(conf)) as session,
-    ):
-        return session.run(pipeline_names=pipeline_names)
+    results = []
+    with _conf_with_parameters(project / settings.CONF_SOURCE, config) as conf:
+        for pipeline_names in stages:
+            with KedroSession.create(project_path=project, env=env, conf_source=str(conf)) as session:
+                results.append(session.run(pipeline_names=pipeline_names))
+    return results
 
 
 @contextmanager
