@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractDataset
 
 from judgeforge.config import RunConfig, validate_run_config
 from judgeforge.config.data_generation import LOCAL_EMBEDDING_MODELS, DataGenerationConfig
@@ -19,6 +20,16 @@ log = logging.getLogger(__name__)
 # Credentials entries: storage options for object-store URLs, and the LLM provider's key.
 OBJECT_STORE_CREDENTIALS = "object_store"
 LLM_CREDENTIALS = "llm"
+# Diagnostics artifacts written under output.local_path/<artifact_subdir>, by file name.
+ARTIFACT_FILES = {
+    "drift_reference": "drift_reference.parquet",
+    "umap_coordinates": "umap_coordinates.parquet",
+    "umap_plot": "umap.png",
+    "drift_histogram_plot": "drift_histogram.png",
+    "drift_by_class_plot": "drift_by_class.png",
+    "diagnostics_summary": "diagnostics_summary.json",
+}
+FAISS_INDEX_FILE = "holdout.faiss"
 # Options of LLM client entries that the catalog (not the parameters) decides.
 CATALOG_CLIENT_OPTIONS = ("cache_path", "prices")
 
@@ -44,7 +55,9 @@ class RunConfigHook:
         credentials = conf_creds or {}
         bound = config_bound_datasets(self._config, credentials.get(OBJECT_STORE_CREDENTIALS), self._project_path)
         if self._config.data_generation is not None:
-            bound.update(llm_client_datasets(self._config.data_generation, conf_catalog or {}, credentials.get(LLM_CREDENTIALS), self._project_path))
+            generation = self._config.data_generation
+            bound.update(llm_client_datasets(generation, conf_catalog or {}, credentials.get(LLM_CREDENTIALS), self._project_path))
+            bound.update(artifact_datasets(generation, conf_catalog or {}, credentials.get(OBJECT_STORE_CREDENTIALS), self._project_path))
         with _expected_replacements(bound):
             for name, dataset in bound.items():
                 catalog[name] = dataset
@@ -142,3 +155,24 @@ def llm_client_datasets(
             **catalog_options("embedding_client"),
         ),
     }
+
+
+def artifact_datasets(
+    config: DataGenerationConfig, conf_catalog: dict[str, Any], credentials: dict[str, Any] | None, project_path: Path
+) -> dict[str, AbstractDataset]:
+    """Return the diagnostics artifact entries, moved to the folders the parameters name."""
+    quality = config.data_quality_metrics
+    artifacts = f"{config.output.local_path.rstrip('/')}/{quality.artifact_subdir}"
+    locations = {name: f"{artifacts}/{file}" for name, file in ARTIFACT_FILES.items()}
+    locations["drift_scores"] = f"{artifacts}/{quality.drift.output_filename}"
+    locations["faiss_index"] = f"{quality.drift.index_dir.rstrip('/')}/{FAISS_INDEX_FILE}"
+    bound = {}
+    for name, location in locations.items():
+        entry = dict(conf_catalog.get(name) or {})
+        if not entry:
+            continue
+        entry["filepath"] = project_location(location, project_path)
+        if "://" in location and credentials:
+            entry["credentials"] = credentials
+        bound[name] = AbstractDataset.from_config(name, entry)
+    return bound

@@ -1,0 +1,1 @@
+"""Data-quality diagnostics of synthetic rows against the real holdout: embeddings, k-NN drift, UMAP, summary."""

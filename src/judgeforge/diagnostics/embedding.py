@@ -1,0 +1,68 @@
+"""Texts to unit vectors through any client with `async embed(texts)`, in chunks, each distinct text once.
+
+Caching by text hash lives in the client (`judgeforge.llm.LLMClient.embed` keys every text by
+provider, model and text in its SQLite cache), so a re-run sends nothing it already embedded.
+Embedding in chunks of EMBED_CHUNK_SIZE texts means the client commits each chunk to that cache
+before the next one starts: an interrupted run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import pandas as pd
+
+# Large enough to keep the client's concurrent batches busy, small enough to lose little on a kill.
+EMBED_CHUNK_SIZE = 2048
+
+T = TypeVar("T")
+
+
+class TextEmbedder(Protocol):
+    """Anything that turns texts into one vector per text (the `embedding_client` catalog entry)."""
+
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def embed_texts(embedder: TextEmbedder, texts: Sequence[str]) -> np.ndarray:
+    """Return one L2-normalised float32 row per text; equal texts are embedded once."""
+    codes, distinct = pd.factorize(pd.Series(list(texts), dtype=object))
+    if len(distinct) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    distinct_texts = [str(text) for text in distinct]
+    vectors = run_coroutine(_embed_in_chunks(embedder, distinct_texts))
+    return unit_rows(vectors)[codes]
+
+
+async def _embed_in_chunks(embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
+    """Return the vectors of `texts`, asking the embedder for EMBED_CHUNK_SIZE texts at a time."""
+    chunks = []
+    for start in range(0, len(texts), EMBED_CHUNK_SIZE):
+        chunk = texts[start : start + EMBED_CHUNK_SIZE]
+        vectors = np.asarray(await embedder.embed(chunk), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(chunk):
+            raise ValueError(f"the embedding client returned an array of shape {vectors.shape} for {len(chunk)} texts")
+        chunks.append(vectors)
+    return np.concatenate(chunks)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Return the rows scaled to unit length as contiguous float32 (all-zero rows stay zero)."""
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Return the coroutine's result, from plain code or from inside a running loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    # asyncio.run refuses to nest; a worker thread gets a loop of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
