@@ -173,3 +173,35 @@ def test_assembled_dataset_has_synthetic_and_seed_rows_in_train_and_holdout_in_t
 def test_generation_settings_are_validated_before_use() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         GenerationConfig(examples_per_call=0)
+
+
+def test_local_model_gets_a_few_shot_conversation_of_the_target_class(metric, columns, enhancement, holdout) -> None:
+    from judgeforge.config.data_generation import LLMConfig
+    from judgeforge.pipelines.synthesis.generation import ExampleGenerator
+    from judgeforge.pipelines.synthesis.prompts import example_shape
+
+    class LocalStub:
+        provider = "local"
+
+    generator = ExampleGenerator(
+        LocalStub(), metric, LLMConfig(provider="local"), generation_config(context_examples=2), example_shape("single", ["text"]), enhancement, holdout, "label", 7
+    )
+    call = generator._call(metric.class_labels[0], "1/r0/c0", 1)
+    roles = [m.role for m in call.request.messages]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
+    shown = {m.content for m in call.request.messages if m.role == "assistant"}
+    assert shown == {"My parcel never came", "Refund is late again"}  # the complaint rows only
+    assert call.request.json_schema is None
+
+
+def test_answers_that_repeat_the_rubric_are_rejected(openai_server, client_factory, metric, llm, columns, sampling, enhancement, holdout) -> None:
+    rubric = "the customer reports a problem with an order and wants the store to fix it"
+    metric = metric.model_copy(update={"class_labels": [metric.class_labels[0].model_copy(update={"rubric": rubric}), metric.class_labels[1]]})
+    answers = iter([Reply.json({"examples": [{"text": f"Sure: {rubric}."}]})])
+    good = unique_examples_responder()
+    openai_server.respond_with(lambda request: next(answers, None) or good(request))
+    synthetic, rejects, _, _ = run_generation(
+        client_factory(openai_server), {"1": 1, "0": 0}, metric, llm, columns, sampling, enhancement, holdout, async_config={"max_concurrent_requests": 1}
+    )
+    assert rejects["reason"].tolist() == ["echoes_prompt"]
+    assert len(synthetic) == 1

@@ -19,6 +19,7 @@ from judgeforge.pipelines.ingestion.nodes import normalise_text
 from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
 from judgeforge.pipelines.synthesis.prompts import (
     ExampleShape,
+    compact_messages,
     generation_messages,
     generation_request,
 )
@@ -34,10 +35,16 @@ WRONG_LABEL = "wrong_label"
 DUPLICATE = "duplicate"
 HOLDOUT_LEAK = "holdout_leak"
 COPIES_SEED = "copies_seed_example"
+ECHOES_PROMPT = "echoes_prompt"
 SYNTHETIC_REJECT_REASONS = (
-    REQUEST_FAILED, INVALID_OUTPUT, EMPTY_FIELD, TRUNCATED, TOO_SHORT, TOO_LONG, WRONG_LABEL, DUPLICATE, HOLDOUT_LEAK, COPIES_SEED,
+    REQUEST_FAILED, INVALID_OUTPUT, EMPTY_FIELD, TRUNCATED, TOO_SHORT, TOO_LONG, WRONG_LABEL, ECHOES_PROMPT, DUPLICATE, HOLDOUT_LEAK, COPIES_SEED,
 )
 MIN_FIELD_CHARS = 3
+# A generated field may be this many times shorter than the shortest real one (and ≥ the floor).
+MIN_LENGTH_DIVISOR = 3
+# Sharing this many consecutive words with the metric's description or a rubric means the
+# model copied its instructions instead of writing an example.
+ECHO_NGRAM = 6
 # A generated field may be this many times longer than the longest real one (and ≥ the floor).
 MAX_LENGTH_FACTOR = 3
 MAX_LENGTH_FLOOR = 200
@@ -88,12 +95,21 @@ def max_answer_tokens(seed_rows: pd.DataFrame, shape: ExampleShape, examples_per
     return int(max(32, min(ceiling, per_example * examples_per_call + 24)))
 
 
-def length_limits(seed_rows: pd.DataFrame, shape: ExampleShape) -> dict[str, int]:
-    """Return the longest accepted length of each field."""
+def length_limits(seed_rows: pd.DataFrame, shape: ExampleShape) -> dict[str, tuple[int, int]]:
+    """Return the (shortest, longest) accepted length of each field, from the real rows."""
+    if not len(seed_rows):
+        return {f: (MIN_FIELD_CHARS, 10_000) for f in shape.fields}
+    lengths = {f: seed_rows[f].astype(str).str.len() for f in shape.fields}
     return {
-        f: max(MAX_LENGTH_FLOOR, MAX_LENGTH_FACTOR * int(seed_rows[f].astype(str).str.len().max())) if len(seed_rows) else 10_000
+        f: (max(MIN_FIELD_CHARS, int(lengths[f].min()) // MIN_LENGTH_DIVISOR), max(MAX_LENGTH_FLOOR, MAX_LENGTH_FACTOR * int(lengths[f].max())))
         for f in shape.fields
     }
+
+
+def word_ngrams(text: str, size: int = ECHO_NGRAM) -> set[tuple[str, ...]]:
+    """Return the runs of `size` consecutive normalised words in a text."""
+    words = normalise_text(text).split()
+    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
 class ExampleGenerator:
@@ -125,6 +141,8 @@ class ExampleGenerator:
         self.max_tokens = max_answer_tokens(reference, shape, generation.examples_per_call, llm.max_output_tokens)
         self.limits = length_limits(reference, shape)
         self.holdout_prints = {fingerprint(row, shape.fields) for row in holdout.to_dict("records")}
+        instructions = [metric.description or "", *[c.rubric or "" for c in metric.class_labels or []]]
+        self.instruction_ngrams = set().union(*(word_ngrams(text) for text in instructions))
         self.seed_prints = {fingerprint(row, shape.fields) for row in context_pool.to_dict("records")}
         self.taken: set[str] = set()
 
@@ -158,18 +176,22 @@ class ExampleGenerator:
 
     def _call(self, target: ClassLabel, call_id: str, count: int) -> Call:
         seed = stable_seed(self.seed, call_id)
-        context = self._context_examples(np.random.default_rng(seed))
-        messages = generation_messages(
-            self.metric, self.shape, target, context, count, self.generation.special_instructions, self.structured
-        )
+        context = self._context_examples(label_key(target.label), np.random.default_rng(seed))
+        if self.structured:
+            messages = generation_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, True)
+        else:
+            messages = compact_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions)
         request = generation_request(messages, self.shape, count, self.structured, self.temperature, self.max_tokens, seed)
         return Call(call_id, target, request)
 
-    def _context_examples(self, rng: np.random.Generator) -> list[tuple[str, dict[str, str]]]:
-        size = min(self.generation.context_examples, len(self.context_pool))
+    def _context_examples(self, key: str, rng: np.random.Generator) -> list[tuple[str, dict[str, str]]]:
+        """Return real examples of the target class (any class when it has none), seeded."""
+        same_class = self.context_pool[self.context_pool[self.label_column].astype(str) == key]
+        pool = same_class if len(same_class) else self.context_pool
+        size = min(self.generation.context_examples, len(pool))
         if size == 0:
             return []
-        rows = self.context_pool.iloc[rng.choice(len(self.context_pool), size=size, replace=False)]
+        rows = pool.iloc[rng.choice(len(pool), size=size, replace=False)]
         return [
             (self.class_names.get(str(row[self.label_column]), str(row[self.label_column])), {f: str(row[f]) for f in self.shape.fields})
             for row in rows.to_dict("records")
@@ -222,10 +244,13 @@ class ExampleGenerator:
             value = str(example[f]).strip()
             if not value:
                 return EMPTY_FIELD, f"field {f} is empty"
-            if len(value) < MIN_FIELD_CHARS:
-                return TOO_SHORT, f"field {f} has {len(value)} characters (< {MIN_FIELD_CHARS})"
-            if len(value) > self.limits[f]:
-                return TOO_LONG, f"field {f} has {len(value)} characters (> {self.limits[f]})"
+            shortest, longest = self.limits[f]
+            if len(value) < shortest:
+                return TOO_SHORT, f"field {f} has {len(value)} characters (< {shortest})"
+            if len(value) > longest:
+                return TOO_LONG, f"field {f} has {len(value)} characters (> {longest})"
+            if word_ngrams(value) & self.instruction_ngrams:
+                return ECHOES_PROMPT, f"field {f} repeats the metric description or a rubric"
         if cut_off:
             return TRUNCATED, "the answer hit the token limit"
         given = example.get("label")

@@ -62,6 +62,31 @@ def render_example(row: Mapping[str, str], shape: ExampleShape) -> str:
     return "\n".join(f"{field}: {row[field]}" for field in shape.fields)
 
 
+def compact_messages(
+    metric: MetricConfig,
+    shape: ExampleShape,
+    target: ClassLabel,
+    context_rows: Sequence[tuple[str, Mapping[str, str]]],
+    count: int,
+    special_instructions: str | None,
+) -> tuple[ChatMessage, ...]:
+    """Return a few-shot conversation for small local models: each real example is an earlier answer.
+
+    A 135M model imitates earlier assistant turns far better than it follows a long prompt:
+    with the class table and rubrics in one message it mostly echoes them or continues lists.
+    """
+    single = len(shape.fields) == 1
+    system = " ".join(
+        part for part in (metric.description, f"{target.name}: {target.rubric}" if target.rubric else None, special_instructions) if part
+    )
+    ask = f"Write one new {target.name} example." + ("" if single else f" {_format_instructions(shape, 1, structured=False)}")
+    turns = [ChatMessage("system", system)]
+    for _, row in context_rows:
+        turns += [ChatMessage("user", ask), ChatMessage("assistant", row[shape.fields[0]] if single else render_example(row, shape))]
+    turns.append(ChatMessage("user", ask))
+    return tuple(turns)
+
+
 def generation_messages(
     metric: MetricConfig,
     shape: ExampleShape,
