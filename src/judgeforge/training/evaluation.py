@@ -7,10 +7,17 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 
-def classification_metrics(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> dict[str, Any]:
     """Return accuracy, macro and weighted F1, per-class precision/recall/F1/support and the confusion matrix."""
     labels = list(labels)
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -19,8 +26,12 @@ def classification_metrics(truth: Sequence[str], predicted: Sequence[str], label
     return {
         "n": len(truth),
         "accuracy": float(accuracy_score(truth, predicted)) if len(truth) else 0.0,
-        "macro_f1": float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(truth, predicted, labels=labels, average="weighted", zero_division=0)),
+        "macro_f1": float(
+            f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)
+        ),
+        "weighted_f1": float(
+            f1_score(truth, predicted, labels=labels, average="weighted", zero_division=0)
+        ),
         "per_class": {
             label: {
                 "precision": float(precision[i]),
@@ -32,7 +43,9 @@ def classification_metrics(truth: Sequence[str], predicted: Sequence[str], label
         },
         "confusion_matrix": {
             "labels": labels,
-            "rows_true_columns_predicted": confusion_matrix(truth, predicted, labels=labels).tolist(),
+            "rows_true_columns_predicted": confusion_matrix(
+                truth, predicted, labels=labels
+            ).tolist(),
         },
     }
 
@@ -49,8 +62,17 @@ def confusion_matrices_figure(metrics_by_model: Mapping[str, Mapping[str, Any]])
         axis.set_yticks(range(len(labels)), labels)
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
-        axis.set_title(f"{name}\naccuracy {metrics['accuracy']:.2f} · macro F1 {metrics['macro_f1']:.2f}")
+        axis.set_title(
+            f"{name}\naccuracy {metrics['accuracy']:.2f} · macro F1 {metrics['macro_f1']:.2f}"
+        )
         threshold = counts.max() / 2 if counts.size else 0
         for (row, column), count in np.ndenumerate(counts):
-            axis.text(column, row, str(count), ha="center", va="center", color="white" if count > threshold else "black")
+            axis.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                color="white" if count > threshold else "black",
+            )
     return figure

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from judgeforge.config.labels import label_key
-from judgeforge.config.training import TrainingMetricConfig, missing_template_columns, template_placeholders
+from judgeforge.config.training import (
+    TrainingMetricConfig,
+    missing_template_columns,
+    template_placeholders,
+)
 
 BOOLEAN_ANSWERS = ("false", "true")
 TRUE_KEYS = frozenset({"1", "true", "yes"})
@@ -103,7 +107,9 @@ def prompt_token_ids(tokenizer: Any, prompt: str, chat: bool) -> list[int]:
     """Return the token ids the model sees before its answer, tokenized exactly as TRL does in training."""
     if chat:
         messages = [{"role": "user", "content": prompt}]
-        encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True)
+        encoded = tokenizer.apply_chat_template(
+            messages, tokenize=True, return_dict=True, add_generation_prompt=True
+        )
         return list(encoded["input_ids"])
     return list(tokenizer(text=prompt + PLAIN_PROMPT_SUFFIX)["input_ids"])
 
@@ -112,5 +118,7 @@ def prompt_and_answer_token_ids(tokenizer: Any, prompt: str, answer: str, chat: 
     """Return the token ids of a prompt followed by its answer, as TRL tokenizes a training example."""
     if chat:
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+        return list(
+            tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        )
     return list(tokenizer(text=prompt + PLAIN_PROMPT_SUFFIX + answer)["input_ids"])

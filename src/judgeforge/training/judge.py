@@ -52,14 +52,18 @@ class Judge:
     def __post_init__(self) -> None:
         self.answer_space = AnswerSpace.from_metric(self.config.metric)
         self.chat = uses_chat_template(self.tokenizer)
-        self.answer_token_ids = answer_token_ids(self.tokenizer, self.answer_space.answers, self.chat)
+        self.answer_token_ids = answer_token_ids(
+            self.tokenizer, self.answer_space.answers, self.chat
+        )
 
     @classmethod
     def zero_shot(cls, config: TrainingConfig) -> Judge:
         """Return the base model as a judge, without fine-tuning."""
         source = base_model_source(config.model)
         tokenizer = load_tokenizer(source, use_unsloth_tokenizer=False)
-        return cls(_on_inference_device(load_base_model(source, _inference_dtype())), tokenizer, config)
+        return cls(
+            _on_inference_device(load_base_model(source, _inference_dtype())), tokenizer, config
+        )
 
     @classmethod
     def trainable(cls, config: TrainingConfig, options: RuntimeOptions) -> Judge:
@@ -74,7 +78,9 @@ class Judge:
         """Return the judge saved under `path` (adapter, tokenizer and config), on its base model."""
         directory = Path(path)
         if not (directory / JUDGE_CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"{directory} is not a saved judge: it has no {JUDGE_CONFIG_FILE}")
+            raise FileNotFoundError(
+                f"{directory} is not a saved judge: it has no {JUDGE_CONFIG_FILE}"
+            )
         saved = json.loads((directory / JUDGE_CONFIG_FILE).read_text())
         config = TrainingConfig.model_validate(saved["config"])
         tokenizer = load_tokenizer(str(directory), use_unsloth_tokenizer=False)
@@ -120,14 +126,22 @@ class Judge:
     def predict(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """Return one row per input: the predicted label and a probability per class."""
         table = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-        check_template_columns(self.config.prompt_template, [str(c) for c in table.columns], "the rows to predict")
-        prompts = [render_prompt(self.config.prompt_template, row) for row in table.to_dict(orient="records")]
+        check_template_columns(
+            self.config.prompt_template, [str(c) for c in table.columns], "the rows to predict"
+        )
+        prompts = [
+            render_prompt(self.config.prompt_template, row)
+            for row in table.to_dict(orient="records")
+        ]
         return self.predictions_frame(self.score_prompts(prompts), index=table.index)
 
-    def predictions_frame(self, probabilities: np.ndarray, index: pd.Index | None = None) -> pd.DataFrame:
+    def predictions_frame(
+        self, probabilities: np.ndarray, index: pd.Index | None = None
+    ) -> pd.DataFrame:
         """Return the predicted label (the most probable class) and the per-class probabilities."""
         frame = pd.DataFrame(
-            {probability_column(label): probabilities[:, i] for i, label in enumerate(self.labels)}, index=index
+            {probability_column(label): probabilities[:, i] for i, label in enumerate(self.labels)},
+            index=index,
         )
         best = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=int)
         frame.insert(0, PREDICTION_COLUMN, [self.labels[i] for i in best])
@@ -135,14 +149,22 @@ class Judge:
 
 
 def _inference_dtype() -> torch.dtype:
-    return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return (
+        torch.bfloat16
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        else torch.float32
+    )
 
 
 def _on_inference_device(model: Any) -> Any:
     return model.to("cuda") if torch.cuda.is_available() else model
 
 
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".jsonl": lambda p: pd.read_json(p, lines=True)}
+READERS = {
+    ".csv": pd.read_csv,
+    ".parquet": pd.read_parquet,
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+}
 WRITERS = {
     ".csv": lambda df, p: df.to_csv(p, index=False),
     ".parquet": lambda df, p: df.to_parquet(p, index=False),

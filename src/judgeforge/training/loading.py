@@ -77,7 +77,9 @@ def with_lora(base_model: Any, model: ModelConfig) -> Any:
         try:
             return PeftModel.from_pretrained(base_model, adapter, is_trainable=True)
         except (OSError, ValueError) as error:
-            raise ModelLoadError(_load_failure(f"adapter (model.peft_model_map[{model.name!r}])", adapter, error)) from None
+            raise ModelLoadError(
+                _load_failure(f"adapter (model.peft_model_map[{model.name!r}])", adapter, error)
+            ) from None
     lora = LoraConfig(
         r=model.lora_r,
         lora_alpha=model.lora_alpha,

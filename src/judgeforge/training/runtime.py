@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 FALLBACK_OPTIMIZER = "adamw_torch"
 FALLBACK_SCHEDULER = "constant"
-BITSANDBYTES_OPTIMIZERS = frozenset({"adamw_8bit", "paged_adamw_8bit", "adamw_bnb_8bit", "lion_8bit", "paged_lion_8bit"})
+BITSANDBYTES_OPTIMIZERS = frozenset(
+    {"adamw_8bit", "paged_adamw_8bit", "adamw_bnb_8bit", "lion_8bit", "paged_lion_8bit"}
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ class RuntimeOptions:
         return torch.bfloat16 if self.bf16 else torch.float32
 
 
-def resolve_runtime_options(hyperparameters: HyperparametersConfig, model: ModelConfig) -> RuntimeOptions:
+def resolve_runtime_options(
+    hyperparameters: HyperparametersConfig, model: ModelConfig
+) -> RuntimeOptions:
     """Return the options this machine can honour, logging one warning per fallback."""
     cuda = torch.cuda.is_available()
     fallbacks: list[str] = []
@@ -65,7 +69,9 @@ def resolve_runtime_options(hyperparameters: HyperparametersConfig, model: Model
 
     optim = hyperparameters.optim
     if optim in BITSANDBYTES_OPTIMIZERS and not (cuda and _installed("bitsandbytes")):
-        fallbacks.append(f"optim {optim} needs a CUDA GPU and bitsandbytes; using {FALLBACK_OPTIMIZER}")
+        fallbacks.append(
+            f"optim {optim} needs a CUDA GPU and bitsandbytes; using {FALLBACK_OPTIMIZER}"
+        )
         optim = FALLBACK_OPTIMIZER
 
     scheduler = hyperparameters.lr_scheduler_type
@@ -78,21 +84,29 @@ def resolve_runtime_options(hyperparameters: HyperparametersConfig, model: Model
 
     torch_compile = hyperparameters.torch_compile
     if torch_compile and not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
-        fallbacks.append("torch_compile needs a C compiler for TorchInductor; training in eager mode")
+        fallbacks.append(
+            "torch_compile needs a C compiler for TorchInductor; training in eager mode"
+        )
         torch_compile = False
 
     report_to = "none"
     if hyperparameters.use_wandb:
         if not os.environ.get("WANDB_API_KEY"):
-            fallbacks.append("use_wandb is true but WANDB_API_KEY is not set; not logging to Weights & Biases")
+            fallbacks.append(
+                "use_wandb is true but WANDB_API_KEY is not set; not logging to Weights & Biases"
+            )
         elif not _installed("wandb"):
-            fallbacks.append("use_wandb is true but the wandb package is not installed; not logging to Weights & Biases")
+            fallbacks.append(
+                "use_wandb is true but the wandb package is not installed; not logging to Weights & Biases"
+            )
         else:
             report_to = "wandb"
 
     unsloth = model.use_unsloth_tokenizer
     if unsloth and not (cuda and _installed("unsloth")):
-        fallbacks.append("use_unsloth_tokenizer needs a CUDA GPU and the unsloth package; using the standard tokenizer")
+        fallbacks.append(
+            "use_unsloth_tokenizer needs a CUDA GPU and the unsloth package; using the standard tokenizer"
+        )
         unsloth = False
 
     for message in fallbacks:

@@ -57,7 +57,9 @@ def class_probabilities(
     probabilities = np.zeros((len(clipped), len(class_ids)), dtype=np.float64)
     for start in range(0, len(order), batch_size):
         batch_index = order[start : start + batch_size]
-        input_ids, attention_mask = _left_padded([clipped[i] for i in batch_index], pad_token_id, device)
+        input_ids, attention_mask = _left_padded(
+            [clipped[i] for i in batch_index], pad_token_id, device
+        )
         # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
         position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
         logits = model(
@@ -71,7 +73,9 @@ def class_probabilities(
     return probabilities
 
 
-def _left_padded(sequences: list[list[int]], pad_token_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_padded(
+    sequences: list[list[int]], pad_token_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids in sequences)
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)

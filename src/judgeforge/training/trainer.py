@@ -21,7 +21,9 @@ WSD_DECAY_FRACTION = 0.1  # warmup_stable_decay decays over the last 10% of the 
 def optimizer_steps(n_examples: int, hyperparameters: HyperparametersConfig) -> int:
     """Return how many optimizer steps training takes."""
     batches_per_epoch = math.ceil(n_examples / hyperparameters.per_device_train_batch_size)
-    return hyperparameters.num_train_epochs * math.ceil(batches_per_epoch / hyperparameters.gradient_accumulation_steps)
+    return hyperparameters.num_train_epochs * math.ceil(
+        batches_per_epoch / hyperparameters.gradient_accumulation_steps
+    )
 
 
 def scheduler_kwargs(scheduler: str, total_steps: int) -> dict[str, Any]:
@@ -33,7 +35,12 @@ def scheduler_kwargs(scheduler: str, total_steps: int) -> dict[str, Any]:
     return {}
 
 
-def sft_config(hyperparameters: HyperparametersConfig, options: RuntimeOptions, n_examples: int, output_dir: str) -> Any:
+def sft_config(
+    hyperparameters: HyperparametersConfig,
+    options: RuntimeOptions,
+    n_examples: int,
+    output_dir: str,
+) -> Any:
     """Return the SFTConfig of a run: every hyperparameter mapped, after the runtime fallbacks."""
     from trl import SFTConfig
 
@@ -50,7 +57,9 @@ def sft_config(hyperparameters: HyperparametersConfig, options: RuntimeOptions, 
         logging_steps=hyperparameters.logging_steps,
         logging_first_step=True,
         lr_scheduler_type=options.lr_scheduler_type,
-        lr_scheduler_kwargs=scheduler_kwargs(options.lr_scheduler_type, optimizer_steps(n_examples, hyperparameters)),
+        lr_scheduler_kwargs=scheduler_kwargs(
+            options.lr_scheduler_type, optimizer_steps(n_examples, hyperparameters)
+        ),
         seed=hyperparameters.seed,
         data_seed=hyperparameters.seed,
         torch_compile=options.torch_compile,
@@ -61,7 +70,7 @@ def sft_config(hyperparameters: HyperparametersConfig, options: RuntimeOptions, 
         completion_only_loss=True,
         # Checkpointing trades compute for memory: worth it for billion-parameter models on a GPU,
         # a pure slowdown for a 135M model on a CPU.
-        gradient_checkpointing=options.device == "cuda",
+        activation_checkpointing=options.device == "cuda",
         save_strategy="no",
         use_cpu=options.device == "cpu",
         dataloader_num_workers=0,

@@ -1,0 +1,105 @@
+"""Test helpers: a tiny random Llama with the embedded model's tokenizer, and a trivially separable task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset, DatasetDict
+
+from judgeforge.models.embedded import embedded_model_dir
+
+# Five times the usual 0.02: with frozen random embeddings a LoRA can then reach confident logits in a few steps.
+INITIALIZER_RANGE = 0.1
+# Long runs of one word: a random 2-layer model averages them into a clearly different state per class.
+SEPARABLE_TEXTS = (" ".join(["good"] * 12), " ".join(["bad"] * 12), " ".join(["meh"] * 12))
+
+
+def save_tiny_llama(directory: str | Path, seed: int = 0) -> Path:
+    """Write a 2-layer, 64-wide random LlamaForCausalLM with the SmolLM2 tokenizer to `directory`; return it."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    target = Path(directory)
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        initializer_range=INITIALIZER_RANGE,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def separable_split(rows: int, label_values: tuple[Any, ...] = ("1", "0")) -> Dataset:
+    """Rows cycling through the label values, each with its own repeated-word text, plus row_id and source."""
+    return Dataset.from_list(
+        [
+            {
+                "text": SEPARABLE_TEXTS[i % len(label_values)],
+                "label": label_values[i % len(label_values)],
+                "row_id": str(i),
+                "source": "synthetic",
+            }
+            for i in range(rows)
+        ]
+    )
+
+
+def separable_dataset(
+    train_rows: int = 32, test_rows: int = 16, label_values: tuple[Any, ...] = ("1", "0")
+) -> DatasetDict:
+    """A train/test DatasetDict of the separable task."""
+    return DatasetDict(
+        {
+            "train": separable_split(train_rows, label_values),
+            "test": separable_split(test_rows, label_values),
+        }
+    )
+
+
+def tiny_judge_config(model_dir: str | Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A training config for the tiny model (steep learning rate, 4 epochs), with sections updated from `sections`."""
+    config: dict[str, Any] = {
+        "metric": {"type": "boolean"},
+        "prompt_template": "Text: {text}\nIs it positive?",
+        "training": {
+            "num_train_epochs": 4,
+            "per_device_train_batch_size": 8,
+            "gradient_accumulation_steps": 1,
+            "learning_rate_multiplier": 25.0,
+            "max_seq_length": 128,
+            "warmup_steps": 0,
+            "logging_steps": 1,
+            "bf16": False,
+            "optim": "adamw_torch",
+            "use_wandb": False,
+        },
+        "output": {
+            "model_name": "tiny-judge",
+            "local_path": "data/06_models",
+            "push_to_hub": False,
+        },
+        "model": {
+            "name": str(model_dir),
+            "lora_r": 8,
+            "lora_alpha": 16,
+            "use_unsloth_tokenizer": False,
+        },
+    }
+    for section, values in sections.items():
+        config[section] = (
+            {**config.get(section, {}), **values} if isinstance(values, dict) else values
+        )
+    return config
