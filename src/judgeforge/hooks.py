@@ -9,17 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, MemoryDataset
 
 from judgeforge.config import RunConfig, validate_run_config
+from judgeforge.config.run import judge_output_dir
 from judgeforge.config.data_generation import LOCAL_EMBEDDING_MODELS, DataGenerationConfig
-from judgeforge.datasets import DatasetDictDataset, LLMClientDataset, SeedDataset
+from judgeforge.datasets import DatasetDictDataset, JudgeModelDataset, LLMClientDataset, SeedDataset
+from judgeforge.publishing import (
+    HubClientDataset,
+    ObjectStoreDataset,
+    ObjectStoreDatasetDict,
+    archive_url,
+)
+from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
 
 log = logging.getLogger(__name__)
 
 # Credentials entries: storage options for object-store URLs, and the LLM provider's key.
 OBJECT_STORE_CREDENTIALS = "object_store"
 LLM_CREDENTIALS = "llm"
+HUB_CREDENTIALS = "hub"
+# Outputs whose node pushes to the Hub, and the config switch that makes it push.
+DATASET_PUBLICATION = "dataset_publication"
+MODEL_PUBLICATION = "model_publication"
 # Diagnostics artifacts written under output.local_path/<artifact_subdir>, by file name.
 ARTIFACT_FILES = {
     "drift_reference": "drift_reference.parquet",
@@ -28,8 +40,12 @@ ARTIFACT_FILES = {
     "drift_histogram_plot": "drift_histogram.png",
     "drift_by_class_plot": "drift_by_class.png",
     "diagnostics_summary": "diagnostics_summary.json",
+    # the same summary, read (when present) by the publishing pipeline for the dataset card
+    "card_diagnostics_summary": "diagnostics_summary.json",
 }
 FAISS_INDEX_FILE = "holdout.faiss"
+# Files of the trained judge's folder, by catalog entry (judge_model is the folder itself).
+JUDGE_FILES = {"training_metrics": "metrics.json", "training_log": "training_log.json", "model_card": "README.md"}
 # Options of LLM client entries that the catalog (not the parameters) decides.
 CATALOG_CLIENT_OPTIONS = ("cache_path", "prices")
 
@@ -40,6 +56,7 @@ class RunConfigHook:
     def __init__(self) -> None:
         self._config: RunConfig | None = None
         self._project_path = Path.cwd()
+        self._hub_credentials: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -53,14 +70,28 @@ class RunConfigHook:
         if self._config is None:
             return
         credentials = conf_creds or {}
+        self._hub_credentials = credentials.get(HUB_CREDENTIALS) or {}
         bound = config_bound_datasets(self._config, credentials.get(OBJECT_STORE_CREDENTIALS), self._project_path)
+        bound["hub_client"] = HubClientDataset(credentials=self._hub_credentials)
+        bound["object_store"] = ObjectStoreDataset(credentials=credentials.get(OBJECT_STORE_CREDENTIALS))
         if self._config.data_generation is not None:
             generation = self._config.data_generation
             bound.update(llm_client_datasets(generation, conf_catalog or {}, credentials.get(LLM_CREDENTIALS), self._project_path))
             bound.update(artifact_datasets(generation, conf_catalog or {}, credentials.get(OBJECT_STORE_CREDENTIALS), self._project_path))
+        if self._config.training is not None:
+            bound.update(judge_datasets(self._config, conf_catalog or {}, self._project_path))
         with _expected_replacements(bound):
             for name, dataset in bound.items():
                 catalog[name] = dataset
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Fail before any node runs when the pipeline will push to the Hub and there is no token."""
+        if self._config is None or hub_token(self._hub_credentials):
+            return
+        pushes = hub_pushes(self._config, pipeline.all_outputs())
+        if pushes:
+            raise HubError(missing_token_message(" and ".join(pushes)))
 
 
 class _SkipReplacementWarnings(logging.Filter):
@@ -106,18 +137,54 @@ def config_bound_datasets(config: RunConfig, credentials: dict[str, Any] | None,
             hf_revision=source.huggingface.revision,
             credentials=credentials,
         )
-        bound["generated_dataset"] = DatasetDictDataset(project_location(generation.dataset_path, project_path), credentials=credentials)
+        bound.update(dataset_folders(generation, credentials, project_path))
+        if source.csv.train_file_path:
+            train_file = project_location(source.csv.train_file_path, project_path)
+            bound["label_only_train_data"] = SeedDataset(source_type="csv", file_path=train_file, credentials=credentials)
     training = config.training
-    if training is not None and training.dataset.local:
+    if training is not None and (training.dataset.local or training.dataset.pull_from_object_store):
         path = f"{training.dataset.local_path.rstrip('/')}/{training.dataset.name}" if training.dataset.local_path else training.dataset.name
-        bound["training_dataset"] = DatasetDictDataset(project_location(path, project_path), credentials=credentials)
+        local = project_location(path, project_path)
+        if training.dataset.pull_from_object_store:
+            url = archive_url(str(training.dataset.object_store_bucket), str(training.dataset.object_store_blob), training.dataset.name)
+            bound["training_dataset"] = ObjectStoreDatasetDict(url, local, credentials=credentials)
+        else:
+            bound["training_dataset"] = DatasetDictDataset(local, credentials=credentials)
     return bound
+
+
+def dataset_folders(generation: DataGenerationConfig, credentials: dict[str, Any] | None, project_path: Path) -> dict[str, Any]:
+    """Return the DatasetDict entries: synthesis output, the labelled (final) dataset, and the final folder for publishing.
+
+    `output.local_path/output.dataset.repo_name` always holds the final dataset. With labelling
+    on, synthesis writes to `<repo_name>-generated` and labelling writes the final folder (never
+    reading and writing one folder); with it off, synthesis writes the final folder and
+    `labelled_dataset` is the same data passed through in memory.
+    """
+    final = project_location(generation.dataset_path, project_path)
+    labelled = DatasetDictDataset(final, credentials=credentials) if generation.labelling.enabled else MemoryDataset(copy_mode="assign")
+    return {
+        "generated_dataset": DatasetDictDataset(project_location(generation.generated_dataset_path, project_path), credentials=credentials),
+        "labelled_dataset": labelled,
+        "final_dataset": DatasetDictDataset(final, credentials=credentials),
+    }
+
+
+def hub_pushes(config: RunConfig, outputs: set[str]) -> list[str]:
+    """Return what this pipeline would push to the Hub (by its outputs and the config switches)."""
+    pushes = []
+    generation, training = config.data_generation, config.training
+    if DATASET_PUBLICATION in outputs and generation is not None and generation.output.push_to_hub:
+        pushes.append("data_generation.output.push_to_hub")
+    if MODEL_PUBLICATION in outputs and training is not None and training.output.push_to_hub:
+        pushes.append("training.output.push_to_hub")
+    return pushes
 
 
 def llm_client_datasets(
     config: DataGenerationConfig, conf_catalog: dict[str, Any], credentials: dict[str, Any] | None, project_path: Path
 ) -> dict[str, LLMClientDataset]:
-    """Return the generator and embedding client entries, built from the parameters."""
+    """Return the generator, judge and embedding client entries, built from the parameters."""
     engine = config.generation.async_config
     common = {
         "max_concurrent_requests": engine.max_concurrent_requests,
@@ -133,8 +200,18 @@ def llm_client_datasets(
 
     llm = config.llm
     same_provider = config.generator_provider == llm.provider
+    judge_same_provider = config.judge_provider == llm.provider
     local_embeddings = llm.embedding_model in LOCAL_EMBEDDING_MODELS
     return {
+        "judge_llm": LLMClientDataset(
+            provider=config.judge_provider,
+            model=config.judge_model,
+            base_url=llm.base_url if judge_same_provider else None,
+            api_version=llm.api_version if judge_same_provider else None,
+            credentials=credentials,
+            **common,
+            **catalog_options("judge_llm"),
+        ),
         "generator_llm": LLMClientDataset(
             provider=config.generator_provider,
             model=config.generator_model,
@@ -175,4 +252,16 @@ def artifact_datasets(
         if "://" in location and credentials:
             entry["credentials"] = credentials
         bound[name] = AbstractDataset.from_config(name, entry)
+    return bound
+
+
+def judge_datasets(config: RunConfig, conf_catalog: dict[str, Any], project_path: Path) -> dict[str, AbstractDataset]:
+    """Return the trained judge's entries, in the folder the training output parameters name."""
+    folder = project_location(judge_output_dir(config), project_path)
+    bound: dict[str, AbstractDataset] = {"judge_model": JudgeModelDataset(path=folder)}
+    for name, file in JUDGE_FILES.items():
+        entry = dict(conf_catalog.get(name) or {})
+        if entry:
+            entry["filepath"] = f"{folder}/{file}"
+            bound[name] = AbstractDataset.from_config(name, entry)
     return bound

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from judgeforge.config import RunConfig, load_run_config
+from judgeforge.config.run import judge_output_dir
 
 PARAMETER_FILES = "parameters*.yml"
 
@@ -21,7 +22,7 @@ def data_generation_pipelines(config: RunConfig) -> list[str]:
     generation = config.data_generation
     assert generation is not None
     if generation.labelling.label_only_mode:
-        return ["ingestion", "labelling"]
+        return ["ingestion", "label_only"]
     names = ["ingestion", "synthesis"]
     if generation.labelling.enabled:
         names.append("labelling")
@@ -30,26 +31,34 @@ def data_generation_pipelines(config: RunConfig) -> list[str]:
     return names
 
 
-def stages_for_steps(config: RunConfig) -> list[list[str]]:
-    """Return the pipelines of each step that `run_steps` asks for, one stage per step.
+def data_generation_stages(config: RunConfig) -> list[list[str]]:
+    """Return the data_generation stage, then a publishing stage when the dataset is pushed anywhere."""
+    assert config.data_generation is not None
+    output = config.data_generation.output
+    pushes = output.push_to_hub or output.push_to_object_store
+    return [data_generation_pipelines(config)] + ([["publishing"]] if pushes else [])
 
-    Stages run one after another: training reads the dataset that data_generation wrote, a
-    dependency Kedro cannot see when the two are separate pipelines.
+
+def stages_for_steps(config: RunConfig) -> list[list[str]]:
+    """Return the pipelines of each step that `run_steps` asks for, one stage per step (two when publishing).
+
+    Stages run one after another: publishing and training read the dataset that data_generation
+    wrote, a dependency Kedro cannot see when they are separate pipelines.
     """
     stages: list[list[str]] = []
     if "data_generation" in config.run_steps:
-        stages.append(data_generation_pipelines(config))
+        stages.extend(data_generation_stages(config))
     if "training" in config.run_steps:
         stages.append(["training"])
     return stages
 
 
 def run_data_generation(config_path: str | Path, env: str | None = None, project_path: str | Path | None = None) -> str:
-    """Run the data_generation step of a run YAML; return the generated dataset's path."""
+    """Run the data_generation step of a run YAML (and its pushes); return the final dataset's path."""
     config = load_run_config(config_path)
     if config.data_generation is None:
         raise ValueError(f"{config_path}: has no data_generation section")
-    run_config(config, [data_generation_pipelines(config)], env=env, project_path=project_path)
+    run_config(config, data_generation_stages(config), env=env, project_path=project_path)
     return config.data_generation.dataset_path
 
 
@@ -59,14 +68,7 @@ def run_training(config_path: str | Path, env: str | None = None, project_path: 
     if config.training is None:
         raise ValueError(f"{config_path}: has no training section")
     run_config(config, [["training"]], env=env, project_path=project_path)
-    return judge_model_dir(config)
-
-
-def judge_model_dir(config: RunConfig) -> str:
-    """Return where the training step writes the judge's artifacts."""
-    assert config.training is not None
-    output = config.training.output
-    return f"{output.local_path.rstrip('/')}/{output.model_name}"
+    return judge_output_dir(config)
 
 
 def run_config(

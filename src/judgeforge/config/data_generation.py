@@ -12,6 +12,8 @@ from judgeforge.config.problems import Problem, join_path
 
 LUNA_BUCKET_DEFAULT = "${LUNA_OBJECT_STORE_BUCKET:-luna-ft}"
 LABEL_DISTRIBUTION_TOLERANCE = 0.01
+# With labelling on, synthesis writes next to the final dataset folder, under this suffix.
+GENERATED_SUFFIX = "-generated"
 # Roles of the three rag feature columns, in the order `columns.features` must list them.
 RAG_ROLES = ("query", "context", "response")
 # Providers that speak the OpenAI wire protocol and therefore accept `base_url`.
@@ -305,6 +307,21 @@ def object_store_problems(enabled: bool, path: str, fields: dict[str, str | None
 class LabellingConfig(StrictModel):
     enabled: bool = False
     label_only_mode: bool = False
+    # judgeforge additions: the judge model (default: the run's llm), what to do with synthetic
+    # rows the judge labels differently, and how often an invalid judge answer is asked again.
+    judge_provider: str | None = None
+    judge_model: str | None = None
+    disagreement_policy: Literal["keep", "relabel", "drop"] = "keep"
+    invalid_answer_retries: int = Field(default=2, ge=0)
+
+    def rule_problems(self, path: str) -> list[Problem]:
+        """Return every broken labelling rule."""
+        if (self.judge_provider is None) != (self.judge_model is None):
+            field, value = ("judge_model", self.judge_model) if self.judge_model is None else ("judge_provider", self.judge_provider)
+            return [Problem(join_path(path, field), value, "judge_provider and judge_model must be set together")]
+        if self.judge_provider is not None and self.judge_provider not in LLM_PROVIDERS:
+            return [Problem(join_path(path, "judge_provider"), self.judge_provider, f"must be one of {', '.join(LLM_PROVIDERS)}")]
+        return []
 
 
 class UmapConfig(StrictModel):
@@ -351,9 +368,24 @@ class DataGenerationConfig(StrictModel):
         return self.generation.llm_model or self.llm.model
 
     @property
+    def judge_provider(self) -> str:
+        """Return the provider of the judge (the labelling override, else the primary llm)."""
+        return self.labelling.judge_provider or self.llm.provider
+
+    @property
+    def judge_model(self) -> str:
+        """Return the judge model (the labelling override, else the primary llm)."""
+        return self.labelling.judge_model or self.llm.model
+
+    @property
     def dataset_path(self) -> str:
-        """Return where the generated DatasetDict is written."""
+        """Return where the final DatasetDict (after labelling, when enabled) is written."""
         return f"{self.output.local_path.rstrip('/')}/{self.output.dataset.repo_name}"
+
+    @property
+    def generated_dataset_path(self) -> str:
+        """Return where synthesis writes its DatasetDict: the final folder unless a judge labels it next."""
+        return f"{self.dataset_path}{GENERATED_SUFFIX}" if self.labelling.enabled else self.dataset_path
 
     def rule_problems(self, path: str) -> list[Problem]:
         """Return the rules that tie two sections together."""

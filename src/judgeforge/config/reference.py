@@ -25,6 +25,10 @@ ADDITIONS = {
     "data_generation.generation.async_config.request_timeout_seconds",
     "data_generation.generation.async_config.max_retries",
     "data_generation.generation.max_attempts_per_example",
+    "data_generation.labelling.judge_provider",
+    "data_generation.labelling.judge_model",
+    "data_generation.labelling.disagreement_policy",
+    "data_generation.labelling.invalid_answer_retries",
 }
 
 

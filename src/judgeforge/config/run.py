@@ -91,6 +91,13 @@ def fill_training_dataset(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"training": training.model_copy(update={"dataset": dataset})})
 
 
+def judge_output_dir(config: RunConfig) -> str:
+    """Return the folder of the trained judge: output.local_path/output.model_name (or <metric_name>-judge)."""
+    assert config.training is not None
+    output = config.training.output
+    return f"{output.local_path.rstrip('/')}/{output.model_name or f'{config.metric_name}-judge'}"
+
+
 def load_run_config(path: str | Path) -> RunConfig:
     """Return the validated run config read from a YAML file."""
     path = Path(path)
