@@ -15,17 +15,21 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from judgeforge.config.data_generation import LabellingConfig
 from judgeforge.pipelines.synthesis import create_pipeline
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
+from tests.support.openai_server import Reply
 
 
-def test_pipeline_runs_on_an_in_memory_catalog(openai_server, client_factory, metric, llm, columns, sampling, output, enhancement, holdout) -> None:
-    openai_server.respond_with(unique_examples_responder())
-    catalog = DataCatalog(
+def in_memory_catalog(server, client_factory, metric, llm, columns, sampling, output, enhancement, holdout) -> DataCatalog:
+    """Return the synthesis pipeline's inputs as an in-memory catalog, clients on the loopback server."""
+    return DataCatalog(
         {
             "holdout_table": MemoryDataset(holdout),
             "enhancement_table": MemoryDataset(enhancement),
-            "generator_llm": MemoryDataset(client_factory(openai_server), copy_mode="assign"),
+            "generator_llm": MemoryDataset(client_factory(server), copy_mode="assign"),
+            "judge_llm": MemoryDataset(client_factory(server, "judge.sqlite"), copy_mode="assign"),
+            "params:data_generation.labelling": MemoryDataset(LabellingConfig(), copy_mode="assign"),
             "params:data_generation.metric": MemoryDataset(metric, copy_mode="assign"),
             "params:data_generation.llm": MemoryDataset(llm, copy_mode="assign"),
             "params:data_generation.generation": MemoryDataset(generation_config(total_examples=6), copy_mode="assign"),
@@ -34,6 +38,11 @@ def test_pipeline_runs_on_an_in_memory_catalog(openai_server, client_factory, me
             "params:data_generation.output": MemoryDataset(output, copy_mode="assign"),
         }
     )
+
+
+def test_pipeline_runs_on_an_in_memory_catalog(openai_server, client_factory, metric, llm, columns, sampling, output, enhancement, holdout) -> None:
+    openai_server.respond_with(unique_examples_responder())
+    catalog = in_memory_catalog(openai_server, client_factory, metric, llm, columns, sampling, output, enhancement, holdout)
     SequentialRunner().run(create_pipeline(), catalog)
     report = catalog.load("generation_report")
     assert report["requested_total"] == report["delivered_total"] == 6
@@ -42,6 +51,21 @@ def test_pipeline_runs_on_an_in_memory_catalog(openai_server, client_factory, me
     dataset = catalog.load("generated_dataset")
     assert dataset["train"].num_rows == 6 + len(enhancement)
     assert dataset["test"].num_rows == len(holdout)
+
+
+def test_classes_derived_from_the_judge_prompt_drive_generation(openai_server, client_factory, metric, llm, columns, sampling, output, enhancement, holdout) -> None:
+    derived = {
+        "description": "Is the message a complaint?",
+        "class_labels": [{"name": "complaint", "label": "1", "rubric": "reports a problem"}, {"name": "not_complaint", "label": "0", "rubric": "anything else"}],
+    }
+    examples = unique_examples_responder()
+    openai_server.respond_with(lambda request: examples(request) if "new, different example" in request.last_user_message else Reply.json(derived))
+    prompt_only = metric.model_copy(update={"description": None, "class_labels": None, "llmaj_source_prompt": "Answer 1 if the message is a complaint, else 0."})
+    catalog = in_memory_catalog(openai_server, client_factory, prompt_only, llm, columns, sampling, output, enhancement, holdout)
+    outputs = SequentialRunner().run(create_pipeline(), catalog)
+    assert outputs["derived_metric"].load()["derived"] == ["description", "class_labels"]
+    report = outputs["generation_report"].load()
+    assert report["per_class"] == {"1": {"requested": 3, "delivered": 3}, "0": {"requested": 3, "delivered": 3}}
 
 
 TOTAL = 24

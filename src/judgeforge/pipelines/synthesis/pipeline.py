@@ -2,6 +2,8 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from judgeforge.pipelines.labelling.pipeline import metric_pipeline
+
 from judgeforge.pipelines.synthesis.nodes import (
     assemble_train_and_test,
     build_generation_report,
@@ -13,12 +15,16 @@ COLUMNS = "params:data_generation.source_data.dataset.columns"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Return holdout + enhancement + generator LLM → synthetic rows → train/test DatasetDict + report."""
-    return Pipeline(
+    """Return holdout + enhancement + generator LLM → synthetic rows → train/test DatasetDict + report.
+
+    The metric comes from `resolved_metric`: the configured one, with whatever it leaves out
+    derived from llmaj_source_prompt.
+    """
+    return metric_pipeline() + Pipeline(
         [
             Node(
                 plan_class_quotas,
-                inputs=["holdout_table", "params:data_generation.metric", "params:data_generation.generation", COLUMNS],
+                inputs=["holdout_table", "resolved_metric", "params:data_generation.generation", COLUMNS],
                 outputs="class_quotas",
                 name="plan_class_quotas",
             ),
@@ -28,7 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "class_quotas",
                     "enhancement_table",
                     "holdout_table",
-                    "params:data_generation.metric",
+                    "resolved_metric",
                     "params:data_generation.llm",
                     "params:data_generation.generation",
                     COLUMNS,
