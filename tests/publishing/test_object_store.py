@@ -15,7 +15,7 @@ from judgeforge.config.data_generation import OutputConfig
 from judgeforge.config.training import ModelConfig
 from judgeforge.publishing import ObjectStore, ObjectStoreDatasetDict, ObjectStoreError, archive_url
 from judgeforge.publishing.nodes import publish_dataset, pull_model_from_object_store
-from tests.publishing.conftest import BUCKET
+from tests.support.s3_server import BUCKET
 
 
 def files_of(folder: Path) -> dict[str, bytes]:

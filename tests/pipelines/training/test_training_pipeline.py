@@ -15,8 +15,12 @@ from kedro_datasets.text import TextDataset
 from judgeforge.config.training import TrainingConfig
 from judgeforge.datasets.judge_model_dataset import JudgeModelDataset
 from judgeforge.pipelines.training import create_pipeline
+from judgeforge.pipelines.training.nodes import resolve_training_config
+from judgeforge.publishing.hub import Hub
+from judgeforge.publishing.object_store import ObjectStore, archive_url
 from judgeforge.training import Judge
 from judgeforge.training.testing import separable_dataset, tiny_judge_config
+from tests.support.s3_server import BUCKET, s3_server  # noqa: F401 -- fixture
 
 OUTPUTS = (
     "judge_model",
@@ -53,13 +57,16 @@ def test_training_pipeline_trains_evaluates_and_saves_the_judge(
         {
             "training_dataset": MemoryDataset(separable_dataset(16, 8)),
             "params:training": MemoryDataset(config, copy_mode="assign"),
+            "object_store": MemoryDataset(ObjectStore(), copy_mode="assign"),
+            "hub_client": MemoryDataset(Hub(token=None), copy_mode="assign"),
             **output_datasets(judge_dir),
         }
     )
     pipeline = create_pipeline()
     assert set(OUTPUTS) <= pipeline.all_outputs()
 
-    SequentialRunner().run(pipeline, catalog)
+    outputs = SequentialRunner().run(pipeline, catalog)
+    assert outputs["model_publication"].load() == {"hub": None, "object_store": None}
 
     metrics = catalog["training_metrics"].load()
     assert {"base_model", "fine_tuned", "lift"} <= metrics.keys()
@@ -88,3 +95,31 @@ def test_training_pipeline_trains_evaluates_and_saves_the_judge(
     pd.testing.assert_series_equal(
         reloaded["probability_true"], fine_tuned["probability_true"], atol=1e-5
     )
+
+
+def test_base_model_and_adapter_are_pulled_from_the_object_store(tiny_llama_dir: Path, tmp_path: Path, s3_server) -> None:
+    store = ObjectStore(s3_server.storage_options)
+    store.push_directory(tiny_llama_dir, archive_url(BUCKET, "base_models", "tiny-llama"))
+    adapter = tmp_path / "adapter-src"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    store.push_directory(adapter, archive_url(BUCKET, "adapters", "org/tiny-adapter"))
+    raw = tiny_judge_config(tiny_llama_dir)
+    raw["model"].update(
+        {
+            "name": "tiny-llama",
+            "pull_model_from_object_store": True,
+            "model_object_store_bucket": BUCKET,
+            "model_local_path": str(tmp_path / "models"),
+            "peft_model_map": {"tiny-llama": "org/tiny-adapter"},
+        }
+    )
+    resolved = resolve_training_config(TrainingConfig.model_validate(raw), store)
+    assert resolved.model.model_local_path == str(tmp_path / "models")
+    assert (tmp_path / "models" / "tiny-llama" / "config.json").is_file()
+    assert Path(resolved.model.peft_model_map["tiny-llama"], "adapter_config.json").is_file()
+
+
+def test_no_pull_leaves_the_config_alone(tiny_llama_dir: Path) -> None:
+    config = TrainingConfig.model_validate(tiny_judge_config(tiny_llama_dir))
+    assert resolve_training_config(config, ObjectStore()) is config

@@ -10,6 +10,8 @@ from datasets import DatasetDict
 from matplotlib.figure import Figure
 
 from judgeforge.config.training import TrainingConfig
+from judgeforge.publishing.nodes import pull_model_from_object_store
+from judgeforge.publishing.object_store import ObjectStore
 from judgeforge.schema import ROW_ID, SOURCE
 from judgeforge.training.evaluation import classification_metrics, confusion_matrices_figure
 from judgeforge.training.formatting import (
@@ -30,6 +32,8 @@ CORRECT = "correct"
 FINE_TUNED = "fine_tuned"
 BASE_MODEL = "base_model"
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1")
+# Where a base model pulled from the object store lands when model.model_local_path is empty.
+PULLED_MODELS_FOLDER = "base_models"
 
 
 def format_judge_examples(
@@ -85,6 +89,19 @@ def _examples(
     for position, column in enumerate(c for c in (ROW_ID, SOURCE) if c in rows.columns):
         examples.insert(position, column, rows[column].astype(str).to_numpy())
     return examples
+
+
+def resolve_training_config(config: TrainingConfig, object_store: ObjectStore) -> TrainingConfig:
+    """Return the training config, pointed at the base model (and adapter) pulled from the object store when asked."""
+    model = config.model
+    if not model.pull_model_from_object_store:
+        return config
+    root = model.model_local_path or f"{config.output.local_path.rstrip('/')}/{PULLED_MODELS_FOLDER}"
+    pulled = pull_model_from_object_store(object_store, model, root)
+    updates: dict[str, Any] = {"model_local_path": str(root)}
+    if "adapter" in pulled:
+        updates["peft_model_map"] = {**model.peft_model_map, model.name: str(pulled["adapter"])}
+    return config.model_copy(update={"model": model.model_copy(update=updates)})
 
 
 def train_judge(

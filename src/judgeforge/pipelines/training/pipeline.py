@@ -4,27 +4,35 @@ from kedro.pipeline import Node, Pipeline
 
 from judgeforge.pipelines.training.nodes import (
     format_judge_examples,
+    resolve_training_config,
     score_with_base_model,
     score_with_judge,
     summarise_evaluation,
     train_judge,
     write_model_card,
 )
+from judgeforge.publishing.nodes import publish_judge_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Return the training pipeline: format → train → score (fine-tuned and zero-shot) → report."""
+    """Return the training pipeline: format → train → score (fine-tuned and zero-shot) → report → push."""
     return Pipeline(
         [
             Node(
+                resolve_training_config,
+                inputs=["params:training", "object_store"],
+                outputs="resolved_training",
+                name="resolve_training_config",
+            ),
+            Node(
                 format_judge_examples,
-                inputs=["training_dataset", "params:training"],
+                inputs=["training_dataset", "resolved_training"],
                 outputs=["judge_train_examples", "judge_test_examples"],
                 name="format_judge_examples",
             ),
             Node(
                 train_judge,
-                inputs=["judge_train_examples", "params:training"],
+                inputs=["judge_train_examples", "resolved_training"],
                 outputs=["judge_model", "training_log"],
                 name="train_judge",
             ),
@@ -36,7 +44,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 score_with_base_model,
-                inputs=["judge_test_examples", "params:training"],
+                inputs=["judge_test_examples", "resolved_training"],
                 outputs="base_model_predictions",
                 name="score_with_base_model",
             ),
@@ -46,16 +54,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "fine_tuned_predictions",
                     "base_model_predictions",
                     "training_log",
-                    "params:training",
+                    "resolved_training",
                 ],
                 outputs=["training_metrics", "test_predictions", "confusion_matrix_plot"],
                 name="summarise_evaluation",
             ),
             Node(
                 write_model_card,
-                inputs=["training_metrics", "training_log", "params:training"],
+                inputs=["training_metrics", "training_log", "resolved_training"],
                 outputs="model_card",
                 name="write_model_card",
+            ),
+            Node(
+                publish_judge_model,
+                inputs=["judge_model", "model_card", "resolved_training", "hub_client", "object_store"],
+                outputs="model_publication",
+                name="publish_judge_model",
             ),
         ]
     )
