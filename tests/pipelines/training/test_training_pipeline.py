@@ -20,7 +20,7 @@ from judgeforge.publishing.hub import Hub
 from judgeforge.publishing.object_store import ObjectStore, archive_url
 from judgeforge.training import Judge
 from judgeforge.training.testing import separable_dataset, tiny_judge_config
-from tests.support.s3_server import BUCKET, s3_server  # noqa: F401 -- fixture
+from tests.support.s3_server import BUCKET
 
 OUTPUTS = (
     "judge_model",
