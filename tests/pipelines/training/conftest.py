@@ -14,4 +14,4 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random Llama with the SmolLM2 tokenizer (and its chat template)."""
     return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
-from tests.support.s3_server import s3_server  # noqa: E402, F401 -- fixture
+from tests.support.s3_server import s3_server  # noqa: F401 -- fixture
