@@ -106,5 +106,6 @@ def test_secrets_never_reach_responses_errors_logs_cache_or_repr(server, make_cl
     assert "***" in failed.error and TEST_KEY not in failed.error
     assert TEST_KEY not in caplog.text
     assert TEST_KEY not in repr(client) and TEST_KEY not in repr(client.chat)
+    assert client.redact(f"prompt with {TEST_KEY} inside") == "prompt with *** inside"
     client.close()
     assert TEST_KEY.encode() not in b"".join(p.read_bytes() for p in cache_path.parent.glob("*.sqlite*"))

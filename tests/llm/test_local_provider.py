@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from judgeforge.llm import LLMRequest, build_llm_client
+from judgeforge.llm.local import answer_prefix, json_skeleton, plan_batches
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +53,25 @@ def test_local_embeddings_are_normalised_minilm_vectors(local_client):
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_structured_request_gets_an_example_shape_and_a_json_prefix():
+    schema = {"type": "object", "properties": {"text": {"type": "string"}, "label": {"enum": ["yes", "no"]},
+                                               "score": {"type": "integer"}}}
+    assert json_skeleton(schema) == {"text": "...", "label": "yes|no", "score": 0}
+    assert answer_prefix(LLMRequest.from_prompt("p", json_schema=schema)) == '{"text": "'
+    assert answer_prefix(LLMRequest.from_prompt("p")) == ""
+
+
+def test_structured_answer_from_the_real_model_is_a_json_object(local_client):
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}}
+    request = LLMRequest.from_prompt("Write one sentence about tea.", json_schema=schema, max_tokens=60)
+    [answer] = asyncio.run(local_client.generate([request]))
+    assert answer.finish_reason == "stop" and isinstance(answer.json()["text"], str)
+
+
+def test_batches_group_equal_settings_and_respect_the_batch_size():
+    requests = [LLMRequest.from_prompt("x" * n, max_tokens=8 if n % 2 else 16) for n in range(1, 8)]
+    batches = plan_batches(requests, batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(7))
+    assert all(len(b) <= 2 and len({requests[i].max_tokens for i in b}) == 1 for b in batches)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from email.utils import formatdate
 from pathlib import Path
-import time
 
 import pytest
 

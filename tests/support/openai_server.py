@@ -57,6 +57,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from typing_extensions import Self
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ class OpenAIServer:
         if self._thread:
             self._thread.join(10)
 
-    def __enter__(self) -> OpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -278,8 +279,11 @@ class OpenAIServer:
                 if request.transport is not None:
                     request.transport.close()
                 return web.Response(status=499)
-            payload = reply.body if isinstance(reply.body, bytes) else self._body(request, body, reply)
-            delivered = reply.status == 200 and not isinstance(_parse(payload), str)
+            if isinstance(reply.body, bytes):
+                payload = reply.body
+                delivered = reply.status == 200 and not isinstance(_parse(payload), str)
+            else:
+                payload, delivered = self._body(request, body, reply), reply.status == 200
             self._record(
                 ReceivedRequest(request.path, body, headers, reply.status, delivered, received_at, query)
             )

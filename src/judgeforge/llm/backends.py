@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -53,18 +53,23 @@ async def run_chat_jobs(
 ) -> list[LLMResponse]:
     """Send requests through the engine; failures become responses that carry their error."""
 
-    def finish(index: int, outcome: Outcome[LLMResponse]) -> None:
-        on_response(index, as_response(outcome))
+    responses = [LLMResponse()] * len(requests)
 
-    outcomes = await engine.run(requests, send, finish)
-    return [as_response(outcome) for outcome in outcomes]
+    def finish(index: int, outcome: Outcome[LLMResponse]) -> None:
+        responses[index] = as_response(outcome)
+        on_response(index, responses[index])
+
+    await engine.run(requests, send, finish)
+    return responses
 
 
 def as_response(outcome: Outcome[LLMResponse]) -> LLMResponse:
     """The response of an engine outcome, with its attempt count or its error."""
-    if outcome.result is None:
+    answer = outcome.result
+    if answer is None:
         return LLMResponse(error=outcome.error, attempts=outcome.attempts)
-    return replace(outcome.result, attempts=outcome.attempts)
+    return LLMResponse(answer.text, answer.input_tokens, answer.output_tokens, answer.finish_reason,
+                       attempts=outcome.attempts)
 
 
 async def run_embedding_jobs(

@@ -62,12 +62,16 @@ class ResponseCache:
         rows = self._select("SELECT key, record FROM responses WHERE key IN ({})", keys)
         return {key: json.loads(record) for key, record in rows}
 
-    def put_response(self, key: str, provider: str, model: str, record: Mapping[str, Any]) -> None:
-        """Store one response record."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-            (key, provider, model, json.dumps(record, ensure_ascii=False), time.time()),
-        )
+    def put_responses(self, provider: str, model: str, records: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store response records by key, in one transaction."""
+        now = time.time()
+        rows = [
+            (key, provider, model, json.dumps(record, ensure_ascii=False), now)
+            for key, record in records.items()
+        ]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
 
     def get_embeddings(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Cached float32 vectors for those of `keys` that are present."""

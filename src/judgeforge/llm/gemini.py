@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -156,5 +157,7 @@ async def _call(pending: Any) -> Any:
         return await pending
     except genai_errors.APIError as error:
         raise gemini_error(error) from error
+    except asyncio.TimeoutError as error:
+        raise TransientError("no answer within the request timeout") from error
     except (aiohttp.ClientError, ConnectionError) as error:
         raise TransientError(f"connection problem: {type(error).__name__}: {error}") from error

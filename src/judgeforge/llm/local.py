@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from judgeforge.llm.backends import EmbeddingBatch, ResponseSink
 from judgeforge.llm.types import LLMConfigError, LLMRequest, LLMResponse
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
@@ -44,16 +46,43 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
 
 
 def render_prompt(tokenizer: Any, request: LLMRequest) -> str:
-    """The request through the model's chat template, with a JSON instruction when a schema is set."""
+    """The request through the model's chat template, ending with the answer's JSON prefix if any."""
     messages = [{"role": m.role, "content": m.content} for m in request.messages]
     if request.json_schema is not None:
-        # transformers has no schema-constrained decoding, so the schema goes into the prompt.
-        instruction = (
-            "Reply with only a JSON object that follows this JSON schema:\n"
-            + json.dumps(request.json_schema, ensure_ascii=False)
+        # A 135M model echoes a JSON schema back; an example of the shape it follows far better.
+        instruction = "Reply with only a JSON object of this form: " + json.dumps(
+            json_skeleton(request.json_schema), ensure_ascii=False
         )
         messages[-1] = {**messages[-1], "content": f"{messages[-1]['content']}\n\n{instruction}"}
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return prompt + answer_prefix(request)
+
+
+def answer_prefix(request: LLMRequest) -> str:
+    """Start of the answer written for the model (`{"first_key": `) so it begins on the schema's path.
+
+    transformers has no schema-constrained decoding; this prefix plus the example shape is the
+    cheap substitute. The prefix is part of the returned text.
+    """
+    properties = (request.json_schema or {}).get("properties") or {}
+    if not properties:
+        return ""
+    first = next(iter(properties))
+    opening_quote = '"' if (properties[first] or {}).get("type") == "string" else ""
+    return f"{{{json.dumps(first)}: {opening_quote}"
+
+
+def json_skeleton(schema: Any) -> Any:
+    """An example value of a JSON schema: "..." for strings, "a|b" for enums, nested for objects."""
+    if not isinstance(schema, dict):
+        return "..."
+    if "enum" in schema:
+        return "|".join(str(choice) for choice in schema["enum"])
+    if schema.get("type") == "object" or "properties" in schema:
+        return {key: json_skeleton(value) for key, value in (schema.get("properties") or {}).items()}
+    if schema.get("type") == "array":
+        return [json_skeleton(schema.get("items"))]
+    return {"integer": 0, "number": 0.0, "boolean": True}.get(schema.get("type"), "...")
 
 
 def plan_batches(requests: Sequence[LLMRequest], batch_size: int) -> list[list[int]]:
@@ -83,11 +112,18 @@ class LocalChat:
     provider = "local"
     endpoint = "transformers"
 
-    def __init__(self, model: str = EMBEDDED_MODEL_NAME, model_dir: Path | None = None, batch_size: int = 16):
+    def __init__(
+        self,
+        model: str = EMBEDDED_MODEL_NAME,
+        model_dir: Path | None = None,
+        batch_size: int = 16,
+        show_progress: bool = True,
+    ):
         if batch_size < 1:
             raise LLMConfigError(f"local batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
+        self.show_progress = show_progress
         self._model_dir = model_dir
 
     async def complete(
@@ -95,12 +131,15 @@ class LocalChat:
     ) -> list[LLMResponse]:
         """Answer every request, batch by batch, off the event loop."""
         responses: list[LLMResponse] = [LLMResponse()] * len(requests)
-        for indices in plan_batches(requests, self.batch_size):
-            batch = [requests[i] for i in indices]
-            answers = await asyncio.to_thread(self.generate_batch, batch)
-            for index, answer in zip(indices, answers):
-                responses[index] = answer
-                on_response(index, answer)
+        # disable=None hides the bar when stderr is not a terminal.
+        with tqdm(total=len(requests), desc=self.provider, unit="req",
+                  disable=None if self.show_progress else True) as progress:
+            for indices in plan_batches(requests, self.batch_size):
+                answers = await asyncio.to_thread(self.generate_batch, [requests[i] for i in indices])
+                for index, answer in zip(indices, answers):
+                    responses[index] = answer
+                    on_response(index, answer)
+                progress.update(len(indices))
         return responses
 
     def generate_batch(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
@@ -120,8 +159,8 @@ class LocalChat:
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
         input_lengths = encoded["attention_mask"].sum(dim=1).tolist()
         return [
-            _decode(tokenizer, row.tolist(), input_tokens)
-            for row, input_tokens in zip(new_tokens, input_lengths)
+            _decode(tokenizer, row.tolist(), input_tokens, answer_prefix(request))
+            for row, input_tokens, request in zip(new_tokens, input_lengths, requests)
         ]
 
 
@@ -139,13 +178,13 @@ def _generation_settings(request: LLMRequest, tokenizer: Any) -> dict[str, Any]:
     return settings
 
 
-def _decode(tokenizer: Any, token_ids: list[int], input_tokens: int) -> LLMResponse:
-    """Text, token count and finish reason of one generated row (cut at the first end-of-turn)."""
+def _decode(tokenizer: Any, token_ids: list[int], input_tokens: int, prefix: str) -> LLMResponse:
+    """Text (after the prefix we wrote), token count and finish reason of one generated row."""
     eos = tokenizer.eos_token_id
     stopped = eos in token_ids
     kept = token_ids[: token_ids.index(eos)] if stopped else token_ids
     return LLMResponse(
-        text=tokenizer.decode(kept, skip_special_tokens=True).strip(),
+        text=(prefix + tokenizer.decode(kept, skip_special_tokens=True)).strip(),
         input_tokens=int(input_tokens),
         output_tokens=len(kept) + (1 if stopped else 0),
         finish_reason="stop" if stopped else "length",

@@ -8,6 +8,7 @@ format is small and stable: chat/completions and embeddings request and response
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -243,8 +244,7 @@ async def _post_json(
     event loop (asyncio.run in a Kedro node) and a session cannot outlive its loop.
     """
     connector = aiohttp.TCPConnector(limit=engine.settings.max_concurrent_requests, ttl_dns_cache=300)
-    # The engine enforces the per-request timeout; aiohttp's default 5-minute total would fight it.
-    timeout = aiohttp.ClientTimeout(total=None)
+    timeout = aiohttp.ClientTimeout(total=engine.settings.request_timeout_seconds)
     headers = {**endpoint.headers, "Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
 
@@ -254,6 +254,8 @@ async def _post_json(
                 async with session.post(url, data=data) as response:
                     raw = await response.read()
                     status, response_headers = response.status, response.headers
+            except asyncio.TimeoutError as error:
+                raise TransientError(f"no answer within {timeout.total:g} s") from error
             except aiohttp.ClientError as error:
                 raise TransientError(f"connection problem: {type(error).__name__}: {error}") from error
             if status != 200:

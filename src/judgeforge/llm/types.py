@@ -97,10 +97,12 @@ class LLMResponse:
 
     def to_record(self) -> dict[str, Any]:
         """The fields worth caching: everything but the per-run ones."""
-        record = asdict(self)
-        for per_run in ("from_cache", "attempts", "error"):
-            record.pop(per_run)
-        return record
+        return {
+            "text": self.text,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "finish_reason": self.finish_reason,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> LLMResponse:

@@ -1,0 +1,32 @@
+"""The LLM layer: one async interface (`generate`, `embed`) over local, OpenAI-style and Gemini models."""
+
+from judgeforge.llm.cache import ResponseCache, request_key
+from judgeforge.llm.client import LLMClient
+from judgeforge.llm.engine import EngineSettings
+from judgeforge.llm.factory import PROVIDERS, build_llm_client, default_cache_path
+from judgeforge.llm.types import (
+    DEFAULT_PRICES,
+    ChatMessage,
+    LLMConfigError,
+    LLMRequest,
+    LLMResponse,
+    ModelPrice,
+    Usage,
+)
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "PROVIDERS",
+    "ChatMessage",
+    "EngineSettings",
+    "LLMClient",
+    "LLMConfigError",
+    "LLMRequest",
+    "LLMResponse",
+    "ModelPrice",
+    "ResponseCache",
+    "Usage",
+    "build_llm_client",
+    "default_cache_path",
+    "request_key",
+]

@@ -1,0 +1,250 @@
+"""`build_llm_client`: one call from params + credentials to a ready client, failing early on bad config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
+from judgeforge.llm.cache import ResponseCache
+from judgeforge.llm.client import LLMClient
+from judgeforge.llm.engine import EngineSettings, RequestEngine
+from judgeforge.llm.local import LOCAL_EMBEDDING_MODEL, LocalChat, LocalEmbeddings
+from judgeforge.llm.openai_compatible import (
+    Endpoint,
+    OpenAICompatibleChat,
+    OpenAICompatibleEmbeddings,
+    azure_endpoint,
+    openai_endpoint,
+)
+from judgeforge.llm.secrets import Redactor
+from judgeforge.llm.types import LLMConfigError, Usage, price_table
+from judgeforge.models.embedded import EMBEDDED_MODEL_NAME, judgeforge_cache_dir
+
+PROVIDERS = ("local", "openai", "azure", "vegas", "gemini")
+# `embedding_model` values that mean the embedded MiniLM, whatever the chat provider.
+LOCAL_EMBEDDING_ALIASES = (LOCAL_EMBEDDING_MODEL, "local")
+DEFAULT_MODELS = {
+    "local": EMBEDDED_MODEL_NAME,
+    "openai": "gpt-4.1-mini",
+    "gemini": "gemini-2.5-flash",
+}
+DEFAULT_EMBEDDING_MODELS = {
+    "local": LOCAL_EMBEDDING_MODEL,
+    "openai": "text-embedding-3-small",
+    "azure": "text-embedding-3-small",
+    "vegas": "text-embedding-3-small",
+    "gemini": "gemini-embedding-001",
+}
+API_KEY_ENV_VARS = {
+    "openai": ("OPENAI_API_KEY",),
+    "azure": ("AZURE_OPENAI_API_KEY",),
+    "vegas": ("VEGAS_API_KEY",),
+    # GOOGLE_API_KEY first, as google-genai itself prefers it.
+    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+}
+AZURE_ENDPOINT_ENV_VAR = "AZURE_OPENAI_ENDPOINT"
+AZURE_API_VERSION_ENV_VAR = "OPENAI_API_VERSION"
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+RESPONSE_CACHE_FILENAME = "llm-responses.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Everything needed to reach a remote provider, secrets included (never printed)."""
+
+    provider: str
+    base_url: str | None
+    api_key: str | None
+    api_version: str | None
+
+
+def default_cache_path() -> Path:
+    """Where responses are cached unless told otherwise."""
+    return judgeforge_cache_dir() / RESPONSE_CACHE_FILENAME
+
+
+def build_llm_client(
+    provider: str = "local",
+    model: str | None = None,
+    *,
+    embedding_model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api_version: str | None = None,
+    deployment: str | None = None,
+    credentials: Mapping[str, Any] | None = None,
+    max_concurrent_requests: int = 16,
+    request_timeout_seconds: float = 120.0,
+    max_retries: int = 6,
+    backoff_base_seconds: float = 0.5,
+    cache_path: str | Path | None = None,
+    use_cache: bool = True,
+    prices: Mapping[str, Any] | None = None,
+    local_batch_size: int = 16,
+    adaptive_concurrency: bool = True,
+    show_progress: bool = True,
+) -> LLMClient:
+    """A client for `provider`/`model`, validated before any request is made.
+
+    `credentials` is a Kedro credentials entry: `{api_key, base_url, api_version}`, or such a
+    dict under the provider's name. Keys may also come from the environment (API_KEY_ENV_VARS).
+    `prices` maps a model to `{input, output}` USD per million tokens, over DEFAULT_PRICES.
+    """
+    settings = _engine_settings(
+        provider, max_concurrent_requests, request_timeout_seconds, max_retries,
+        backoff_base_seconds, adaptive_concurrency, show_progress,
+    )
+    connection = _connection(provider, base_url, api_key, api_version, credentials)
+    chat_model = _chat_model(provider, model, deployment)
+    usage = Usage()
+    redact = Redactor([connection.api_key])
+    engine = RequestEngine(settings, usage, redact)
+    chat = _chat_backend(connection, chat_model, engine, local_batch_size, show_progress)
+    embedding_name = embedding_model or DEFAULT_EMBEDDING_MODELS[provider]
+    embeddings = _embedding_backend(connection, embedding_name, engine)
+    cache = ResponseCache(Path(cache_path) if cache_path else default_cache_path()) if use_cache else None
+    return LLMClient(chat, embeddings, cache=cache, prices=price_table(prices), usage=usage, redact=redact)
+
+
+def _engine_settings(
+    provider: str,
+    max_concurrent_requests: int,
+    request_timeout_seconds: float,
+    max_retries: int,
+    backoff_base_seconds: float,
+    adaptive_concurrency: bool,
+    show_progress: bool,
+) -> EngineSettings:
+    """Validated engine settings."""
+    if provider not in PROVIDERS:
+        raise LLMConfigError(f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+    if max_concurrent_requests < 1:
+        raise LLMConfigError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
+    if request_timeout_seconds <= 0:
+        raise LLMConfigError(f"request_timeout_seconds must be > 0, got {request_timeout_seconds}")
+    if max_retries < 0:
+        raise LLMConfigError(f"max_retries must be >= 0, got {max_retries}")
+    if backoff_base_seconds < 0:
+        raise LLMConfigError(f"backoff_base_seconds must be >= 0, got {backoff_base_seconds}")
+    return EngineSettings(
+        max_concurrent_requests=max_concurrent_requests,
+        request_timeout_seconds=request_timeout_seconds,
+        max_retries=max_retries,
+        backoff_base_seconds=backoff_base_seconds,
+        adaptive_concurrency=adaptive_concurrency,
+        show_progress=show_progress,
+        progress_label=provider,
+    )
+
+
+def _connection(
+    provider: str,
+    base_url: str | None,
+    api_key: str | None,
+    api_version: str | None,
+    credentials: Mapping[str, Any] | None,
+) -> Connection:
+    """Address, key and API version of the provider, from arguments, credentials, then environment."""
+    entry = _credentials_entry(provider, credentials)
+    base_url = base_url or entry.get("base_url")
+    if provider == "local":
+        if base_url:
+            raise LLMConfigError("provider 'local' runs on this machine and takes no base_url")
+        return Connection(provider, None, None, None)
+    if provider == "vegas" and not base_url:
+        raise LLMConfigError(
+            "provider 'vegas' is an OpenAI-compatible gateway with no public default address: "
+            "set base_url to its URL (e.g. https://vegas.example.com/v1)"
+        )
+    if provider == "azure":
+        base_url = base_url or os.environ.get(AZURE_ENDPOINT_ENV_VAR)
+        if not base_url:
+            raise LLMConfigError(
+                f"provider 'azure' needs the resource URL: set base_url or {AZURE_ENDPOINT_ENV_VAR} "
+                "(e.g. https://my-resource.openai.azure.com)"
+            )
+        api_version = (
+            api_version or entry.get("api_version") or os.environ.get(AZURE_API_VERSION_ENV_VAR)
+            or DEFAULT_AZURE_API_VERSION
+        )
+    key = api_key or entry.get("api_key") or _key_from_environment(provider)
+    # A self-hosted OpenAI-compatible server (vLLM, Ollama, llama.cpp) usually needs no key.
+    key_optional = provider == "openai" and base_url is not None
+    if not key and not key_optional:
+        names = " or ".join(API_KEY_ENV_VARS[provider])
+        raise LLMConfigError(
+            f"no API key for provider {provider!r}: set {names}, or api_key in its credentials "
+            "entry (conf/local/credentials.yml)"
+        )
+    return Connection(provider, base_url, str(key) if key else None, api_version)
+
+
+def _credentials_entry(provider: str, credentials: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The flat credentials dict for a provider (a Kedro entry may nest it under the provider name)."""
+    if not credentials:
+        return {}
+    nested = credentials.get(provider)
+    return nested if isinstance(nested, Mapping) else credentials
+
+
+def _key_from_environment(provider: str) -> str | None:
+    """The first non-empty API key environment variable of a provider."""
+    for name in API_KEY_ENV_VARS.get(provider, ()):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def _chat_model(provider: str, model: str | None, deployment: str | None) -> str:
+    """The chat model name (the deployment name on Azure)."""
+    if deployment and provider != "azure":
+        raise LLMConfigError(f"deployment is an Azure setting; provider {provider!r} takes model instead")
+    chosen = (deployment or model) or DEFAULT_MODELS.get(provider)
+    if not chosen:
+        what = "deployment (or model)" if provider == "azure" else "model"
+        raise LLMConfigError(f"provider {provider!r} has no default model: set {what}")
+    return chosen
+
+
+def _openai_style_endpoint(connection: Connection, chat_model: str, embedding_model: str) -> Endpoint:
+    """The wire endpoint of an OpenAI-protocol provider."""
+    if connection.provider == "azure":
+        return azure_endpoint(
+            str(connection.base_url), chat_model, embedding_model,
+            str(connection.api_version), str(connection.api_key),
+        )
+    return openai_endpoint(connection.base_url, connection.api_key)
+
+
+def _chat_backend(
+    connection: Connection, model: str, engine: RequestEngine, local_batch_size: int, show_progress: bool
+) -> ChatBackend:
+    """The chat backend of a provider."""
+    if connection.provider == "local":
+        return LocalChat(model=model, batch_size=local_batch_size, show_progress=show_progress)
+    if connection.provider == "gemini":
+        from judgeforge.llm.gemini import GeminiChat
+
+        return GeminiChat(model, str(connection.api_key), engine, connection.base_url)
+    endpoint = _openai_style_endpoint(connection, model, DEFAULT_EMBEDDING_MODELS[connection.provider])
+    return OpenAICompatibleChat(connection.provider, model, endpoint, engine)
+
+
+def _embedding_backend(connection: Connection, model: str, engine: RequestEngine) -> EmbeddingBackend:
+    """The embedding backend: the embedded MiniLM when asked for, else the provider's own."""
+    if connection.provider == "local" or model in LOCAL_EMBEDDING_ALIASES:
+        if model not in LOCAL_EMBEDDING_ALIASES:
+            raise LLMConfigError(
+                f"provider 'local' embeds with {LOCAL_EMBEDDING_MODEL} only; got embedding_model {model!r}"
+            )
+        return LocalEmbeddings()
+    if connection.provider == "gemini":
+        from judgeforge.llm.gemini import GeminiEmbeddings
+
+        return GeminiEmbeddings(model, str(connection.api_key), engine, connection.base_url)
+    endpoint = _openai_style_endpoint(connection, model, model)
+    return OpenAICompatibleEmbeddings(connection.provider, model, endpoint, engine)
