@@ -190,6 +190,7 @@ def llm_client_datasets(
         "max_concurrent_requests": engine.max_concurrent_requests,
         "request_timeout_seconds": engine.request_timeout_seconds,
         "max_retries": engine.max_retries,
+        "adaptive_concurrency": engine.adaptive_concurrency,
     }
 
     def catalog_options(name: str) -> dict[str, Any]:

@@ -206,6 +206,9 @@ class AsyncConfig(StrictModel):
     # judgeforge additions for the request engine.
     request_timeout_seconds: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
+    # Halve concurrency on throttling and grow it back: right for real rate limits, costly when
+    # a gateway answers 429 at random (see BENCHMARKS.md); switch off for such endpoints.
+    adaptive_concurrency: bool = True
 
 
 class GenerationConfig(StrictModel):

@@ -24,6 +24,7 @@ ADDITIONS = {
     "data_generation.llm.max_output_tokens",
     "data_generation.generation.async_config.request_timeout_seconds",
     "data_generation.generation.async_config.max_retries",
+    "data_generation.generation.async_config.adaptive_concurrency",
     "data_generation.generation.max_attempts_per_example",
     "data_generation.labelling.judge_provider",
     "data_generation.labelling.judge_model",

@@ -20,6 +20,7 @@ class LLMClientDataset(AbstractDataset[None, Any]):
         max_concurrent_requests: int = 5,
         request_timeout_seconds: float = 120.0,
         max_retries: int = 6,
+        adaptive_concurrency: bool = True,
         cache_path: str | None = None,
         prices: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
@@ -34,6 +35,7 @@ class LLMClientDataset(AbstractDataset[None, Any]):
             "max_concurrent_requests": max_concurrent_requests,
             "request_timeout_seconds": request_timeout_seconds,
             "max_retries": max_retries,
+            "adaptive_concurrency": adaptive_concurrency,
             "cache_path": cache_path,
             "prices": prices,
         }
