@@ -33,3 +33,4 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 from tests.support.openai_server import openai_server  # noqa: F401 -- a fixture for every test module
+from tests.config.conftest import raw_config  # noqa: E402, F401 -- the minimal valid run config, for any test

@@ -12,7 +12,6 @@ from judgeforge.hooks import (
     llm_client_datasets,
     project_location,
 )
-from tests.config.conftest import raw_config  # noqa: F401 -- fixture
 
 CATALOG = {
     "generator_llm": {"type": "judgeforge.datasets.LLMClientDataset", "cache_path": "data/cache.sqlite"},
