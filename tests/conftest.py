@@ -32,5 +32,5 @@ def project_copy(tmp_path: Path) -> Path:
     return target
 
 
+from tests.config.conftest import raw_config  # noqa: F401 -- the minimal valid run config, for any test
 from tests.support.openai_server import openai_server  # noqa: F401 -- a fixture for every test module
-from tests.config.conftest import raw_config  # noqa: E402, F401 -- the minimal valid run config, for any test
