@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a run YAML and list every problem")
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
+
+    predict = commands.add_parser("predict", help="score a CSV / Parquet / JSONL file with a trained judge")
+    predict.add_argument("-m", "--model", required=True, help="the judge's folder (training.output.local_path/model_name)")
+    predict.add_argument("-i", "--input", required=True, help="rows with the columns the judge's prompt template names")
+    predict.add_argument("-o", "--output", required=True, help="where to write the rows with prediction and probability_<label> columns")
     return parser
 
 
@@ -37,10 +42,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: valid (run_steps: {', '.join(config.run_steps)})")
         elif args.command == "run":
             run_command(args.config, args.env, args.project_path)
+        elif args.command == "predict":
+            predict_rows(args.model, args.input, args.output)
     except USER_ERRORS as error:
         print(f"judgeforge: {error}", file=sys.stderr)
         return 2 if isinstance(error, ConfigError) else 1
     return 0
+
+
+def predict_rows(model_dir: str, input_path: str, output_path: str) -> None:
+    """Score a file of rows with a saved judge and print how many were scored."""
+    from judgeforge.training import predict_command
+    from judgeforge.training.loading import ModelLoadError
+
+    try:
+        count = predict_command(model_dir, input_path, output_path)
+    except ModelLoadError as error:
+        raise ValueError(str(error)) from None
+    print(f"{output_path}: {count} rows scored")
 
 
 def run_command(config_path: str, env: str | None, project_path: str | None) -> None:

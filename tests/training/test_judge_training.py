@@ -113,6 +113,20 @@ def test_predict_command_writes_rows_with_predictions(boolean_run: dict, tmp_pat
     assert list(scored[PREDICTION_COLUMN]) == ["true", "false"]
 
 
+def test_judgeforge_predict_command_line(boolean_run: dict, tmp_path: Path, capsys) -> None:
+    from judgeforge.command_line import main
+
+    boolean_run["judge"].save(boolean_run["dir"])
+    source = tmp_path / "rows.jsonl"
+    pd.DataFrame({"text": [GOOD, BAD]}).to_json(source, orient="records", lines=True)
+    assert main(["predict", "-m", str(boolean_run["dir"]), "-i", str(source), "-o", str(tmp_path / "out.csv")]) == 0
+    assert "2 rows scored" in capsys.readouterr().out
+    assert list(pd.read_csv(tmp_path / "out.csv", dtype=str)[PREDICTION_COLUMN]) == ["true", "false"]
+    assert main(["predict", "-m", str(tmp_path / "no-judge"), "-i", str(source), "-o", str(tmp_path / "x.csv")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("judgeforge: ") and "\n" not in error
+
+
 def test_predict_names_the_missing_template_column(boolean_run: dict) -> None:
     with pytest.raises(TemplateColumnError, match=r"\{text\}.*rows to predict"):
         boolean_run["judge"].predict([{"message": GOOD}])
