@@ -200,28 +200,24 @@ def llm_client_datasets(
         return options
 
     llm = config.llm
-    same_provider = config.generator_provider == llm.provider
-    judge_same_provider = config.judge_provider == llm.provider
-    local_embeddings = llm.embedding_model in LOCAL_EMBEDDING_MODELS
-    return {
-        "judge_llm": LLMClientDataset(
-            provider=config.judge_provider,
-            model=config.judge_model,
-            base_url=llm.base_url if judge_same_provider else None,
-            api_version=llm.api_version if judge_same_provider else None,
-            credentials=credentials,
-            **common,
-            **catalog_options("judge_llm"),
-        ),
-        "generator_llm": LLMClientDataset(
-            provider=config.generator_provider,
-            model=config.generator_model,
+
+    def chat_client(name: str, provider: str, model: str) -> LLMClientDataset:
+        # the primary llm's address and API version only apply to its own provider
+        same_provider = provider == llm.provider
+        return LLMClientDataset(
+            provider=provider,
+            model=model,
             base_url=llm.base_url if same_provider else None,
             api_version=llm.api_version if same_provider else None,
             credentials=credentials,
             **common,
-            **catalog_options("generator_llm"),
-        ),
+            **catalog_options(name),
+        )
+
+    local_embeddings = llm.embedding_model in LOCAL_EMBEDDING_MODELS
+    return {
+        "judge_llm": chat_client("judge_llm", config.judge_provider, config.judge_model),
+        "generator_llm": chat_client("generator_llm", config.generator_provider, config.generator_model),
         "embedding_client": LLMClientDataset(
             provider="local" if local_embeddings else llm.provider,
             model=None if local_embeddings else llm.model,

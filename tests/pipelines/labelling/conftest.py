@@ -35,18 +35,9 @@ SEED_ROWS = {"My lamp came without a base": ("1", "1"), "Can I change my address
 
 
 @pytest.fixture
-def metric() -> MetricConfig:
-    return MetricConfig(
-        name="customer_complaint",
-        description="Is the message a complaint?",
-        type="binary",
-        input_format="single",
-        class_labels=[
-            {"name": "complaint", "label": 1, "rubric": "reports a problem to fix"},
-            {"name": "not_complaint", "label": 0, "rubric": "anything else"},
-        ],
-        llmaj_source_prompt=JUDGE_PROMPT,
-    )
+def metric(metric: MetricConfig) -> MetricConfig:
+    """Return the shared complaint metric, with the judge prompt labelling needs."""
+    return metric.model_copy(update={"llmaj_source_prompt": JUDGE_PROMPT})
 
 
 @pytest.fixture

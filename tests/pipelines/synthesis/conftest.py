@@ -14,7 +14,6 @@ from judgeforge.config.data_generation import (
     DatasetColumns,
     GenerationConfig,
     LLMConfig,
-    MetricConfig,
     OutputConfig,
     SamplingConfig,
 )
@@ -22,20 +21,6 @@ from judgeforge.llm import build_llm_client
 from tests.support.openai_server import OpenAIServer, Reply
 
 CLASS_IN_PROMPT = re.compile(r"new, different examples? of class (\w+):")
-
-
-@pytest.fixture
-def metric() -> MetricConfig:
-    return MetricConfig(
-        name="customer_complaint",
-        description="Is the message a complaint?",
-        type="binary",
-        input_format="single",
-        class_labels=[
-            {"name": "complaint", "label": 1, "rubric": "reports a problem to fix"},
-            {"name": "not_complaint", "label": 0, "rubric": "anything else"},
-        ],
-    )
 
 
 @pytest.fixture
