@@ -12,7 +12,7 @@ from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
 from judgeforge.llm.cache import ResponseCache
 from judgeforge.llm.client import LLMClient
 from judgeforge.llm.engine import EngineSettings, RequestEngine
-from judgeforge.llm.local import LOCAL_EMBEDDING_MODEL, LocalChat, LocalEmbeddings
+from judgeforge.llm.local import LOCAL_BATCH_SIZE, LOCAL_EMBEDDING_MODEL, LocalChat, LocalEmbeddings
 from judgeforge.llm.openai_compatible import (
     Endpoint,
     OpenAICompatibleChat,
@@ -84,7 +84,7 @@ def build_llm_client(
     cache_path: str | Path | None = None,
     use_cache: bool = True,
     prices: Mapping[str, Any] | None = None,
-    local_batch_size: int = 16,
+    local_batch_size: int = LOCAL_BATCH_SIZE,
     adaptive_concurrency: bool = True,
     show_progress: bool = True,
 ) -> LLMClient:

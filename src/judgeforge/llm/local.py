@@ -106,6 +106,11 @@ def batch_seed(requests: Sequence[LLMRequest]) -> int | None:
     return int.from_bytes(digest[:8], "little") % (2**63)
 
 
+# Rows generated together on the CPU: 32 reached 83 tokens/s against 60 at 16 and 18 single
+# stream on the reference machine (BENCHMARKS.md); a 135M model needs little memory per row.
+LOCAL_BATCH_SIZE = 32
+
+
 class LocalChat:
     """Batched generation with the embedded SmolLM2 (or any causal LM directory); no network."""
 
@@ -116,7 +121,7 @@ class LocalChat:
         self,
         model: str = EMBEDDED_MODEL_NAME,
         model_dir: Path | None = None,
-        batch_size: int = 16,
+        batch_size: int = LOCAL_BATCH_SIZE,
         show_progress: bool = True,
     ):
         if batch_size < 1:
