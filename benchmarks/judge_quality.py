@@ -93,7 +93,7 @@ def train_and_score(train: pd.DataFrame, test: pd.DataFrame, config: TrainingCon
     return nodes.score_with_judge(judge, test_examples), log, seconds
 
 
-def benchmark_config(epochs: int, learning_rate_multiplier: float) -> TrainingConfig:
+def benchmark_config(epochs: int, learning_rate_multiplier: float = 5.0) -> TrainingConfig:
     """Return the default CPU training config (conf/base/parameters_training.yml) with this prompt."""
     return TrainingConfig.model_validate(
         {
