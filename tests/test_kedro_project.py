@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from kedro.framework.startup import bootstrap_project
 
 from judgeforge.pipeline_registry import DEFAULT_CHAIN, register_pipelines
