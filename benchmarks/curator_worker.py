@@ -14,7 +14,7 @@ import time
 os.environ.update({"TELEMETRY_ENABLED": "false", "CURATOR_DISABLE_CACHE": "true", "CURATOR_DISABLE_RICH_DISPLAY": "1"})
 os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark")
 
-import tiktoken  # noqa: E402
+import tiktoken
 
 
 class WhitespaceEncoding:
@@ -33,7 +33,7 @@ class WhitespaceEncoding:
 tiktoken.get_encoding = lambda name: WhitespaceEncoding()
 tiktoken.encoding_for_model = lambda name: WhitespaceEncoding()
 
-from bespokelabs import curator  # noqa: E402
+from bespokelabs import curator
 
 
 def main() -> None:

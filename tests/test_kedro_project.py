@@ -18,7 +18,7 @@ from tests.conftest import PROJECT_ROOT
 def kedro(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the kedro CLI in `project` and return the finished process."""
     return subprocess.run(
-        [sys.executable, "-m", "kedro", *args], cwd=project, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "kedro", *args], cwd=project, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 

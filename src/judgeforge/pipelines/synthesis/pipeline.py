@@ -3,7 +3,6 @@
 from kedro.pipeline import Node, Pipeline
 
 from judgeforge.pipelines.labelling.pipeline import metric_pipeline
-
 from judgeforge.pipelines.synthesis.nodes import (
     assemble_train_and_test,
     build_generation_report,
