@@ -313,7 +313,7 @@ def _input_notes(table: pd.DataFrame, columns: DatasetColumns) -> list[str]:
 
 
 def _absence_message(part: str, report: dict[str, Any]) -> str:
-    """Return the sentence a placeholder figure shows."""
+    """Return the sentence a figure shows in place of a plot that was switched off or skipped."""
     if report["status"] == DISABLED:
         return f"{part} is disabled in data_quality_metrics"
     return "; ".join(report.get("notes", [])) or f"{part}: nothing to show"
