@@ -1,8 +1,8 @@
 """Embedded SmolLM2 throughput on this CPU: single stream vs batches, and valid-JSON rate (not a test).
 
 tokens/s counts generated tokens up to and including each row's end-of-turn (padding after a
-row has finished is not counted). With llama-cpp-python installed, the same prompts also run
-through llama.cpp on the same GGUF file for a side-by-side single-stream figure.
+row has finished is not counted). The llama.cpp reference on the same GGUF file is
+`benchmarks/llama_cpp_reference.py`, run in its own process.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/local_generation.py [--max-tokens 64] [--repeats 3] [--threads 1]
 """
@@ -19,7 +19,6 @@ import torch
 
 from judgeforge.llm import LLMRequest, LLMResponse
 from judgeforge.llm.local import LocalChat
-from judgeforge.models.embedded import embedded_gguf_path
 
 TOPICS = ["headphones", "a coffee maker", "running shoes", "a novel", "a hotel stay", "a phone",
           "a pizza place", "a laptop", "a museum", "a bike", "a tent", "a movie", "a blender",
@@ -78,23 +77,6 @@ def one_at_a_time(chat: LocalChat) -> Callable[[list[LLMRequest]], list[LLMRespo
     return lambda requests: [chat.generate_batch([request])[0] for request in requests]
 
 
-def llama_cpp_single_stream(requests: list[LLMRequest]) -> float | None:
-    """llama.cpp tokens/s on the same GGUF, one request at a time (None when not installed)."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        return None
-    model = Llama(model_path=str(embedded_gguf_path()), n_ctx=2048, verbose=False, seed=0)
-    started, tokens = time.perf_counter(), 0
-    for request in requests:
-        answer = model.create_chat_completion(
-            messages=[{"role": m.role, "content": m.content} for m in request.messages],
-            max_tokens=request.max_tokens, temperature=0.0,
-        )
-        tokens += answer["usage"]["completion_tokens"]
-    return tokens / (time.perf_counter() - started)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=64)
@@ -129,9 +111,6 @@ def main() -> None:
           f"schema-valid (text + known label) {valid / len(answers):.2f} "
           f"({len(answers) / (time.perf_counter() - started):.2f} examples/s, batches of 16)", flush=True)
 
-    reference = llama_cpp_single_stream(prompts(4, args.max_tokens))
-    if reference is not None:
-        print(f"llama.cpp single stream: {reference:.1f} tokens/s", flush=True)
 
 
 if __name__ == "__main__":
