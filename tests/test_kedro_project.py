@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from kedro.framework.startup import bootstrap_project
+from kedro.pipeline import Node
 
 from judgeforge.pipeline_registry import DEFAULT_CHAIN, register_pipelines
 from tests.conftest import PROJECT_ROOT
@@ -74,6 +75,11 @@ def test_kedro_viz_build_writes_a_static_site(project_copy: Path) -> None:
     assert {"validate_seed_rows", "split_enhancement_and_holdout", "report_ingestion"} <= node_names
 
 
+def short_name(node: Node) -> str:
+    """Return a node's name without its pipeline's namespace."""
+    return node.name.removeprefix(f"{node.namespace}.") if node.namespace else node.name
+
+
 def test_default_pipeline_is_the_whole_chain_in_order() -> None:
     bootstrap_project(PROJECT_ROOT)
     pipelines = register_pipelines()
@@ -83,10 +89,24 @@ def test_default_pipeline_is_the_whole_chain_in_order() -> None:
     for name in DEFAULT_CHAIN:
         assert {node.name for node in pipelines[name].nodes} <= default_nodes
     assert "training_dataset" not in default.inputs()
-    order = [node.name for node in default.nodes]
+    order = [short_name(node) for node in default.nodes]
     # the dataset flows synthesis → labelling → the first training node that reads it
     assert order.index("assemble_train_and_test") < order.index("apply_disagreement_policy") < order.index("format_judge_examples")
-    trains_on = {node.name for node in default.nodes if "labelled_dataset" in node.inputs}
+    trains_on = {short_name(node) for node in default.nodes if "labelled_dataset" in node.inputs}
     assert trains_on == {"format_judge_examples"}
     assert {"label_only", "publishing"} <= set(pipelines)
     assert not {node.name for node in pipelines["publishing"].nodes if node.name != "extract_metric"} & default_nodes
+
+
+def test_compositions_feed_training_and_publishing_what_they_write() -> None:
+    bootstrap_project(PROJECT_ROOT)
+    pipelines = register_pipelines()
+    plain = pipelines["ingestion+synthesis+diagnostics+publishing+training"]
+    readers = {short_name(node) for node in plain.nodes if "generated_dataset" in node.inputs}
+    assert {"format_judge_examples", "write_dataset_card", "publish_dataset"} <= readers
+    assert not {"labelled_dataset", "training_dataset", "card_diagnostics_summary"} & plain.inputs()
+    judged = pipelines["ingestion+label_only+publishing"]
+    card = next(node for node in judged.nodes if short_name(node) == "write_dataset_card")
+    assert {"labelled_dataset", "labelling_report", "card_diagnostics_summary"} <= set(card.inputs)
+    order = [short_name(node) for node in judged.nodes]
+    assert order.index("assemble_labelled_dataset") < order.index("write_dataset_card")

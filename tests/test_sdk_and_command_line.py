@@ -16,7 +16,7 @@ import yaml
 from judgeforge import run_data_generation
 from judgeforge.command_line import main
 from judgeforge.config import load_run_config
-from judgeforge.sdk import data_generation_pipelines, stages_for_steps
+from judgeforge.sdk import data_generation_pipelines, pipeline_name
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.openai_server import Reply
 
@@ -66,7 +66,7 @@ def test_missing_config_file_is_one_clear_line(capsys) -> None:
 
 def test_pipelines_follow_run_steps_and_switches() -> None:
     config = load_run_config(EXAMPLES[0])
-    assert stages_for_steps(config) == [["ingestion", "synthesis", "diagnostics"], ["training"]]
+    assert pipeline_name(config) == "ingestion+synthesis+diagnostics+training"
     quiet = config.model_copy(deep=True)
     quiet.data_generation.data_quality_metrics.enabled = False
     assert data_generation_pipelines(quiet) == ["ingestion", "synthesis"]

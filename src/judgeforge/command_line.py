@@ -65,10 +65,10 @@ def predict_rows(model_dir: str, input_path: str, output_path: str) -> None:
 def run_command(config_path: str, env: str | None, project_path: str | None) -> None:
     """Run every step of `run_steps` and print where the results are."""
     from judgeforge.config.run import judge_output_dir
-    from judgeforge.sdk import run_config, stages_for_steps
+    from judgeforge.sdk import pipeline_name, run_config
 
     config = load_run_config(config_path)
-    run_config(config, stages_for_steps(config), env=env, project_path=project_path)
+    run_config(config, pipeline_name(config), env=env, project_path=project_path)
     if config.data_generation is not None and "data_generation" in config.run_steps:
         print(f"dataset: {config.data_generation.dataset_path}")
     if config.training is not None and "training" in config.run_steps:

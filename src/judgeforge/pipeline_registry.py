@@ -1,23 +1,82 @@
-"""Project pipelines."""
+"""Project pipelines: the stages, and every composition of them a run can ask for, by name.
 
-from kedro.framework.project import find_pipelines
+A composition is named by its stages joined with `+` (for example
+`ingestion+synthesis+diagnostics+publishing`); `judgeforge.sdk` maps a run config to one of
+these names and `kedro run --pipelines <name>` runs the same thing. `__default__` is the whole
+chain.
+"""
+
+from collections.abc import Callable
+from itertools import product
+
 from kedro.pipeline import Pipeline, pipeline
+
+from judgeforge.pipelines import diagnostics, ingestion, label_only, labelling, publishing, synthesis, training
+
+# Every stage by name. Listed here, not discovered: Kedro's discovery loads only the pipelines a
+# run names, and a composition needs all of its stages.
+STAGES: dict[str, Callable[[], Pipeline]] = {
+    "ingestion": ingestion.create_pipeline,
+    "synthesis": synthesis.create_pipeline,
+    "labelling": labelling.create_pipeline,
+    "label_only": label_only.create_pipeline,
+    "diagnostics": diagnostics.create_pipeline,
+    "publishing": publishing.create_pipeline,
+    "training": training.create_pipeline,
+}
 
 # Order of the default chain: each stage reads what the one before it wrote.
 DEFAULT_CHAIN = ("ingestion", "synthesis", "labelling", "diagnostics", "training")
+# The data_generation step, by its switches: labelling, diagnostics, or label-only mode.
+DATA_GENERATION_VARIANTS = (
+    ("ingestion", "synthesis"),
+    ("ingestion", "synthesis", "diagnostics"),
+    ("ingestion", "synthesis", "labelling"),
+    ("ingestion", "synthesis", "labelling", "diagnostics"),
+    ("ingestion", "label_only"),
+)
+JUDGED = ("labelling", "label_only")
+SEPARATOR = "+"
+
+
+def composition_name(stages: tuple[str, ...] | list[str]) -> str:
+    """Return the registered name of the composition of `stages`."""
+    return SEPARATOR.join(stages)
+
+
+def compose(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline:
+    """Return the stages as one pipeline, each reading what the stages before it wrote.
+
+    The final dataset is `labelled_dataset` when a judge ran, else `generated_dataset`; training
+    trains on it and publishing publishes it with the reports this composition writes, so Kedro
+    orders them after the stages that write those.
+    """
+    final = "labelled_dataset" if set(JUDGED) & set(stages) else "generated_dataset"
+    composed = Pipeline([])
+    for stage in stages:
+        if stage == "publishing":
+            reads = {"labelled_dataset": final}
+            if set(JUDGED) & set(stages):
+                reads["card_labelling_report"] = "labelling_report"
+            if "diagnostics" in stages:
+                reads["card_diagnostics_summary"] = "diagnostics_summary"
+            composed += pipeline(pipelines[stage], inputs=reads)
+        elif stage == "training":
+            composed += pipeline(pipelines[stage], inputs={"training_dataset": final})
+        else:
+            composed += pipelines[stage]
+    return composed
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Return every pipeline by name, with `__default__` the whole chain.
+    """Return every stage and every composition by name, with `__default__` the whole chain.
 
-    On its own, `training` reads `training_dataset` (where training.dataset points); in the
-    chain it trains on `labelled_dataset` (the synthesis output after the judge, or passed
-    through when labelling is off), so Kedro orders it last. `label_only` and `publishing` run
-    on their own (the SDK runs publishing as a stage after data generation).
+    On its own, `training` reads `training_dataset` (where training.dataset points) and
+    `publishing` the final folder; in a composition they read what it writes.
     """
-    pipelines = find_pipelines(raise_errors=True)
-    chain = [pipelines[name] for name in DEFAULT_CHAIN if name in pipelines and name != "training"]
-    if "training" in pipelines:
-        chain.append(pipeline(pipelines["training"], inputs={"training_dataset": "labelled_dataset"}))
-    pipelines["__default__"] = sum(chain, Pipeline([]))
+    pipelines = {name: create() for name, create in STAGES.items()}
+    for variant, publish, train in product(DATA_GENERATION_VARIANTS, (False, True), (False, True)):
+        stages = variant + ("publishing",) * publish + ("training",) * train
+        pipelines[composition_name(stages)] = compose(pipelines, stages)
+    pipelines["__default__"] = pipelines[composition_name(DEFAULT_CHAIN)]
     return pipelines

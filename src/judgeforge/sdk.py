@@ -1,24 +1,18 @@
-"""The single-run-YAML door: validate the file, then run the same Kedro pipelines on it."""
+"""The single-run-YAML door: validate the file, then run the registered composition it asks for in one Kedro session."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from judgeforge.config import RunConfig, load_run_config
-from judgeforge.config.run import judge_output_dir
-
-PARAMETER_FILES = "parameters*.yml"
+from judgeforge.config.run import RunStep, judge_output_dir
+from judgeforge.config_loader import RUN_YAML
+from judgeforge.pipeline_registry import composition_name
 
 
 def data_generation_pipelines(config: RunConfig) -> list[str]:
-    """Return the pipelines that make up the data_generation step for this config."""
+    """Return the stages that make up the data_generation step for this config."""
     generation = config.data_generation
     assert generation is not None
     if generation.labelling.label_only_mode:
@@ -31,26 +25,21 @@ def data_generation_pipelines(config: RunConfig) -> list[str]:
     return names
 
 
-def data_generation_stages(config: RunConfig) -> list[list[str]]:
-    """Return the data_generation stage, then a publishing stage when the dataset is pushed anywhere."""
+def data_generation_stages(config: RunConfig) -> list[str]:
+    """Return the data_generation stages, then publishing when the dataset is pushed anywhere."""
     assert config.data_generation is not None
     output = config.data_generation.output
     pushes = output.push_to_hub or output.push_to_object_store
-    return [data_generation_pipelines(config)] + ([["publishing"]] if pushes else [])
+    return data_generation_pipelines(config) + (["publishing"] if pushes else [])
 
 
-def stages_for_steps(config: RunConfig) -> list[list[str]]:
-    """Return the pipelines of each step that `run_steps` asks for, one stage per step (two when publishing).
-
-    Stages run one after another: publishing and training read the dataset that data_generation
-    wrote, a dependency Kedro cannot see when they are separate pipelines.
-    """
-    stages: list[list[str]] = []
-    if "data_generation" in config.run_steps:
-        stages.extend(data_generation_stages(config))
-    if "training" in config.run_steps:
-        stages.append(["training"])
-    return stages
+def pipeline_name(config: RunConfig, steps: list[RunStep] | None = None) -> str:
+    """Return the registered composition that runs `steps` (default: the config's run_steps)."""
+    steps = config.run_steps if steps is None else steps
+    stages = data_generation_stages(config) if "data_generation" in steps else []
+    if "training" in steps:
+        stages.append("training")
+    return composition_name(stages)
 
 
 def run_data_generation(config_path: str | Path, env: str | None = None, project_path: str | Path | None = None) -> str:
@@ -58,7 +47,7 @@ def run_data_generation(config_path: str | Path, env: str | None = None, project
     config = load_run_config(config_path)
     if config.data_generation is None:
         raise ValueError(f"{config_path}: has no data_generation section")
-    run_config(config, data_generation_stages(config), env=env, project_path=project_path)
+    run_config(config, pipeline_name(config, ["data_generation"]), env=env, project_path=project_path)
     return config.data_generation.dataset_path
 
 
@@ -67,51 +56,21 @@ def run_training(config_path: str | Path, env: str | None = None, project_path: 
     config = load_run_config(config_path)
     if config.training is None:
         raise ValueError(f"{config_path}: has no training section")
-    run_config(config, [["training"]], env=env, project_path=project_path)
+    run_config(config, pipeline_name(config, ["training"]), env=env, project_path=project_path)
     return judge_output_dir(config)
 
 
-def run_config(
-    config: RunConfig, stages: list[list[str]], env: str | None = None, project_path: str | Path | None = None
-) -> list[dict[str, Any]]:
-    """Run each stage's pipelines in turn, with the run config's values as the only parameters."""
-    from kedro.framework.project import settings
+def run_config(config: RunConfig, name: str, env: str | None = None, project_path: str | Path | None = None) -> dict[str, Any]:
+    """Run the registered pipeline `name` in one Kedro session whose parameters are exactly the run config."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     project = Path(project_path) if project_path else find_project_root()
     bootstrap_project(project)
-    results = []
-    with _conf_with_parameters(project / settings.CONF_SOURCE, config) as conf:
-        for pipeline_names in stages:
-            with KedroSession.create(project_path=project, env=env, conf_source=str(conf)) as session:
-                results.append(session.run(pipeline_names=pipeline_names))
-    return results
-
-
-@contextmanager
-def _conf_with_parameters(conf_source: Path, config: RunConfig) -> Iterator[Path]:
-    """Yield a copy of the project's conf whose parameters are exactly the run config.
-
-    Kedro merges runtime params into the environment's parameters; a copy with the parameter
-    files replaced guarantees no value from conf/base leaks into a run YAML's run.
-    """
-    with tempfile.TemporaryDirectory(prefix="judgeforge-conf-") as tmp:
-        conf = Path(tmp) / "conf"
-        shutil.copytree(conf_source, conf, ignore=shutil.ignore_patterns(PARAMETER_FILES))
-        (conf / "base").mkdir(exist_ok=True)
-        parameters = _escape_interpolations(config.model_dump(mode="json", exclude_none=False))
-        (conf / "base" / "parameters.yml").write_text(yaml.safe_dump(parameters, sort_keys=False), encoding="utf-8")
-        yield conf
-
-
-def _escape_interpolations(value: Any) -> Any:
-    # values are already resolved; a literal "${" left in a prompt must not reach OmegaConf
-    if isinstance(value, dict):
-        return {key: _escape_interpolations(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_escape_interpolations(item) for item in value]
-    return value.replace("${", "\\${") if isinstance(value, str) else value
+    # judgeforge.config_loader makes the run_yaml runtime param the whole of the parameters
+    runtime_params = {RUN_YAML: config.model_dump(mode="json", exclude_none=False)}
+    with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
+        return session.run(pipeline_name=name)
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -1,10 +1,9 @@
-"""Project settings: the OmegaConfigLoader and the hook that binds the run config to the catalog."""
+"""Project settings: the config loader and the hook that validates the run config and hands it to the catalog."""
 
 import os
 import warnings
 
-from kedro.config import OmegaConfigLoader
-
+from judgeforge.config_loader import RunYamlConfigLoader
 from judgeforge.hooks import RunConfigHook
 
 # Kedro sends telemetry unless told not to; judgeforge runs offline by default.
@@ -14,7 +13,7 @@ warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is depreca
 
 HOOKS = (RunConfigHook(),)
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = RunYamlConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -20,7 +20,7 @@ from judgeforge.hooks import RunConfigHook
 from judgeforge.pipelines.publishing import create_pipeline as publishing_pipeline
 from judgeforge.publishing import hub as hub_module
 from judgeforge.publishing.hub import Hub, HubError
-from judgeforge.publishing.nodes import publish_dataset, publish_judge_model, write_dataset_card
+from judgeforge.pipelines.publishing.nodes import publish_dataset, publish_judge_model, write_dataset_card
 from tests.config.conftest import _MINIMAL_RUN_CONFIG
 
 

@@ -13,8 +13,10 @@ from kedro_datasets.pandas import ParquetDataset
 
 from judgeforge.config.data_generation import OutputConfig
 from judgeforge.config.training import ModelConfig
-from judgeforge.publishing import ObjectStore, ObjectStoreDatasetDict, ObjectStoreError, archive_url
-from judgeforge.publishing.nodes import publish_dataset, pull_model_from_object_store
+from judgeforge.datasets import DatasetDictDataset
+from judgeforge.publishing import ObjectStore, ObjectStoreError, archive_url
+from judgeforge.pipelines.publishing.nodes import publish_dataset
+from judgeforge.publishing.object_store import pull_model_from_object_store
 from tests.support.s3_server import BUCKET
 
 
@@ -82,7 +84,7 @@ def test_publish_dataset_to_the_object_store_and_train_from_it(s3_server, datase
     receipt = publish_dataset(dataset_dict, "card", output, hub=None, object_store=ObjectStore(s3_server.storage_options))
     assert receipt == {"hub": None, "object_store": {"url": f"s3://{BUCKET}/generated_data/complaints.tar.gz", "bytes": receipt["object_store"]["bytes"], "files": receipt["object_store"]["files"]}}
 
-    pulled = ObjectStoreDatasetDict(receipt["object_store"]["url"], str(tmp_path / "data" / "complaints"), credentials=s3_server.storage_options).load()
+    pulled = DatasetDictDataset(str(tmp_path / "data" / "complaints"), archive_url=receipt["object_store"]["url"], credentials=s3_server.storage_options).load()
     assert pulled["train"].to_dict() == dataset_dict["train"].to_dict()
     assert (tmp_path / "data" / "complaints" / "dataset_dict.json").is_file()
 

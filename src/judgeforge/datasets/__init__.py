@@ -1,8 +1,19 @@
-"""Kedro datasets of judgeforge: seed data, Hugging Face DatasetDicts, LLM clients, trained judges."""
+"""Kedro datasets of judgeforge: seed data, DatasetDicts, LLM and publishing clients, FAISS indexes, trained judges."""
 
 from judgeforge.datasets.dataset_dict import DatasetDictDataset
+from judgeforge.datasets.faiss_index import FaissIndexDataset
 from judgeforge.datasets.judge_model_dataset import JudgeModelDataset
 from judgeforge.datasets.llm_client import LLMClientDataset
+from judgeforge.datasets.publishing import HubClientDataset, ObjectStoreDataset, OptionalJSONDataset
 from judgeforge.datasets.seed_data import SeedDataset
 
-__all__ = ["DatasetDictDataset", "JudgeModelDataset", "LLMClientDataset", "SeedDataset"]
+__all__ = [
+    "DatasetDictDataset",
+    "FaissIndexDataset",
+    "HubClientDataset",
+    "JudgeModelDataset",
+    "LLMClientDataset",
+    "ObjectStoreDataset",
+    "OptionalJSONDataset",
+    "SeedDataset",
+]

@@ -1,51 +1,40 @@
-"""An LLM client as a catalog entry: `load()` builds it from params and credentials, once."""
+"""An LLM client as a catalog entry: `load()` builds it from the run config's settings and credentials, once."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+# The embedded provider runs on this machine: a credentials entry (its base_url) does not apply.
+LOCAL_PROVIDER = "local"
+
 
 class LLMClientDataset(AbstractDataset[None, Any]):
-    """Loads a ready `judgeforge.llm.LLMClient`; the same client is returned to every node."""
+    """Loads a ready `judgeforge.llm.LLMClient`; the same client is returned to every node.
+
+    `client` holds provider, model, embedding_model, base_url and api_version; `engine` the
+    request engine's settings (concurrency, timeout, retries); both come from the run config.
+    """
 
     def __init__(
         self,
-        provider: str = "local",
-        model: str | None = None,
-        embedding_model: str | None = None,
-        base_url: str | None = None,
-        api_version: str | None = None,
-        max_concurrent_requests: int = 5,
-        request_timeout_seconds: float = 120.0,
-        max_retries: int = 6,
-        adaptive_concurrency: bool = True,
+        client: Mapping[str, Any],
+        engine: Mapping[str, Any] | None = None,
         cache_path: str | None = None,
         prices: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self._options = {
-            "provider": provider,
-            "model": model,
-            "embedding_model": embedding_model,
-            "base_url": base_url,
-            "api_version": api_version,
-            "max_concurrent_requests": max_concurrent_requests,
-            "request_timeout_seconds": request_timeout_seconds,
-            "max_retries": max_retries,
-            "adaptive_concurrency": adaptive_concurrency,
-            "cache_path": cache_path,
-            "prices": prices,
-        }
-        self._credentials = credentials
+        self._options = {**client, **(engine or {}), "cache_path": cache_path, "prices": prices}
+        self._credentials = None if client.get("provider") == LOCAL_PROVIDER else credentials
         self._client: Any = None
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
         # never the credentials
-        return {key: self._options[key] for key in ("provider", "model", "embedding_model", "base_url")}
+        return {key: self._options.get(key) for key in ("provider", "model", "embedding_model", "base_url")}
 
     def _load(self) -> Any:
         if self._client is None:

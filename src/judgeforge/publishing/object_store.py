@@ -17,13 +17,17 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
+
+if TYPE_CHECKING:
+    from judgeforge.config.training import ModelConfig
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIX = ".tar.gz"
+ADAPTERS_FOLDER = "adapters"
 DEFAULT_SCHEME = "s3"
 
 
@@ -109,3 +113,15 @@ class ObjectStore:
             raise ObjectStoreError(f"{action} {url}: {what} not found — check that bucket {bucket!r} exists and object_store_bucket/blob are right") from None
         except OSError as error:
             raise ObjectStoreError(f"{action} {url}: {type(error).__name__}: {error}") from None
+
+
+def pull_model_from_object_store(object_store: ObjectStore, model: ModelConfig, local_root: str | Path) -> dict[str, Path]:
+    """Pull the base model (`<blob_base>/<model.name>`) and its mapped LoRA adapter (`<blob_adapters>/<repo id>`) under `local_root`."""
+    bucket = str(model.model_object_store_bucket)
+    root = Path(local_root)
+    pulled = {"base_model": object_store.pull_directory(archive_url(bucket, str(model.model_object_store_blob_base), model.name), root / model.name)}
+    adapter = model.peft_model_map.get(model.name)
+    if adapter:
+        url = archive_url(bucket, str(model.model_object_store_blob_adapters), adapter)
+        pulled["adapter"] = object_store.pull_directory(url, root / ADAPTERS_FOLDER / adapter)
+    return pulled

@@ -16,7 +16,7 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import ParquetDataset
 
 from judgeforge.config.data_generation import DataQualityMetricsConfig, DatasetColumns, MetricConfig
-from judgeforge.diagnostics.faiss_dataset import FaissIndexDataset
+from judgeforge.datasets import FaissIndexDataset
 from judgeforge.pipelines.diagnostics import create_pipeline
 from tests.diagnostics.fakes import TableEmbedder, cluster
 

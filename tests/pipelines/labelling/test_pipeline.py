@@ -10,11 +10,11 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from judgeforge.config import validate_run_config
-from judgeforge.hooks import config_bound_datasets
 from judgeforge.pipelines.labelling import create_pipeline
-from judgeforge.sdk import data_generation_pipelines, stages_for_steps
+from judgeforge.sdk import data_generation_pipelines, pipeline_name
 from tests.config.conftest import _MINIMAL_RUN_CONFIG
 from tests.pipelines.labelling.conftest import labelling, scripted_judge
+from tests.test_run_globals import catalog_for
 
 
 def test_pipeline_runs_on_an_in_memory_catalog(openai_server, judge_client, generated, metric, columns, output) -> None:
@@ -35,26 +35,30 @@ def test_pipeline_runs_on_an_in_memory_catalog(openai_server, judge_client, gene
     assert catalog.load("derived_metric")["derived"] == []
 
 
-def generation_config(**labelling_settings):
-    """Return a validated run config with the given labelling settings and a judge prompt."""
+def raw_generation_config(**labelling_settings) -> dict:
+    """Return a run config with the given labelling settings and a judge prompt."""
     raw = copy.deepcopy(_MINIMAL_RUN_CONFIG)
     raw["data_generation"]["metric"]["llmaj_source_prompt"] = "Is it toxic? {text}"
     raw["data_generation"]["labelling"] = labelling_settings
     raw["data_generation"]["source_data"]["dataset"]["csv"]["train_file_path"] = "data/01_raw/unlabelled.csv"
-    return validate_run_config(raw)
+    return raw
+
+
+def generation_config(**labelling_settings):
+    """Return a validated run config with the given labelling settings and a judge prompt."""
+    return validate_run_config(raw_generation_config(**labelling_settings))
 
 
 def test_final_folder_is_always_repo_name_and_synthesis_moves_aside_when_judged(tmp_path: Path) -> None:
-    judged = config_bound_datasets(generation_config(enabled=True), None, tmp_path)
-    plain = config_bound_datasets(generation_config(enabled=False), None, tmp_path)
+    judged = catalog_for(raw_generation_config(enabled=True), tmp_path)
+    plain = catalog_for(raw_generation_config(enabled=False), tmp_path)
     final = str(tmp_path / "data/generated_data/toxicity-data")
 
-    assert judged["generated_dataset"]._describe() == {"path": f"{final}-generated"}
-    assert judged["labelled_dataset"]._describe() == {"path": final}
-    assert plain["generated_dataset"]._describe() == {"path": final}
-    assert isinstance(plain["labelled_dataset"], MemoryDataset)
-    assert judged["final_dataset"]._describe() == plain["final_dataset"]._describe() == {"path": final}
-    assert judged["label_only_train_data"]._describe() == {"source_type": "csv", "file_path": str(tmp_path / "data/01_raw/unlabelled.csv")}
+    assert judged.get("generated_dataset")._describe() == {"path": f"{final}-generated"}
+    assert judged.get("labelled_dataset")._describe() == {"path": final}
+    assert plain.get("generated_dataset")._describe() == {"path": final}
+    assert judged.get("labelled_dataset")._describe() == plain.get("labelled_dataset")._describe() == {"path": final}
+    assert judged.get("label_only_train_data")._describe() == {"source_type": "csv", "file_path": str(tmp_path / "data/01_raw/unlabelled.csv")}
 
 
 def test_sdk_runs_labelling_when_enabled_label_only_alone_and_publishing_after() -> None:
@@ -63,7 +67,7 @@ def test_sdk_runs_labelling_when_enabled_label_only_alone_and_publishing_after()
     label_only = generation_config(enabled=True, label_only_mode=True)
     assert data_generation_pipelines(label_only) == ["ingestion", "label_only"]
     label_only.data_generation.output.push_to_object_store = True
-    assert stages_for_steps(label_only) == [["ingestion", "label_only"], ["publishing"], ["training"]]
+    assert pipeline_name(label_only) == "ingestion+label_only+publishing+training"
 
 
 def test_labelled_dataset_keeps_the_generated_schema(openai_server, judge_client, generated, metric, columns, output) -> None:

@@ -1,6 +1,6 @@
 """The diagnostics pipeline: train + holdout tables → embeddings, FAISS drift scores, UMAP map, plots, summary."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.diagnostics.nodes import (
     build_holdout_index,
@@ -21,7 +21,7 @@ METRIC = "params:data_generation.metric"
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Return the diagnostics pipeline."""
-    return Pipeline(
+    return pipeline(
         [
             Node(
                 collect_diagnostic_rows,
@@ -67,5 +67,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="diagnostics_summary",
                 name="summarise_diagnostics",
             ),
-        ]
+        ],
+        namespace="diagnostics",
+        prefix_datasets_with_namespace=False,
     )

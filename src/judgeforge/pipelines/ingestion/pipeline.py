@@ -1,6 +1,6 @@
 """The ingestion pipeline."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.ingestion.nodes import (
     build_ingestion_report,
@@ -13,7 +13,7 @@ COLUMNS = "params:data_generation.source_data.dataset.columns"
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Return seed data → clean rows + rejects → enhancement / holdout sets + a report."""
-    return Pipeline(
+    return pipeline(
         [
             Node(
                 validate_seed_rows,
@@ -33,5 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="ingestion_report",
                 name="report_ingestion",
             ),
-        ]
+        ],
+        namespace="ingestion",
+        prefix_datasets_with_namespace=False,
     )

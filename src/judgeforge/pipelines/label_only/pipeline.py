@@ -1,15 +1,14 @@
 """The label-only pipeline: `label_only_train_data` + judge → labelled train split next to the holdout split."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.label_only.nodes import assemble_labelled_dataset, prepare_rows_to_label
-from judgeforge.pipelines.labelling.nodes import build_labelling_report, judge_train_rows
-from judgeforge.pipelines.labelling.pipeline import COLUMNS, LABELLING, OUTPUT, metric_pipeline
+from judgeforge.pipelines.labelling.pipeline import COLUMNS, OUTPUT, ROWS_TO_JUDGE, judging_pipeline, metric_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Return the label-only pipeline (ingestion provides `holdout_table`)."""
-    return metric_pipeline() + Pipeline(
+    return metric_pipeline() + pipeline(
         [
             Node(
                 prepare_rows_to_label,
@@ -17,23 +16,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["label_only_rows", "label_only_rejects"],
                 name="prepare_rows_to_label",
             ),
-            Node(
-                judge_train_rows,
-                inputs=["label_only_rows", "resolved_metric", COLUMNS, LABELLING, "judge_llm"],
-                outputs=["judge_labels", "judge_stats"],
-                name="judge_label_only_rows",
-            ),
+            pipeline(judging_pipeline(), inputs={ROWS_TO_JUDGE: "label_only_rows"}),
             Node(
                 assemble_labelled_dataset,
                 inputs=["label_only_rows", "judge_labels", "holdout_table", COLUMNS, OUTPUT],
                 outputs="labelled_dataset",
                 name="assemble_labelled_dataset",
             ),
-            Node(
-                build_labelling_report,
-                inputs=["judge_labels", "judge_stats", "resolved_metric", LABELLING],
-                outputs="labelling_report",
-                name="report_label_only",
-            ),
-        ]
+        ],
+        namespace="label_only",
+        prefix_datasets_with_namespace=False,
     )

@@ -1,6 +1,6 @@
-"""The labelling pipeline, and the metric-extraction node every pipeline that needs the classes starts with."""
+"""The labelling pipeline, the judging fragment it shares with label_only, and the metric-extraction node."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.labelling.nodes import (
     apply_disagreement_policy,
@@ -13,6 +13,8 @@ from judgeforge.pipelines.labelling.nodes import (
 COLUMNS = "params:data_generation.source_data.dataset.columns"
 LABELLING = "params:data_generation.labelling"
 OUTPUT = "params:data_generation.output"
+# What the judging fragment judges; a pipeline maps its own rows onto it.
+ROWS_TO_JUDGE = "rows_to_judge"
 
 
 def metric_pipeline() -> Pipeline:
@@ -29,22 +31,15 @@ def metric_pipeline() -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Return generated dataset + judge → judge labels, agreement report, and the dataset to train on."""
-    return metric_pipeline() + Pipeline(
+def judging_pipeline() -> Pipeline:
+    """Return `rows_to_judge` + judge → judge labels and the labelling report (labelling and label_only both use it)."""
+    return Pipeline(
         [
-            Node(train_rows, inputs=["generated_dataset", OUTPUT], outputs="rows_to_judge", name="select_train_rows"),
             Node(
                 judge_train_rows,
-                inputs=["rows_to_judge", "resolved_metric", COLUMNS, LABELLING, "judge_llm"],
+                inputs=[ROWS_TO_JUDGE, "resolved_metric", COLUMNS, LABELLING, "judge_llm"],
                 outputs=["judge_labels", "judge_stats"],
-                name="judge_train_rows",
-            ),
-            Node(
-                apply_disagreement_policy,
-                inputs=["generated_dataset", "judge_labels", COLUMNS, LABELLING, OUTPUT],
-                outputs="labelled_dataset",
-                name="apply_disagreement_policy",
+                name="judge_rows",
             ),
             Node(
                 build_labelling_report,
@@ -53,4 +48,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_labelling",
             ),
         ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Return generated dataset + judge → judge labels, agreement report, and the dataset to train on."""
+    return metric_pipeline() + pipeline(
+        [
+            Node(train_rows, inputs=["generated_dataset", OUTPUT], outputs=ROWS_TO_JUDGE, name="select_train_rows"),
+            judging_pipeline(),
+            Node(
+                apply_disagreement_policy,
+                inputs=["generated_dataset", "judge_labels", COLUMNS, LABELLING, OUTPUT],
+                outputs="labelled_dataset",
+                name="apply_disagreement_policy",
+            ),
+        ],
+        namespace="labelling",
+        prefix_datasets_with_namespace=False,
     )

@@ -1,31 +1,33 @@
-"""The publishing pipeline: run after data generation (the SDK runs it as its own stage), never in `__default__`.
+"""The publishing pipeline: the final dataset + its reports → dataset card → pushes → publication receipt.
 
-It reads `final_dataset` (the folder `output.local_path/output.dataset.repo_name`) and the
-labelling and diagnostics reports when they exist, so it must run after the pipelines that
-write them, not in the same Kedro run.
+On its own it reads the final folder (`labelled_dataset`) and the labelling and diagnostics
+reports when they exist; in a composition with data generation (judgeforge.pipeline_registry)
+it reads what that composition writes, so Kedro runs it last.
 """
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.labelling.pipeline import metric_pipeline
-from judgeforge.publishing.nodes import publish_dataset, write_dataset_card
+from judgeforge.pipelines.publishing.nodes import publish_dataset, write_dataset_card
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Return final dataset + reports → dataset card → pushes (Hub, object store) → publication receipt."""
-    return metric_pipeline() + Pipeline(
+    return metric_pipeline() + pipeline(
         [
             Node(
                 write_dataset_card,
-                inputs=["final_dataset", "resolved_metric", "params:data_generation", "card_labelling_report", "card_diagnostics_summary"],
+                inputs=["labelled_dataset", "resolved_metric", "params:data_generation", "card_labelling_report", "card_diagnostics_summary"],
                 outputs="dataset_card",
                 name="write_dataset_card",
             ),
             Node(
                 publish_dataset,
-                inputs=["final_dataset", "dataset_card", "params:data_generation.output", "hub_client", "object_store"],
+                inputs=["labelled_dataset", "dataset_card", "params:data_generation.output", "hub_client", "object_store"],
                 outputs="dataset_publication",
                 name="publish_dataset",
             ),
-        ]
+        ],
+        namespace="publishing",
+        prefix_datasets_with_namespace=False,
     )

@@ -1,6 +1,6 @@
 """The synthesis pipeline."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.labelling.pipeline import metric_pipeline
 from judgeforge.pipelines.synthesis.nodes import (
@@ -19,7 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     The metric comes from `resolved_metric`: the configured one, with whatever it leaves out
     derived from llmaj_source_prompt.
     """
-    return metric_pipeline() + Pipeline(
+    return metric_pipeline() + pipeline(
         [
             Node(
                 plan_class_quotas,
@@ -62,5 +62,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="generation_report",
                 name="report_generation",
             ),
-        ]
+        ],
+        namespace="synthesis",
+        prefix_datasets_with_namespace=False,
     )

@@ -1,6 +1,6 @@
 """The training pipeline: LoRA fine-tuning of a judge and its evaluation on the real test split."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.training.nodes import (
     format_judge_examples,
@@ -11,12 +11,12 @@ from judgeforge.pipelines.training.nodes import (
     train_judge,
     write_model_card,
 )
-from judgeforge.publishing.nodes import publish_judge_model
+from judgeforge.pipelines.publishing.nodes import publish_judge_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Return the training pipeline: format → train → score (fine-tuned and zero-shot) → report → push."""
-    return Pipeline(
+    return pipeline(
         [
             Node(
                 resolve_training_config,
@@ -71,5 +71,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="model_publication",
                 name="publish_judge_model",
             ),
-        ]
+        ],
+        namespace="training",
+        prefix_datasets_with_namespace=False,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from judgeforge.diagnostics.faiss_dataset import FaissIndexDataset
+from judgeforge.datasets import FaissIndexDataset
 
 
 def test_save_and_load_keep_the_index(tmp_path: Path) -> None:

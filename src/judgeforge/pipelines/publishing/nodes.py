@@ -1,30 +1,33 @@
-"""Publishing nodes: the dataset card, the dataset push, and the judge push and pulls for training."""
+"""Publishing nodes: the dataset card, the dataset push, and the judge push."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import datasets
 
 from judgeforge.config.data_generation import DataGenerationConfig, MetricConfig, OutputConfig
-from judgeforge.config.training import ModelConfig, TrainingConfig
+from judgeforge.config.training import TrainingConfig
 from judgeforge.publishing.card import dataset_card
 from judgeforge.publishing.hub import Hub, push_dataset_to_hub, push_model_to_hub
 from judgeforge.publishing.object_store import ObjectStore, archive_url
 
-ADAPTERS_FOLDER = "adapters"
-
-
 def write_dataset_card(
     final_dataset: datasets.DatasetDict,
     metric: MetricConfig,
-    config: DataGenerationConfig,
+    generation: Mapping[str, Any],
     labelling_report: dict[str, Any],
     diagnostics_summary: dict[str, Any],
 ) -> str:
-    """Return the dataset card: metric, config summary, rows per class and split, judge and diagnostics summaries."""
+    """Return the dataset card: metric, config summary, rows per class and split, judge and diagnostics summaries.
+
+    `generation` is the whole data_generation section as a mapping: Kedro turns a typed parameter
+    into a model only when no other node reads a typed parameter inside it (the metric, the output).
+    """
+    config = DataGenerationConfig.model_validate(dict(generation))
     return dataset_card(final_dataset, metric, config, labelling_report, diagnostics_summary)
 
 
@@ -58,15 +61,3 @@ def publish_judge_model(judge_model: Any, model_card: str, training: TrainingCon
             url = archive_url(str(output.object_store_bucket), str(output.object_store_blob), output.model_name)
             receipt["object_store"] = object_store.push_directory(folder, url)
     return receipt
-
-
-def pull_model_from_object_store(object_store: ObjectStore, model: ModelConfig, local_root: str | Path) -> dict[str, Path]:
-    """Pull the base model (`<blob_base>/<model.name>`) and its mapped LoRA adapter (`<blob_adapters>/<repo id>`) under `local_root`."""
-    bucket = str(model.model_object_store_bucket)
-    root = Path(local_root)
-    pulled = {"base_model": object_store.pull_directory(archive_url(bucket, str(model.model_object_store_blob_base), model.name), root / model.name)}
-    adapter = model.peft_model_map.get(model.name)
-    if adapter:
-        url = archive_url(bucket, str(model.model_object_store_blob_adapters), adapter)
-        pulled["adapter"] = object_store.pull_directory(url, root / ADAPTERS_FOLDER / adapter)
-    return pulled

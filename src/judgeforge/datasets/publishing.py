@@ -1,4 +1,4 @@
-"""Catalog entries of publishing: Hub and object-store clients, a DatasetDict pulled from an object store, optional JSON."""
+"""Catalog entries of publishing: Hub and object-store clients, and a JSON report read only when present."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import datasets
 import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
@@ -46,29 +45,6 @@ class ObjectStoreDataset(AbstractDataset[None, ObjectStore]):
 
     def _save(self, data: None) -> None:
         raise DatasetError("an object-store client is built from credentials and cannot be saved")
-
-
-class ObjectStoreDatasetDict(AbstractDataset[None, datasets.DatasetDict]):
-    """Loads a DatasetDict archived in an object store: pulled into `local_path`, then read from there."""
-
-    def __init__(self, url: str, local_path: str, credentials: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None):
-        self._url = url
-        self._local_path = local_path
-        self._store = ObjectStore(dict(credentials or {}))
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"url": self._url, "local_path": self._local_path}
-
-    def _load(self) -> datasets.DatasetDict:
-        folder = self._store.pull_directory(self._url, self._local_path)
-        loaded = datasets.load_from_disk(str(folder))
-        if not isinstance(loaded, datasets.DatasetDict):
-            raise DatasetError(f"{self._url}: holds a single split, expected a DatasetDict with train and test splits")
-        return loaded
-
-    def _save(self, data: None) -> None:
-        raise DatasetError("a pulled dataset is read-only: publish with output.push_to_object_store instead")
 
 
 class OptionalJSONDataset(AbstractDataset[None, dict[str, Any]]):
