@@ -73,6 +73,13 @@ def test_kedro_viz_build_writes_a_static_site(project_copy: Path) -> None:
     pipelines = json.loads((project_copy / "build" / "api" / "main").read_text())
     node_names = {node["name"] for node in pipelines["nodes"]}
     assert {"validate_seed_rows", "split_enhancement_and_holdout", "report_ingestion"} <= node_names
+    # each stage of the default chain is a namespace: a box kedro-viz collapses and expands
+    namespaces = {name for name in pipelines["modular_pipelines"] if name != "__root__"}
+    assert namespaces == set(DEFAULT_CHAIN)
+    boxes = {child["id"] for child in pipelines["modular_pipelines"]["__root__"]["children"] if child["type"] == "modularPipeline"}
+    assert boxes == set(DEFAULT_CHAIN)
+    in_ingestion = {node["name"] for node in pipelines["nodes"] if node["type"] == "task" and node["modular_pipelines"] == ["ingestion"]}
+    assert in_ingestion == {"validate_seed_rows", "split_enhancement_and_holdout", "report_ingestion"}
 
 
 def short_name(node: Node) -> str:

@@ -7,16 +7,17 @@ from pathlib import Path
 from kedro.io import DataCatalog
 
 from judgeforge.config import validate_run_config
-from judgeforge.config_loader import RunYamlConfigLoader
-from judgeforge.run_globals import bind_run_globals, output_location, project_location
+from judgeforge.config_loader import RUN_YAML, RunYamlConfigLoader
+from judgeforge.run_globals import output_location, project_location
 from judgeforge.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
 
 
 def catalog_for(raw_config: dict, project_path: Path, env: str = "base") -> DataCatalog:
     """Return the project's catalog as a run of `raw_config` in `project_path` sees it."""
-    loader = RunYamlConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    bind_run_globals(loader, validate_run_config(raw_config), project_path)
+    loader = RunYamlConfigLoader(
+        str(PROJECT_ROOT / "conf"), env=env, runtime_params={RUN_YAML: raw_config}, project_path=project_path, **CONFIG_LOADER_ARGS
+    )
     return DataCatalog.from_config(loader["catalog"], credentials=loader["credentials"])
 
 

@@ -1,11 +1,15 @@
-"""The project's config loader: Kedro's OmegaConfigLoader, with the run-YAML door's parameters."""
+"""The project's config loader: Kedro's OmegaConfigLoader that validates the run config and hands it to the catalog."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
-from kedro.config import OmegaConfigLoader
+from kedro.config import MissingConfigException, OmegaConfigLoader
+
+from judgeforge.config import RunConfig, validate_run_config
+from judgeforge.run_globals import DATA_FOLDER, DATA_ROOT, RUN_GLOBALS, run_globals
 
 # The runtime param that carries a validated run YAML (judgeforge.sdk); its value is the whole
 # of the parameters, so no value from conf/<env>/parameters*.yml reaches a run-YAML run.
@@ -13,7 +17,28 @@ RUN_YAML = "run_yaml"
 
 
 class RunYamlConfigLoader(OmegaConfigLoader):
-    """OmegaConfigLoader whose parameters are exactly the run YAML when one comes as the runtime param `run_yaml`."""
+    """OmegaConfigLoader that validates the parameters once and adds the global `run` the catalog reads.
+
+    The parameters are base + env + runtime params, or exactly the run YAML when one comes as
+    the runtime param `run_yaml`. A bad config fails here, with every problem, before any
+    catalog entry or node exists. The global `run` (judgeforge.run_globals) is derived here, not
+    in a hook, so every reader of the catalog (kedro-viz runs without hooks) sees the same paths.
+    """
+
+    def __init__(self, conf_source: str, *args: Any, project_path: str | Path | None = None, **kwargs: Any) -> None:
+        super().__init__(conf_source, *args, **kwargs)
+        self.project_path = Path(project_path) if project_path else Path(conf_source).resolve().parent
+        self.run_config: RunConfig | None = None
+        try:
+            parameters = self["parameters"]
+        except MissingConfigException:
+            return
+        run_env = self.env or self.default_run_env
+        self.run_config = validate_run_config(parameters, source=f"parameters (env {run_env})")
+        data_root = str(self._globals.get(DATA_ROOT, DATA_FOLDER))
+        self["globals"] = {**self._globals, RUN_GLOBALS: run_globals(self.run_config, self.project_path, data_root)}
+        # the globals resolver caches what it first read; parameters may have read it already
+        self._globals_oc = None
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         if key == "parameters" and RUN_YAML in (self.runtime_params or {}):

@@ -1,15 +1,13 @@
-"""Validate the run config before any work, hand its values to the catalog, and check push credentials."""
+"""Check, before any node runs, that a run which pushes to the Hub has a token."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from judgeforge.config import RunConfig, validate_run_config
+from judgeforge.config import RunConfig
 from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
-from judgeforge.run_globals import bind_run_globals
 
 HUB_CREDENTIALS = "hub"
 # Outputs whose node pushes to the Hub, and the config switch that makes it push.
@@ -18,7 +16,11 @@ MODEL_PUBLICATION = "model_publication"
 
 
 class RunConfigHook:
-    """Fails a run with every config problem at once, and a push without a Hub token before any node."""
+    """Fails a run that pushes to the Hub without a token before any node runs.
+
+    The run config itself is validated by the project's config loader (judgeforge.config_loader),
+    when the context reads the parameters.
+    """
 
     def __init__(self) -> None:
         self._config: RunConfig | None = None
@@ -26,10 +28,8 @@ class RunConfigHook:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        """Validate the parameters (base + env + runtime, or the run YAML) before the catalog exists."""
-        loader = context.config_loader
-        self._config = validate_run_config(loader["parameters"], source=f"parameters (env {context.env or 'local'})")
-        bind_run_globals(loader, self._config, Path(context.project_path))
+        """Keep the validated run config of this context for the pre-flight check."""
+        self._config = context.config_loader.run_config
 
     @hook_impl
     def after_catalog_created(self, conf_creds: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """The run config's part of the catalog: folders, the seed source and LLM clients, as one mapping.
 
-`RunConfigHook` hands this mapping to the catalog as the global `run`; the entries of
-conf/base/catalog_*.yml read it with `${globals:run.<key>}` and write every file name
-themselves. Relative paths are anchored here, once: a path under `data/` lives under the
+The project's config loader (judgeforge.config_loader) adds this mapping to the globals as
+`run`; the entries of conf/base/catalog_*.yml read it with `${globals:run.<key>}` and write
+every file name themselves. Relative paths are anchored here, once: a path under `data/` lives under the
 catalog's `data_root` (so one value moves every output to an object store), any other relative
 path lives in the project folder.
 """
@@ -124,8 +124,3 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
         },
     }
 
-
-def bind_run_globals(config_loader: Any, config: RunConfig, project_path: Path) -> None:
-    """Hand the run config's values to the catalog as `${globals:run...}` (the loader's own globals, kept)."""
-    current = config_loader["globals"]
-    config_loader["globals"] = {**current, RUN_GLOBALS: run_globals(config, project_path, str(current.get(DATA_ROOT, DATA_FOLDER)))}

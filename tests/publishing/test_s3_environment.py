@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from judgeforge.config import validate_run_config
 from judgeforge.config_loader import RunYamlConfigLoader
-from judgeforge.run_globals import bind_run_globals
 from judgeforge.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
 
@@ -14,7 +13,6 @@ def test_s3_environment_points_data_root_at_s3_and_reads_credentials_from_the_en
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
     monkeypatch.delenv("LUNA_OBJECT_STORE_BUCKET", raising=False)
     loader = RunYamlConfigLoader(str(PROJECT_ROOT / "conf"), env="s3", **CONFIG_LOADER_ARGS)
-    bind_run_globals(loader, validate_run_config(loader["parameters"]), PROJECT_ROOT)
 
     assert loader["catalog"]["judge_labels"]["filepath"] == "s3://my-team-bucket/judgeforge/02_intermediate/judge_labels.parquet"
     assert loader["credentials"]["object_store"] == {"key": "AKIAEXAMPLE", "secret": "secret-example"}
