@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
@@ -10,13 +11,16 @@ import sys
 from pathlib import Path
 
 import datasets
+import pandas as pd
 import pytest
 import yaml
+from kedro.framework.session import KedroSession
 
 from judgeforge import run_data_generation
 from judgeforge.command_line import main
 from judgeforge.config import load_run_config
 from judgeforge.sdk import data_generation_pipelines, pipeline_name
+from tests.publishing.test_hub import recording_api  # noqa: F401 -- fixture
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.openai_server import Reply
 
@@ -100,3 +104,27 @@ def test_judgeforge_run_command_in_a_subprocess(project_copy: Path, openai_serve
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dataset: ./data/generated_data/" in result.stdout
+
+
+def test_run_yaml_with_publishing_is_one_session_with_only_its_parameters(
+    project_copy: Path, openai_server, tmp_path: Path, recording_api, monkeypatch
+) -> None:
+    openai_server.respond_with(example_answers)
+    # a base parameter a run YAML does not have: validation rejects it if it reaches the run
+    (project_copy / "conf/base/parameters_team.yml").write_text("team_only_setting: 1\n", encoding="utf-8")
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    sessions = []
+    real_create = KedroSession.create.__func__
+    monkeypatch.setattr(KedroSession, "create", classmethod(lambda cls, *a, **kw: sessions.append(kw) or real_create(cls, *a, **kw)))
+    run_yaml = loopback_run_yaml(
+        EXAMPLES[0], openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"],
+        data_generation__output__push_to_hub=True, data_generation__output__hub={"organization": "acme"},
+    )
+    path = run_data_generation(config_path=run_yaml, project_path=project_copy)
+
+    assert len(sessions) == 1
+    repo = load_run_config(run_yaml).data_generation.output.dataset.repo_name
+    (create, created), (upload, uploaded) = recording_api.calls
+    assert created["repo_id"] == f"acme/{repo}" and uploaded["token"] == "hf_test_token"
+    pushed = pd.read_parquet(io.BytesIO(uploaded["files"]["data/train-00000-of-00001.parquet"]))
+    assert len(pushed) == datasets.load_from_disk(str(project_copy / path))["train"].num_rows
