@@ -34,3 +34,4 @@ def project_copy(tmp_path: Path) -> Path:
 
 from tests.config.conftest import raw_config  # noqa: F401 -- the minimal valid run config, for any test
 from tests.support.openai_server import openai_server  # noqa: F401 -- a fixture for every test module
+from tests.support.recording_hub import recording_api  # noqa: F401 -- a fixture for every test module

@@ -16,7 +16,11 @@ from tests.conftest import PROJECT_ROOT
 def catalog_for(raw_config: dict, project_path: Path, env: str = "base") -> DataCatalog:
     """Return the project's catalog as a run of `raw_config` in `project_path` sees it."""
     loader = RunYamlConfigLoader(
-        str(PROJECT_ROOT / "conf"), env=env, runtime_params={RUN_YAML: raw_config}, project_path=project_path, **CONFIG_LOADER_ARGS
+        str(PROJECT_ROOT / "conf"),
+        env=env,
+        runtime_params={RUN_YAML: raw_config},
+        project_path=project_path,
+        **CONFIG_LOADER_ARGS,
     )
     return DataCatalog.from_config(loader["catalog"], credentials=loader["credentials"])
 
@@ -28,13 +32,22 @@ def test_relative_locations_are_anchored_at_the_project(tmp_path: Path) -> None:
 
 
 def test_outputs_under_data_follow_data_root(tmp_path: Path) -> None:
-    assert output_location("./data/generated_data", tmp_path, "data") == str(tmp_path / "data/generated_data")
-    assert output_location("./data/generated_data", tmp_path, "s3://bucket/jf") == "s3://bucket/jf/generated_data"
-    assert output_location("out/generated", tmp_path, "s3://bucket/jf") == str(tmp_path / "out/generated")
+    assert output_location("./data/generated_data", tmp_path, "data") == str(
+        tmp_path / "data/generated_data"
+    )
+    assert (
+        output_location("./data/generated_data", tmp_path, "s3://bucket/jf")
+        == "s3://bucket/jf/generated_data"
+    )
+    assert output_location("out/generated", tmp_path, "s3://bucket/jf") == str(
+        tmp_path / "out/generated"
+    )
     assert output_location("/abs/generated", tmp_path, "s3://bucket/jf") == "/abs/generated"
 
 
-def test_seed_data_and_dataset_folders_follow_the_parameters(raw_config: dict, tmp_path: Path) -> None:
+def test_seed_data_and_dataset_folders_follow_the_parameters(
+    raw_config: dict, tmp_path: Path
+) -> None:
     raw_config["data_generation"]["source_data"]["dataset"]["csv"]["file_path"] = "seeds/mine.jsonl"
     raw_config["data_generation"]["output"]["local_path"] = "out"
     catalog = catalog_for(raw_config, tmp_path)
@@ -43,15 +56,30 @@ def test_seed_data_and_dataset_folders_follow_the_parameters(raw_config: dict, t
     assert catalog.get("labelled_dataset")._describe()["path"] == str(tmp_path / "out" / repo)
 
 
-def test_clients_carry_provider_override_engine_settings_and_catalog_cache(raw_config: dict, tmp_path: Path) -> None:
+def test_clients_carry_provider_override_engine_settings_and_catalog_cache(
+    raw_config: dict, tmp_path: Path
+) -> None:
     generation = raw_config["data_generation"]
-    generation["llm"] = {"provider": "openai", "model": "gpt-4.1", "embedding_model": "all-MiniLM-L6-v2", "base_url": "http://127.0.0.1:9/v1"}
-    generation["generation"] = {"llm_provider": "gemini", "llm_model": "gemini-2.5-flash", "async_config": {"max_concurrent_requests": 7, "adaptive_concurrency": False}}
+    generation["llm"] = {
+        "provider": "openai",
+        "model": "gpt-4.1",
+        "embedding_model": "all-MiniLM-L6-v2",
+        "base_url": "http://127.0.0.1:9/v1",
+    }
+    generation["generation"] = {
+        "llm_provider": "gemini",
+        "llm_model": "gemini-2.5-flash",
+        "async_config": {"max_concurrent_requests": 7, "adaptive_concurrency": False},
+    }
     catalog = catalog_for(raw_config, tmp_path)
     clients = {name: catalog.get(name) for name in ("generator_llm", "embedding_client")}
     clients["generator_llm"]._credentials = {"api_key": "sk-secret-value"}
     generator = clients["generator_llm"]._options
-    assert (generator["provider"], generator["model"], generator["base_url"]) == ("gemini", "gemini-2.5-flash", None)
+    assert (generator["provider"], generator["model"], generator["base_url"]) == (
+        "gemini",
+        "gemini-2.5-flash",
+        None,
+    )
     assert generator["max_concurrent_requests"] == 7 and generator["adaptive_concurrency"] is False
     assert generator["cache_path"] == str(tmp_path / "data/02_intermediate/llm_cache.sqlite")
     embedder = clients["embedding_client"]._options
@@ -59,13 +87,22 @@ def test_clients_carry_provider_override_engine_settings_and_catalog_cache(raw_c
     assert "sk-secret-value" not in repr(clients["generator_llm"]._describe())
 
 
-def test_artifacts_move_to_output_local_path_and_index_dir(raw_config: dict, tmp_path: Path) -> None:
+def test_artifacts_move_to_output_local_path_and_index_dir(
+    raw_config: dict, tmp_path: Path
+) -> None:
     generation = raw_config["data_generation"]
     generation["output"]["local_path"] = "generated"
-    generation["data_quality_metrics"] = {"artifact_subdir": "quality", "drift": {"index_dir": "/tmp/idx", "output_filename": "scores.parquet"}}
+    generation["data_quality_metrics"] = {
+        "artifact_subdir": "quality",
+        "drift": {"index_dir": "/tmp/idx", "output_filename": "scores.parquet"},
+    }
     catalog = catalog_for(raw_config, tmp_path)
-    assert str(catalog.get("drift_scores")._filepath) == str(tmp_path / "generated/quality/scores.parquet")
-    assert str(catalog.get("diagnostics_summary")._filepath) == str(tmp_path / "generated/quality/diagnostics_summary.json")
+    assert str(catalog.get("drift_scores")._filepath) == str(
+        tmp_path / "generated/quality/scores.parquet"
+    )
+    assert str(catalog.get("diagnostics_summary")._filepath) == str(
+        tmp_path / "generated/quality/diagnostics_summary.json"
+    )
     assert str(catalog.get("faiss_index")._describe()["filepath"]) == "/tmp/idx/holdout.faiss"
     assert str(catalog.get("umap_plot")._filepath) == str(tmp_path / "generated/quality/umap.png")
 
@@ -79,7 +116,9 @@ def test_judge_artifacts_live_in_the_model_folder(raw_config: dict, tmp_path: Pa
     assert str(catalog.get("training_metrics")._filepath) == str(folder / "metrics.json")
 
 
-def test_s3_data_root_moves_every_output_but_the_judge(raw_config: dict, tmp_path: Path, monkeypatch) -> None:
+def test_s3_data_root_moves_every_output_but_the_judge(
+    raw_config: dict, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
     raw_config["data_generation"]["output"]["local_path"] = "./data/generated_data"

@@ -20,7 +20,6 @@ from judgeforge import run_data_generation
 from judgeforge.command_line import main
 from judgeforge.config import load_run_config
 from judgeforge.sdk import data_generation_pipelines, pipeline_name
-from tests.publishing.test_hub import recording_api  # noqa: F401 -- fixture
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.openai_server import Reply
 
@@ -124,7 +123,7 @@ def test_run_yaml_with_publishing_is_one_session_with_only_its_parameters(
 
     assert len(sessions) == 1
     repo = load_run_config(run_yaml).data_generation.output.dataset.repo_name
-    (create, created), (upload, uploaded) = recording_api.calls
+    (_, created), (_, uploaded) = recording_api.calls
     assert created["repo_id"] == f"acme/{repo}" and uploaded["token"] == "hf_test_token"
     pushed = pd.read_parquet(io.BytesIO(uploaded["files"]["data/train-00000-of-00001.parquet"]))
     assert len(pushed) == datasets.load_from_disk(str(project_copy / path))["train"].num_rows

@@ -25,9 +25,13 @@ class RunYamlConfigLoader(OmegaConfigLoader):
     in a hook, so every reader of the catalog (kedro-viz runs without hooks) sees the same paths.
     """
 
-    def __init__(self, conf_source: str, *args: Any, project_path: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, conf_source: str, *args: Any, project_path: str | Path | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(conf_source, *args, **kwargs)
-        self.project_path = Path(project_path) if project_path else Path(conf_source).resolve().parent
+        self.project_path = (
+            Path(project_path) if project_path else Path(conf_source).resolve().parent
+        )
         self.run_config: RunConfig | None = None
         try:
             parameters = self["parameters"]
@@ -36,7 +40,10 @@ class RunYamlConfigLoader(OmegaConfigLoader):
         run_env = self.env or self.default_run_env
         self.run_config = validate_run_config(parameters, source=f"parameters (env {run_env})")
         data_root = str(self._globals.get(DATA_ROOT, DATA_FOLDER))
-        self["globals"] = {**self._globals, RUN_GLOBALS: run_globals(self.run_config, self.project_path, data_root)}
+        self["globals"] = {
+            **self._globals,
+            RUN_GLOBALS: run_globals(self.run_config, self.project_path, data_root),
+        }
         # the globals resolver caches what it first read; parameters may have read it already
         self._globals_oc = None
 

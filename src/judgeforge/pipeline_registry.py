@@ -11,7 +11,15 @@ from itertools import product
 
 from kedro.pipeline import Pipeline, pipeline
 
-from judgeforge.pipelines import diagnostics, ingestion, label_only, labelling, publishing, synthesis, training
+from judgeforge.pipelines import (
+    diagnostics,
+    ingestion,
+    label_only,
+    labelling,
+    publishing,
+    synthesis,
+    training,
+)
 
 # Every stage by name. Listed here, not discovered: Kedro's discovery loads only the pipelines a
 # run names, and a composition needs all of its stages.

@@ -33,19 +33,35 @@ def project_location(path: str, project_path: Path) -> str:
 def output_location(path: str, project_path: Path, data_root: str) -> str:
     """Return where an output lives: a relative path under `data/` moves under data_root, others as project_location."""
     relative = PurePosixPath(path)
-    if "://" in path or relative.is_absolute() or not relative.parts or relative.parts[0] != DATA_FOLDER:
+    if (
+        "://" in path
+        or relative.is_absolute()
+        or not relative.parts
+        or relative.parts[0] != DATA_FOLDER
+    ):
         return project_location(path, project_path)
     root = project_location(data_root, project_path).rstrip("/")
     return "/".join([root, *relative.parts[1:]])
 
 
-def run_globals(config: RunConfig, project_path: Path, data_root: str = DATA_FOLDER) -> dict[str, Any]:
+def run_globals(
+    config: RunConfig, project_path: Path, data_root: str = DATA_FOLDER
+) -> dict[str, Any]:
     """Return every value the catalog takes from the run config (null where a section is absent)."""
     generation, training = config.data_generation, config.training
-    output = lambda path: output_location(path, project_path, data_root)  # noqa: E731
+
+    def output(path: str) -> str:
+        return output_location(path, project_path, data_root)
+
     values: dict[str, Any] = {
         "project": str(project_path),
-        "seed": {"source_type": "csv", "file_path": None, "hf_name": None, "hf_split": None, "hf_revision": ""},
+        "seed": {
+            "source_type": "csv",
+            "file_path": None,
+            "hf_name": None,
+            "hf_split": None,
+            "hf_revision": "",
+        },
         "label_only_train_file": None,
         "generated_dataset": None,
         "final_dataset": None,
@@ -62,27 +78,41 @@ def run_globals(config: RunConfig, project_path: Path, data_root: str = DATA_FOL
         values |= {
             "seed": {
                 "source_type": source.source_type,
-                "file_path": project_location(source.csv.file_path, project_path) if source.csv.file_path else None,
+                "file_path": project_location(source.csv.file_path, project_path)
+                if source.csv.file_path
+                else None,
                 "hf_name": source.huggingface.name,
                 "hf_split": source.huggingface.split,
                 "hf_revision": source.huggingface.revision,
             },
-            "label_only_train_file": project_location(source.csv.train_file_path, project_path) if source.csv.train_file_path else None,
+            "label_only_train_file": project_location(source.csv.train_file_path, project_path)
+            if source.csv.train_file_path
+            else None,
             "generated_dataset": output(generation.generated_dataset_path),
             "final_dataset": output(generation.dataset_path),
-            "artifacts": output(f"{generation.output.local_path.rstrip('/')}/{quality.artifact_subdir}"),
+            "artifacts": output(
+                f"{generation.output.local_path.rstrip('/')}/{quality.artifact_subdir}"
+            ),
             "drift_scores_file": quality.drift.output_filename,
             "faiss_index_dir": output(quality.drift.index_dir.rstrip("/")),
             "clients": llm_clients(generation),
         }
     if training is not None:
         dataset = training.dataset
-        path = f"{dataset.local_path.rstrip('/')}/{dataset.name}" if dataset.local_path else dataset.name
+        path = (
+            f"{dataset.local_path.rstrip('/')}/{dataset.name}"
+            if dataset.local_path
+            else dataset.name
+        )
         pulled = dataset.pull_from_object_store
         values["training_dataset"] = {
             # a pulled archive is unpacked into a local folder
             "path": project_location(path, project_path) if pulled else output(path),
-            "archive_url": archive_url(str(dataset.object_store_bucket), str(dataset.object_store_blob), dataset.name) if pulled else None,
+            "archive_url": archive_url(
+                str(dataset.object_store_bucket), str(dataset.object_store_blob), dataset.name
+            )
+            if pulled
+            else None,
         }
         # the judge loads from a local folder: it stays in the project, whatever data_root says
         values["judge"] = project_location(judge_output_dir(config), project_path)
@@ -123,4 +153,3 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
             "adaptive_concurrency": engine.adaptive_concurrency,
         },
     }
-

@@ -42,16 +42,22 @@ def pipeline_name(config: RunConfig, steps: list[RunStep] | None = None) -> str:
     return composition_name(stages)
 
 
-def run_data_generation(config_path: str | Path, env: str | None = None, project_path: str | Path | None = None) -> str:
+def run_data_generation(
+    config_path: str | Path, env: str | None = None, project_path: str | Path | None = None
+) -> str:
     """Run the data_generation step of a run YAML (and its pushes); return the final dataset's path."""
     config = load_run_config(config_path)
     if config.data_generation is None:
         raise ValueError(f"{config_path}: has no data_generation section")
-    run_config(config, pipeline_name(config, ["data_generation"]), env=env, project_path=project_path)
+    run_config(
+        config, pipeline_name(config, ["data_generation"]), env=env, project_path=project_path
+    )
     return config.data_generation.dataset_path
 
 
-def run_training(config_path: str | Path, env: str | None = None, project_path: str | Path | None = None) -> str:
+def run_training(
+    config_path: str | Path, env: str | None = None, project_path: str | Path | None = None
+) -> str:
     """Run the training step of a run YAML; return the directory of the trained judge."""
     config = load_run_config(config_path)
     if config.training is None:
@@ -60,7 +66,9 @@ def run_training(config_path: str | Path, env: str | None = None, project_path: 
     return judge_output_dir(config)
 
 
-def run_config(config: RunConfig, name: str, env: str | None = None, project_path: str | Path | None = None) -> dict[str, Any]:
+def run_config(
+    config: RunConfig, name: str, env: str | None = None, project_path: str | Path | None = None
+) -> dict[str, Any]:
     """Run the registered pipeline `name` in one Kedro session whose parameters are exactly the run config."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -69,7 +77,9 @@ def run_config(config: RunConfig, name: str, env: str | None = None, project_pat
     bootstrap_project(project)
     # judgeforge.config_loader makes the run_yaml runtime param the whole of the parameters
     runtime_params = {RUN_YAML: config.model_dump(mode="json", exclude_none=False)}
-    with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
+    with KedroSession.create(
+        project_path=project, env=env, runtime_params=runtime_params
+    ) as session:
         return session.run(pipeline_name=name)
 
 
@@ -80,4 +90,6 @@ def find_project_root(start: Path | None = None) -> Path:
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file() and "[tool.kedro]" in pyproject.read_text(encoding="utf-8"):
             return folder
-    raise FileNotFoundError(f"no Kedro project (pyproject.toml with [tool.kedro]) at or above {start}; pass project_path")
+    raise FileNotFoundError(
+        f"no Kedro project (pyproject.toml with [tool.kedro]) at or above {start}; pass project_path"
+    )

@@ -4,50 +4,24 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from types import SimpleNamespace
-from typing import ClassVar
 
 import datasets
 import httpx2
 import pandas as pd
 import pytest
-from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from kedro.pipeline import Node, Pipeline
 
 from judgeforge.config import validate_run_config
 from judgeforge.hooks import RunConfigHook
 from judgeforge.pipelines.publishing import create_pipeline as publishing_pipeline
-from judgeforge.publishing import hub as hub_module
+from judgeforge.pipelines.publishing.nodes import (
+    publish_dataset,
+    publish_judge_model,
+    write_dataset_card,
+)
 from judgeforge.publishing.hub import Hub, HubError
-from judgeforge.pipelines.publishing.nodes import publish_dataset, publish_judge_model, write_dataset_card
 from tests.config.conftest import _MINIMAL_RUN_CONFIG
-
-
-class RecordingHfApi(HfApi):
-    """An HfApi that records create_repo / upload_folder (and the staged files) instead of calling the Hub."""
-
-    calls: ClassVar[list[tuple[str, dict]]] = []
-    failures: ClassVar[list[BaseException]] = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
-        return f"https://huggingface.co/{kwargs.get('repo_type', 'model')}s/{repo_id}"
-
-    def upload_folder(self, **kwargs):
-        if self.failures:
-            raise self.failures.pop(0)
-        folder = Path(kwargs["folder_path"])
-        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-        self.calls.append(("upload_folder", {**kwargs, "files": files, "token": self.token}))
-        return SimpleNamespace(oid="abc123")
-
-
-@pytest.fixture
-def recording_api(monkeypatch) -> type[RecordingHfApi]:
-    RecordingHfApi.calls, RecordingHfApi.failures = [], []
-    monkeypatch.setattr(hub_module, "HfApi", RecordingHfApi)
-    return RecordingHfApi
 
 
 def http_error(status: int) -> HfHubHTTPError:

@@ -14,8 +14,8 @@ from kedro_datasets.pandas import ParquetDataset
 from judgeforge.config.data_generation import OutputConfig
 from judgeforge.config.training import ModelConfig
 from judgeforge.datasets import DatasetDictDataset
-from judgeforge.publishing import ObjectStore, ObjectStoreError, archive_url
 from judgeforge.pipelines.publishing.nodes import publish_dataset
+from judgeforge.publishing import ObjectStore, ObjectStoreError, archive_url
 from judgeforge.publishing.object_store import pull_model_from_object_store
 from tests.support.s3_server import BUCKET
 

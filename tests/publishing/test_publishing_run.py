@@ -19,7 +19,7 @@ KEDRO_WITH_RECORDING_HUB = textwrap.dedent(
     """
     import json, os
     from judgeforge.publishing import hub
-    from tests.publishing.test_hub import RecordingHfApi
+    from tests.support.recording_hub import RecordingHfApi
     from kedro.framework.cli import main
 
     hub.HfApi = RecordingHfApi
@@ -35,12 +35,25 @@ KEDRO_WITH_RECORDING_HUB = textwrap.dedent(
 
 def final_dataset(folder: Path) -> None:
     """Write a small train/test DatasetDict where the default parameters put the final dataset."""
-    train = pd.DataFrame({"row_id": ["syn-0", "syn-1", "3"], "text": ["late again", "thanks", "broken"], "label": ["1", "0", "1"], "source": ["synthetic", "synthetic", "seed"]})
-    test = pd.DataFrame({"row_id": ["9"], "text": ["where is it"], "label": ["1"], "source": ["seed"]})
-    datasets.DatasetDict({"train": datasets.Dataset.from_pandas(train), "test": datasets.Dataset.from_pandas(test)}).save_to_disk(str(folder))
+    train = pd.DataFrame(
+        {
+            "row_id": ["syn-0", "syn-1", "3"],
+            "text": ["late again", "thanks", "broken"],
+            "label": ["1", "0", "1"],
+            "source": ["synthetic", "synthetic", "seed"],
+        }
+    )
+    test = pd.DataFrame(
+        {"row_id": ["9"], "text": ["where is it"], "label": ["1"], "source": ["seed"]}
+    )
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_pandas(train), "test": datasets.Dataset.from_pandas(test)}
+    ).save_to_disk(str(folder))
 
 
-def test_kedro_run_publishing_pushes_the_final_folder_to_the_hub(project_copy: Path, tmp_path: Path) -> None:
+def test_kedro_run_publishing_pushes_the_final_folder_to_the_hub(
+    project_copy: Path, tmp_path: Path
+) -> None:
     final_dataset(project_copy / "data/generated_data/customer_complaint")
     script, record = tmp_path / "kedro_recorded.py", tmp_path / "calls.json"
     script.write_text(KEDRO_WITH_RECORDING_HUB, encoding="utf-8")
@@ -52,16 +65,35 @@ def test_kedro_run_publishing_pushes_the_final_folder_to_the_hub(project_copy: P
     }
     result = subprocess.run(
         [sys.executable, str(script), "run", "--pipelines", "publishing", "--params", params],
-        cwd=project_copy, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
     (create, created), (upload, uploaded) = json.loads(record.read_text())
-    assert (create, created) == ("create_repo", {"repo_id": "acme/customer_complaint", "repo_type": "dataset", "private": True, "exist_ok": True})
+    assert (create, created) == (
+        "create_repo",
+        {
+            "repo_id": "acme/customer_complaint",
+            "repo_type": "dataset",
+            "private": True,
+            "exist_ok": True,
+        },
+    )
     assert upload == "upload_folder" and uploaded["token"] == "hf_test_token"
-    assert uploaded["files"] == ["README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"]
+    assert uploaded["files"] == [
+        "README.md",
+        "data/test-00000-of-00001.parquet",
+        "data/train-00000-of-00001.parquet",
+    ]
     receipt = json.loads((project_copy / "data/08_reporting/dataset_publication.json").read_text())
-    assert receipt["hub"]["repo_id"] == "acme/customer_complaint" and receipt["object_store"] is None
+    assert (
+        receipt["hub"]["repo_id"] == "acme/customer_complaint" and receipt["object_store"] is None
+    )
     card = (project_copy / "data/08_reporting/dataset_card.md").read_text()
     assert "| train | 2 | 1 | 3 |" in card  # complaint, not_complaint, total
     assert "LLM-judge labels" not in card  # no labelling report on disk: the card leaves it out

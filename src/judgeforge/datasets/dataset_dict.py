@@ -31,7 +31,9 @@ class DatasetDictDataset(AbstractDataset[datasets.DatasetDict, datasets.DatasetD
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": self._path} | ({"archive_url": self._archive_url} if self._archive_url else {})
+        return {"path": self._path} | (
+            {"archive_url": self._archive_url} if self._archive_url else {}
+        )
 
     def _load(self) -> datasets.DatasetDict:
         if self._archive_url:
@@ -41,14 +43,20 @@ class DatasetDictDataset(AbstractDataset[datasets.DatasetDict, datasets.DatasetD
             try:
                 loaded = datasets.load_from_disk(self._path, storage_options=self._storage_options)
             except FileNotFoundError:
-                raise DatasetError(f"dataset {self._path}: not found (run the synthesis pipeline first, or fix the path)") from None
+                raise DatasetError(
+                    f"dataset {self._path}: not found (run the synthesis pipeline first, or fix the path)"
+                ) from None
         if not isinstance(loaded, datasets.DatasetDict):
-            raise DatasetError(f"dataset {self._archive_url or self._path}: holds a single split, expected a DatasetDict with train and test splits")
+            raise DatasetError(
+                f"dataset {self._archive_url or self._path}: holds a single split, expected a DatasetDict with train and test splits"
+            )
         return loaded
 
     def _save(self, data: datasets.DatasetDict) -> None:
         if self._archive_url:
-            raise DatasetError("a pulled dataset is read-only: publish with output.push_to_object_store instead")
+            raise DatasetError(
+                "a pulled dataset is read-only: publish with output.push_to_object_store instead"
+            )
         if self._holds(data):
             # passed through unchanged (labelling off in the whole chain): datasets refuses to
             # overwrite the files it reads from, and the folder already holds this data
@@ -60,7 +68,11 @@ class DatasetDictDataset(AbstractDataset[datasets.DatasetDict, datasets.DatasetD
         if "://" in self._path:
             return False
         folder = Path(self._path).resolve()
-        files = [Path(entry["filename"]).resolve() for split in data.values() for entry in split.cache_files]
+        files = [
+            Path(entry["filename"]).resolve()
+            for split in data.values()
+            for entry in split.cache_files
+        ]
         return bool(files) and all(folder in file.parents for file in files)
 
     def _exists(self) -> bool:

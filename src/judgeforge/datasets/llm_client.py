@@ -34,7 +34,10 @@ class LLMClientDataset(AbstractDataset[None, Any]):
 
     def _describe(self) -> dict[str, Any]:
         # never the credentials
-        return {key: self._options.get(key) for key in ("provider", "model", "embedding_model", "base_url")}
+        return {
+            key: self._options.get(key)
+            for key in ("provider", "model", "embedding_model", "base_url")
+        }
 
     def _load(self) -> Any:
         if self._client is None:

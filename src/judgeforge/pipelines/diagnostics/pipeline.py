@@ -35,7 +35,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="text_embeddings",
                 name="embed_diagnostic_rows",
             ),
-            Node(build_holdout_index, inputs=["text_embeddings", SETTINGS], outputs="faiss_index", name="build_holdout_index"),
+            Node(
+                build_holdout_index,
+                inputs=["text_embeddings", SETTINGS],
+                outputs="faiss_index",
+                name="build_holdout_index",
+            ),
             Node(
                 score_drift,
                 inputs=["text_embeddings", "faiss_index", COLUMNS, SETTINGS],
@@ -48,7 +53,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["umap_coordinates", "umap_report"],
                 name="project_umap",
             ),
-            Node(plot_umap, inputs=["umap_coordinates", "umap_report", COLUMNS], outputs="umap_plot", name="plot_umap"),
+            Node(
+                plot_umap,
+                inputs=["umap_coordinates", "umap_report", COLUMNS],
+                outputs="umap_plot",
+                name="plot_umap",
+            ),
             Node(
                 plot_drift_histogram,
                 inputs=["drift_scores", "drift_reference", "drift_report"],
@@ -63,7 +73,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 summarise_diagnostics,
-                inputs=["text_embeddings", "drift_scores", "drift_report", "umap_report", COLUMNS, SETTINGS],
+                inputs=[
+                    "text_embeddings",
+                    "drift_scores",
+                    "drift_report",
+                    "umap_report",
+                    COLUMNS,
+                    SETTINGS,
+                ],
                 outputs="diagnostics_summary",
                 name="summarise_diagnostics",
             ),

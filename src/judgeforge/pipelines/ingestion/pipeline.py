@@ -23,13 +23,23 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 split_seed_rows,
-                inputs=["seed_rows", "params:data_generation.source_data.sampling", f"{COLUMNS}.label"],
+                inputs=[
+                    "seed_rows",
+                    "params:data_generation.source_data.sampling",
+                    f"{COLUMNS}.label",
+                ],
                 outputs=["enhancement_table", "holdout_table"],
                 name="split_enhancement_and_holdout",
             ),
             Node(
                 build_ingestion_report,
-                inputs=["seed_data", "seed_rejects", "enhancement_table", "holdout_table", f"{COLUMNS}.label"],
+                inputs=[
+                    "seed_data",
+                    "seed_rejects",
+                    "enhancement_table",
+                    "holdout_table",
+                    f"{COLUMNS}.label",
+                ],
                 outputs="ingestion_report",
                 name="report_ingestion",
             ),

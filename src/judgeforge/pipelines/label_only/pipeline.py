@@ -3,7 +3,13 @@
 from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.label_only.nodes import assemble_labelled_dataset, prepare_rows_to_label
-from judgeforge.pipelines.labelling.pipeline import COLUMNS, OUTPUT, ROWS_TO_JUDGE, judging_pipeline, metric_pipeline
+from judgeforge.pipelines.labelling.pipeline import (
+    COLUMNS,
+    OUTPUT,
+    ROWS_TO_JUDGE,
+    judging_pipeline,
+    metric_pipeline,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

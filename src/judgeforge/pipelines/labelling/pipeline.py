@@ -55,7 +55,12 @@ def create_pipeline(**kwargs) -> Pipeline:
     """Return generated dataset + judge → judge labels, agreement report, and the dataset to train on."""
     return metric_pipeline() + pipeline(
         [
-            Node(train_rows, inputs=["generated_dataset", OUTPUT], outputs=ROWS_TO_JUDGE, name="select_train_rows"),
+            Node(
+                train_rows,
+                inputs=["generated_dataset", OUTPUT],
+                outputs=ROWS_TO_JUDGE,
+                name="select_train_rows",
+            ),
             judging_pipeline(),
             Node(
                 apply_disagreement_policy,

@@ -17,13 +17,25 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 write_dataset_card,
-                inputs=["labelled_dataset", "resolved_metric", "params:data_generation", "card_labelling_report", "card_diagnostics_summary"],
+                inputs=[
+                    "labelled_dataset",
+                    "resolved_metric",
+                    "params:data_generation",
+                    "card_labelling_report",
+                    "card_diagnostics_summary",
+                ],
                 outputs="dataset_card",
                 name="write_dataset_card",
             ),
             Node(
                 publish_dataset,
-                inputs=["labelled_dataset", "dataset_card", "params:data_generation.output", "hub_client", "object_store"],
+                inputs=[
+                    "labelled_dataset",
+                    "dataset_card",
+                    "params:data_generation.output",
+                    "hub_client",
+                    "object_store",
+                ],
                 outputs="dataset_publication",
                 name="publish_dataset",
             ),

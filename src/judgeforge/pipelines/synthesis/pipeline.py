@@ -23,7 +23,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 plan_class_quotas,
-                inputs=["holdout_table", "resolved_metric", "params:data_generation.generation", COLUMNS],
+                inputs=[
+                    "holdout_table",
+                    "resolved_metric",
+                    "params:data_generation.generation",
+                    COLUMNS,
+                ],
                 outputs="class_quotas",
                 name="plan_class_quotas",
             ),
@@ -40,7 +45,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:data_generation.source_data.sampling",
                     "generator_llm",
                 ],
-                outputs=["synthetic_examples", "synthetic_rejects", "generation_stats", "generation_debug_log"],
+                outputs=[
+                    "synthetic_examples",
+                    "synthetic_rejects",
+                    "generation_stats",
+                    "generation_debug_log",
+                ],
                 name="generate_synthetic_examples",
             ),
             Node(
@@ -58,7 +68,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 build_generation_report,
-                inputs=["class_quotas", "synthetic_examples", "synthetic_rejects", "generation_stats", COLUMNS],
+                inputs=[
+                    "class_quotas",
+                    "synthetic_examples",
+                    "synthetic_rejects",
+                    "generation_stats",
+                    COLUMNS,
+                ],
                 outputs="generation_report",
                 name="report_generation",
             ),

@@ -10,8 +10,7 @@ from datasets import DatasetDict
 from matplotlib.figure import Figure
 
 from judgeforge.config.training import TrainingConfig
-from judgeforge.publishing.object_store import pull_model_from_object_store
-from judgeforge.publishing.object_store import ObjectStore
+from judgeforge.publishing.object_store import ObjectStore, pull_model_from_object_store
 from judgeforge.schema import ROW_ID, SOURCE
 from judgeforge.training.evaluation import classification_metrics, confusion_matrices_figure
 from judgeforge.training.formatting import (

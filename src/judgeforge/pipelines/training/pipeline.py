@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline, pipeline
 
+from judgeforge.pipelines.publishing.nodes import publish_judge_model
 from judgeforge.pipelines.training.nodes import (
     format_judge_examples,
     resolve_training_config,
@@ -11,7 +12,6 @@ from judgeforge.pipelines.training.nodes import (
     train_judge,
     write_model_card,
 )
-from judgeforge.pipelines.publishing.nodes import publish_judge_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -67,7 +67,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 publish_judge_model,
-                inputs=["judge_model", "model_card", "resolved_training", "hub_client", "object_store"],
+                inputs=[
+                    "judge_model",
+                    "model_card",
+                    "resolved_training",
+                    "hub_client",
+                    "object_store",
+                ],
                 outputs="model_publication",
                 name="publish_judge_model",
             ),
