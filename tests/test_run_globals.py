@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kedro.io import DataCatalog
+import pytest
+from kedro.io import DataCatalog, DatasetError
 
 from judgeforge.config import validate_run_config
 from judgeforge.config_loader import RUN_YAML, RunYamlConfigLoader
@@ -128,3 +129,23 @@ def test_s3_data_root_moves_every_output_but_the_judge(
     assert catalog.get("labelled_dataset")._describe()["path"] == f"{root}/generated_data/{repo}"
     assert str(catalog.get("drift_scores")._describe()["protocol"]) == "s3"
     assert catalog.get("judge_model")._describe()["path"].startswith(str(tmp_path))
+
+
+@pytest.mark.parametrize("absent", ["data_generation", "training"])
+def test_a_config_without_a_section_builds_every_entry_and_says_what_is_missing(
+    raw_config: dict, tmp_path: Path, absent: str
+) -> None:
+    raw_config.pop(absent)
+    raw_config["run_steps"] = [step for step in ("data_generation", "training") if step != absent]
+    if absent == "data_generation":
+        raw_config["training"]["dataset"] = {"name": "org/complaints"}
+    catalog = catalog_for(raw_config, tmp_path)
+    for name in catalog.keys():
+        catalog.get(name)  # every entry can be built, whichever section is absent
+    entry, message = (
+        ("generator_llm", "no data_generation section")
+        if absent == "data_generation"
+        else ("judge_model", "no training section")
+    )
+    with pytest.raises(DatasetError, match=message):
+        catalog.load(entry)

@@ -68,7 +68,7 @@ def run_globals(
         "artifacts": None,
         "drift_scores_file": None,
         "faiss_index_dir": None,
-        "clients": None,
+        "clients": dict.fromkeys(("generator_llm", "judge_llm", "embedding_client", "engine")),
         "training_dataset": {"path": None, "archive_url": None},
         "judge": None,
     }

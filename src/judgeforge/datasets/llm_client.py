@@ -15,20 +15,27 @@ class LLMClientDataset(AbstractDataset[None, Any]):
     """Loads a ready `judgeforge.llm.LLMClient`; the same client is returned to every node.
 
     `client` holds provider, model, embedding_model, base_url and api_version; `engine` the
-    request engine's settings (concurrency, timeout, retries); both come from the run config.
+    request engine's settings (concurrency, timeout, retries); both come from the run config,
+    and are null when it has no data_generation section (loading then says so).
     """
 
     def __init__(
         self,
-        client: Mapping[str, Any],
+        client: Mapping[str, Any] | None,
         engine: Mapping[str, Any] | None = None,
         cache_path: str | None = None,
         prices: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self._options = {**client, **(engine or {}), "cache_path": cache_path, "prices": prices}
-        self._credentials = None if client.get("provider") == LOCAL_PROVIDER else credentials
+        self._configured = client is not None
+        self._options = {
+            **(client or {}),
+            **(engine or {}),
+            "cache_path": cache_path,
+            "prices": prices,
+        }
+        self._credentials = None if self._options.get("provider") == LOCAL_PROVIDER else credentials
         self._client: Any = None
         self.metadata = metadata
 
@@ -40,6 +47,10 @@ class LLMClientDataset(AbstractDataset[None, Any]):
         }
 
     def _load(self) -> Any:
+        if not self._configured:
+            raise DatasetError(
+                "the run config has no data_generation section, so it names no LLM client"
+            )
         if self._client is None:
             from judgeforge.llm import build_llm_client
 
