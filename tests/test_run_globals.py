@@ -140,7 +140,7 @@ def test_a_config_without_a_section_builds_every_entry_and_says_what_is_missing(
     if absent == "data_generation":
         raw_config["training"]["dataset"] = {"name": "org/complaints"}
     catalog = catalog_for(raw_config, tmp_path)
-    for name in catalog.keys():
+    for name in catalog:
         catalog.get(name)  # every entry can be built, whichever section is absent
     entry, message = (
         ("generator_llm", "no data_generation section")
