@@ -8,7 +8,7 @@ import pytest
 from kedro.io import DataCatalog, DatasetError
 
 from judgeforge.config import validate_run_config
-from judgeforge.config_loader import RUN_YAML, RunYamlConfigLoader
+from judgeforge.config_loader import RUN_YAML, RunConfigLoader
 from judgeforge.run_globals import output_location, project_location
 from judgeforge.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
@@ -16,7 +16,7 @@ from tests.conftest import PROJECT_ROOT
 
 def catalog_for(raw_config: dict, project_path: Path, env: str = "base") -> DataCatalog:
     """Return the project's catalog as a run of `raw_config` in `project_path` sees it."""
-    loader = RunYamlConfigLoader(
+    loader = RunConfigLoader(
         str(PROJECT_ROOT / "conf"),
         env=env,
         runtime_params={RUN_YAML: raw_config},

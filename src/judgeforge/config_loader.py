@@ -16,7 +16,7 @@ from judgeforge.run_globals import DATA_FOLDER, DATA_ROOT, RUN_GLOBALS, run_glob
 RUN_YAML = "run_yaml"
 
 
-class RunYamlConfigLoader(OmegaConfigLoader):
+class RunConfigLoader(OmegaConfigLoader):
     """OmegaConfigLoader that validates the parameters once and adds the global `run` the catalog reads.
 
     The parameters are base + env + runtime params, or exactly the run YAML when one comes as

@@ -3,7 +3,7 @@
 import os
 import warnings
 
-from judgeforge.config_loader import RunYamlConfigLoader
+from judgeforge.config_loader import RunConfigLoader
 from judgeforge.hooks import RunConfigHook
 
 # Kedro sends telemetry unless told not to; judgeforge runs offline by default.
@@ -13,7 +13,7 @@ warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is depreca
 
 HOOKS = (RunConfigHook(),)
 
-CONFIG_LOADER_CLASS = RunYamlConfigLoader
+CONFIG_LOADER_CLASS = RunConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -11,7 +11,7 @@ import yaml
 
 from judgeforge import run_data_generation
 from judgeforge.config import validate_run_config
-from judgeforge.config_loader import RunYamlConfigLoader
+from judgeforge.config_loader import RunConfigLoader
 from judgeforge.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
 from tests.run_yaml import EXAMPLES, example_answers, loopback_run_yaml
@@ -22,7 +22,7 @@ def test_s3_environment_points_data_root_at_s3_and_reads_credentials_from_the_en
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
     monkeypatch.delenv("LUNA_OBJECT_STORE_BUCKET", raising=False)
-    loader = RunYamlConfigLoader(str(PROJECT_ROOT / "conf"), env="s3", **CONFIG_LOADER_ARGS)
+    loader = RunConfigLoader(str(PROJECT_ROOT / "conf"), env="s3", **CONFIG_LOADER_ARGS)
 
     assert loader["catalog"]["judge_labels"]["filepath"] == "s3://my-team-bucket/judgeforge/02_intermediate/judge_labels.parquet"
     assert loader["credentials"]["object_store"] == {"key": "AKIAEXAMPLE", "secret": "secret-example"}
