@@ -2,9 +2,9 @@
 
 The project's config loader (judgeforge.config_loader) adds this mapping to the globals as
 `run`; the entries of conf/base/catalog_*.yml read it with `${globals:run.<key>}` and write
-every file name themselves. Relative paths are anchored here, once: a path under `data/` lives under the
-catalog's `data_root` (so one value moves every output to an object store), any other relative
-path lives in the project folder.
+every file name themselves. Relative paths are anchored here, once: a path under `data/` lives
+under the catalog's `data_root` (so one value moves every output to an object store), any other
+relative path lives in the project folder.
 """
 
 from __future__ import annotations
