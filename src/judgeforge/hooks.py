@@ -12,9 +12,10 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset, MemoryDataset
 
 from judgeforge.config import RunConfig, validate_run_config
-from judgeforge.config.data_generation import LOCAL_EMBEDDING_MODELS, DataGenerationConfig
+from judgeforge.config.data_generation import DataGenerationConfig
 from judgeforge.config.run import judge_output_dir
 from judgeforge.datasets import DatasetDictDataset, JudgeModelDataset, LLMClientDataset, SeedDataset
+from judgeforge.llm.providers import LOCAL_EMBEDDING_MODELS
 from judgeforge.publishing import (
     HubClientDataset,
     ObjectStoreDataset,

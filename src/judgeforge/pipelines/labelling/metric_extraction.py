@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
-from judgeforge.config.run import collect_rule_problems
+from judgeforge.config.problems import problems_from_validation_error
 from judgeforge.llm import ChatMessage, LLMRequest
 
 METRIC_PATH = "data_generation.metric"
@@ -55,7 +55,11 @@ def missing_parts(metric: MetricConfig) -> list[str]:
     missing = [] if metric.description and metric.description.strip() else ["description"]
     if not metric.class_labels:
         return [*missing, "class_labels"]
-    return missing + [f"class_labels[{i}].rubric" for i, c in enumerate(metric.class_labels) if not (c.rubric and c.rubric.strip())]
+    return missing + [
+        f"class_labels[{i}].rubric"
+        for i, c in enumerate(metric.class_labels)
+        if not (c.rubric and c.rubric.strip())
+    ]
 
 
 def extraction_request(metric: MetricConfig, attempt: int, previous_problem: str) -> LLMRequest:
@@ -74,7 +78,9 @@ def extraction_request(metric: MetricConfig, attempt: int, previous_problem: str
         given = ", ".join(f"{c.name} (label {label_key(c.label)})" for c in metric.class_labels)
         parts.append(f"Use exactly these classes and labels: {given}.")
     if attempt > 1:
-        parts.append(f"(Attempt {attempt}: the previous answer was rejected — {previous_problem}. Answer again, JSON only.)")
+        parts.append(
+            f"(Attempt {attempt}: the previous answer was rejected — {previous_problem}. Answer again, JSON only.)"
+        )
     return LLMRequest(
         messages=(ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", "\n\n".join(parts))),
         temperature=0.0,
@@ -97,16 +103,15 @@ def merge_derived(metric: MetricConfig, derived: DerivedMetric) -> MetricConfig:
             if not (item["rubric"] and item["rubric"].strip()):
                 match = by_key.get(label_key(item["label"]))
                 if match is None:
-                    raise MetricExtractionError(f"the answer has no rubric for class label {label_key(item['label'])}")
+                    raise MetricExtractionError(
+                        f"the answer has no rubric for class label {label_key(item['label'])}"
+                    )
                 item["rubric"] = match.rubric
     try:
-        resolved = MetricConfig.model_validate(values)
+        return MetricConfig.model_validate(values)
     except ValidationError as error:
-        raise MetricExtractionError(f"the derived metric is not valid ({error.error_count()} problems: {error.errors()[0]['msg']})") from None
-    problems = collect_rule_problems(resolved, METRIC_PATH)
-    if problems:
-        raise MetricExtractionError("; ".join(f"{p.path}: {p.rule}" for p in problems))
-    return resolved
+        problems = problems_from_validation_error(error, METRIC_PATH)
+        raise MetricExtractionError("; ".join(f"{p.path}: {p.rule}" for p in problems)) from None
 
 
 def parse_extraction(text: str, metric: MetricConfig) -> MetricConfig:
@@ -116,7 +121,9 @@ def parse_extraction(text: str, metric: MetricConfig) -> MetricConfig:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(answer)"
-        raise MetricExtractionError(f"the answer is not the expected JSON ({where}: {first['msg']})") from None
+        raise MetricExtractionError(
+            f"the answer is not the expected JSON ({where}: {first['msg']})"
+        ) from None
     return merge_derived(metric, derived)
 
 
