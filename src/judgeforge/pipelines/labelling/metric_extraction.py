@@ -9,7 +9,6 @@ the reason, never with a guessed metric.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +17,7 @@ from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
 from judgeforge.config.problems import problems_from_validation_error
 from judgeforge.llm import ChatMessage, LLMRequest
+from judgeforge.llm.asking import InvalidAnswer, ask_until_valid
 
 METRIC_PATH = "data_generation.metric"
 EXTRACTION_MAX_TOKENS = 1500
@@ -27,7 +27,7 @@ SYSTEM_PROMPT = (
 )
 
 
-class MetricExtractionError(ValueError):
+class MetricExtractionError(InvalidAnswer):
     """The LLM could not derive a usable metric from llmaj_source_prompt."""
 
 
@@ -129,20 +129,19 @@ def parse_extraction(text: str, metric: MetricConfig) -> MetricConfig:
 
 def derive_metric(client: Any, metric: MetricConfig, retries: int) -> MetricConfig:
     """Return the metric completed by the LLM, asking again on a rejected answer, at most `retries` times."""
-    problem = ""
-    for attempt in range(1, retries + 2):
-        (response,) = asyncio.run(client.generate([extraction_request(metric, attempt, problem)]))
-        if not response.ok:
-            problem = f"the request failed: {response.error}"
-            continue
-        try:
-            return parse_extraction(response.text, metric)
-        except MetricExtractionError as error:
-            problem = str(error)
-    raise MetricExtractionError(
-        f"could not derive {', '.join(missing_parts(metric))} from data_generation.metric.llmaj_source_prompt "
-        f"after {retries + 1} attempt(s): {problem}. Make the prompt name its labels, or set them in the config."
+    (asked,) = ask_until_valid(
+        client,
+        1,
+        lambda _, attempt, problem: extraction_request(metric, attempt, problem),
+        lambda _, text: parse_extraction(text, metric),
+        retries,
     )
+    if asked.value is None:
+        raise MetricExtractionError(
+            f"could not derive {', '.join(missing_parts(metric))} from data_generation.metric.llmaj_source_prompt "
+            f"after {asked.attempts} attempt(s): {asked.problem}. Make the prompt name its labels, or set them in the config."
+        )
+    return asked.value
 
 
 def pasteable_metric(metric: MetricConfig) -> dict[str, Any]:
