@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from judgeforge.config.env import resolve_env_references
 
 LUNA_BUCKET_DEFAULT = "${LUNA_OBJECT_STORE_BUCKET:-luna-ft}"
+OBJECT_STORE_FIELDS = ("object_store_bucket", "object_store_blob")
 RULE_ERROR = "rule"
 # Validation context that checks fields but not the rules between them: the cross-section pass
 # reads parts of a config this way, so a part whose own rules fail still feeds the other rules.
@@ -57,8 +58,11 @@ def model_rules(method: Callable[[Any], Iterable[Broken]]) -> Any:
     return model_validator(mode="after")(check)
 
 
-def required_when(switch: str, values: dict[str, str | None]) -> list[Broken]:
-    """Return a problem for each blank field of `values` (they are needed because `switch` is on)."""
+def required_when(model: BaseModel, switch: str, fields: Iterable[str]) -> list[Broken]:
+    """Return a problem for each blank field of `fields` when the model's `switch` is on."""
+    if not getattr(model, switch):
+        return []
+    values = {name: getattr(model, name) for name in fields}
     return [
         Broken((name,), value, f"required when {switch} is true")
         for name, value in values.items()

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from judgeforge.config.base import (
     LUNA_BUCKET_DEFAULT,
+    OBJECT_STORE_FIELDS,
     Broken,
     StrictModel,
     broken,
@@ -369,15 +370,7 @@ class OutputConfig(StrictModel):
     @model_rules
     def _rules(self) -> list[Broken]:
         """Return every broken output rule."""
-        problems = []
-        if self.push_to_object_store:
-            problems += required_when(
-                "push_to_object_store",
-                {
-                    "object_store_bucket": self.object_store_bucket,
-                    "object_store_blob": self.object_store_blob,
-                },
-            )
+        problems = required_when(self, "push_to_object_store", OBJECT_STORE_FIELDS)
         if self.push_to_hub and not self.hub.organization.strip():
             problems.append(
                 Broken(

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from judgeforge.config.base import (
     LUNA_BUCKET_DEFAULT,
+    OBJECT_STORE_FIELDS,
     Broken,
     StrictModel,
     broken,
@@ -120,15 +121,7 @@ class TrainingDatasetConfig(StrictModel):
     @model_rules
     def _rules(self) -> list[Broken]:
         """Return the object store fields the pull needs."""
-        if not self.pull_from_object_store:
-            return []
-        return required_when(
-            "pull_from_object_store",
-            {
-                "object_store_bucket": self.object_store_bucket,
-                "object_store_blob": self.object_store_blob,
-            },
-        )
+        return required_when(self, "pull_from_object_store", OBJECT_STORE_FIELDS)
 
 
 class HyperparametersConfig(StrictModel):
@@ -198,15 +191,7 @@ class TrainingOutputConfig(StrictModel):
     @model_rules
     def _rules(self) -> list[Broken]:
         """Return the object store fields the push needs."""
-        if not self.push_to_object_store:
-            return []
-        return required_when(
-            "push_to_object_store",
-            {
-                "object_store_bucket": self.object_store_bucket,
-                "object_store_blob": self.object_store_blob,
-            },
-        )
+        return required_when(self, "push_to_object_store", OBJECT_STORE_FIELDS)
 
 
 class ModelConfig(StrictModel):
@@ -240,15 +225,14 @@ class ModelConfig(StrictModel):
     @model_rules
     def _rules(self) -> list[Broken]:
         """Return the object store fields the pull needs."""
-        if not self.pull_model_from_object_store:
-            return []
         return required_when(
+            self,
             "pull_model_from_object_store",
-            {
-                "model_object_store_bucket": self.model_object_store_bucket,
-                "model_object_store_blob_base": self.model_object_store_blob_base,
-                "model_object_store_blob_adapters": self.model_object_store_blob_adapters,
-            },
+            (
+                "model_object_store_bucket",
+                "model_object_store_blob_base",
+                "model_object_store_blob_adapters",
+            ),
         )
 
 
