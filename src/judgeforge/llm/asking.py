@@ -6,13 +6,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from judgeforge.llm.types import LLMRequest
+from judgeforge.llm.types import ChatMessage, LLMRequest
 
 T = TypeVar("T")
 
 
 class InvalidAnswer(ValueError):
     """An answer that cannot be used; its message says why and goes into the next request."""
+
+
+def json_answer_request(
+    system: str,
+    parts: list[str],
+    attempt: int,
+    problem: str,
+    *,
+    max_tokens: int,
+    json_schema: dict[str, Any],
+    schema_name: str,
+) -> LLMRequest:
+    """Return a request for a JSON answer; from attempt 2 its last line names what was wrong before."""
+    if attempt > 1:
+        note = f"(Attempt {attempt}: the previous answer was rejected — {problem}. Answer again, JSON only.)"
+        parts = [*parts, note]
+    return LLMRequest(
+        messages=(ChatMessage("system", system), ChatMessage("user", "\n\n".join(parts))),
+        temperature=0.0,
+        max_tokens=max_tokens,
+        json_schema=json_schema,
+        schema_name=schema_name,
+    )
 
 
 @dataclass(frozen=True)

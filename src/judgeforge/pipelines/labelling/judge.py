@@ -21,8 +21,8 @@ from typing import Any
 
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
-from judgeforge.llm import ChatMessage, LLMRequest
-from judgeforge.llm.asking import InvalidAnswer, ask_until_valid
+from judgeforge.llm import LLMRequest
+from judgeforge.llm.asking import InvalidAnswer, ask_until_valid, json_answer_request
 
 SYSTEM_PROMPT = (
     "You are a careful, consistent evaluator. Apply the evaluation instructions to the input "
@@ -89,13 +89,11 @@ def judge_request(
         fill_prompt(metric.llmaj_source_prompt or "", features, row),
         f'Answer with JSON only: {{"label": one of {choices}, "rationale": "one or two sentences why"}}',
     ]
-    if attempt > 1:
-        parts.append(
-            f"(Attempt {attempt}: the previous answer was invalid — {previous_problem}. Answer again, JSON only.)"
-        )
-    return LLMRequest(
-        messages=(ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", "\n\n".join(parts))),
-        temperature=0.0,
+    return json_answer_request(
+        SYSTEM_PROMPT,
+        parts,
+        attempt,
+        previous_problem,
         max_tokens=JUDGE_MAX_TOKENS,
         json_schema=answer_schema(metric.label_keys()),
         schema_name="judge_label",

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
 from judgeforge.config.problems import problems_from_validation_error
-from judgeforge.llm import ChatMessage, LLMRequest
-from judgeforge.llm.asking import InvalidAnswer, ask_until_valid
+from judgeforge.llm import LLMRequest
+from judgeforge.llm.asking import InvalidAnswer, ask_until_valid, json_answer_request
 
 METRIC_PATH = "data_generation.metric"
 EXTRACTION_MAX_TOKENS = 1500
@@ -77,13 +77,11 @@ def extraction_request(metric: MetricConfig, attempt: int, previous_problem: str
     if metric.class_labels:
         given = ", ".join(f"{c.name} (label {label_key(c.label)})" for c in metric.class_labels)
         parts.append(f"Use exactly these classes and labels: {given}.")
-    if attempt > 1:
-        parts.append(
-            f"(Attempt {attempt}: the previous answer was rejected — {previous_problem}. Answer again, JSON only.)"
-        )
-    return LLMRequest(
-        messages=(ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", "\n\n".join(parts))),
-        temperature=0.0,
+    return json_answer_request(
+        SYSTEM_PROMPT,
+        parts,
+        attempt,
+        previous_problem,
         max_tokens=EXTRACTION_MAX_TOKENS,
         json_schema=DerivedMetric.model_json_schema(),
         schema_name="derived_metric",
