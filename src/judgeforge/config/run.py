@@ -99,18 +99,17 @@ def validate_run_config(raw: Any, source: str = "config") -> RunConfig:
     """Return the validated run config, or raise ConfigError listing every problem."""
     if not isinstance(raw, Mapping):
         raise ConfigError([Problem("(top level)", raw, "a run config must be a mapping")], source)
+    config, problems = None, []
     try:
-        config, problems = RunConfig.model_validate(raw), []
+        config = RunConfig.model_validate(raw)
     except ValidationError as error:
-        config, problems = (
-            None,
-            [
-                Problem(p.path, p.value, UNKNOWN_TOP_LEVEL_KEY)
-                if p.rule == UNKNOWN_FIELD and p.path in raw
-                else p
-                for p in problems_from_validation_error(error)
-            ],
-        )
+        problems = [
+            # an unknown key at the top is not a typo inside a section: name the keys there are
+            Problem(p.path, p.value, UNKNOWN_TOP_LEVEL_KEY)
+            if p.path in raw and p.rule == UNKNOWN_FIELD
+            else p
+            for p in problems_from_validation_error(error)
+        ]
     problems += cross_section_problems(raw)
     if problems or config is None:
         raise ConfigError(problems, source)

@@ -47,3 +47,19 @@ def test_request_asks_for_json_with_the_label_values_and_differs_per_attempt(met
 )
 def test_answers_are_read_strictly(metric, text: str, expected) -> None:
     assert parse_answer(text, metric) == expected
+
+
+def test_rows_are_judged_from_inside_a_running_event_loop_as_in_a_notebook(metric, openai_server, judge_client) -> None:
+    import asyncio
+
+    from judgeforge.pipelines.labelling.judge import JudgeStatus, judge_rows
+    from tests.support.openai_server import Reply
+
+    openai_server.respond_with(lambda request: Reply.json({"label": "1", "rationale": "a complaint"}))
+    client = judge_client()
+
+    async def notebook_cell():
+        return judge_rows(client, metric, ["text"], [{"text": "Late again"}], retries=0)
+
+    (verdict,) = asyncio.run(notebook_cell())
+    assert (verdict.label, verdict.status, verdict.attempts) == ("1", JudgeStatus.OK, 1)
