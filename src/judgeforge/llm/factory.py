@@ -79,8 +79,13 @@ def build_llm_client(
     `prices` maps a model to `{input, output}` USD per million tokens, over DEFAULT_PRICES.
     """
     settings = _engine_settings(
-        provider, max_concurrent_requests, request_timeout_seconds, max_retries,
-        backoff_base_seconds, adaptive_concurrency, show_progress,
+        provider,
+        max_concurrent_requests,
+        request_timeout_seconds,
+        max_retries,
+        backoff_base_seconds,
+        adaptive_concurrency,
+        show_progress,
     )
     connection = _connection(provider, base_url, api_key, api_version, credentials)
     chat_model = _chat_model(provider, model, deployment)
@@ -90,8 +95,14 @@ def build_llm_client(
     chat = _chat_backend(connection, chat_model, engine, local_batch_size, show_progress)
     embedding_name = embedding_model or PROVIDERS[provider].embedding_model
     embeddings = _embedding_backend(connection, embedding_name, engine)
-    cache = ResponseCache(Path(cache_path) if cache_path else default_cache_path()) if use_cache else None
-    return LLMClient(chat, embeddings, cache=cache, prices=price_table(prices), usage=usage, redact=redact)
+    cache = (
+        ResponseCache(Path(cache_path) if cache_path else default_cache_path())
+        if use_cache
+        else None
+    )
+    return LLMClient(
+        chat, embeddings, cache=cache, prices=price_table(prices), usage=usage, redact=redact
+    )
 
 
 def _engine_settings(
@@ -105,7 +116,9 @@ def _engine_settings(
 ) -> EngineSettings:
     """Validated engine settings."""
     if provider not in PROVIDERS:
-        raise LLMConfigError(f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
+        raise LLMConfigError(
+            f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}"
+        )
     if max_concurrent_requests < 1:
         raise LLMConfigError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
     if request_timeout_seconds <= 0:
@@ -152,7 +165,9 @@ def _connection(
                 "(e.g. https://my-resource.openai.azure.com)"
             )
         api_version = (
-            api_version or entry.get("api_version") or os.environ.get(AZURE_API_VERSION_ENV_VAR)
+            api_version
+            or entry.get("api_version")
+            or os.environ.get(AZURE_API_VERSION_ENV_VAR)
             or DEFAULT_AZURE_API_VERSION
         )
     key = api_key or entry.get("api_key") or _key_from_environment(provider)
@@ -186,7 +201,9 @@ def _key_from_environment(provider: str) -> str | None:
 def _chat_model(provider: str, model: str | None, deployment: str | None) -> str:
     """The chat model name (the deployment name on Azure)."""
     if deployment and provider != "azure":
-        raise LLMConfigError(f"deployment is an Azure setting; provider {provider!r} takes model instead")
+        raise LLMConfigError(
+            f"deployment is an Azure setting; provider {provider!r} takes model instead"
+        )
     chosen = (deployment or model) or PROVIDERS[provider].chat_model
     if not chosen:
         what = "deployment (or model)" if provider == "azure" else "model"
@@ -194,18 +211,27 @@ def _chat_model(provider: str, model: str | None, deployment: str | None) -> str
     return chosen
 
 
-def _openai_style_endpoint(connection: Connection, chat_model: str, embedding_model: str) -> Endpoint:
+def _openai_style_endpoint(
+    connection: Connection, chat_model: str, embedding_model: str
+) -> Endpoint:
     """The wire endpoint of an OpenAI-protocol provider."""
     if connection.provider == "azure":
         return azure_endpoint(
-            str(connection.base_url), chat_model, embedding_model,
-            str(connection.api_version), str(connection.api_key),
+            str(connection.base_url),
+            chat_model,
+            embedding_model,
+            str(connection.api_version),
+            str(connection.api_key),
         )
     return openai_endpoint(connection.base_url, connection.api_key)
 
 
 def _chat_backend(
-    connection: Connection, model: str, engine: RequestEngine, local_batch_size: int, show_progress: bool
+    connection: Connection,
+    model: str,
+    engine: RequestEngine,
+    local_batch_size: int,
+    show_progress: bool,
 ) -> ChatBackend:
     """The chat backend of a provider."""
     if connection.provider == "local":
@@ -214,11 +240,15 @@ def _chat_backend(
         from judgeforge.llm.gemini import GeminiChat
 
         return GeminiChat(model, str(connection.api_key), engine, connection.base_url)
-    endpoint = _openai_style_endpoint(connection, model, PROVIDERS[connection.provider].embedding_model)
+    endpoint = _openai_style_endpoint(
+        connection, model, PROVIDERS[connection.provider].embedding_model
+    )
     return OpenAICompatibleChat(connection.provider, model, endpoint, engine)
 
 
-def _embedding_backend(connection: Connection, model: str, engine: RequestEngine) -> EmbeddingBackend:
+def _embedding_backend(
+    connection: Connection, model: str, engine: RequestEngine
+) -> EmbeddingBackend:
     """The embedding backend: the embedded MiniLM when asked for, else the provider's own."""
     if connection.provider == "local" or model in LOCAL_EMBEDDING_MODELS:
         if model not in LOCAL_EMBEDDING_MODELS:
