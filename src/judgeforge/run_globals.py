@@ -13,8 +13,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from judgeforge.config import RunConfig
-from judgeforge.config.data_generation import LOCAL_EMBEDDING_MODELS, DataGenerationConfig
+from judgeforge.config.data_generation import DataGenerationConfig
 from judgeforge.config.run import judge_output_dir
+from judgeforge.llm.providers import LOCAL_EMBEDDING_MODELS
 from judgeforge.publishing.object_store import archive_url
 
 RUN_GLOBALS = "run"

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from judgeforge.config.reference import field_rows, update_document
+from judgeforge.config.reference import field_rows, is_addition, leaf_fields, update_document
+from judgeforge.config.run import RunConfig
 from judgeforge.config.training import TrainingConfig
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -14,6 +15,30 @@ def test_configuration_reference_is_up_to_date() -> None:
 
 
 def test_field_rows_reach_nested_leaves_with_defaults() -> None:
-    rows = {path: (type_text, default) for path, type_text, default, _ in field_rows(TrainingConfig, "training")}
+    rows = {
+        path: (type_text, default)
+        for path, type_text, default, _ in field_rows(TrainingConfig, "training")
+    }
     assert rows["training.training.learning_rate_multiplier"] == ("float", "1.0")
-    assert rows["training.output.object_store_bucket"][1] == '"${LUNA_OBJECT_STORE_BUCKET:-luna-ft}"'
+    assert (
+        rows["training.output.object_store_bucket"][1] == '"${LUNA_OBJECT_STORE_BUCKET:-luna-ft}"'
+    )
+
+
+def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
+    fields = leaf_fields(RunConfig, "")
+    assert [path for path, field in fields if not (field.description or "").strip()] == []
+    assert {path for path, field in fields if is_addition(field)} == {
+        "data_generation.llm.base_url",
+        "data_generation.llm.api_version",
+        "data_generation.llm.temperature",
+        "data_generation.llm.max_output_tokens",
+        "data_generation.generation.async_config.request_timeout_seconds",
+        "data_generation.generation.async_config.max_retries",
+        "data_generation.generation.async_config.adaptive_concurrency",
+        "data_generation.generation.max_attempts_per_example",
+        "data_generation.labelling.judge_provider",
+        "data_generation.labelling.judge_model",
+        "data_generation.labelling.disagreement_policy",
+        "data_generation.labelling.invalid_answer_retries",
+    }

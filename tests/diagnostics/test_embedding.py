@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from judgeforge.diagnostics import embedding
-from judgeforge.diagnostics.embedding import embed_texts, run_coroutine
+from judgeforge.diagnostics.embedding import embed_texts
 from judgeforge.llm import build_llm_client
+from judgeforge.llm.client import run_coroutine
 from tests.diagnostics.fakes import TableEmbedder
 from tests.support.openai_server import OpenAIServer
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from judgeforge.llm import LLMClient, build_llm_client
-from judgeforge.llm.factory import API_KEY_ENV_VARS, AZURE_ENDPOINT_ENV_VAR
+from judgeforge.llm.factory import AZURE_ENDPOINT_ENV_VAR
+from judgeforge.llm.providers import PROVIDERS
 from tests.support.openai_server import OpenAIServer
 
 TEST_KEY = "sk-test-0123456789abcdef"
@@ -18,8 +19,8 @@ TEST_KEY = "sk-test-0123456789abcdef"
 @pytest.fixture(autouse=True)
 def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see no API keys but the ones they set."""
-    for names in API_KEY_ENV_VARS.values():
-        for name in names:
+    for provider in PROVIDERS.values():
+        for name in provider.key_env_vars:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(AZURE_ENDPOINT_ENV_VAR, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -18,8 +18,8 @@ from judgeforge.training.formatting import (
 )
 from judgeforge.training.loading import ModelLoadError, base_model_source, load_tokenizer
 from judgeforge.training.scoring import AnswerTokenError, answer_token_ids
-from judgeforge.training.testing import separable_dataset, tiny_judge_config
 from judgeforge.training.trainer import optimizer_steps, scheduler_kwargs
+from tests.support.tiny_judge import separable_dataset, tiny_judge_config
 
 
 def config(**sections: dict) -> TrainingConfig:

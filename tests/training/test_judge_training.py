@@ -14,7 +14,7 @@ from judgeforge.pipelines.training import nodes
 from judgeforge.training import Judge, predict_command
 from judgeforge.training.formatting import TemplateColumnError
 from judgeforge.training.judge import PREDICTION_COLUMN, probability_column
-from judgeforge.training.testing import SEPARABLE_TEXTS, separable_dataset, tiny_judge_config
+from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_dataset, tiny_judge_config
 
 GOOD, BAD, MEH = SEPARABLE_TEXTS
 # Everything this CPU machine lacks, so the one training run also proves the fallbacks.

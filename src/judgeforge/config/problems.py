@@ -7,6 +7,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+UNKNOWN_FIELD = "unknown field (check the spelling against the config reference)"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+MISSING = _Missing()
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -31,12 +41,7 @@ class ConfigError(ValueError):
         super().__init__(f"invalid {source} ({count}):\n{lines}")
 
 
-_MISSING = object()
-
-
 def _short_repr(value: Any) -> str:
-    if value is _MISSING:
-        return "(missing)"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -52,19 +57,16 @@ def join_path(prefix: str, *parts: Any) -> str:
     return path
 
 
-def problems_from_validation_error(error: ValidationError, prefix: str) -> list[Problem]:
+def problems_from_validation_error(error: ValidationError, prefix: str = "") -> list[Problem]:
     """Return one Problem per pydantic error, with dotted paths under `prefix`."""
-    problems = []
-    for item in error.errors(include_url=False):
-        loc = [part for part in item["loc"] if not _is_union_branch(part)]
-        value = _MISSING if item["type"] == "missing" else item.get("input")
-        problems.append(Problem(join_path(prefix, *loc), value, _rule_text(item)))
-    return problems
-
-
-def _is_union_branch(part: Any) -> bool:
-    # pydantic adds the tried type (e.g. "str", "int") as a loc element in unions
-    return isinstance(part, str) and part in {"str", "int", "bool", "float", "none", "list[str]"}
+    return [
+        Problem(
+            join_path(prefix, *item["loc"]),
+            MISSING if item["type"] == "missing" else item.get("input"),
+            _rule_text(item),
+        )
+        for item in error.errors(include_url=False)
+    ]
 
 
 def _rule_text(item: dict) -> str:
@@ -72,8 +74,7 @@ def _rule_text(item: dict) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
-        return "unknown field (check the spelling against the config reference)"
-    if kind == "literal_error":
-        expected = item.get("ctx", {}).get("expected", "")
-        return f"must be one of {expected}"
+        return UNKNOWN_FIELD
+    if kind in ("literal_error", "enum"):
+        return f"must be one of {item['ctx']['expected']}"
     return item["msg"].removeprefix("Value error, ")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import types
 import typing
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from judgeforge.config.data_generation import DataGenerationConfig
@@ -16,48 +18,59 @@ from judgeforge.config.training import TrainingConfig
 
 BEGIN = "<!-- BEGIN GENERATED FIELD TABLES (python -m judgeforge.config.reference) -->"
 END = "<!-- END GENERATED FIELD TABLES -->"
-# Fields judgeforge adds to the seed reference (everything else is the seed's, verbatim).
-ADDITIONS = {
-    "data_generation.llm.base_url",
-    "data_generation.llm.api_version",
-    "data_generation.llm.temperature",
-    "data_generation.llm.max_output_tokens",
-    "data_generation.generation.async_config.request_timeout_seconds",
-    "data_generation.generation.async_config.max_retries",
-    "data_generation.generation.async_config.adaptive_concurrency",
-    "data_generation.generation.max_attempts_per_example",
-    "data_generation.labelling.judge_provider",
-    "data_generation.labelling.judge_model",
-    "data_generation.labelling.disagreement_policy",
-    "data_generation.labelling.invalid_answer_retries",
-}
+
+
+def leaf_fields(model: type[BaseModel], prefix: str) -> list[tuple[str, FieldInfo]]:
+    """Return (path, field) for every leaf field of a model, depth first."""
+    leaves = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        nested = _model_in(field.annotation)
+        leaves += leaf_fields(nested, path) if nested is not None else [(path, field)]
+    return leaves
 
 
 def field_rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, bool]]:
     """Return (path, type, default, required) for every leaf field of a model, depth first."""
-    rows = []
-    for name, field in model.model_fields.items():
-        path = f"{prefix}.{name}" if prefix else name
-        nested = _model_in(field.annotation)
-        if nested is not None:
-            rows += field_rows(nested, path)
-            continue
-        default = "" if field.is_required() else _default_text(field)
-        rows.append((path, _type_text(field.annotation), default, field.is_required()))
-    return rows
+    return [
+        (
+            path,
+            _type_text(field.annotation),
+            "" if field.is_required() else _default_text(field),
+            field.is_required(),
+        )
+        for path, field in leaf_fields(model, prefix)
+    ]
+
+
+def is_addition(field: FieldInfo) -> bool:
+    """Return whether a field is a judgeforge addition to the seed reference."""
+    return bool(
+        isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("judgeforge")
+    )
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
     for candidate in typing.get_args(annotation) or (annotation,):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and candidate.__name__ != "ClassLabel":
+        if (
+            isinstance(candidate, type)
+            and issubclass(candidate, BaseModel)
+            and candidate.__name__ != "ClassLabel"
+        ):
             return candidate
     return None
 
 
 def _type_text(annotation: Any) -> str:
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return f"Literal{[member.value for member in annotation]}"
     text = str(annotation) if not isinstance(annotation, type) else annotation.__name__
     text = re.sub(r"typing\.|judgeforge\.config\.\w+\.", "", text)
-    text = text.replace("NoneType", "null").replace("Optional[", "").replace("ClassLabel", "class_label")
+    text = (
+        text.replace("NoneType", "null")
+        .replace("Optional[", "")
+        .replace("ClassLabel", "class_label")
+    )
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         text = " | ".join(_type_text(a) for a in typing.get_args(annotation))
     return text
@@ -78,14 +91,32 @@ def _default_text(field: Any) -> str:
 
 def render_tables() -> str:
     """Return the markdown field tables of every section."""
-    sections = [("Top level", RunHeader, ""), ("data_generation", DataGenerationConfig, "data_generation"), ("training", TrainingConfig, "training")]
+    sections = [
+        ("Top level", RunHeader, ""),
+        ("data_generation", DataGenerationConfig, "data_generation"),
+        ("training", TrainingConfig, "training"),
+    ]
     out = [BEGIN, ""]
     for title, model, prefix in sections:
-        out += [f"### {title}", "", "| field | type | default | required |", "|---|---|---|---|"]
-        for path, type_text, default, required in field_rows(model, prefix):
-            mark = " (judgeforge)" if path in ADDITIONS else ""
-            type_cell = type_text.replace(" | ", " \\| ")  # a bare pipe would split the table cell
-            out.append(f"| `{path}`{mark} | `{type_cell}` | `{default}` | {'yes' if required else 'no'} |".replace("``", ""))
+        out += [
+            f"### {title}",
+            "",
+            "| field | type | default | required | meaning |",
+            "|---|---|---|---|---|",
+        ]
+        for (path, type_text, default, required), (_, field) in zip(
+            field_rows(model, prefix), leaf_fields(model, prefix)
+        ):
+            mark = " (judgeforge)" if is_addition(field) else ""
+            # a bare pipe would split the table cell
+            type_cell, meaning = (
+                text.replace("|", "\\|") for text in (type_text, field.description or "")
+            )
+            out.append(
+                f"| `{path}`{mark} | `{type_cell}` | `{default}` | {'yes' if required else 'no'} | {meaning} |".replace(
+                    "``", ""
+                )
+            )
         out.append("")
     out.append(END)
     return "\n".join(out)

@@ -4,79 +4,115 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
+from judgeforge.config.base import FIELDS_ONLY, StrictModel, broken
 from judgeforge.config.data_generation import (
+    RAG_ROLES,
     DataGenerationConfig,
-    StrictModel,
+    GenerationConfig,
+    LabellingConfig,
+    MetricConfig,
+    SourceDataset,
 )
 from judgeforge.config.labels import label_key
 from judgeforge.config.problems import (
+    UNKNOWN_FIELD,
     ConfigError,
     Problem,
-    join_path,
     problems_from_validation_error,
 )
-from judgeforge.config.training import TrainingConfig, missing_template_columns
+from judgeforge.config.training import (
+    TrainingConfig,
+    TrainingDatasetConfig,
+    TrainingMetricConfig,
+    missing_template_columns,
+)
 
 RunStep = Literal["data_generation", "training"]
 PIPELINE_PROVIDERS = ("local",)
-TOP_LEVEL_KEYS = ("run_steps", "pipeline_provider", "metric_name")
 TRAINING_TYPE_FOR = {"binary": "boolean", "multi-class": "multi_class"}
+Part = TypeVar("Part", bound=BaseModel)
 
 
 class RunHeader(StrictModel):
-    run_steps: list[RunStep] = Field(default_factory=lambda: ["data_generation", "training"])
-    pipeline_provider: str = "local"
-    metric_name: str = "custom"
+    run_steps: list[RunStep] = Field(
+        default_factory=lambda: ["data_generation", "training"],
+        description="The steps this config runs.",
+    )
+    pipeline_provider: str = Field(
+        "local", description="Where the pipelines run: local (the Kedro runner on this machine)."
+    )
+    metric_name: str = Field("custom", description="Names the run and the judge.")
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken top-level rule."""
-        return _header_problems(self)
+    @field_validator("run_steps")
+    @classmethod
+    def _steps(cls, steps: list[str]) -> list[str]:
+        if not steps:
+            raise broken(f"must name at least one of {', '.join(get_args(RunStep))}")
+        if len(set(steps)) != len(steps):
+            raise broken("steps must not repeat")
+        return steps
+
+    @field_validator("pipeline_provider")
+    @classmethod
+    def _runner(cls, provider: str) -> str:
+        if provider not in PIPELINE_PROVIDERS:
+            allowed = ", ".join(PIPELINE_PROVIDERS)
+            raise broken(f"must be one of {allowed} (the Kedro runner on this machine)")
+        return provider
+
+    @field_validator("metric_name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip():
+            raise broken("must not be empty")
+        return name
 
 
 class RunConfig(RunHeader):
     data_generation: DataGenerationConfig | None = None
     training: TrainingConfig | None = None
 
+    @field_validator("data_generation", "training", mode="before")
+    @classmethod
+    def _a_mapping(cls, section: Any) -> Any:
+        if section is not None and not isinstance(section, Mapping | BaseModel):
+            raise broken("must be a mapping")
+        return section
 
-SECTIONS: dict[str, type[StrictModel]] = {"data_generation": DataGenerationConfig, "training": TrainingConfig}
+    @field_validator("data_generation", "training")
+    @classmethod
+    def _present_when_run(cls, section: Any, info: ValidationInfo) -> Any:
+        if section is None and info.field_name in info.data.get("run_steps", ()):
+            raise broken("required by run_steps")
+        return section
+
+
+UNKNOWN_TOP_LEVEL_KEY = f"unknown top-level key (expected {', '.join(RunConfig.model_fields)})"
 
 
 def validate_run_config(raw: Any, source: str = "config") -> RunConfig:
     """Return the validated run config, or raise ConfigError listing every problem."""
     if not isinstance(raw, Mapping):
         raise ConfigError([Problem("(top level)", raw, "a run config must be a mapping")], source)
-    problems = [
-        Problem(key, raw[key], "unknown top-level key (expected run_steps, pipeline_provider, metric_name, data_generation, training)")
-        for key in sorted(set(raw) - set(RunConfig.model_fields))
-    ]
-    header, found, failed = _parse_partial(RunHeader, {key: raw[key] for key in TOP_LEVEL_KEYS if key in raw}, "")
-    problems += found
-    steps = getattr(header, "run_steps", [])
-    sections: dict[str, Any] = {}
-    for name, model_cls in SECTIONS.items():
-        if raw.get(name) is None:
-            if name in steps:
-                problems.append(Problem(name, None, "required by run_steps"))
-            continue
-        sections[name], found, failed_here = _parse_partial(model_cls, raw[name], name)
-        problems += found
-        failed |= failed_here
-    if "data_generation" in sections and "training" in sections:
-        found = _rules_or_nothing(lambda: _training_vs_generation_problems(sections["data_generation"], sections["training"]))
-        problems += _outside(found, failed)
-    training = sections.get("training")
-    if training is not None and "data_generation" not in sections and not getattr(getattr(training, "dataset", None), "name", "x").strip():
-        problems.append(
-            Problem("training.dataset.name", training.dataset.name, "required when data_generation is not part of this config (use the path run_data_generation returned)")
-        )
-    if problems:
+    config, problems = None, []
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = [
+            # an unknown key at the top is not a typo inside a section: name the keys there are
+            Problem(p.path, p.value, UNKNOWN_TOP_LEVEL_KEY)
+            if p.path in raw and p.rule == UNKNOWN_FIELD
+            else p
+            for p in problems_from_validation_error(error)
+        ]
+    problems += cross_section_problems(raw)
+    if problems or config is None:
         raise ConfigError(problems, source)
-    config = RunConfig.model_validate({key: raw[key] for key in RunConfig.model_fields if key in raw})
     return fill_training_dataset(config)
 
 
@@ -86,7 +122,11 @@ def fill_training_dataset(config: RunConfig) -> RunConfig:
     if training is None or generation is None or training.dataset.name.strip():
         return config
     dataset = training.dataset.model_copy(
-        update={"name": generation.output.dataset.repo_name, "local": True, "local_path": generation.output.local_path}
+        update={
+            "name": generation.output.dataset.repo_name,
+            "local": True,
+            "local_path": generation.output.local_path,
+        }
     )
     return config.model_copy(update={"training": training.model_copy(update={"dataset": dataset})})
 
@@ -104,138 +144,193 @@ def load_run_config(path: str | Path) -> RunConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([Problem(str(path), "(file)", "config file not found")], str(path)) from None
+        raise ConfigError(
+            [Problem(str(path), "(file)", "config file not found")], str(path)
+        ) from None
     except UnicodeDecodeError:
-        raise ConfigError([Problem(str(path), "(file)", "config file is not UTF-8 text")], str(path)) from None
+        raise ConfigError(
+            [Problem(str(path), "(file)", "config file is not UTF-8 text")], str(path)
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError([Problem(f"{path}:{where}", "(yaml)", f"not valid YAML: {getattr(error, 'problem', error)}")], str(path)) from None
+        raise ConfigError(
+            [
+                Problem(
+                    f"{path}:{where}",
+                    "(yaml)",
+                    f"not valid YAML: {getattr(error, 'problem', error)}",
+                )
+            ],
+            str(path),
+        ) from None
     return validate_run_config(raw or {}, source=str(path))
 
 
-def _header_problems(header: RunHeader) -> list[Problem]:
-    # getattr: a key that failed its type check is absent here and already reported
+def _part(raw: Mapping, model: type[Part], *keys: str) -> Part | None:
+    """Return the part of a raw config at `keys` with valid fields (a default when it is left out).
+
+    None when its section is absent or a field of the part is broken: the rules that read it
+    are then skipped, as its own problem is already reported.
+    """
+    node: Any = raw.get(keys[0])
+    if node is None:
+        return None
+    for key in keys[1:]:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key, {})
+    try:
+        return model.model_validate(node, context=FIELDS_ONLY)
+    except ValidationError:
+        return None
+
+
+def cross_section_problems(raw: Mapping) -> list[Problem]:
+    """Return the broken rules that tie parts of a config together, each run when its parts validate."""
+    metric = _part(raw, MetricConfig, "data_generation", "metric")
+    dataset = _part(raw, SourceDataset, "data_generation", "source_data", "dataset")
+    generation = _part(raw, GenerationConfig, "data_generation", "generation")
+    labelling = _part(raw, LabellingConfig, "data_generation", "labelling")
+    training_metric = _part(raw, TrainingMetricConfig, "training", "metric")
+    training = _part(raw, TrainingConfig, "training")
     problems = []
-    steps = getattr(header, "run_steps", None)
-    if steps is not None and not steps:
-        problems.append(Problem("run_steps", steps, f"must name at least one of {', '.join(get_args(RunStep))}"))
-    if steps and len(set(steps)) != len(steps):
-        problems.append(Problem("run_steps", steps, "steps must not repeat"))
-    provider = getattr(header, "pipeline_provider", None)
-    if provider is not None and provider not in PIPELINE_PROVIDERS:
+    if metric and dataset:
+        problems += _feature_count_problems(metric.input_format, dataset.columns.features)
+    if metric and generation:
+        problems += _generation_problems(metric, generation)
+    if dataset and labelling:
+        problems += _label_source_problems(dataset, labelling)
+    if metric and labelling and labelling.enabled and not metric.has_source_prompt:
         problems.append(
-            Problem("pipeline_provider", provider, f"must be one of {', '.join(PIPELINE_PROVIDERS)} (the Kedro runner on this machine)")
+            Problem(
+                "data_generation.metric.llmaj_source_prompt",
+                metric.llmaj_source_prompt,
+                "required when labelling.enabled is true",
+            )
         )
-    metric_name = getattr(header, "metric_name", None)
-    if metric_name is not None and not metric_name.strip():
-        problems.append(Problem("metric_name", metric_name, "must not be empty"))
+    if metric and training_metric:
+        problems += _training_metric_problems(metric, training_metric)
+    if dataset and training:
+        problems += _template_problems(training.prompt_template, dataset.columns.features)
+    training_dataset = _part(raw, TrainingDatasetConfig, "training", "dataset")
+    if (
+        raw.get("data_generation") is None
+        and training_dataset
+        and not training_dataset.name.strip()
+    ):
+        problems.append(
+            Problem(
+                "training.dataset.name",
+                training_dataset.name,
+                "required when data_generation is not part of this config (use the path run_data_generation returned)",
+            )
+        )
     return problems
 
 
-def _parse_partial(model_cls: type[StrictModel], raw: Any, path: str) -> tuple[Any, list[Problem], set[str]]:
-    """Validate field by field, so one broken part does not hide the rules of the others.
-
-    Returns a model holding only the valid fields (reading a broken one raises AttributeError,
-    which skips the rules that need it), every problem, and the paths of the broken fields.
-    """
-    if not isinstance(raw, Mapping):
-        return None, [Problem(path, raw, "must be a mapping")], {path}
-    fields = model_cls.model_fields
-    problems = [
-        Problem(join_path(path, key), raw[key], f"unknown field (expected one of {', '.join(fields)})")
-        for key in raw
-        if key not in fields
-    ]
-    failed: set[str] = set()
-    parsed: dict[str, Any] = {}
-    for name, field in fields.items():
-        field_path = join_path(path, name)
-        if name not in raw:
-            if field.is_required():
-                problems.append(Problem(field_path, "(missing)", "required field is missing"))
-                failed.add(field_path)
-            continue
-        nested = _strict_model_in(field.annotation)
-        if nested is not None and isinstance(raw[name], Mapping):
-            parsed[name], found, failed_below = _parse_partial(nested, raw[name], field_path)
-            problems += found
-            failed |= failed_below
-            continue
-        try:
-            parsed[name] = model_cls.__pydantic_validator__.validate_assignment(
-                model_cls.model_construct(), name, raw[name]
-            ).__dict__[name]
-        except ValidationError as error:
-            problems += problems_from_validation_error(error, path)
-            failed.add(field_path)
-            continue
-        problems += collect_rule_problems(parsed[name], field_path)
-    partial = model_cls.model_construct(**parsed)
-    for name in fields:
-        if join_path(path, name) in failed or (name not in raw and fields[name].is_required()):
-            partial.__dict__.pop(name, None)
-    problems += _outside(_rules_or_nothing(lambda: partial.rule_problems(path)) if hasattr(partial, "rule_problems") else [], failed)
-    return partial, problems, failed
+def _feature_count_problems(input_format: str, features: list[str]) -> list[Problem]:
+    path = "data_generation.source_data.dataset.columns.features"
+    if input_format == "single" and len(features) != 1:
+        return [Problem(path, features, "input_format single takes exactly 1 feature column")]
+    if input_format == "tuple" and len(features) < 2:
+        return [Problem(path, features, "input_format tuple takes 2 or more feature columns")]
+    if input_format == "rag" and len(features) != len(RAG_ROLES):
+        return [
+            Problem(
+                path,
+                features,
+                "input_format rag takes exactly 3 feature columns: query, context, response (in that order)",
+            )
+        ]
+    return []
 
 
-def _outside(problems: list[Problem], failed: set[str]) -> list[Problem]:
-    """Return the problems that are not about a field already reported as broken."""
-    return [p for p in problems if not any(p.path == f or p.path.startswith((f"{f}.", f"{f}[")) for f in failed)]
-
-
-def _rules_or_nothing(rules: Any) -> list[Problem]:
-    try:
-        return rules()
-    except (AttributeError, TypeError, KeyError):
-        # a field this rule reads failed validation and is already reported
-        return []
-
-
-def _strict_model_in(annotation: Any) -> type[StrictModel] | None:
-    candidates = get_args(annotation) or (annotation,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, StrictModel):
-            return candidate
-    return None
-
-
-def collect_rule_problems(value: Any, path: str) -> list[Problem]:
-    """Return the rule problems of a model and of every model nested in it."""
-    if isinstance(value, list):
-        return [p for index, item in enumerate(value) for p in collect_rule_problems(item, join_path(path, index))]
-    if not isinstance(value, BaseModel):
-        return []
+def _generation_problems(metric: MetricConfig, generation: GenerationConfig) -> list[Problem]:
+    path = "data_generation.generation"
     problems = []
-    for name in type(value).model_fields:
-        problems += collect_rule_problems(getattr(value, name), join_path(path, name))
-    own_rules = getattr(value, "rule_problems", None)
-    return problems + (_rules_or_nothing(lambda: own_rules(path)) if own_rules else [])
-
-
-def _training_vs_generation_problems(generation: DataGenerationConfig, training: TrainingConfig) -> list[Problem]:
-    problems = []
-    expected_type = TRAINING_TYPE_FOR[generation.metric.type]
-    if training.metric.type != expected_type:
+    if metric.input_format == "rag" and generation.context_examples != 1:
         problems.append(
-            Problem("training.metric.type", training.metric.type, f"must be {expected_type} because data_generation.metric.type is {generation.metric.type}")
+            Problem(
+                f"{path}.context_examples",
+                generation.context_examples,
+                "must be 1 when metric.input_format is rag",
+            )
         )
-    label_keys = generation.metric.label_keys()
-    if training.metric.type == "multi_class" and label_keys:
-        classes = [label_key(c) for c in training.metric.classes or []]
+    if metric.class_labels:
+        keys, names = metric.label_keys(), {c.name for c in metric.class_labels}
+        problems += [
+            Problem(
+                f"{path}.label_distribution.{key}",
+                key,
+                f"keys must be class labels ({', '.join(keys)}) or class names",
+            )
+            for key in generation.label_distribution
+            if label_key(key) not in keys and key not in names
+        ]
+    return problems
+
+
+def _label_source_problems(dataset: SourceDataset, labelling: LabellingConfig) -> list[Problem]:
+    path = "data_generation.source_data.dataset"
+    if not labelling.label_only_mode:
+        if dataset.columns.label:
+            return []
+        return [
+            Problem(
+                f"{path}.columns.label",
+                dataset.columns.label,
+                "required unless labelling.label_only_mode is true",
+            )
+        ]
+    if not dataset.csv.train_file_path.strip():
+        return [
+            Problem(
+                f"{path}.csv.train_file_path",
+                dataset.csv.train_file_path,
+                "required when labelling.label_only_mode is true",
+            )
+        ]
+    return []
+
+
+def _training_metric_problems(
+    generation: MetricConfig, training: TrainingMetricConfig
+) -> list[Problem]:
+    problems = []
+    expected_type = TRAINING_TYPE_FOR[generation.type]
+    if training.type != expected_type:
+        problems.append(
+            Problem(
+                "training.metric.type",
+                training.type,
+                f"must be {expected_type} because data_generation.metric.type is {generation.type}",
+            )
+        )
+    label_keys = generation.label_keys()
+    if training.type == "multi_class" and label_keys:
+        classes = [label_key(c) for c in training.classes or []]
         if sorted(classes) != sorted(label_keys):
             problems.append(
-                Problem("training.metric.classes", training.metric.classes, f"must list the class label values of data_generation.metric.class_labels ({', '.join(label_keys)})")
+                Problem(
+                    "training.metric.classes",
+                    training.classes,
+                    f"must list the class label values of data_generation.metric.class_labels ({', '.join(label_keys)})",
+                )
             )
-    columns = generation.source_data.dataset.columns.features
-    try:
-        missing = missing_template_columns(training.prompt_template, columns)
-    except ValueError:
-        missing = []  # an unparseable template is reported by the training section's own rule
-    if missing:
-        problems.append(
-            Problem("training.prompt_template", training.prompt_template, f"placeholders {{{'}, {'.join(missing)}}} name no dataset column (columns: {', '.join(columns)})")
-        )
     return problems
+
+
+def _template_problems(template: str, columns: list[str]) -> list[Problem]:
+    missing = missing_template_columns(template, columns)
+    if not missing:
+        return []
+    return [
+        Problem(
+            "training.prompt_template",
+            template,
+            f"placeholders {{{'}, {'.join(missing)}}} name no dataset column (columns: {', '.join(columns)})",
+        )
+    ]

@@ -5,17 +5,21 @@ from __future__ import annotations
 import string
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from judgeforge.config.data_generation import (
+from judgeforge.config.base import (
     LUNA_BUCKET_DEFAULT,
+    OBJECT_STORE_FIELDS,
+    Broken,
     StrictModel,
-    object_store_problems,
+    broken,
+    model_rules,
+    required_when,
 )
-from judgeforge.config.problems import Problem, join_path
 
 # learning_rate = learning_rate_multiplier × this; 2e-4 is the usual LoRA rate for small causal LMs.
 BASE_LEARNING_RATE = 2e-4
+IF_OBJECT_STORE = "Required when {} is true."
 LR_SCHEDULERS = (
     "linear",
     "cosine",
@@ -43,148 +47,226 @@ OPTIMIZERS = (
 )
 
 
-class TrainingMetricConfig(StrictModel):
-    type: Literal["boolean", "multi_class", ""] = ""
-    classes: list[str] | None = Field(default_factory=list)
+def one_of(allowed: tuple[str, ...]):
+    """Return a check that accepts only the names in `allowed` (for field_validator)."""
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken metric rule."""
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise broken(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+class TrainingMetricConfig(StrictModel):
+    type: Literal["boolean", "multi_class", ""] = Field(
+        "", description="boolean or multi_class (matching data_generation.metric.type)."
+    )
+    classes: list[str] | None = Field(
+        default_factory=list,
+        description="Required when type is multi_class. Order defines the class index mapping.",
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _chosen(cls, value: str) -> str:
+        if value == "":
+            raise broken("must be one of boolean, multi_class")
+        return value
+
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return every broken class rule."""
         problems = []
-        if self.type == "":
-            problems.append(Problem(join_path(path, "type"), self.type, "must be one of boolean, multi_class"))
         classes = self.classes or []
         if self.type == "multi_class" and len(classes) < 2:
-            problems.append(Problem(join_path(path, "classes"), self.classes, "multi_class needs at least two classes (their order defines the class keys 0, 1, …)"))
+            rule = "multi_class needs at least two classes (their order defines the class keys 0, 1, …)"
+            problems.append(Broken(("classes",), self.classes, rule))
         if len(set(classes)) != len(classes):
-            problems.append(Problem(join_path(path, "classes"), self.classes, "classes must be unique"))
+            problems.append(Broken(("classes",), self.classes, "classes must be unique"))
         return problems
 
 
 class TrainingDatasetConfig(StrictModel):
-    name: str = ""
-    split: str = Field(default="train", min_length=1)
-    test_split_name: str = Field(default="test", min_length=1)
-    train_label_column: str = Field(default="label", min_length=1)
-    test_label_column: str = Field(default="label", min_length=1)
-    local: bool = False
-    local_path: str = ""
-    pull_from_object_store: bool = False
-    object_store_bucket: str | None = LUNA_BUCKET_DEFAULT
-    object_store_blob: str | None = "generated_data"
+    name: str = Field(
+        "", description="Hub dataset org/repo, or a local folder name (default: the generated one)."
+    )
+    split: str = Field(default="train", min_length=1, description="Training split.")
+    test_split_name: str = Field(default="test", min_length=1, description="Holdout split.")
+    train_label_column: str = Field(
+        default="label", min_length=1, description="Label column for training."
+    )
+    test_label_column: str = Field(
+        default="label", min_length=1, description="Label column for evaluation."
+    )
+    local: bool = Field(False, description="Load from disk, dataset.name under local_path.")
+    local_path: str = Field("", description="Base path where local datasets exist/extract to.")
+    pull_from_object_store: bool = Field(
+        False, description="Download the dataset from the object store before training."
+    )
+    object_store_bucket: str | None = Field(
+        LUNA_BUCKET_DEFAULT, description=IF_OBJECT_STORE.format("pull_from_object_store")
+    )
+    object_store_blob: str | None = Field(
+        "generated_data", description=IF_OBJECT_STORE.format("pull_from_object_store")
+    )
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken dataset rule."""
-        problems = object_store_problems(
-            self.pull_from_object_store,
-            path,
-            {"object_store_bucket": self.object_store_bucket, "object_store_blob": self.object_store_blob},
-            "pull_from_object_store",
-        )
-        if self.split == self.test_split_name:
-            problems.append(Problem(join_path(path, "test_split_name"), self.test_split_name, "must differ from dataset.split"))
-        return problems
+    @field_validator("test_split_name")
+    @classmethod
+    def _not_the_training_split(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("split"):
+            raise broken("must differ from dataset.split")
+        return value
+
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return the object store fields the pull needs."""
+        return required_when(self, "pull_from_object_store", OBJECT_STORE_FIELDS)
 
 
 class HyperparametersConfig(StrictModel):
-    num_train_epochs: int = Field(default=5, ge=1)
-    per_device_train_batch_size: int = Field(default=1, ge=1)
-    gradient_accumulation_steps: int = Field(default=8, ge=1)
-    learning_rate_multiplier: float = Field(default=1.0, gt=0)
-    max_seq_length: int = Field(default=4096, ge=16)
-    warmup_steps: int = Field(default=30, ge=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    logging_steps: int = Field(default=40, ge=1)
-    torch_compile: bool = False
-    fp16: bool = False
-    bf16: bool = True
-    optim: str = "adamw_8bit"
-    lr_scheduler_type: str = "linear"
-    seed: int = 3407
-    use_wandb: bool = True
+    num_train_epochs: int = Field(default=5, ge=1, description="Passes over the training split.")
+    per_device_train_batch_size: int = Field(
+        default=1, ge=1, description="Rows per step on one device."
+    )
+    gradient_accumulation_steps: int = Field(
+        default=8, ge=1, description="Steps whose gradients add up to one update."
+    )
+    learning_rate_multiplier: float = Field(
+        default=1.0, gt=0, description=f"learning rate = this × {BASE_LEARNING_RATE:g}."
+    )
+    max_seq_length: int = Field(
+        default=4096, ge=16, description="Longest prompt + answer in tokens."
+    )
+    warmup_steps: int = Field(
+        default=30, ge=0, description="Updates before the full learning rate."
+    )
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient clipping norm.")
+    logging_steps: int = Field(default=40, ge=1, description="Updates between loss reports.")
+    torch_compile: bool = Field(False, description="Compile the model with torch.compile.")
+    # bf16 is declared before fp16 so that the fp16 rule can read it (pydantic validates fields
+    # in order) and still run when an unrelated hyperparameter is broken.
+    bf16: bool = Field(True, description="Train in bfloat16.")
+    fp16: bool = Field(False, description="Train in float16 (not together with bf16).")
+    optim: str = Field("adamw_8bit", description="The optimizer (a transformers name).")
+    lr_scheduler_type: str = Field("linear", description="The learning-rate schedule.")
+    seed: int = Field(3407, description="Seed of initialisation and shuffling.")
+    use_wandb: bool = Field(True, description="Report to Weights & Biases.")
+
+    _known_optimizer = field_validator("optim")(one_of(OPTIMIZERS))
+    _known_scheduler = field_validator("lr_scheduler_type")(one_of(LR_SCHEDULERS))
 
     @property
     def learning_rate(self) -> float:
         """Return the effective learning rate."""
         return self.learning_rate_multiplier * BASE_LEARNING_RATE
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken hyperparameter rule."""
-        problems = []
-        if self.fp16 and self.bf16:
-            problems.append(Problem(join_path(path, "fp16"), self.fp16, "fp16 and bf16 cannot both be true"))
-        if self.optim not in OPTIMIZERS:
-            problems.append(Problem(join_path(path, "optim"), self.optim, f"must be one of {', '.join(OPTIMIZERS)}"))
-        if self.lr_scheduler_type not in LR_SCHEDULERS:
-            problems.append(Problem(join_path(path, "lr_scheduler_type"), self.lr_scheduler_type, f"must be one of {', '.join(LR_SCHEDULERS)}"))
-        return problems
+    @field_validator("fp16")
+    @classmethod
+    def _not_with_bf16(cls, fp16: bool, info: ValidationInfo) -> bool:
+        if fp16 and info.data.get("bf16"):
+            raise broken("fp16 and bf16 cannot both be true")
+        return fp16
 
 
 class TrainingOutputConfig(StrictModel):
-    model_name: str = ""
-    local_path: str = Field(default="data/", min_length=1)
-    push_to_hub: bool = True
-    push_to_object_store: bool = False
-    object_store_bucket: str | None = LUNA_BUCKET_DEFAULT
-    object_store_blob: str | None = "finetuned_models"
+    model_name: str = Field(
+        "", description="Artifact folder name and Hub model name (default: <metric_name>-judge)."
+    )
+    local_path: str = Field(
+        default="data/", min_length=1, description="Root directory for artifacts."
+    )
+    push_to_hub: bool = Field(True, description="Push the judge to Hugging Face (needs HF_TOKEN).")
+    push_to_object_store: bool = Field(
+        False, description="Upload the artifacts tarball to the object store."
+    )
+    object_store_bucket: str | None = Field(
+        LUNA_BUCKET_DEFAULT, description=IF_OBJECT_STORE.format("push_to_object_store")
+    )
+    object_store_blob: str | None = Field(
+        "finetuned_models", description=IF_OBJECT_STORE.format("push_to_object_store")
+    )
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken output rule."""
-        return object_store_problems(
-            self.push_to_object_store,
-            path,
-            {"object_store_bucket": self.object_store_bucket, "object_store_blob": self.object_store_blob},
-            "push_to_object_store",
-        )
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return the object store fields the push needs."""
+        return required_when(self, "push_to_object_store", OBJECT_STORE_FIELDS)
 
 
 class ModelConfig(StrictModel):
-    name: str = Field(default="meta-llama/Llama-3.2-3B-Instruct", min_length=1)
-    peft_model_map: dict[str, str] = Field(default_factory=dict)
-    use_unsloth_tokenizer: bool = True
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = Field(default=16, ge=1)
-    pull_model_from_object_store: bool = False
-    model_object_store_bucket: str | None = LUNA_BUCKET_DEFAULT
-    model_object_store_blob_base: str | None = "base_models"
-    model_object_store_blob_adapters: str | None = "adapters"
-    model_local_path: str | None = ""
+    name: str = Field(
+        default="meta-llama/Llama-3.2-3B-Instruct", min_length=1, description="Base model repo id."
+    )
+    peft_model_map: dict[str, str] = Field(
+        default_factory=dict, description="Map base model → LoRA weights repo id."
+    )
+    use_unsloth_tokenizer: bool = Field(
+        True, description="Use the Unsloth tokenizer when available."
+    )
+    lora_r: int = Field(default=16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(default=16, ge=1, description="LoRA alpha.")
+    pull_model_from_object_store: bool = Field(
+        False, description="Download base model + adapters from the object store."
+    )
+    model_object_store_bucket: str | None = Field(
+        LUNA_BUCKET_DEFAULT, description=IF_OBJECT_STORE.format("pull_model_from_object_store")
+    )
+    model_object_store_blob_base: str | None = Field(
+        "base_models", description="Base model location."
+    )
+    model_object_store_blob_adapters: str | None = Field(
+        "adapters", description="Adapters location."
+    )
+    model_local_path: str | None = Field(
+        "", description="Local directory for models (also used for local-only runs)."
+    )
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return every broken model rule."""
-        return object_store_problems(
-            self.pull_model_from_object_store,
-            path,
-            {
-                "model_object_store_bucket": self.model_object_store_bucket,
-                "model_object_store_blob_base": self.model_object_store_blob_base,
-                "model_object_store_blob_adapters": self.model_object_store_blob_adapters,
-            },
+    @model_rules
+    def _rules(self) -> list[Broken]:
+        """Return the object store fields the pull needs."""
+        return required_when(
+            self,
             "pull_model_from_object_store",
+            (
+                "model_object_store_bucket",
+                "model_object_store_blob_base",
+                "model_object_store_blob_adapters",
+            ),
         )
 
 
 class TrainingConfig(StrictModel):
-    metric: TrainingMetricConfig = Field(default_factory=TrainingMetricConfig)
+    # an absent metric is not checked here: the cross-section pass compares it with
+    # data_generation, and TrainingMetricConfig() itself refuses the empty type
+    metric: TrainingMetricConfig = Field(default_factory=TrainingMetricConfig.model_construct)
     dataset: TrainingDatasetConfig = Field(default_factory=TrainingDatasetConfig)
-    prompt_template: str = Field(min_length=1)
+    prompt_template: str = Field(
+        min_length=1,
+        description="The judge's prompt: {column} placeholders name dataset feature columns.",
+    )
     training: HyperparametersConfig = Field(default_factory=HyperparametersConfig)
     output: TrainingOutputConfig = Field(default_factory=TrainingOutputConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
 
-    def rule_problems(self, path: str) -> list[Problem]:
-        """Return the rules of the prompt template that need no dataset."""
-        problems: list[Problem] = []
-        template_path = join_path(path, "prompt_template")
+    @field_validator("prompt_template")
+    @classmethod
+    def _usable_template(cls, template: str, info: ValidationInfo) -> str:
         try:
-            placeholders = template_placeholders(self.prompt_template)
+            placeholders = template_placeholders(template)
         except ValueError as error:
-            return [Problem(template_path, self.prompt_template, f"not a valid template: {error}")]
+            raise broken(f"not a valid template: {error}") from None
         if not placeholders:
-            problems.append(Problem(template_path, self.prompt_template, "must reference at least one dataset column with a {column} placeholder"))
-        for column in {self.dataset.train_label_column, self.dataset.test_label_column} & set(placeholders):
-            problems.append(Problem(template_path, self.prompt_template, f"must not reference the label column {{{column}}} (it would give the answer away)"))
-        return problems
+            raise broken("must reference at least one dataset column with a {column} placeholder")
+        dataset = info.data.get("dataset")  # absent when broken: reported on its own
+        label_columns = (
+            {dataset.train_label_column, dataset.test_label_column} if dataset else set()
+        )
+        for column in sorted(label_columns & set(placeholders)):
+            raise broken(
+                f"must not reference the label column {{{column}}} (it would give the answer away)"
+            )
+        return template
 
 
 def template_placeholders(template: str) -> list[str]:
@@ -194,7 +276,9 @@ def template_placeholders(template: str) -> list[str]:
         if field is None:
             continue
         if field == "" or not field.isidentifier():
-            raise ValueError(f"placeholder {{{field}}} must be a column name (write {{{{ and }}}} for literal braces)")
+            raise ValueError(
+                f"placeholder {{{field}}} must be a column name (write {{{{ and }}}} for literal braces)"
+            )
         if field not in names:
             names.append(field)
     return names

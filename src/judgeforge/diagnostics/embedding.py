@@ -8,18 +8,16 @@ before the next one starts: an interrupted run keeps what it finished.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
+from judgeforge.llm.client import run_coroutine
+
 # Large enough to keep the client's concurrent batches busy, small enough to lose little on a kill.
 EMBED_CHUNK_SIZE = 2048
-
-T = TypeVar("T")
 
 
 class TextEmbedder(Protocol):
@@ -56,13 +54,3 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)
 
-
-def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Return the coroutine's result, from plain code or from inside a running loop (notebooks)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    # asyncio.run refuses to nest; a worker thread gets a loop of its own.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()

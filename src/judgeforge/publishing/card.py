@@ -43,7 +43,7 @@ def dataset_card(
 ) -> str:
     """Return the markdown card of a generated dataset."""
     columns = config.source_data.dataset.columns
-    label = columns.label or "label"
+    label = columns.label_column
     keys = metric.label_keys()
     counts = class_counts(dataset, label, keys)
     names = {key: c.name for key, c in zip(keys, metric.class_labels or [])}

@@ -14,12 +14,16 @@ from judgeforge.pipelines.labelling.judge import (
 
 def test_placeholders_naming_features_are_filled_and_other_braces_kept() -> None:
     prompt = 'Query: {query}\nAnswer: {response}\nReply as {"label": ...} with {unknown}'
-    filled = fill_prompt(prompt, ["query", "context", "response"], {"query": "Q?", "context": "C", "response": "R."})
+    filled = fill_prompt(
+        prompt, ["query", "context", "response"], {"query": "Q?", "context": "C", "response": "R."}
+    )
     assert filled == 'Query: Q?\nAnswer: R.\nReply as {"label": ...} with {unknown}'
 
 
 def test_prompt_without_placeholders_gets_an_input_block() -> None:
-    filled = fill_prompt("Is this toxic?  ", ["question", "answer"], {"question": "Why?", "answer": "Because."})
+    filled = fill_prompt(
+        "Is this toxic?  ", ["question", "answer"], {"question": "Why?", "answer": "Because."}
+    )
     assert filled == "Is this toxic?\n\nInput:\nquestion: Why?\nanswer: Because."
 
 
@@ -42,8 +46,31 @@ def test_request_asks_for_json_with_the_label_values_and_differs_per_attempt(met
         ('```json\n{"label": "0", "rationale": "fenced"}\n```', ("0", "fenced", "")),
         ("It is a complaint.", (None, "", "the answer is not JSON")),
         ('{"verdict": "1"}', (None, "", 'the answer has no "label" field')),
-        ('{"label": "maybe", "rationale": "unsure"}', (None, "", "label 'maybe' is not one of 1, 0")),
+        (
+            '{"label": "maybe", "rationale": "unsure"}',
+            (None, "", "label 'maybe' is not one of 1, 0"),
+        ),
     ],
 )
 def test_answers_are_read_strictly(metric, text: str, expected) -> None:
     assert parse_answer(text, metric) == expected
+
+
+def test_rows_are_judged_from_inside_a_running_event_loop_as_in_a_notebook(
+    metric, openai_server, judge_client
+) -> None:
+    import asyncio
+
+    from judgeforge.pipelines.labelling.judge import JudgeStatus, judge_rows
+    from tests.support.openai_server import Reply
+
+    openai_server.respond_with(
+        lambda request: Reply.json({"label": "1", "rationale": "a complaint"})
+    )
+    client = judge_client()
+
+    async def notebook_cell():
+        return judge_rows(client, metric, ["text"], [{"text": "Late again"}], retries=0)
+
+    (verdict,) = asyncio.run(notebook_cell())
+    assert (verdict.label, verdict.status, verdict.attempts) == ("1", JudgeStatus.OK, 1)

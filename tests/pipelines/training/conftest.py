@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from judgeforge.training.testing import save_tiny_llama
+from tests.support.tiny_judge import save_tiny_llama
 
 
 @pytest.fixture(scope="session")

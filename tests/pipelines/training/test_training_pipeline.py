@@ -19,8 +19,8 @@ from judgeforge.pipelines.training.nodes import resolve_training_config
 from judgeforge.publishing.hub import Hub
 from judgeforge.publishing.object_store import ObjectStore, archive_url
 from judgeforge.training import Judge
-from judgeforge.training.testing import separable_dataset, tiny_judge_config
 from tests.support.s3_server import BUCKET
+from tests.support.tiny_judge import separable_dataset, tiny_judge_config
 
 OUTPUTS = (
     "judge_model",

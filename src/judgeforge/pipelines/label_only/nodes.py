@@ -7,7 +7,7 @@ import pandas as pd
 
 from judgeforge.config.data_generation import DatasetColumns, MetricConfig, OutputConfig
 from judgeforge.pipelines.ingestion.nodes import validate_seed_rows
-from judgeforge.pipelines.labelling.judge import OK
+from judgeforge.pipelines.labelling.judge import JudgeStatus
 from judgeforge.pipelines.labelling.nodes import JUDGE_LABEL, STATUS
 from judgeforge.schema import ROW_ID, SEED_SOURCE, SOURCE
 
@@ -22,9 +22,9 @@ def assemble_labelled_dataset(
     rows: pd.DataFrame, judge_labels: pd.DataFrame, holdout: pd.DataFrame, columns: DatasetColumns, output: OutputConfig
 ) -> datasets.DatasetDict:
     """Return {train: rows with a valid judge label as their label, test: holdout}; invalid rows stay out of train."""
-    label = columns.label or "label"
+    label = columns.label_column
     keep = [ROW_ID, *columns.features, label, SOURCE]
-    judged = judge_labels[judge_labels[STATUS] == OK].set_index(ROW_ID)[JUDGE_LABEL]
+    judged = judge_labels[judge_labels[STATUS] == JudgeStatus.OK].set_index(ROW_ID)[JUDGE_LABEL]
     train = rows.assign(**{label: rows[ROW_ID].astype(str).map(judged)}).dropna(subset=[label])
     test = holdout.assign(**{SOURCE: SEED_SOURCE})
     test_columns = [c for c in keep if c in test.columns]

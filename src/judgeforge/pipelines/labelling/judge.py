@@ -12,16 +12,17 @@ invalid: its label is never guessed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
-from judgeforge.llm import ChatMessage, LLMRequest
+from judgeforge.llm import LLMRequest
+from judgeforge.llm.asking import InvalidAnswer, ask_until_valid, json_answer_request
 
 SYSTEM_PROMPT = (
     "You are a careful, consistent evaluator. Apply the evaluation instructions to the input "
@@ -29,10 +30,15 @@ SYSTEM_PROMPT = (
 )
 # The answer has a label and one or two sentences why; 400 tokens leave room for both.
 JUDGE_MAX_TOKENS = 400
-OK = "ok"
-INVALID = "invalid"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+class JudgeStatus(StrEnum):
+    """Whether the judge gave a valid answer for a row."""
+
+    OK = "ok"
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class Verdict:
 
     label: str | None
     rationale: str
-    status: str
+    status: JudgeStatus
     attempts: int
     detail: str
 
@@ -50,7 +56,9 @@ def fill_prompt(source_prompt: str, features: Sequence[str], row: Mapping[str, A
     """Return the source prompt with the row's feature values in its placeholders, or an Input block appended."""
     named = [name for name in _PLACEHOLDER.findall(source_prompt) if name in features]
     if named:
-        return _PLACEHOLDER.sub(lambda m: str(row[m.group(1)]) if m.group(1) in features else m.group(0), source_prompt)
+        return _PLACEHOLDER.sub(
+            lambda m: str(row[m.group(1)]) if m.group(1) in features else m.group(0), source_prompt
+        )
     block = "\n".join(f"{feature}: {row[feature]}" for feature in features)
     return f"{source_prompt.rstrip()}\n\nInput:\n{block}"
 
@@ -59,24 +67,33 @@ def answer_schema(label_keys: Sequence[str]) -> dict[str, Any]:
     """Return the JSON schema of a judge answer."""
     return {
         "type": "object",
-        "properties": {"label": {"type": "string", "enum": list(label_keys)}, "rationale": {"type": "string"}},
+        "properties": {
+            "label": {"type": "string", "enum": list(label_keys)},
+            "rationale": {"type": "string"},
+        },
         "required": ["label", "rationale"],
         "additionalProperties": False,
     }
 
 
-def judge_request(metric: MetricConfig, features: Sequence[str], row: Mapping[str, Any], attempt: int, previous_problem: str) -> LLMRequest:
+def judge_request(
+    metric: MetricConfig,
+    features: Sequence[str],
+    row: Mapping[str, Any],
+    attempt: int,
+    previous_problem: str,
+) -> LLMRequest:
     """Return the request asking the judge to label one row (attempt 1, 2, … differ in their last line)."""
     choices = ", ".join(f'"{label_key(c.label)}" ({c.name})' for c in metric.class_labels or [])
     parts = [
         fill_prompt(metric.llmaj_source_prompt or "", features, row),
         f'Answer with JSON only: {{"label": one of {choices}, "rationale": "one or two sentences why"}}',
     ]
-    if attempt > 1:
-        parts.append(f"(Attempt {attempt}: the previous answer was invalid — {previous_problem}. Answer again, JSON only.)")
-    return LLMRequest(
-        messages=(ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", "\n\n".join(parts))),
-        temperature=0.0,
+    return json_answer_request(
+        SYSTEM_PROMPT,
+        parts,
+        attempt,
+        previous_problem,
         max_tokens=JUDGE_MAX_TOKENS,
         json_schema=answer_schema(metric.label_keys()),
         schema_name="judge_label",
@@ -104,25 +121,33 @@ def parse_answer(text: str, metric: MetricConfig) -> tuple[str | None, str, str]
     return key, str(answer.get("rationale") or "").strip(), ""
 
 
-def judge_rows(client: Any, metric: MetricConfig, features: Sequence[str], rows: Sequence[Mapping[str, Any]], retries: int) -> list[Verdict]:
+def judge_rows(
+    client: Any,
+    metric: MetricConfig,
+    features: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    retries: int,
+) -> list[Verdict]:
     """Return one verdict per row: every row asked at once, invalid ones asked again up to `retries` times."""
-    verdicts: list[Verdict | None] = [None] * len(rows)
-    problems = [""] * len(rows)
-    pending = list(range(len(rows)))
-    for attempt in range(1, retries + 2):
-        requests = [judge_request(metric, features, rows[i], attempt, problems[i]) for i in pending]
-        responses = asyncio.run(client.generate(requests)) if requests else []
-        still_invalid = []
-        for index, response in zip(pending, responses):
-            label, rationale, problem = parse_answer(response.text, metric) if response.ok else (None, "", f"request failed: {response.error}")
-            if label is not None:
-                verdicts[index] = Verdict(label, rationale, OK, attempt, "")
-            else:
-                problems[index] = problem
-                still_invalid.append(index)
-        pending = still_invalid
-        if not pending:
-            break
-    for index in pending:
-        verdicts[index] = Verdict(None, "", INVALID, retries + 1, problems[index])
-    return [v for v in verdicts if v is not None]
+
+    def read(index: int, text: str) -> tuple[str, str]:
+        label, rationale, problem = parse_answer(text, metric)
+        if label is None:
+            raise InvalidAnswer(problem)
+        return label, rationale
+
+    outcomes = ask_until_valid(
+        client,
+        len(rows),
+        lambda index, attempt, problem: judge_request(
+            metric, features, rows[index], attempt, problem
+        ),
+        read,
+        retries,
+    )
+    return [
+        Verdict(*asked.value, JudgeStatus.OK, asked.attempts, "")
+        if asked.value is not None
+        else Verdict(None, "", JudgeStatus.INVALID, asked.attempts, asked.problem)
+        for asked in outcomes
+    ]

@@ -9,15 +9,15 @@ the reason, never with a guessed metric.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
-from judgeforge.config.run import collect_rule_problems
-from judgeforge.llm import ChatMessage, LLMRequest
+from judgeforge.config.problems import problems_from_validation_error
+from judgeforge.llm import LLMRequest
+from judgeforge.llm.asking import InvalidAnswer, ask_until_valid, json_answer_request
 
 METRIC_PATH = "data_generation.metric"
 EXTRACTION_MAX_TOKENS = 1500
@@ -27,7 +27,7 @@ SYSTEM_PROMPT = (
 )
 
 
-class MetricExtractionError(ValueError):
+class MetricExtractionError(InvalidAnswer):
     """The LLM could not derive a usable metric from llmaj_source_prompt."""
 
 
@@ -55,7 +55,11 @@ def missing_parts(metric: MetricConfig) -> list[str]:
     missing = [] if metric.description and metric.description.strip() else ["description"]
     if not metric.class_labels:
         return [*missing, "class_labels"]
-    return missing + [f"class_labels[{i}].rubric" for i, c in enumerate(metric.class_labels) if not (c.rubric and c.rubric.strip())]
+    return missing + [
+        f"class_labels[{i}].rubric"
+        for i, c in enumerate(metric.class_labels)
+        if not (c.rubric and c.rubric.strip())
+    ]
 
 
 def extraction_request(metric: MetricConfig, attempt: int, previous_problem: str) -> LLMRequest:
@@ -73,11 +77,11 @@ def extraction_request(metric: MetricConfig, attempt: int, previous_problem: str
     if metric.class_labels:
         given = ", ".join(f"{c.name} (label {label_key(c.label)})" for c in metric.class_labels)
         parts.append(f"Use exactly these classes and labels: {given}.")
-    if attempt > 1:
-        parts.append(f"(Attempt {attempt}: the previous answer was rejected — {previous_problem}. Answer again, JSON only.)")
-    return LLMRequest(
-        messages=(ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", "\n\n".join(parts))),
-        temperature=0.0,
+    return json_answer_request(
+        SYSTEM_PROMPT,
+        parts,
+        attempt,
+        previous_problem,
         max_tokens=EXTRACTION_MAX_TOKENS,
         json_schema=DerivedMetric.model_json_schema(),
         schema_name="derived_metric",
@@ -97,16 +101,15 @@ def merge_derived(metric: MetricConfig, derived: DerivedMetric) -> MetricConfig:
             if not (item["rubric"] and item["rubric"].strip()):
                 match = by_key.get(label_key(item["label"]))
                 if match is None:
-                    raise MetricExtractionError(f"the answer has no rubric for class label {label_key(item['label'])}")
+                    raise MetricExtractionError(
+                        f"the answer has no rubric for class label {label_key(item['label'])}"
+                    )
                 item["rubric"] = match.rubric
     try:
-        resolved = MetricConfig.model_validate(values)
+        return MetricConfig.model_validate(values)
     except ValidationError as error:
-        raise MetricExtractionError(f"the derived metric is not valid ({error.error_count()} problems: {error.errors()[0]['msg']})") from None
-    problems = collect_rule_problems(resolved, METRIC_PATH)
-    if problems:
-        raise MetricExtractionError("; ".join(f"{p.path}: {p.rule}" for p in problems))
-    return resolved
+        problems = problems_from_validation_error(error, METRIC_PATH)
+        raise MetricExtractionError("; ".join(f"{p.path}: {p.rule}" for p in problems)) from None
 
 
 def parse_extraction(text: str, metric: MetricConfig) -> MetricConfig:
@@ -116,26 +119,27 @@ def parse_extraction(text: str, metric: MetricConfig) -> MetricConfig:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(answer)"
-        raise MetricExtractionError(f"the answer is not the expected JSON ({where}: {first['msg']})") from None
+        raise MetricExtractionError(
+            f"the answer is not the expected JSON ({where}: {first['msg']})"
+        ) from None
     return merge_derived(metric, derived)
 
 
 def derive_metric(client: Any, metric: MetricConfig, retries: int) -> MetricConfig:
     """Return the metric completed by the LLM, asking again on a rejected answer, at most `retries` times."""
-    problem = ""
-    for attempt in range(1, retries + 2):
-        (response,) = asyncio.run(client.generate([extraction_request(metric, attempt, problem)]))
-        if not response.ok:
-            problem = f"the request failed: {response.error}"
-            continue
-        try:
-            return parse_extraction(response.text, metric)
-        except MetricExtractionError as error:
-            problem = str(error)
-    raise MetricExtractionError(
-        f"could not derive {', '.join(missing_parts(metric))} from data_generation.metric.llmaj_source_prompt "
-        f"after {retries + 1} attempt(s): {problem}. Make the prompt name its labels, or set them in the config."
+    (asked,) = ask_until_valid(
+        client,
+        1,
+        lambda _, attempt, problem: extraction_request(metric, attempt, problem),
+        lambda _, text: parse_extraction(text, metric),
+        retries,
     )
+    if asked.value is None:
+        raise MetricExtractionError(
+            f"could not derive {', '.join(missing_parts(metric))} from data_generation.metric.llmaj_source_prompt "
+            f"after {asked.attempts} attempt(s): {asked.problem}. Make the prompt name its labels, or set them in the config."
+        )
+    return asked.value
 
 
 def pasteable_metric(metric: MetricConfig) -> dict[str, Any]:

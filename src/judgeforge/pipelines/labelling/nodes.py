@@ -17,11 +17,12 @@ import yaml
 
 from judgeforge.config.data_generation import (
     DatasetColumns,
+    DisagreementPolicy,
     LabellingConfig,
     MetricConfig,
     OutputConfig,
 )
-from judgeforge.pipelines.labelling.judge import OK, judge_rows
+from judgeforge.pipelines.labelling.judge import JudgeStatus, judge_rows
 from judgeforge.pipelines.labelling.metric_extraction import (
     derive_metric,
     missing_parts,
@@ -39,8 +40,6 @@ STATUS = "status"
 ATTEMPTS = "attempts"
 DETAIL = "detail"
 JUDGE_COLUMNS = [ROW_ID, SOURCE, JUDGE_LABEL, RATIONALE, GENERATOR_LABEL, AGREE, STATUS, ATTEMPTS, DETAIL]
-# Actions of the disagreement policy on one train row.
-KEEP, RELABEL, DROP = "keep", "relabel", "drop"
 # Invalid answers listed by row in the report; the full list is in judge_labels.
 INVALID_EXAMPLES = 20
 
@@ -80,25 +79,25 @@ def judge_train_rows(
             JUDGE_LABEL: [v.label for v in verdicts],
             RATIONALE: [v.rationale for v in verdicts],
             GENERATOR_LABEL: generator.to_numpy(),
-            STATUS: [v.status for v in verdicts],
+            STATUS: [v.status.value for v in verdicts],
             ATTEMPTS: [v.attempts for v in verdicts],
             DETAIL: [v.detail for v in verdicts],
         }
     )
-    compared = (table[STATUS] == OK) & table[GENERATOR_LABEL].notna()
+    compared = (table[STATUS] == JudgeStatus.OK) & table[GENERATOR_LABEL].notna()
     table[AGREE] = pd.array([(j == g) if c else None for j, g, c in zip(table[JUDGE_LABEL], table[GENERATOR_LABEL], compared)], dtype="boolean")
-    invalid = int((table[STATUS] != OK).sum())
+    invalid = int((table[STATUS] != JudgeStatus.OK).sum())
     if invalid:
         log.warning("the judge gave no valid answer for %d of %d rows; they are listed as invalid in judge_labels", invalid, len(table))
     stats = {"status": "ok", "provider": judge_llm.provider, "model": judge_llm.model, "usage": judge_llm.usage.as_dict()}
     return table[JUDGE_COLUMNS], stats
 
 
-def policy_actions(judge_labels: pd.DataFrame, policy: str) -> pd.Series:
+def policy_actions(judge_labels: pd.DataFrame, policy: DisagreementPolicy) -> pd.Series:
     """Return keep / relabel / drop per judged row: only synthetic rows the judge validly disagrees with change."""
     disagrees = judge_labels[AGREE].eq(False).fillna(False) & (judge_labels[SOURCE] == SYNTHETIC_SOURCE)
-    action = RELABEL if policy == "relabel" else DROP if policy == "drop" else KEEP
-    return pd.Series([action if d else KEEP for d in disagrees], index=judge_labels.index, dtype="object")
+    keep = DisagreementPolicy.KEEP
+    return pd.Series([policy if d else keep for d in disagrees], index=judge_labels.index, dtype="object")
 
 
 def apply_disagreement_policy(
@@ -111,10 +110,10 @@ def apply_disagreement_policy(
     train = generated_dataset[split].to_pandas()
     actions = dict(zip(judge_labels[ROW_ID], policy_actions(judge_labels, labelling.disagreement_policy)))
     judged = dict(zip(judge_labels[ROW_ID], judge_labels[JUDGE_LABEL]))
-    row_actions = train[ROW_ID].astype(str).map(lambda row_id: actions.get(row_id, KEEP))
-    label = columns.label or "label"
-    train[label] = [judged[r] if a == RELABEL else value for r, a, value in zip(train[ROW_ID].astype(str), row_actions, train[label])]
-    train = train[row_actions != DROP].reset_index(drop=True)
+    row_actions = train[ROW_ID].astype(str).map(lambda row_id: actions.get(row_id, DisagreementPolicy.KEEP))
+    label = columns.label_column
+    train[label] = [judged[r] if a == DisagreementPolicy.RELABEL else value for r, a, value in zip(train[ROW_ID].astype(str), row_actions, train[label])]
+    train = train[row_actions != DisagreementPolicy.DROP].reset_index(drop=True)
     splits = dict(generated_dataset)
     splits[split] = datasets.Dataset.from_pandas(train, features=generated_dataset[split].features, preserve_index=False)
     return datasets.DatasetDict(splits)
@@ -127,7 +126,7 @@ def build_labelling_report(
     if not labelling.enabled:
         return {"status": "disabled"}
     keys = metric.label_keys()
-    valid = judge_labels[STATUS] == OK
+    valid = judge_labels[STATUS] == JudgeStatus.OK
     compared = judge_labels[valid & judge_labels[GENERATOR_LABEL].notna()]
     invalid = judge_labels[~valid]
     actions = policy_actions(judge_labels, labelling.disagreement_policy).value_counts()
@@ -151,9 +150,9 @@ def build_labelling_report(
             "counts": [[int(((compared[GENERATOR_LABEL] == g) & (compared[JUDGE_LABEL] == j)).sum()) for j in keys] for g in keys],
         },
         "disagreement_policy": {
-            "policy": labelling.disagreement_policy,
-            "relabelled": int(actions.get(RELABEL, 0)),
-            "dropped": int(actions.get(DROP, 0)),
+            "policy": labelling.disagreement_policy.value,
+            "relabelled": int(actions.get(DisagreementPolicy.RELABEL, 0)),
+            "dropped": int(actions.get(DisagreementPolicy.DROP, 0)),
         },
         "usage": judge_stats["usage"],
     }

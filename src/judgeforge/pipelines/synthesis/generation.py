@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import pandas as pd
 from judgeforge.config.data_generation import ClassLabel, GenerationConfig, LLMConfig, MetricConfig
 from judgeforge.config.labels import label_key
 from judgeforge.llm import LLMRequest, LLMResponse
+from judgeforge.llm.providers import PROVIDERS
 from judgeforge.pipelines.ingestion.nodes import normalise_text
 from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
 from judgeforge.pipelines.synthesis.prompts import (
@@ -24,21 +25,23 @@ from judgeforge.pipelines.synthesis.prompts import (
     generation_request,
 )
 
-# Reject reasons of synthetic examples.
-REQUEST_FAILED = "request_failed"
-INVALID_OUTPUT = "invalid_output"
-EMPTY_FIELD = "empty_field"
-TRUNCATED = "truncated"
-TOO_SHORT = "too_short"
-TOO_LONG = "too_long"
-WRONG_LABEL = "wrong_label"
-DUPLICATE = "duplicate"
-HOLDOUT_LEAK = "holdout_leak"
-COPIES_SEED = "copies_seed_example"
-ECHOES_PROMPT = "echoes_prompt"
-SYNTHETIC_REJECT_REASONS = (
-    REQUEST_FAILED, INVALID_OUTPUT, EMPTY_FIELD, TRUNCATED, TOO_SHORT, TOO_LONG, WRONG_LABEL, ECHOES_PROMPT, DUPLICATE, HOLDOUT_LEAK, COPIES_SEED,
-)
+
+class RejectReason(StrEnum):
+    """Why a synthetic example was set aside (in the order the generation report lists them)."""
+
+    REQUEST_FAILED = "request_failed"
+    INVALID_OUTPUT = "invalid_output"
+    EMPTY_FIELD = "empty_field"
+    TRUNCATED = "truncated"
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    WRONG_LABEL = "wrong_label"
+    ECHOES_PROMPT = "echoes_prompt"
+    DUPLICATE = "duplicate"
+    HOLDOUT_LEAK = "holdout_leak"
+    COPIES_SEED = "copies_seed_example"
+
+
 MIN_FIELD_CHARS = 3
 # A generated field may be this many times shorter than the shortest real one (and ≥ the floor).
 MIN_LENGTH_DIVISOR = 3
@@ -136,7 +139,7 @@ class ExampleGenerator:
         self.context_pool = context_pool
         self.class_names = {label_key(c.label): c.name for c in metric.class_labels or []}
         self.temperature = llm.temperature
-        self.structured = getattr(client, "provider", "local") != "local"
+        self.structured = PROVIDERS[client.provider].structured_output
         reference = pd.concat([context_pool, holdout], ignore_index=True)
         self.max_tokens = max_answer_tokens(reference, shape, generation.examples_per_call, llm.max_output_tokens)
         self.limits = length_limits(reference, shape)
@@ -155,7 +158,7 @@ class ExampleGenerator:
             calls = self._plan_round(quotas, accepted, budgets, result)
             if not calls:
                 return result
-            responses = asyncio.run(self.client.generate([call.request for call in calls]))
+            responses = self.client.generate_sync([call.request for call in calls])
             for call, response in zip(calls, responses):
                 self._take(call, response, quotas, accepted, result)
             result.rounds += 1
@@ -201,15 +204,15 @@ class ExampleGenerator:
         key = label_key(call.target.label)
         outcome: list[str] = []
         if not response.ok:
-            self._reject(result, call, REQUEST_FAILED, response.error or "", response.text)
-            outcome.append(REQUEST_FAILED)
+            self._reject(result, call, RejectReason.REQUEST_FAILED, response.error or "", response.text)
+            outcome.append(RejectReason.REQUEST_FAILED.value)
         else:
             try:
                 examples = parse_examples(response.text, self.shape, json_only=self.structured)
             except UnreadableAnswer as error:
                 examples = []
-                self._reject(result, call, INVALID_OUTPUT, str(error), response.text)
-                outcome.append(INVALID_OUTPUT)
+                self._reject(result, call, RejectReason.INVALID_OUTPUT, str(error), response.text)
+                outcome.append(RejectReason.INVALID_OUTPUT.value)
             for position, example in enumerate(examples):
                 cut_off = response.finish_reason == "length" and position == len(examples) - 1
                 reason, detail = self._check(example, key, cut_off)
@@ -219,7 +222,7 @@ class ExampleGenerator:
                     continue
                 if reason is not None:
                     self._reject(result, call, reason, detail, response.text, example)
-                    outcome.append(reason)
+                    outcome.append(reason.value)
                     continue
                 self.taken.add(fingerprint(example, self.shape.fields))
                 accepted[key] += 1
@@ -238,34 +241,34 @@ class ExampleGenerator:
                 }
             )
 
-    def _check(self, example: Mapping[str, Any], key: str, cut_off: bool) -> tuple[str | None, str]:
+    def _check(self, example: Mapping[str, Any], key: str, cut_off: bool) -> tuple[RejectReason | None, str]:
         """Return (reject reason or None, detail) for one parsed example."""
         for f in self.shape.fields:
             value = str(example[f]).strip()
             if not value:
-                return EMPTY_FIELD, f"field {f} is empty"
+                return RejectReason.EMPTY_FIELD, f"field {f} is empty"
             shortest, longest = self.limits[f]
             if len(value) < shortest:
-                return TOO_SHORT, f"field {f} has {len(value)} characters (< {shortest})"
+                return RejectReason.TOO_SHORT, f"field {f} has {len(value)} characters (< {shortest})"
             if len(value) > longest:
-                return TOO_LONG, f"field {f} has {len(value)} characters (> {longest})"
+                return RejectReason.TOO_LONG, f"field {f} has {len(value)} characters (> {longest})"
             if word_ngrams(value) & self.instruction_ngrams:
-                return ECHOES_PROMPT, f"field {f} repeats the metric description or a rubric"
+                return RejectReason.ECHOES_PROMPT, f"field {f} repeats the metric description or a rubric"
         if cut_off:
-            return TRUNCATED, "the answer hit the token limit"
+            return RejectReason.TRUNCATED, "the answer hit the token limit"
         given = example.get("label")
         if given is not None and label_key(given) not in (key, label_key(self.class_names.get(key, key))):
-            return WRONG_LABEL, f"asked for class {self.class_names.get(key, key)}, the answer says {given}"
+            return RejectReason.WRONG_LABEL, f"asked for class {self.class_names.get(key, key)}, the answer says {given}"
         print_ = fingerprint(example, self.shape.fields)
         if print_ in self.holdout_prints:
-            return HOLDOUT_LEAK, "same text as a holdout (test) row"
+            return RejectReason.HOLDOUT_LEAK, "same text as a holdout (test) row"
         if print_ in self.seed_prints:
-            return COPIES_SEED, "same text as a seed example shown in the prompt"
+            return RejectReason.COPIES_SEED, "same text as a seed example shown in the prompt"
         if print_ in self.taken:
-            return DUPLICATE, "same text as an accepted synthetic example"
+            return RejectReason.DUPLICATE, "same text as an accepted synthetic example"
         return None, ""
 
-    def _reject(self, result: GenerationResult, call: Call, reason: str, detail: str, raw: str, example: Mapping[str, Any] | None = None) -> None:
-        record = {"call_id": call.call_id, "class": call.target.name, "reason": reason, "detail": detail, "raw_answer": raw[:2000]}
+    def _reject(self, result: GenerationResult, call: Call, reason: RejectReason, detail: str, raw: str, example: Mapping[str, Any] | None = None) -> None:
+        record = {"call_id": call.call_id, "class": call.target.name, "reason": reason.value, "detail": detail, "raw_answer": raw[:2000]}
         record.update({f: str((example or {}).get(f, "")) for f in self.shape.fields})
         result.rejects.append(record)

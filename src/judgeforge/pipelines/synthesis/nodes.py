@@ -18,7 +18,7 @@ from judgeforge.config.data_generation import (
     SamplingConfig,
 )
 from judgeforge.config.labels import label_key
-from judgeforge.pipelines.synthesis.generation import SYNTHETIC_REJECT_REASONS, ExampleGenerator
+from judgeforge.pipelines.synthesis.generation import ExampleGenerator, RejectReason
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
 
@@ -73,7 +73,7 @@ def generate_synthetic_examples(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """Return (accepted synthetic rows, rejected answers, generation stats, debug prompt records)."""
     shape = example_shape(metric.input_format, columns.features)
-    label = columns.label or "label"
+    label = columns.label_column
     generator = ExampleGenerator(generator_llm, metric, llm, generation, shape, enhancement, holdout, label, sampling.seed)
     started = time.perf_counter()
     result = generator.run(quotas)
@@ -106,7 +106,7 @@ def assemble_train_and_test(
     output: OutputConfig,
 ) -> tuple[pd.DataFrame, datasets.DatasetDict]:
     """Return the train table and the DatasetDict {train: synthetic (+ seed rows), test: holdout}."""
-    label = columns.label or "label"
+    label = columns.label_column
     keep = [ROW_ID, *columns.features, label, SOURCE]
     parts = [synthetic.assign(**{SOURCE: SYNTHETIC_SOURCE})[keep]]
     if sampling.include_enhancement_in_train:
@@ -126,7 +126,7 @@ def build_generation_report(
     quotas: dict[str, int], synthetic: pd.DataFrame, rejects: pd.DataFrame, stats: dict[str, Any], columns: DatasetColumns
 ) -> dict[str, Any]:
     """Return requested vs delivered per class, rejects by reason, calls, cache hits, tokens and cost."""
-    label = columns.label or "label"
+    label = columns.label_column
     delivered = synthetic[label].value_counts()
     by_reason = rejects[REJECT_REASON].value_counts()
     return {
@@ -134,6 +134,6 @@ def build_generation_report(
         "delivered_total": len(synthetic),
         "per_class": {key: {"requested": quota, "delivered": int(delivered.get(key, 0))} for key, quota in quotas.items()},
         "rejected_total": len(rejects),
-        "rejected_by_reason": {reason: int(by_reason.get(reason, 0)) for reason in SYNTHETIC_REJECT_REASONS},
+        "rejected_by_reason": {reason.value: int(by_reason.get(reason, 0)) for reason in RejectReason},
         **stats,
     }

@@ -1,4 +1,4 @@
-"""Test helpers: a tiny random Llama with the embedded model's tokenizer, and a trivially separable task."""
+"""Test fixtures: a tiny random Llama with the embedded model's tokenizer, and a trivially separable task."""
 
 from __future__ import annotations
 
