@@ -11,6 +11,7 @@ import pytest
 
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.engine import PermanentError, TransientError
+from judgeforge.llm.errors import ProviderRejected
 from judgeforge.llm.openai_compatible import (
     azure_endpoint,
     chat_payload,
@@ -72,7 +73,8 @@ def test_retry_after_in_seconds_milliseconds_or_http_date():
 @pytest.mark.parametrize(
     ("status", "kind", "throttled"),
     [(429, TransientError, True), (503, TransientError, True), (500, TransientError, False),
-     (408, TransientError, False), (400, PermanentError, None), (401, PermanentError, None)],
+     (408, TransientError, False), (400, PermanentError, None), (401, ProviderRejected, None),
+     (403, ProviderRejected, None), (404, ProviderRejected, None)],
 )
 def test_status_classification(status, kind, throttled):
     error = http_error(status, {"retry-after": "1"}, b'{"error": {"message": "m"}}')

@@ -11,7 +11,7 @@ from types import TracebackType
 import numpy as np
 from typing_extensions import Self
 
-from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
+from judgeforge.llm.backends import ChatBackend, EmbeddingBackend, EmbeddingError
 from judgeforge.llm.cache import ResponseCache, request_key
 from judgeforge.llm.secrets import Redactor
 from judgeforge.llm.types import LLMRequest, LLMResponse, ModelPrice, Usage
@@ -60,6 +60,8 @@ class LLMClient:
 
         Identical requests in one call are sent once. A request that still fails after all
         retries comes back with `error` set; it is not cached, so a re-run tries it again.
+        Raises ProviderError when the provider refuses the run or cannot be reached; the
+        answers that arrived before are cached all the same.
         """
         started = time.perf_counter()
         keys = [self.request_key(request) for request in requests]
@@ -95,7 +97,15 @@ class LLMClient:
         self.usage.cache_hits += sum(1 for key in keys if key in vectors)
         missing = {key: text for key, text in zip(keys, texts) if key not in vectors}
         if missing:
-            batch = await backend.embed(list(missing.values()))
+            try:
+                batch = await backend.embed(list(missing.values()))
+            except EmbeddingError as error:  # keep what was paid for, so a re-run asks only for the rest
+                pending = list(missing)
+                made = {pending[i]: vector for i, vector in error.done.items()}
+                if self.cache and made:
+                    normalised = l2_normalise(np.stack(list(made.values())))
+                    self.cache.put_embeddings(backend.provider, backend.model, dict(zip(made, normalised)))
+                raise
             fresh = dict(zip(missing, l2_normalise(batch.vectors)))
             self._charge(backend.model, batch.input_tokens, 0)
             if self.cache:
