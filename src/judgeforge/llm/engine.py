@@ -182,15 +182,14 @@ class RequestEngine:
                 logger.warning("unexpected failure: %s", self._describe(error))
                 return Outcome(result=None, error=self._describe(error), attempts=attempt)
 
-    async def _attempt(self, job: Job, call: Callable[[Job], Awaitable[Result]], tokens: int) -> Result:
+    async def _attempt(
+        self, job: Job, call: Callable[[Job], Awaitable[Result]], tokens: int
+    ) -> Result:
         """One try under a concurrency slot, started when the governor's schedule allows."""
         governor = self.governor
         loop = asyncio.get_running_loop()
         async with self._slots:
-            start = governor.reserve(loop.time(), tokens)
-            while start > loop.time():
-                await asyncio.sleep(start - loop.time())
-                start = governor.paused_until()  # a pause that began while this one slept
+            await governor.admit(tokens)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:

@@ -32,7 +32,9 @@ _REFUSALS = {
 NO_QUOTA = "the account has no quota or credit left: add credit or use another key"
 
 
-def run_refusal(status: int, detail: str, where: str, *, no_quota: bool = False) -> ProviderRejected | None:
+def run_refusal(
+    status: int, detail: str, where: str, *, no_quota: bool = False
+) -> ProviderRejected | None:
     """The error ending the run when a status means every request would fail alike, else None."""
     fix = NO_QUOTA if no_quota else _REFUSALS.get(status)
     if fix is None:
