@@ -12,7 +12,8 @@ from judgeforge.llm.engine import Outcome, RequestEngine
 from judgeforge.llm.errors import DeliveryShortfall
 from judgeforge.llm.types import LLMRequest, LLMResponse
 
-ResponseSink = Callable[[int, LLMResponse], None]
+# Sees each final response; may return an awaitable that is done once the response is stored.
+ResponseSink = Callable[[int, LLMResponse], Awaitable[None] | None]
 # Characters per token of English text, for token estimates before the provider counts them.
 CHARS_PER_TOKEN = 4
 
@@ -58,9 +59,9 @@ async def run_chat_jobs(
 
     responses = [LLMResponse()] * len(requests)
 
-    def finish(index: int, outcome: Outcome[LLMResponse]) -> None:
+    def finish(index: int, outcome: Outcome[LLMResponse]) -> Awaitable[None] | None:
         responses[index] = as_response(outcome)
-        on_response(index, responses[index])
+        return on_response(index, responses[index])
 
     await engine.run(requests, send, finish, tokens=estimated_tokens)
     return responses

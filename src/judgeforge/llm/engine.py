@@ -110,25 +110,36 @@ class RequestEngine:
         self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
         self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._connection_failures = 0
+        self._halted = False
 
     async def run(
         self,
         jobs: Sequence[Job],
         call: Callable[[Job], Awaitable[Result]],
-        on_outcome: Callable[[int, Outcome[Result]], None],
+        on_outcome: Callable[[int, Outcome[Result]], Awaitable[None] | None],
         tokens: Callable[[Job], int] | None = None,
     ) -> list[Outcome[Result]]:
         """Run every job; `on_outcome` sees each one as soon as it is final (to persist it).
 
+        When `on_outcome` returns an awaitable (the answer's commit to the cache), a successful
+        job keeps its concurrency slot until it is done: a request counts as in flight until
+        its answer is stored, so a killed process loses at most one answer per slot.
         `tokens` estimates a job's tokens, for pacing by `tokens_per_minute`.
         """
         self._bind_slots(asyncio.get_running_loop())
         self._connection_failures = 0
+        self._halted = False
         progress = _Progress(len(jobs), self.settings)
 
         async def run_indexed(index: int, job: Job) -> Outcome[Result]:
             outcome = await self._run_one(job, call, tokens(job) if tokens else 0)
-            on_outcome(index, outcome)
+            try:  # a successful outcome comes back still holding its slot
+                stored = on_outcome(index, outcome)
+                if stored is not None:
+                    await stored
+            finally:
+                if outcome.result is not None:
+                    self._slots.release()
             progress.update(outcome)
             return outcome
 
@@ -177,6 +188,7 @@ class RequestEngine:
             except PermanentError as error:
                 return Outcome(result=None, error=self._describe(error), attempts=attempt)
             except ProviderError as error:
+                self._halted = True  # before any request woken by the freed slot can start
                 raise type(error)(self.redact(str(error))) from None
             except Exception as error:  # noqa: BLE001 - one broken answer must not abort the batch
                 logger.warning("unexpected failure: %s", self._describe(error))
@@ -185,20 +197,31 @@ class RequestEngine:
     async def _attempt(
         self, job: Job, call: Callable[[Job], Awaitable[Result]], tokens: int
     ) -> Result:
-        """One try under a concurrency slot, started when the governor's schedule allows."""
+        """One try under a concurrency slot, started when the governor's schedule allows.
+
+        A failed try gives its slot back; a successful one returns still holding it (run() lets
+        it go once the answer is stored).
+        """
         governor = self.governor
         loop = asyncio.get_running_loop()
-        async with self._slots:
+        await self._slots.acquire()
+        try:
             await governor.admit(tokens)
+            if self._halted:
+                raise asyncio.CancelledError  # the run is ending: send nothing more
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 result = await call(job)
-            except TransientError as error:
-                self._on_failure(error, loop.time())
-                raise
             finally:
                 self.in_flight -= 1
+        except TransientError as error:
+            self._slots.release()
+            self._on_failure(error, loop.time())
+            raise
+        except BaseException:
+            self._slots.release()
+            raise
         self._connection_failures = 0
         governor.on_success(loop.time())
         return result
