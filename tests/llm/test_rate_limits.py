@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_a_configured_requests_per_minute_spaces_request_starts(server, make_cli
     asyncio.run(client.generate(ask(6)))
     arrivals = sorted(r.received_at for r in server.requests)
     assert arrivals[-1] - arrivals[0] >= 0.45  # 5 intervals of 0.1 s, less the catch-up allowed
-    assert all(later - earlier >= 0.05 for earlier, later in zip(arrivals, arrivals[1:]))
+    assert all(later - earlier >= 0.05 for earlier, later in pairwise(arrivals))
 
 
 def test_a_configured_tokens_per_minute_paces_by_estimated_tokens(server, make_client):
@@ -53,7 +54,7 @@ def test_a_configured_tokens_per_minute_paces_by_estimated_tokens(server, make_c
     asyncio.run(client.generate(requests))
     arrivals = sorted(r.received_at for r in server.requests)
     assert arrivals[-1] - arrivals[0] >= 0.55  # 3 intervals of 0.2 s, less the catch-up allowed
-    assert all(later - earlier >= 0.1 for earlier, later in zip(arrivals, arrivals[1:]))
+    assert all(later - earlier >= 0.1 for earlier, later in pairwise(arrivals))
 
 
 def test_the_rate_announced_in_headers_is_learned(server, make_client):
