@@ -186,12 +186,7 @@ def llm_client_datasets(
 ) -> dict[str, LLMClientDataset]:
     """Return the generator, judge and embedding client entries, built from the parameters."""
     engine = config.generation.async_config
-    common = {
-        "max_concurrent_requests": engine.max_concurrent_requests,
-        "request_timeout_seconds": engine.request_timeout_seconds,
-        "max_retries": engine.max_retries,
-        "adaptive_concurrency": engine.adaptive_concurrency,
-    }
+    common = engine.model_dump()
 
     def catalog_options(name: str) -> dict[str, Any]:
         options = {key: (conf_catalog.get(name) or {}).get(key) for key in CATALOG_CLIENT_OPTIONS}

@@ -206,9 +206,17 @@ class AsyncConfig(StrictModel):
     # judgeforge additions for the request engine.
     request_timeout_seconds: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
-    # Halve concurrency on throttling and grow it back: right for real rate limits, costly when
-    # a gateway answers 429 at random (see BENCHMARKS.md); switch off for such endpoints.
+    # Under sustained throttling (most answers 429), learn the rate the provider admits and pace
+    # request starts to it; scattered 429s only make the throttled request wait (BENCHMARKS.md).
     adaptive_concurrency: bool = True
+    # Throttled requests are retried until this many seconds after their first try (max_retries
+    # bounds the other transient failures: 5xx, timeouts, dropped connections, garbled bodies).
+    retry_budget_seconds: float = Field(default=300.0, gt=0)
+    # Connection attempts that fail in a row (nothing listens, no such host) before the run stops.
+    max_connection_failures: int = Field(default=10, ge=1)
+    # The provider's quota, when known: request starts are paced to stay within it.
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
 
 
 class GenerationConfig(StrictModel):
@@ -223,6 +231,8 @@ class GenerationConfig(StrictModel):
     llm_model: str | None = None
     # judgeforge addition: calls allowed per requested example before a class quota is given up.
     max_attempts_per_example: float = Field(default=3.0, ge=1)
+    # judgeforge addition: the share of total_examples a run may fall short by and still succeed.
+    max_shortfall_fraction: float = Field(default=0.1, ge=0, le=1)
 
     @field_validator("label_distribution", mode="before")
     @classmethod
@@ -316,6 +326,8 @@ class LabellingConfig(StrictModel):
     judge_model: str | None = None
     disagreement_policy: Literal["keep", "relabel", "drop"] = "keep"
     invalid_answer_retries: int = Field(default=2, ge=0)
+    # the share of rows the judge may leave unlabelled because its requests failed
+    max_unlabelled_fraction: float = Field(default=0.1, ge=0, le=1)
 
     def rule_problems(self, path: str) -> list[Problem]:
         """Return every broken labelling rule."""

@@ -25,11 +25,17 @@ ADDITIONS = {
     "data_generation.generation.async_config.request_timeout_seconds",
     "data_generation.generation.async_config.max_retries",
     "data_generation.generation.async_config.adaptive_concurrency",
+    "data_generation.generation.async_config.retry_budget_seconds",
+    "data_generation.generation.async_config.max_connection_failures",
+    "data_generation.generation.async_config.requests_per_minute",
+    "data_generation.generation.async_config.tokens_per_minute",
     "data_generation.generation.max_attempts_per_example",
+    "data_generation.generation.max_shortfall_fraction",
     "data_generation.labelling.judge_provider",
     "data_generation.labelling.judge_model",
     "data_generation.labelling.disagreement_policy",
     "data_generation.labelling.invalid_answer_retries",
+    "data_generation.labelling.max_unlabelled_fraction",
 }
 
 

@@ -6,6 +6,8 @@ redacted: it never carries an API key. The command line shows them without a tra
 
 from __future__ import annotations
 
+import math
+
 
 class ProviderError(RuntimeError):
     """The provider cannot serve this run at all; retrying or carrying on would only waste it."""
@@ -21,6 +23,13 @@ class ProviderUnreachable(ProviderError):
 
 class DeliveryShortfall(RuntimeError):
     """A stage delivered less than asked beyond its tolerance; what it did make is kept (cache, report)."""
+
+
+def shortfall(requested: int, delivered: int, max_fraction: float) -> dict[str, object]:
+    """Return how far a stage fell short of what was asked, and whether that is within tolerance."""
+    allowed = math.floor(requested * max_fraction + 1e-9)
+    short_by = max(0, requested - delivered)
+    return {"short_by": short_by, "max_shortfall_fraction": max_fraction, "allowed": allowed, "within_tolerance": short_by <= allowed}
 
 
 # What to fix when a provider refuses a run with this HTTP status.

@@ -3,7 +3,11 @@
 from kedro.pipeline import Node, Pipeline
 
 from judgeforge.pipelines.label_only.nodes import assemble_labelled_dataset, prepare_rows_to_label
-from judgeforge.pipelines.labelling.nodes import build_labelling_report, judge_train_rows
+from judgeforge.pipelines.labelling.nodes import (
+    build_labelling_report,
+    judge_train_rows,
+    require_labels,
+)
 from judgeforge.pipelines.labelling.pipeline import COLUMNS, LABELLING, OUTPUT, metric_pipeline
 
 
@@ -25,9 +29,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 assemble_labelled_dataset,
-                inputs=["label_only_rows", "judge_labels", "holdout_table", COLUMNS, OUTPUT],
+                inputs=["label_only_rows", "checked_judge_labels", "holdout_table", COLUMNS, OUTPUT],
                 outputs="labelled_dataset",
                 name="assemble_labelled_dataset",
+            ),
+            Node(
+                require_labels,
+                inputs=["judge_labels", "labelling_report"],
+                outputs="checked_judge_labels",
+                name="require_label_only_labels",
             ),
             Node(
                 build_labelling_report,

@@ -31,6 +31,8 @@ SYSTEM_PROMPT = (
 JUDGE_MAX_TOKENS = 400
 OK = "ok"
 INVALID = "invalid"
+# How a verdict's detail starts when the judge's request itself failed (no answer to read).
+REQUEST_FAILED = "request failed"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -114,7 +116,7 @@ def judge_rows(client: Any, metric: MetricConfig, features: Sequence[str], rows:
         responses = asyncio.run(client.generate(requests)) if requests else []
         still_invalid = []
         for index, response in zip(pending, responses):
-            label, rationale, problem = parse_answer(response.text, metric) if response.ok else (None, "", f"request failed: {response.error}")
+            label, rationale, problem = parse_answer(response.text, metric) if response.ok else (None, "", f"{REQUEST_FAILED}: {response.error}")
             if label is not None:
                 verdicts[index] = Verdict(label, rationale, OK, attempt, "")
             else:

@@ -21,7 +21,8 @@ from judgeforge.config.data_generation import (
     MetricConfig,
     OutputConfig,
 )
-from judgeforge.pipelines.labelling.judge import OK, judge_rows
+from judgeforge.llm.errors import DeliveryShortfall, shortfall
+from judgeforge.pipelines.labelling.judge import OK, REQUEST_FAILED, judge_rows
 from judgeforge.pipelines.labelling.metric_extraction import (
     derive_metric,
     missing_parts,
@@ -90,8 +91,27 @@ def judge_train_rows(
     invalid = int((table[STATUS] != OK).sum())
     if invalid:
         log.warning("the judge gave no valid answer for %d of %d rows; they are listed as invalid in judge_labels", invalid, len(table))
-    stats = {"status": "ok", "provider": judge_llm.provider, "model": judge_llm.model, "usage": judge_llm.usage.as_dict()}
+    failed = int(((table[STATUS] != OK) & table[DETAIL].str.startswith(REQUEST_FAILED)).sum())
+    stats = {
+        "status": "ok",
+        "provider": judge_llm.provider,
+        "model": judge_llm.model,
+        "usage": judge_llm.usage.as_dict(),
+        "unlabelled_by_failed_requests": {**shortfall(len(table), len(table) - failed, labelling.max_unlabelled_fraction), "first_error": next(iter(table.loc[table[DETAIL].str.startswith(REQUEST_FAILED), DETAIL]), None)},
+    }
     return table[JUDGE_COLUMNS], stats
+
+
+def require_labels(judge_labels: pd.DataFrame, labelling_report: dict[str, Any]) -> pd.DataFrame:
+    """Return the judge labels when failed requests left few enough rows unlabelled (else raise)."""
+    gap = labelling_report.get("unlabelled_by_failed_requests")
+    if gap is None or gap["within_tolerance"]:
+        return judge_labels
+    raise DeliveryShortfall(
+        f"the judge could not label {gap['short_by']} of {len(judge_labels)} rows because its requests failed "
+        f"(labelling.max_unlabelled_fraction {gap['max_shortfall_fraction']:g} allows {gap['allowed']}); "
+        f"first failure: {gap['first_error']}. The labels and every paid answer are kept: a re-run continues from the cache"
+    )
 
 
 def policy_actions(judge_labels: pd.DataFrame, policy: str) -> pd.Series:
@@ -156,6 +176,7 @@ def build_labelling_report(
             "dropped": int(actions.get(DROP, 0)),
         },
         "usage": judge_stats["usage"],
+        "unlabelled_by_failed_requests": judge_stats["unlabelled_by_failed_requests"],
     }
 
 

@@ -7,6 +7,7 @@ from judgeforge.pipelines.labelling.nodes import (
     build_labelling_report,
     extract_metric,
     judge_train_rows,
+    require_labels,
     train_rows,
 )
 
@@ -42,9 +43,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 apply_disagreement_policy,
-                inputs=["generated_dataset", "judge_labels", COLUMNS, LABELLING, OUTPUT],
+                inputs=["generated_dataset", "checked_judge_labels", COLUMNS, LABELLING, OUTPUT],
                 outputs="labelled_dataset",
                 name="apply_disagreement_policy",
+            ),
+            Node(
+                require_labels,
+                inputs=["judge_labels", "labelling_report"],
+                outputs="checked_judge_labels",
+                name="require_labels",
             ),
             Node(
                 build_labelling_report,
