@@ -20,13 +20,14 @@ In tests (the server runs in a background thread of the test process)::
 
 How an answer is chosen, for each request in arrival order:
 1. the next reply queued with `enqueue(...)` (a canned sequence: 429 then 500 then OK ...);
-2. else the responder set with `respond_with(fn)`: `fn(request: ReceivedRequest) -> Reply`,
+2. else the provider-wide modes, which a gateway applies before any model answers:
+   `refuse_status` answers every call with that error (401, 403, 404 model not found, 429
+   insufficient_quota); `token_bucket(rate, capacity)` admits `rate` calls per second and
+   answers the rest 429 at once with a Retry-After just above the refill time (and, with
+   `headers=True`, OpenAI's `x-ratelimit-*-requests` headers on every answer);
+3. else the responder set with `respond_with(fn)`: `fn(request: ReceivedRequest) -> Reply`,
    which can read `request.body` (the parsed JSON), `request.last_user_message`,
    `request.path`, and script wrong labels, duplicates, malformed JSON per prompt;
-3. else the provider-wide modes: `refuse_status` answers every call with that error (401, 403,
-   404 model not found, ...); `token_bucket(rate, capacity)` admits `rate` calls per second
-   and answers the rest 429 at once with a Retry-After just above the refill time (and, with
-   `rate_limit_headers=True`, OpenAI's `x-ratelimit-*-requests` headers on every answer);
 4. else the random faults (`rate_429`, `rate_500`, seeded by `seed`);
 5. else the default: chat echoes `echo: <last user message>`, embeddings are a
    deterministic vector per text, Gemini echoes in its own payload format.
@@ -383,8 +384,6 @@ class OpenAIServer:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
-        if self._responder is not None:
-            return self._responder(received)
         if self.refuse_status is not None:
             return refusal(self.refuse_status, received.body)
         if self._bucket is not None:
@@ -392,6 +391,8 @@ class OpenAIServer:
             if wait is not None:
                 return Reply.error(429, "Rate limit reached for requests (scripted bucket)",
                                    retry_after=round(wait, 4))._replace_at_once()
+        if self._responder is not None:
+            return self._responder(received)
         with self._lock:
             draw = self._random.random()
         if draw < self.rate_429:
