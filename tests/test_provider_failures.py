@@ -14,7 +14,6 @@ from tests.support.openai_server import OpenAIServer, Reply, closed_port_url
 from tests.test_sdk_and_command_line import example_answers
 
 KEY = "sk-door-test-0123456789"
-CACHE = "data/02_intermediate/llm_cache.sqlite"
 
 
 def judgeforge_run(project: Path, run_yaml: Path) -> subprocess.CompletedProcess[str]:

@@ -91,14 +91,7 @@ def judge_train_rows(
     invalid = int((table[STATUS] != OK).sum())
     if invalid:
         log.warning("the judge gave no valid answer for %d of %d rows; they are listed as invalid in judge_labels", invalid, len(table))
-    failed = int(((table[STATUS] != OK) & table[DETAIL].str.startswith(REQUEST_FAILED)).sum())
-    stats = {
-        "status": "ok",
-        "provider": judge_llm.provider,
-        "model": judge_llm.model,
-        "usage": judge_llm.usage.as_dict(),
-        "unlabelled_by_failed_requests": {**shortfall(len(table), len(table) - failed, labelling.max_unlabelled_fraction), "first_error": next(iter(table.loc[table[DETAIL].str.startswith(REQUEST_FAILED), DETAIL]), None)},
-    }
+    stats = {"status": "ok", "provider": judge_llm.provider, "model": judge_llm.model, "usage": judge_llm.usage.as_dict()}
     return table[JUDGE_COLUMNS], stats
 
 
@@ -150,6 +143,7 @@ def build_labelling_report(
     valid = judge_labels[STATUS] == OK
     compared = judge_labels[valid & judge_labels[GENERATOR_LABEL].notna()]
     invalid = judge_labels[~valid]
+    failed = invalid[invalid[DETAIL].str.startswith(REQUEST_FAILED)]
     actions = policy_actions(judge_labels, labelling.disagreement_policy).value_counts()
     return {
         "status": "ok",
@@ -176,7 +170,10 @@ def build_labelling_report(
             "dropped": int(actions.get(DROP, 0)),
         },
         "usage": judge_stats["usage"],
-        "unlabelled_by_failed_requests": judge_stats["unlabelled_by_failed_requests"],
+        "unlabelled_by_failed_requests": {
+            **shortfall(len(judge_labels), len(judge_labels) - len(failed), labelling.max_unlabelled_fraction),
+            "first_error": next(iter(failed[DETAIL]), None),
+        },
     }
 
 
