@@ -9,6 +9,10 @@ Three workloads, each server in its own process and each measurement in its own 
 - random 429 (latency 0.2 s): 20 % of calls answered 429 with `Retry-After: 1` after the latency; C=64,
   1,600 calls. Reported: calls/s ÷ (C / latency).
 - no 429 (latency 0.2 s): C=256, 6,400 calls. Reported: calls/s ÷ (C / latency).
+- pipeline (`--only pipeline`): `judgeforge run -c` on the binary example, data generation
+  only, against a bucket admitting 20 calls/s (burst 2, latency 0.05 s), C=64, 300 examples one
+  per call, in a copy of each tree (`git archive`). Reported: exit status, wall seconds,
+  delivered, 429s, and the command's last line.
 
     PYTHONPATH=src .venv/bin/python benchmarks/rate_limits.py [--repeats 3] [--baseline main]
 
@@ -120,14 +124,69 @@ def worker(base_url: str, concurrency: int, calls: int, tag: str, cache_path: st
     print(json.dumps({"delivered": sum(r.ok for r in responses), "seconds": seconds}))
 
 
-def baseline_source(ref: str) -> Path:
-    """`src/` of a git ref, unpacked into a temporary folder."""
+def checkout(ref: str, *paths: str) -> Path:
+    """Those paths of a git ref, unpacked into a temporary folder."""
     target = Path(tempfile.mkdtemp(prefix=f"jf-{ref}-"))
     archive = subprocess.run(
-        ["git", "archive", ref, "src"], cwd=ROOT, check=True, capture_output=True
+        ["git", "archive", ref, *paths], cwd=ROOT, check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target / "src"
+    return target
+
+
+def pipeline_run(ref: str, base_url: str) -> dict[str, Any]:
+    """`judgeforge run -c` of the binary example (generation only) in a copy of `ref`; its figures."""
+    import yaml
+
+    project = checkout(ref, "src", "conf", "examples", "data", "pyproject.toml")
+    config = yaml.safe_load(
+        (project / "examples/binary_single_customer_complaint.yaml").read_text()
+    )
+    config["run_steps"] = ["data_generation"]
+    generation = config["data_generation"]
+    generation["llm"] = {
+        "provider": "openai",
+        "model": "bench-model",
+        "embedding_model": "text-embedding-3-small",
+        "base_url": base_url,
+    }
+    generation["generation"].update(
+        {
+            "total_examples": 300,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 64},
+        }
+    )
+    generation["data_quality_metrics"]["enabled"] = False
+    generation["output"]["push_to_hub"] = False
+    (project / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    control(base_url, "reset")
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(project / "src"),
+        "OPENAI_API_KEY": "sk-bench",
+        "KEDRO_DISABLE_TELEMETRY": "1",
+    }
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "judgeforge", "run", "-c", "run.yaml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+    )
+    seconds = time.perf_counter() - started
+    report_file = project / "data/08_reporting/generation_report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {}
+    lines = result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or [""]
+    return {
+        "exit": result.returncode,
+        "seconds": seconds,
+        "delivered": report.get("delivered_total"),
+        "server": control(base_url, "stats"),
+        "last_line": lines[-1][-200:],
+    }
 
 
 def report(
@@ -154,11 +213,24 @@ def main() -> None:
     parser.add_argument(
         "--bucket-latency", type=float, default=0.05, help="seconds per admitted call"
     )
-    parser.add_argument("--only", choices=["bucket", "random", "plain"], default=None)
+    parser.add_argument("--only", choices=["bucket", "random", "plain", "pipeline"], default=None)
     args = parser.parse_args()
+    if args.only == "pipeline":
+        server = ["--bucket-rate", "20", "--bucket-capacity", "2"]
+        print("pipeline: binary example, 300 examples one per call, C=64, bucket 20/s", flush=True)
+        with loopback_server(0.05, *server, "--json-examples") as base_url:
+            for ref in ["HEAD", *([args.baseline] if args.baseline else [])]:
+                run = pipeline_run(ref, base_url)
+                counts = run["server"]["status_counts"]
+                print(
+                    f"  {ref:<9} exit {run['exit']}  {run['seconds']:.1f} s  delivered {run['delivered']}/300  "
+                    f"200s {counts.get('200', 0)}  429s {counts.get('429', 0)}  last line: {run['last_line']}",
+                    flush=True,
+                )
+        return
     sources = {"this tree": ROOT / "src"}
     if args.baseline:
-        sources[args.baseline] = baseline_source(args.baseline)
+        sources[args.baseline] = checkout(args.baseline, "src") / "src"
 
     def compare(
         title: str,

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
-from tests.support.openai_server import OpenAIServer, Reply, closed_port_url
-from tests.test_sdk_and_command_line import example_answers
+from tests.support.openai_server import OpenAIServer, Reply, closed_port_url, example_answers
 
 KEY = "sk-door-test-0123456789"
 
@@ -19,16 +18,32 @@ KEY = "sk-door-test-0123456789"
 def judgeforge_run(project: Path, run_yaml: Path) -> subprocess.CompletedProcess[str]:
     """`judgeforge run -c run_yaml` in the project copy, with a key in the environment."""
     environment = {**os.environ, "OPENAI_API_KEY": KEY, "KEDRO_DISABLE_TELEMETRY": "1"}
-    return subprocess.run([sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)], cwd=project,
-                          capture_output=True, text=True, timeout=600, check=False, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=environment,
+    )
 
 
-def run_yaml(base_url: str, target: Path, total: int = 4, concurrency: int = 4, **engine: object) -> Path:
+def run_yaml(
+    base_url: str, target: Path, total: int = 4, concurrency: int = 4, **engine: object
+) -> Path:
     """The first example, generating `total` rows one per call through `base_url`."""
     return loopback_run_yaml(
-        EXAMPLES[0], base_url, target, run_steps=["data_generation"],
+        EXAMPLES[0],
+        base_url,
+        target,
+        run_steps=["data_generation"],
         data_generation__generation__total_examples=total,
-        data_generation__generation__async_config={"max_concurrent_requests": concurrency, "max_retries": 1, **engine},
+        data_generation__generation__async_config={
+            "max_concurrent_requests": concurrency,
+            "max_retries": 1,
+            **engine,
+        },
     )
 
 
@@ -41,17 +56,28 @@ def cached_answers(project: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
 
-def test_an_endpoint_nobody_listens_on_fails_the_run_with_one_line(project_copy: Path, tmp_path: Path) -> None:
-    result = judgeforge_run(project_copy, run_yaml(closed_port_url(), tmp_path / "run.yaml", max_connection_failures=4))
+def test_an_endpoint_nobody_listens_on_fails_the_run_with_one_line(
+    project_copy: Path, tmp_path: Path
+) -> None:
+    result = judgeforge_run(
+        project_copy, run_yaml(closed_port_url(), tmp_path / "run.yaml", max_connection_failures=4)
+    )
     assert result.returncode != 0
-    assert "openai: 4 connection attempts in a row failed (last: cannot connect to http://127.0.0.1:" in result.stderr
+    assert (
+        "openai: 4 connection attempts in a row failed (last: cannot connect to http://127.0.0.1:"
+        in result.stderr
+    )
     assert "completed successfully" not in result.stdout + result.stderr
     assert not (project_copy / "data/03_primary/synthetic_examples.parquet").exists()
 
 
-def test_a_refused_key_stops_the_run_at_the_first_answer(project_copy: Path, openai_server: OpenAIServer, tmp_path: Path) -> None:
+def test_a_refused_key_stops_the_run_at_the_first_answer(
+    project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
+) -> None:
     openai_server.refuse_status = 401
-    result = judgeforge_run(project_copy, run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=40))
+    result = judgeforge_run(
+        project_copy, run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=40)
+    )
     assert result.returncode != 0
     line = f"openai at {openai_server.base_url}/chat/completions answered HTTP 401"
     assert line in result.stderr and "the API key was refused" in result.stderr
@@ -83,11 +109,16 @@ def test_a_run_refused_midway_keeps_its_answers_and_the_rerun_sends_only_the_res
     assert report["delivered_total"] == 8 and report["usage"]["cache_hits"] == 5
 
 
-def test_a_rate_limited_endpoint_is_held_and_everything_delivered(project_copy: Path, openai_server: OpenAIServer, tmp_path: Path) -> None:
+def test_a_rate_limited_endpoint_is_held_and_everything_delivered(
+    project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
+) -> None:
     openai_server.latency = 0.02
     openai_server.token_bucket(rate=20, capacity=2)
     openai_server.respond_with(example_answers)
-    result = judgeforge_run(project_copy, run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=100, concurrency=16))
+    result = judgeforge_run(
+        project_copy,
+        run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=100, concurrency=16),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
     assert report["delivered_total"] == 100 and report["shortfall"]["short_by"] == 0
@@ -99,7 +130,9 @@ def test_a_run_that_delivers_too_little_fails_after_writing_its_report(
     project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
 ) -> None:
     openai_server.respond_with(lambda request: Reply.error(500, "model overloaded"))
-    result = judgeforge_run(project_copy, run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=4))
+    result = judgeforge_run(
+        project_copy, run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=4)
+    )
     assert result.returncode != 0
     assert "synthesis delivered 0 of 4 examples, short by 4" in result.stderr
     assert "HTTP 500: model overloaded" in result.stderr

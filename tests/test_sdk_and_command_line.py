@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,17 +16,7 @@ from judgeforge.command_line import main
 from judgeforge.config import load_run_config
 from judgeforge.sdk import data_generation_pipelines, stages_for_steps
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
-from tests.support.openai_server import Reply
-
-
-def example_answers(request) -> Reply:
-    """Answer a generation call with one new example whose fields are read from the prompt."""
-    fields = re.findall(r"^- (\w+): ", request.last_user_message.split("Each example has these fields:")[1], flags=re.MULTILINE)
-    number = next(_counter)
-    return Reply.json({"examples": [{field: f"Generated {field} number {number} for the test" for field in fields}]})
-
-
-_counter = itertools.count()
+from tests.support.openai_server import example_answers
 
 
 def test_examples_cover_the_four_metric_shapes() -> None:

@@ -16,7 +16,9 @@ def ask(count: int, tag: str = "p") -> list[LLMRequest]:
     return [LLMRequest.from_prompt(f"{tag} {i}") for i in range(count)]
 
 
-def test_a_token_bucket_is_held_everything_delivered_with_fewer_429s_than_requests(server, make_client):
+def test_a_token_bucket_is_held_everything_delivered_with_fewer_429s_than_requests(
+    server, make_client
+):
     server.latency = 0.02
     server.token_bucket(rate=50, capacity=5)
     client = make_client(max_concurrent_requests=32)
@@ -109,7 +111,8 @@ def test_pacing_releases_waiting_requests_at_the_rate_and_learns_a_faster_one_at
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("1", 1.0), ("0.5", 0.5), ("20ms", 0.02), ("1s", 1.0), ("6m0s", 360.0), ("1h2m3.5s", 3723.5)]
+    ("text", "seconds"),
+    [("1", 1.0), ("0.5", 0.5), ("20ms", 0.02), ("1s", 1.0), ("6m0s", 360.0), ("1h2m3.5s", 3723.5)],
 )
 def test_openai_reset_durations(text, seconds):
     assert duration_seconds(text) == pytest.approx(seconds)

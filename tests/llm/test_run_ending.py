@@ -34,8 +34,12 @@ def test_a_refused_run_stops_at_the_first_answer_with_one_line(server, make_clie
     assert client.usage.retries == 0
 
 
-def test_answers_before_a_refusal_stay_cached_and_the_rerun_sends_only_the_rest(server, make_client):
-    server.respond_with(lambda r: Reply.error(401, "key revoked") if r.last_user_message == "p 5" else Reply())
+def test_answers_before_a_refusal_stay_cached_and_the_rerun_sends_only_the_rest(
+    server, make_client
+):
+    server.respond_with(
+        lambda r: Reply.error(401, "key revoked") if r.last_user_message == "p 5" else Reply()
+    )
     with pytest.raises(ProviderRejected):
         asyncio.run(make_client(max_concurrent_requests=1).generate(ask(10)))
     assert [r.status for r in server.requests] == [200] * 5 + [401]
@@ -48,10 +52,20 @@ def test_answers_before_a_refusal_stay_cached_and_the_rerun_sends_only_the_rest(
 
 
 def test_an_endpoint_refusing_connections_stops_the_run_after_a_short_streak(cache_path):
-    client = build_llm_client("openai", "m", base_url=closed_port_url(), api_key=TEST_KEY, cache_path=cache_path,
-                              max_concurrent_requests=2, max_connection_failures=3, backoff_base_seconds=0.01,
-                              show_progress=False)
-    with pytest.raises(ProviderUnreachable, match="3 connection attempts in a row failed") as unreachable:
+    client = build_llm_client(
+        "openai",
+        "m",
+        base_url=closed_port_url(),
+        api_key=TEST_KEY,
+        cache_path=cache_path,
+        max_concurrent_requests=2,
+        max_connection_failures=3,
+        backoff_base_seconds=0.01,
+        show_progress=False,
+    )
+    with pytest.raises(
+        ProviderUnreachable, match="3 connection attempts in a row failed"
+    ) as unreachable:
         asyncio.run(client.generate(ask(20)))
     assert "cannot connect to http://127.0.0.1:" in str(unreachable.value)
     assert client.usage.retries <= 3
@@ -67,7 +81,9 @@ def test_exhausted_quota_names_its_fix(server, make_client):
 
 def test_embeddings_that_fail_keep_the_batches_that_worked(server, make_client):
     texts = [f"text {i}" for i in range(200)]  # two batches of the embeddings endpoint
-    server.respond_with(lambda r: Reply.error(400, "bad input") if "text 150" in r.body["input"] else Reply())
+    server.respond_with(
+        lambda r: Reply.error(400, "bad input") if "text 150" in r.body["input"] else Reply()
+    )
     client = make_client(max_concurrent_requests=1)
     with pytest.raises(EmbeddingError, match="1 of 2 embedding calls failed") as failed:
         asyncio.run(client.embed(texts))

@@ -53,8 +53,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import random
+import re
 import socket
 import sys
 import threading
@@ -209,6 +211,18 @@ class TokenBucket:
     def _refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = max(self.updated, now)
+
+
+def example_answers(request: ReceivedRequest) -> Reply:
+    """Answer a judgeforge generation call with one new example whose fields are read from the prompt."""
+    prompt = request.last_user_message
+    listed = prompt.split("Each example has these fields:")[1] if "Each example has these fields:" in prompt else ""
+    fields = re.findall(r"^- (\w+): ", listed, flags=re.MULTILINE) or ["text"]
+    number = next(_example_numbers)
+    return Reply.json({"examples": [{field: f"Generated {field} number {number} for the test" for field in fields}]})
+
+
+_example_numbers = itertools.count()
 
 
 def closed_port_url() -> str:
@@ -507,6 +521,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bucket-capacity", type=float, default=None, help="default: rate / 10")
     parser.add_argument("--bucket-margin", type=float, default=0.005, help="Retry-After margin, s")
     parser.add_argument("--rate-headers", action="store_true", help="send x-ratelimit-* headers")
+    parser.add_argument("--json-examples", action="store_true", help="answer generation calls with new examples")
     args = parser.parse_args(argv)
     server = OpenAIServer(latency=args.latency, rate_429=args.rate_429, rate_500=args.rate_500,
                           retry_after=args.retry_after, seed=args.seed, port=args.port,
@@ -514,6 +529,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.bucket_rate:
         server.token_bucket(args.bucket_rate, args.bucket_capacity or max(1.0, args.bucket_rate / 10),
                             retry_margin=args.bucket_margin, headers=args.rate_headers)
+    if args.json_examples:
+        server.respond_with(example_answers)
     server.start()
     print(f"READY {server.base_url}", flush=True)
     threading.Event().wait()
