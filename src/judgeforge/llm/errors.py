@@ -42,10 +42,13 @@ NO_QUOTA = "the account has no quota or credit left: add credit or use another k
 
 
 def run_refusal(
-    status: int, detail: str, where: str, *, no_quota: bool = False
+    status: int, detail: str, where: str, *, no_quota: bool = False, bad_key: bool = False
 ) -> ProviderRejected | None:
-    """The error ending the run when a status means every request would fail alike, else None."""
-    fix = NO_QUOTA if no_quota else _REFUSALS.get(status)
+    """The error ending the run when a status means every request would fail alike, else None.
+
+    `bad_key` marks a refused key answered with another status (Gemini says 400 API_KEY_INVALID).
+    """
+    fix = NO_QUOTA if no_quota else _REFUSALS.get(401 if bad_key else status)
     if fix is None:
         return None
     return ProviderRejected(f"{where} answered HTTP {status}: {detail}; {fix}")

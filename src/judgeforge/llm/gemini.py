@@ -68,9 +68,12 @@ def parse_gemini_response(response: types.GenerateContentResponse) -> LLMRespons
 def gemini_error(error: genai_errors.APIError, where: str = "gemini") -> Exception:
     """The error an SDK APIError stands for: retryable, permanent, or ending the run."""
     detail = f"HTTP {error.code} {error.status}: {str(error.message)[:_DETAIL_CHARS]}"
-    # Gemini answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
-    status = 401 if "API_KEY_INVALID" in str(error.details) else error.code
-    refusal = run_refusal(status, f"{error.status}: {str(error.message)[:_DETAIL_CHARS]}", where)
+    refusal = run_refusal(
+        error.code,
+        f"{error.status}: {str(error.message)[:_DETAIL_CHARS]}",
+        where,
+        bad_key="API_KEY_INVALID" in str(error.details),  # Gemini's 400 for a bad key
+    )
     if refusal is not None:
         return refusal
     if error.code == 429 or error.code in (408, 409) or error.code >= 500:
