@@ -29,8 +29,10 @@ How an answer is chosen, for each request in arrival order:
    which can read `request.body` (the parsed JSON), `request.last_user_message`,
    `request.path`, and script wrong labels, duplicates, malformed JSON per prompt;
 4. else the random faults (`rate_429`, `rate_500`, seeded by `seed`);
-5. else the default: chat echoes `echo: <last user message>`, embeddings are a
-   deterministic vector per text, Gemini echoes in its own payload format.
+5. else `default_responder(request)` when set (it survives `reset()`; the standalone
+   `--json-examples` sets it to `example_answers`), else the default: chat echoes
+   `echo: <last user message>`, embeddings are a deterministic vector per text, Gemini
+   echoes in its own payload format.
 
 Replies: `Reply.text(content)`, `Reply.json(obj)` (content = JSON text), `Reply.error(status,
 retry_after=..., code=...)`, `Reply.malformed()` (200 with a broken JSON body),
@@ -243,6 +245,8 @@ class OpenAIServer:
         self.refuse_status = refuse_status
         self._bucket: TokenBucket | None = None
         self.rate_limit_headers = False
+        # Replaces the echo default; unlike respond_with, reset() keeps it (a standalone mode).
+        self.default_responder: Responder | None = None
         self.rate_429 = rate_429
         self.rate_500 = rate_500
         self.retry_after = retry_after
@@ -413,7 +417,7 @@ class OpenAIServer:
             return Reply.error(429, "rate limited (scripted)", retry_after=self.retry_after)
         if draw < self.rate_429 + self.rate_500:
             return Reply.error(500, "server error (scripted)")
-        return Reply()
+        return self.default_responder(received) if self.default_responder else Reply()
 
     def _record(self, received: ReceivedRequest) -> None:
         with self._lock:
@@ -530,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
         server.token_bucket(args.bucket_rate, args.bucket_capacity or max(1.0, args.bucket_rate / 10),
                             retry_margin=args.bucket_margin, headers=args.rate_headers)
     if args.json_examples:
-        server.respond_with(example_answers)
+        server.default_responder = example_answers
     server.start()
     print(f"READY {server.base_url}", flush=True)
     threading.Event().wait()
