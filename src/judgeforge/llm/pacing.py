@@ -22,7 +22,7 @@ RATE_WINDOW_SECONDS = 1.0
 # The shortest span an admitted rate is measured over (right after the first answers).
 MIN_RATE_WINDOW_SECONDS = 0.1
 # Learned pacing sends this much more than was admitted: enough to use the whole limit and to
-# notice when it grows (the rate can rise 25 % per window), few enough refusals (a fifth).
+# notice when it grows, few enough refusals (a fifth of the starts).
 HEADROOM = 1.25
 # Each admitted request raises the learned rate by this many requests/s: unthrottled, the rate
 # doubles every 0.25 s (d rate/dt = GROWTH × rate); each 429 caps it again at HEADROOM × admitted.
@@ -35,6 +35,8 @@ CATCH_UP_SECONDS = 0.01
 DISPATCH_NAP_SECONDS = 0.05
 # Weight of a new observation in the average of header-announced rates.
 HEADER_SMOOTHING = 0.2
+# Announced limits pace requests once no more than this share of the limit remains.
+LOW_REMAINING_FRACTION = 0.1
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -154,15 +156,21 @@ class RateGovernor:
             self.pauses += 1
 
     def on_rate_headers(self, headers: Mapping[str, str]) -> None:
-        """Learn the refill rate from OpenAI-style `x-ratelimit-{limit,remaining,reset}-requests`."""
+        """Pace to the refill rate OpenAI-style `x-ratelimit-*-requests` headers announce, near the limit.
+
+        With `remaining` of `limit` requests left and `reset` seconds until the bucket is full
+        again, it refills at (limit - remaining) / reset requests per second.
+        """
         try:
             limit = float(headers["x-ratelimit-limit-requests"])
             remaining = float(headers["x-ratelimit-remaining-requests"])
             reset = duration_seconds(headers["x-ratelimit-reset-requests"])
         except (KeyError, ValueError):
             return
-        if limit <= remaining or reset <= 0:
-            return  # a full bucket says nothing about how fast it refills
+        if remaining > LOW_REMAINING_FRACTION * limit or reset <= 0:
+            # Far from the limit: no pace needed, and a coarse reset time would misjudge the rate.
+            self.announced_rate = None
+            return
         observed = (limit - remaining) / reset
         previous = self.announced_rate
         self.announced_rate = (
