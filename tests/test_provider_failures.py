@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.openai_server import OpenAIServer, Reply, closed_port_url, example_answers
 
@@ -139,3 +141,59 @@ def test_a_run_that_delivers_too_little_fails_after_writing_its_report(
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
     assert report["delivered_total"] == 0 and report["shortfall"]["within_tolerance"] is False
     assert "completed successfully" not in result.stdout + result.stderr
+
+
+def kedro_run(project: Path, base_url: str, total: int) -> subprocess.CompletedProcess[str]:
+    """`kedro run --pipelines ingestion,synthesis` in the project copy, generation through `base_url`."""
+    local = {
+        "data_generation": {
+            "llm": {
+                "provider": "openai",
+                "model": "test-model",
+                "embedding_model": "text-embedding-3-small",
+                "base_url": base_url,
+            },
+            "generation": {
+                "total_examples": total,
+                "examples_per_call": 1,
+                "async_config": {"max_concurrent_requests": 2, "max_retries": 1},
+            },
+        }
+    }
+    (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    environment = {**os.environ, "OPENAI_API_KEY": KEY, "KEDRO_DISABLE_TELEMETRY": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=environment,
+    )
+
+
+def test_the_kedro_door_stops_on_a_refused_key_and_on_a_shortfall(
+    project_copy: Path, openai_server: OpenAIServer
+) -> None:
+    openai_server.refuse_status = 403
+    refused = kedro_run(project_copy, openai_server.base_url, total=10)
+    assert refused.returncode != 0
+    said = " ".join(refused.stderr.split())  # Kedro's traceback (until the one-line rework) wraps lines
+    assert "answered HTTP 403" in said and "permission denied: the key lacks access" in said
+    assert len(openai_server.requests) <= 2
+
+    openai_server.refuse_status = None
+    openai_server.reset()
+    openai_server.respond_with(lambda request: Reply.text("not an example at all"))
+    short = kedro_run(project_copy, openai_server.base_url, total=4)
+    assert short.returncode != 0
+    assert "synthesis delivered 0 of 4 examples" in " ".join(short.stderr.split())
+    report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
+    assert report["shortfall"] == {
+        "short_by": 4,
+        "max_shortfall_fraction": 0.1,
+        "allowed": 0,
+        "within_tolerance": False,
+    }
+    assert cached_answers(project_copy) == len(openai_server.requests)  # every paid answer kept
