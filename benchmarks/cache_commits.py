@@ -25,7 +25,9 @@ def microseconds_per_answer(batch: int, answers: int, tag: str) -> float:
         cache = ResponseCache(Path(folder) / "cache.sqlite")
         started = time.perf_counter()
         for first in range(0, answers, batch):
-            cache.put_responses("p", "m", {f"{tag}-{i}": RECORD for i in range(first, first + batch)})
+            cache.put_responses(
+                "p", "m", {f"{tag}-{i}": RECORD for i in range(first, first + batch)}
+            )
         seconds = time.perf_counter() - started
         cache.close()
     return seconds / answers * 1e6
@@ -37,9 +39,15 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=4096)
     args = parser.parse_args()
     for batch in (1, 6, 64):
-        runs = [microseconds_per_answer(batch, args.answers, f"{batch}-{r}") for r in range(args.repeats)]
-        print(f"{batch:>3} answers per commit: {statistics.median(runs):6.1f} us per answer (median; runs "
-              f"{[round(run, 1) for run in runs]})", flush=True)
+        runs = [
+            microseconds_per_answer(batch, args.answers, f"{batch}-{r}")
+            for r in range(args.repeats)
+        ]
+        print(
+            f"{batch:>3} answers per commit: {statistics.median(runs):6.1f} us per answer (median; runs "
+            f"{[round(run, 1) for run in runs]})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

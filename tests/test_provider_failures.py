@@ -179,7 +179,9 @@ def test_the_kedro_door_stops_on_a_refused_key_and_on_a_shortfall(
     openai_server.refuse_status = 403
     refused = kedro_run(project_copy, openai_server.base_url, total=10)
     assert refused.returncode != 0
-    said = " ".join(refused.stderr.split())  # Kedro's traceback (until the one-line rework) wraps lines
+    said = " ".join(
+        refused.stderr.split()
+    )  # Kedro's traceback (until the one-line rework) wraps lines
     assert "answered HTTP 403" in said and "permission denied: the key lacks access" in said
     assert len(openai_server.requests) <= 2
 

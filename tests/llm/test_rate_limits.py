@@ -125,9 +125,19 @@ def test_a_bad_duration_is_refused():
 
 def test_announced_limits_pace_only_near_exhaustion():
     governor = RateGovernor()
-    governor.on_rate_headers({"x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "9999",
-                              "x-ratelimit-reset-requests": "1s"})
+    governor.on_rate_headers(
+        {
+            "x-ratelimit-limit-requests": "10000",
+            "x-ratelimit-remaining-requests": "9999",
+            "x-ratelimit-reset-requests": "1s",
+        }
+    )
     assert governor.rate is None  # a coarse reset far from the limit would claim 1 request/s
-    governor.on_rate_headers({"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "4",
-                              "x-ratelimit-reset-requests": "2s"})
+    governor.on_rate_headers(
+        {
+            "x-ratelimit-limit-requests": "100",
+            "x-ratelimit-remaining-requests": "4",
+            "x-ratelimit-reset-requests": "2s",
+        }
+    )
     assert governor.rate == pytest.approx(48.0)

@@ -29,7 +29,12 @@ def shortfall(requested: int, delivered: int, max_fraction: float) -> dict[str, 
     """Return how far a stage fell short of what was asked, and whether that is within tolerance."""
     allowed = math.floor(requested * max_fraction + 1e-9)
     short_by = max(0, requested - delivered)
-    return {"short_by": short_by, "max_shortfall_fraction": max_fraction, "allowed": allowed, "within_tolerance": short_by <= allowed}
+    return {
+        "short_by": short_by,
+        "max_shortfall_fraction": max_fraction,
+        "allowed": allowed,
+        "within_tolerance": short_by <= allowed,
+    }
 
 
 # What to fix when a provider refuses a run with this HTTP status.
