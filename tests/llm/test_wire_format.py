@@ -88,3 +88,7 @@ def test_azure_endpoint_routes_by_deployment():
     assert endpoint.chat_url == "https://r.openai.azure.com/openai/deployments/chat-dep/chat/completions?api-version=2024-10-21"
     assert endpoint.embeddings_url.endswith("/deployments/emb-dep/embeddings?api-version=2024-10-21")
     assert "key-123456" not in repr(endpoint)
+
+
+def test_a_503_without_a_wait_is_an_outage_not_throttling():
+    assert http_error(503, {}, b"{}").throttled is False

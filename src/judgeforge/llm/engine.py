@@ -60,8 +60,9 @@ class EngineSettings:
 
     `request_timeout_seconds` is enforced by each transport with its own timer (aiohttp's
     ClientTimeout, google-genai's HttpOptions), which is cheaper than wrapping every call in a task.
-    Retries: throttled attempts (429, 503) are retried until `retry_budget_seconds` have passed
-    since the request's first attempt; other transient failures at most `max_retries` times.
+    Retries: throttled attempts (429, a 503 naming a wait) are retried until
+    `retry_budget_seconds` have passed since the request's first attempt; other transient
+    failures at most `max_retries` times.
     """
 
     max_concurrent_requests: int = 16

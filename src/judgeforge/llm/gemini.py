@@ -77,7 +77,10 @@ def gemini_error(error: genai_errors.APIError, where: str = "gemini") -> Excepti
     if refusal is not None:
         return refusal
     if error.code == 429 or error.code in (408, 409) or error.code >= 500:
-        return TransientError(detail, retry_after=_gemini_retry_after(error), throttled=error.code in (429, 503))
+        wait = _gemini_retry_after(error)
+        # A 503 that names a wait is throttling; without one it is an outage, bounded by max_retries.
+        throttled = error.code == 429 or (error.code == 503 and wait is not None)
+        return TransientError(detail, retry_after=wait, throttled=throttled)
     return PermanentError(detail)
 
 

@@ -155,12 +155,12 @@ def http_error(
     if refusal is not None:
         return refusal
     message = f"HTTP {status}: {detail}"
+    wait = retry_after_seconds(headers)
     if status == 429:
-        return TransientError(message, retry_after=retry_after_seconds(headers), throttled=True)
+        return TransientError(message, retry_after=wait, throttled=True)
     if status in (408, 409) or status >= 500:
-        return TransientError(
-            message, retry_after=retry_after_seconds(headers), throttled=status == 503
-        )
+        # A 503 that names a wait is throttling; without one it is an outage, bounded by max_retries.
+        return TransientError(message, retry_after=wait, throttled=status == 503 and wait is not None)
     return PermanentError(message)
 
 
