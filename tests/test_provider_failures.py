@@ -199,3 +199,35 @@ def test_the_kedro_door_stops_on_a_refused_key_and_on_a_shortfall(
         "within_tolerance": False,
     }
     assert cached_answers(project_copy) == len(openai_server.requests)  # every paid answer kept
+
+
+def test_a_judge_whose_requests_fail_stops_labelling_after_writing_its_labels(
+    project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
+) -> None:
+    def respond(request) -> Reply:
+        schema = request.body.get("response_format", {}).get("json_schema", {}).get("name")
+        return (
+            Reply.error(400, "judge prompt rejected")
+            if schema == "judge_label"
+            else example_answers(request)
+        )
+
+    openai_server.respond_with(respond)
+    config = loopback_run_yaml(
+        next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint"),
+        openai_server.base_url,
+        tmp_path / "run.yaml",
+        run_steps=["data_generation"],
+        data_generation__metric__llmaj_source_prompt="Is this customer message a complaint?\nMessage: {text}",
+        data_generation__labelling={"enabled": True, "invalid_answer_retries": 0},
+    )
+    result = judgeforge_run(project_copy, config)
+    assert result.returncode != 0
+    assert (
+        "the judge could not label" in result.stderr
+        and "HTTP 400: judge prompt rejected" in result.stderr
+    )
+    report = json.loads((project_copy / "data/08_reporting/labelling_report.json").read_text())
+    assert report["unlabelled_by_failed_requests"]["within_tolerance"] is False
+    assert (project_copy / "data/02_intermediate/judge_labels.parquet").exists()
+    assert cached_answers(project_copy) == 4  # the generator's answers, paid and kept
