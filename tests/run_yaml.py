@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import copy
-import itertools
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.conftest import PROJECT_ROOT
-from tests.support.openai_server import Reply
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
 
@@ -33,13 +30,3 @@ def _set(tree: dict, keys: list[str], value: Any) -> None:
     for key in keys[:-1]:
         tree = tree[key]
     tree[keys[-1]] = copy.deepcopy(value)
-
-
-def example_answers(request) -> Reply:
-    """Answer a generation call with one new example whose fields are read from the prompt."""
-    fields = re.findall(r"^- (\w+): ", request.last_user_message.split("Each example has these fields:")[1], flags=re.MULTILINE)
-    number = next(_counter)
-    return Reply.json({"examples": [{field: f"Generated {field} number {number} for the test" for field in fields}]})
-
-
-_counter = itertools.count()

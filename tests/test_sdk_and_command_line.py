@@ -18,7 +18,8 @@ from judgeforge import run_data_generation
 from judgeforge.command_line import main
 from judgeforge.config import load_run_config
 from judgeforge.sdk import data_generation_pipelines, pipeline_name
-from tests.run_yaml import EXAMPLES, example_answers, loopback_run_yaml
+from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.openai_server import example_answers
 
 
 def test_examples_cover_the_four_metric_shapes() -> None:

@@ -7,9 +7,12 @@ import logging
 import sys
 
 from judgeforge.config import ConfigError, load_run_config
+from judgeforge.llm.errors import DeliveryShortfall, ProviderError
 
 # Errors a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, ProviderError, DeliveryShortfall)
+# Of those, the ones that end the run with exit status 2 (a user error, not a bug).
+EXIT_2_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ProviderError, DeliveryShortfall)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             predict_rows(args.model, args.input, args.output)
     except USER_ERRORS as error:
         print(f"judgeforge: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ConfigError) else 1
+        return 2 if isinstance(error, EXIT_2_ERRORS) else 1
     return 0
 
 

@@ -147,10 +147,5 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
             "base_url": None if local_embeddings else llm.base_url,
             "api_version": None if local_embeddings else llm.api_version,
         },
-        "engine": {
-            "max_concurrent_requests": engine.max_concurrent_requests,
-            "request_timeout_seconds": engine.request_timeout_seconds,
-            "max_retries": engine.max_retries,
-            "adaptive_concurrency": engine.adaptive_concurrency,
-        },
+        "engine": engine.model_dump(),
     }

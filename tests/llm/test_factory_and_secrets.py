@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from judgeforge.llm import LLMConfigError, LLMRequest, build_llm_client
+from judgeforge.llm.errors import ProviderRejected
 from judgeforge.llm.openai_compatible import OpenAICompatibleChat
 from tests.llm.conftest import TEST_KEY
 from tests.support.openai_server import Reply
@@ -94,6 +95,8 @@ def test_secrets_never_reach_responses_errors_logs_cache_or_repr(server, make_cl
     def echo_auth(request):
         header = request.headers.get("Authorization", "")
         if request.last_user_message == "fail":
+            return Reply.error(400, f"invalid key {header}")
+        if request.last_user_message == "refuse":
             return Reply.error(401, f"invalid key {header}")
         return Reply.text(f"you sent {header}")
 
@@ -104,6 +107,9 @@ def test_secrets_never_reach_responses_errors_logs_cache_or_repr(server, make_cl
     assert server.requests[0].headers["Authorization"] == f"Bearer {TEST_KEY}"
     assert ok.text == "you sent Bearer ***"
     assert "***" in failed.error and TEST_KEY not in failed.error
+    with pytest.raises(ProviderRejected) as refused:
+        asyncio.run(client.generate([LLMRequest.from_prompt("refuse")]))
+    assert "Bearer ***" in str(refused.value) and TEST_KEY not in str(refused.value)
     assert TEST_KEY not in caplog.text
     assert TEST_KEY not in repr(client) and TEST_KEY not in repr(client.chat)
     assert client.redact(f"prompt with {TEST_KEY} inside") == "prompt with *** inside"

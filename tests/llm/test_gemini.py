@@ -12,6 +12,7 @@ from google.genai import types
 
 from judgeforge.llm import LLMRequest, build_llm_client
 from judgeforge.llm.engine import PermanentError, TransientError
+from judgeforge.llm.errors import ProviderRejected
 from judgeforge.llm.gemini import gemini_error, gemini_request, parse_gemini_response
 from tests.support.openai_server import Reply
 
@@ -90,4 +91,24 @@ def test_round_trip_through_the_sdk_with_retry(server, cache_path):
     assert body["systemInstruction"]["parts"][0]["text"] == "you write reviews"
     assert body["generationConfig"]["responseMimeType"] == "application/json"
     assert body["generationConfig"]["seed"] == 3
+    client.close()
+
+
+def test_a_bad_key_or_unknown_model_ends_the_run():
+    bad_key = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+                         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}}
+    refused = gemini_error(genai_errors.ClientError(400, bad_key), "gemini at http://127.0.0.1:1")
+    assert isinstance(refused, ProviderRejected) and "the API key was refused" in str(refused)
+    assert str(refused).startswith("gemini at http://127.0.0.1:1 answered HTTP 400: INVALID_ARGUMENT: API key not valid")
+    missing = {"error": {"code": 404, "message": "models/gemini-9 is not found", "status": "NOT_FOUND"}}
+    assert isinstance(gemini_error(genai_errors.ClientError(404, missing)), ProviderRejected)
+
+
+def test_a_refused_key_stops_a_gemini_run(server, cache_path):
+    server.refuse_status = 403
+    client = build_llm_client("gemini", "gemini-2.5-flash", api_key="gm-test-key-123456", cache_path=cache_path,
+                              base_url=server.root_url, show_progress=False, max_concurrent_requests=1)
+    with pytest.raises(ProviderRejected, match="answered HTTP 403"):
+        asyncio.run(client.generate([LLMRequest.from_prompt("a"), LLMRequest.from_prompt("b")]))
+    assert len(server.requests) == 1
     client.close()

@@ -11,6 +11,7 @@ import pytest
 
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.engine import PermanentError, TransientError
+from judgeforge.llm.errors import ProviderRejected
 from judgeforge.llm.openai_compatible import (
     azure_endpoint,
     chat_payload,
@@ -72,7 +73,8 @@ def test_retry_after_in_seconds_milliseconds_or_http_date():
 @pytest.mark.parametrize(
     ("status", "kind", "throttled"),
     [(429, TransientError, True), (503, TransientError, True), (500, TransientError, False),
-     (408, TransientError, False), (400, PermanentError, None), (401, PermanentError, None)],
+     (408, TransientError, False), (400, PermanentError, None), (401, ProviderRejected, None),
+     (403, ProviderRejected, None), (404, ProviderRejected, None)],
 )
 def test_status_classification(status, kind, throttled):
     error = http_error(status, {"retry-after": "1"}, b'{"error": {"message": "m"}}')
@@ -86,3 +88,7 @@ def test_azure_endpoint_routes_by_deployment():
     assert endpoint.chat_url == "https://r.openai.azure.com/openai/deployments/chat-dep/chat/completions?api-version=2024-10-21"
     assert endpoint.embeddings_url.endswith("/deployments/emb-dep/embeddings?api-version=2024-10-21")
     assert "key-123456" not in repr(endpoint)
+
+
+def test_a_503_without_a_wait_is_an_outage_not_throttling():
+    assert http_error(503, {}, b"{}").throttled is False

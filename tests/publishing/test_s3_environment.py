@@ -14,7 +14,8 @@ from judgeforge.config import validate_run_config
 from judgeforge.config_loader import RunConfigLoader
 from judgeforge.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
-from tests.run_yaml import EXAMPLES, example_answers, loopback_run_yaml
+from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.openai_server import example_answers
 from tests.support.s3_server import BUCKET
 
 

@@ -20,22 +20,33 @@ In tests (the server runs in a background thread of the test process)::
 
 How an answer is chosen, for each request in arrival order:
 1. the next reply queued with `enqueue(...)` (a canned sequence: 429 then 500 then OK ...);
-2. else the responder set with `respond_with(fn)`: `fn(request: ReceivedRequest) -> Reply`,
+2. else the provider-wide modes, which a gateway applies before any model answers:
+   `refuse_status` answers every call with that error (401, 403, 404 model not found, 429
+   insufficient_quota); `token_bucket(rate, capacity)` admits `rate` calls per second and
+   answers the rest 429 at once with a Retry-After just above the refill time (and, with
+   `headers=True`, OpenAI's `x-ratelimit-*-requests` headers on every answer);
+3. else the responder set with `respond_with(fn)`: `fn(request: ReceivedRequest) -> Reply`,
    which can read `request.body` (the parsed JSON), `request.last_user_message`,
    `request.path`, and script wrong labels, duplicates, malformed JSON per prompt;
-3. else the random faults (`rate_429`, `rate_500`, seeded by `seed`);
-4. else the default: chat echoes `echo: <last user message>`, embeddings are a
-   deterministic vector per text, Gemini echoes in its own payload format.
+4. else the random faults (`rate_429`, `rate_500`, seeded by `seed`);
+5. else `default_responder(request)` when set (it survives `reset()`; the standalone
+   `--json-examples` sets it to `example_answers`), else the default: chat echoes
+   `echo: <last user message>`, embeddings are a deterministic vector per text, Gemini
+   echoes in its own payload format.
 
 Replies: `Reply.text(content)`, `Reply.json(obj)` (content = JSON text), `Reply.error(status,
 retry_after=..., code=...)`, `Reply.malformed()` (200 with a broken JSON body),
 `Reply.slow(seconds, reply)`, `Reply.raw(status, body, headers)`, `Reply.disconnect()`.
+
+An endpoint that refuses connections: `closed_port_url()` (a port nothing listens on).
 
 `reset()` forgets queued replies, responder, records and counters. From another process use the
 control endpoints: `GET /_control/stats` (requests, max_in_flight, answered_twice,
 status_counts) and `POST /_control/reset`. Standalone (benchmarks)::
 
     python -m tests.support.openai_server --latency 0.2 --rate-429 0.2 --retry-after 0.2
+    python -m tests.support.openai_server --bucket-rate 300 --bucket-capacity 30
+    python -m tests.support.openai_server --refuse-status 401
     # prints "READY http://127.0.0.1:<port>/v1" and serves until killed
 """
 
@@ -44,8 +55,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import random
+import re
 import socket
 import sys
 import threading
@@ -69,6 +82,8 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
     disconnect_instead: bool = False
+    # Answered at once, without the server's latency (a gateway refusing before the model runs).
+    at_once: bool = False
 
     @classmethod
     def text(cls, content: str, *, finish_reason: str = "stop", completion_tokens: int | None = None) -> Reply:
@@ -107,7 +122,10 @@ class Reply:
     def slow(cls, seconds: float, reply: Reply | None = None) -> Reply:
         """`reply` (default: the default answer) after an extra `seconds`."""
         base = reply or cls()
-        return cls(base.status, base.body, base.headers, base.delay + seconds, base.disconnect_instead)
+        return cls(base.status, base.body, base.headers, base.delay + seconds, base.disconnect_instead, base.at_once)
+
+    def _replace_at_once(self) -> Reply:
+        return Reply(self.status, self.body, self.headers, self.delay, self.disconnect_instead, True)
 
     @classmethod
     def disconnect(cls) -> Reply:
@@ -144,14 +162,91 @@ class ReceivedRequest:
 
 Responder = Callable[[ReceivedRequest], Reply]
 
+# What a provider says when it refuses every call, per status (OpenAI's wording and codes).
+REFUSALS = {
+    401: ("Incorrect API key provided: sk-te****cdef.", "invalid_api_key"),
+    403: ("You are not allowed to use this model.", "model_not_allowed"),
+    404: ("The model `{model}` does not exist or you do not have access to it.", "model_not_found"),
+    429: ("You exceeded your current quota, please check your plan and billing details.",
+          "insufficient_quota"),
+}
+
+
+def refusal(status: int, body: Any) -> Reply:
+    """The error a provider answers every call with when it refuses the caller (401, 403, 404 ...)."""
+    message, code = REFUSALS.get(status, ("refused (scripted)", None))
+    model = body.get("model", "?") if isinstance(body, dict) else "?"
+    return Reply.error(status, message.format(model=model), code=code)
+
+
+class TokenBucket:
+    """A provider's requests-per-minute limit: `rate` tokens per second, at most `capacity` banked."""
+
+    def __init__(self, rate: float, capacity: float, retry_margin: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.retry_margin = retry_margin
+        self.tokens = capacity
+        self.updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, now: float) -> float | None:
+        """Spend a token (None), or say how long until one is back (plus the margin)."""
+        with self._lock:
+            self._refill(now)
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return None
+            return (1 - self.tokens) / self.rate + self.retry_margin
+
+    def headers(self, now: float) -> dict[str, str]:
+        """OpenAI's `x-ratelimit-*-requests` headers for the bucket as it is now."""
+        with self._lock:
+            self._refill(now)
+            reset_ms = (self.capacity - self.tokens) / self.rate * 1000
+            return {
+                "x-ratelimit-limit-requests": str(int(self.capacity)),
+                "x-ratelimit-remaining-requests": str(int(self.tokens)),
+                "x-ratelimit-reset-requests": f"{reset_ms:.0f}ms",
+            }
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = max(self.updated, now)
+
+
+def example_answers(request: ReceivedRequest) -> Reply:
+    """Answer a judgeforge generation call with one new example whose fields are read from the prompt."""
+    prompt = request.last_user_message
+    listed = prompt.split("Each example has these fields:")[1] if "Each example has these fields:" in prompt else ""
+    fields = re.findall(r"^- (\w+): ", listed, flags=re.MULTILINE) or ["text"]
+    number = next(_example_numbers)
+    return Reply.json({"examples": [{field: f"Generated {field} number {number} for the test" for field in fields}]})
+
+
+_example_numbers = itertools.count()
+
+
+def closed_port_url() -> str:
+    """An OpenAI-style base URL on a loopback port nothing listens on (connections are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
 
 class OpenAIServer:
     """The server; start()/stop() or use it as a context manager."""
 
     def __init__(self, *, latency: float = 0.0, rate_429: float = 0.0, rate_500: float = 0.0,
                  retry_after: float | None = 0.05, seed: int = 0, host: str = "127.0.0.1",
-                 port: int = 0, embedding_dim: int = 8) -> None:
+                 port: int = 0, embedding_dim: int = 8, refuse_status: int | None = None) -> None:
         self.latency = latency
+        self.refuse_status = refuse_status
+        self._bucket: TokenBucket | None = None
+        self.rate_limit_headers = False
+        # Replaces the echo default; unlike respond_with, reset() keeps it (a standalone mode).
+        self.default_responder: Responder | None = None
         self.rate_429 = rate_429
         self.rate_500 = rate_500
         self.retry_after = retry_after
@@ -187,6 +282,12 @@ class OpenAIServer:
     def respond_with(self, responder: Responder | None) -> None:
         """Answer requests (after the queue runs dry) with `responder(request)`."""
         self._responder = responder
+
+    def token_bucket(self, rate: float, capacity: float, *, retry_margin: float = 0.005,
+                     headers: bool = False) -> None:
+        """Admit `rate` calls per second (bursts up to `capacity`); refuse the rest with 429 at once."""
+        self._bucket = TokenBucket(rate, capacity, retry_margin)
+        self.rate_limit_headers = headers
 
     def reset(self) -> None:
         """Forget queued replies, responder, records and counters."""
@@ -273,7 +374,7 @@ class OpenAIServer:
             headers = dict(request.headers)
             query = dict(request.query)
             reply = self._choose(ReceivedRequest(request.path, body, headers, 0, False, received_at))
-            await asyncio.sleep(self.latency + reply.delay)
+            await asyncio.sleep(reply.delay + (0.0 if reply.at_once else self.latency))
             if reply.disconnect_instead:
                 self._record(ReceivedRequest(request.path, body, headers, 0, False, received_at, query))
                 if request.transport is not None:
@@ -287,7 +388,10 @@ class OpenAIServer:
             self._record(
                 ReceivedRequest(request.path, body, headers, reply.status, delivered, received_at, query)
             )
-            return web.Response(status=reply.status, body=payload, headers=reply.headers,
+            headers_out = dict(reply.headers)
+            if self.rate_limit_headers and self._bucket is not None:
+                headers_out.update(self._bucket.headers(time.monotonic()))
+            return web.Response(status=reply.status, body=payload, headers=headers_out,
                                 content_type="application/json")
         finally:
             with self._lock:
@@ -298,6 +402,13 @@ class OpenAIServer:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
+        if self.refuse_status is not None:
+            return refusal(self.refuse_status, received.body)
+        if self._bucket is not None:
+            wait = self._bucket.take(received.received_at)
+            if wait is not None:
+                return Reply.error(429, "Rate limit reached for requests (scripted bucket)",
+                                   retry_after=round(wait, 4))._replace_at_once()
         if self._responder is not None:
             return self._responder(received)
         with self._lock:
@@ -306,7 +417,7 @@ class OpenAIServer:
             return Reply.error(429, "rate limited (scripted)", retry_after=self.retry_after)
         if draw < self.rate_429 + self.rate_500:
             return Reply.error(500, "server error (scripted)")
-        return Reply()
+        return self.default_responder(received) if self.default_responder else Reply()
 
     def _record(self, received: ReceivedRequest) -> None:
         with self._lock:
@@ -409,9 +520,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-500", type=float, default=0.0)
     parser.add_argument("--retry-after", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refuse-status", type=int, default=None, help="answer every call with it")
+    parser.add_argument("--bucket-rate", type=float, default=None, help="admitted calls per second")
+    parser.add_argument("--bucket-capacity", type=float, default=None, help="default: rate / 10")
+    parser.add_argument("--bucket-margin", type=float, default=0.005, help="Retry-After margin, s")
+    parser.add_argument("--rate-headers", action="store_true", help="send x-ratelimit-* headers")
+    parser.add_argument("--json-examples", action="store_true", help="answer generation calls with new examples")
     args = parser.parse_args(argv)
     server = OpenAIServer(latency=args.latency, rate_429=args.rate_429, rate_500=args.rate_500,
-                          retry_after=args.retry_after, seed=args.seed, port=args.port).start()
+                          retry_after=args.retry_after, seed=args.seed, port=args.port,
+                          refuse_status=args.refuse_status)
+    if args.bucket_rate:
+        server.token_bucket(args.bucket_rate, args.bucket_capacity or max(1.0, args.bucket_rate / 10),
+                            retry_margin=args.bucket_margin, headers=args.rate_headers)
+    if args.json_examples:
+        server.default_responder = example_answers
+    server.start()
     print(f"READY {server.base_url}", flush=True)
     threading.Event().wait()
 

@@ -265,8 +265,28 @@ class AsyncConfig(StrictModel):
     max_retries: int = judgeforge_field(6, ge=0, description="Retries of a failed request.")
     adaptive_concurrency: bool = judgeforge_field(
         True,
-        description="Halve concurrency on throttling and grow it back: right for real rate "
-        "limits, costly when a gateway answers 429 at random (see BENCHMARKS.md).",
+        description="Under sustained throttling (most answers 429), learn the rate the provider "
+        "admits and pace request starts to it; scattered 429s only make the throttled request "
+        "wait (see BENCHMARKS.md).",
+    )
+    retry_budget_seconds: float = judgeforge_field(
+        300.0,
+        gt=0,
+        description="Throttled requests are retried until this many seconds after their first "
+        "try; max_retries bounds the other transient failures (5xx, timeouts, dropped "
+        "connections, garbled bodies).",
+    )
+    max_connection_failures: int = judgeforge_field(
+        10,
+        ge=1,
+        description="Connection attempts that fail in a row (nothing listens, no such host) "
+        "before the run stops.",
+    )
+    requests_per_minute: float | None = judgeforge_field(
+        None, gt=0, description="The provider's request quota, when known: starts are paced to it."
+    )
+    tokens_per_minute: float | None = judgeforge_field(
+        None, gt=0, description="The provider's token quota, when known: starts are paced to it."
     )
 
 
@@ -294,6 +314,12 @@ class GenerationConfig(StrictModel):
     )
     max_attempts_per_example: float = judgeforge_field(
         3.0, ge=1, description="Calls allowed per requested example before a quota is given up."
+    )
+    max_shortfall_fraction: float = judgeforge_field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of total_examples a run may fall short by and still succeed.",
     )
 
     _known_provider = field_validator("llm_provider")(known_provider)
@@ -409,6 +435,12 @@ class LabellingConfig(StrictModel):
     )
     invalid_answer_retries: int = judgeforge_field(
         2, ge=0, description="How often an invalid judge answer is asked again."
+    )
+    max_unlabelled_fraction: float = judgeforge_field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of rows the judge may leave unlabelled because its requests failed.",
     )
 
     _known_provider = field_validator("judge_provider")(known_provider)

@@ -9,6 +9,9 @@ from typing import Any, Generic, TypeVar
 from judgeforge.llm.types import ChatMessage, LLMRequest
 
 T = TypeVar("T")
+# How the problem of a question starts when its request failed (no answer to read); reports
+# count these apart from answers that were read and rejected.
+REQUEST_FAILED = "request failed"
 
 
 class InvalidAnswer(ValueError):
@@ -72,7 +75,7 @@ def ask_until_valid(
         for index, response in zip(pending, responses, strict=True):
             try:
                 if not response.ok:
-                    raise InvalidAnswer(f"the request failed: {response.error}")
+                    raise InvalidAnswer(f"{REQUEST_FAILED}: {response.error}")
                 outcomes[index] = Asked(read(index, response.text), attempt, "")
             except InvalidAnswer as error:
                 problems[index] = str(error)

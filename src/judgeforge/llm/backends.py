@@ -9,9 +9,13 @@ from typing import Protocol
 import numpy as np
 
 from judgeforge.llm.engine import Outcome, RequestEngine
+from judgeforge.llm.errors import DeliveryShortfall
 from judgeforge.llm.types import LLMRequest, LLMResponse
 
-ResponseSink = Callable[[int, LLMResponse], None]
+# Sees each final response; may return an awaitable that is done once the response is stored.
+ResponseSink = Callable[[int, LLMResponse], Awaitable[None] | None]
+# Characters per token of English text, for token estimates before the provider counts them.
+CHARS_PER_TOKEN = 4
 
 
 class ChatBackend(Protocol):
@@ -55,12 +59,17 @@ async def run_chat_jobs(
 
     responses = [LLMResponse()] * len(requests)
 
-    def finish(index: int, outcome: Outcome[LLMResponse]) -> None:
+    def finish(index: int, outcome: Outcome[LLMResponse]) -> Awaitable[None] | None:
         responses[index] = as_response(outcome)
-        on_response(index, responses[index])
+        return on_response(index, responses[index])
 
-    await engine.run(requests, send, finish)
+    await engine.run(requests, send, finish, tokens=estimated_tokens)
     return responses
+
+
+def estimated_tokens(request: LLMRequest) -> int:
+    """Tokens a request may cost, as providers count it against a tokens-per-minute limit."""
+    return sum(len(m.content) for m in request.messages) // CHARS_PER_TOKEN + request.max_tokens
 
 
 def as_response(outcome: Outcome[LLMResponse]) -> LLMResponse:
@@ -78,12 +87,25 @@ async def run_embedding_jobs(
     batch_size: int,
     send: Callable[[Sequence[str]], Awaitable[EmbeddingBatch]],
 ) -> EmbeddingBatch:
-    """Embed texts in batches through the engine; raises if any batch failed for good."""
+    """Embed texts in batches through the engine; raises if any batch failed for good.
+
+    The error carries the vectors of the batches that did succeed, so they can be cached.
+    """
     batches = [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
-    outcomes = await engine.run(batches, send, lambda index, outcome: None)
+    outcomes = await engine.run(
+        batches, send, lambda index, outcome: None, tokens=lambda batch: sum(map(len, batch)) // CHARS_PER_TOKEN
+    )
     failures = [outcome.error for outcome in outcomes if outcome.result is None]
     if failures:
-        raise EmbeddingError(f"{len(failures)} of {len(batches)} embedding calls failed; first: {failures[0]}")
+        done = {
+            index * batch_size + row: vector
+            for index, outcome in enumerate(outcomes)
+            if outcome.result is not None
+            for row, vector in enumerate(outcome.result.vectors)
+        }
+        raise EmbeddingError(
+            f"{len(failures)} of {len(batches)} embedding calls failed; first: {failures[0]}", done
+        )
     results = [outcome.result for outcome in outcomes if outcome.result is not None]
     return EmbeddingBatch(
         vectors=np.concatenate([r.vectors for r in results]) if results else np.zeros((0, 0), np.float32),
@@ -91,5 +113,9 @@ async def run_embedding_jobs(
     )
 
 
-class EmbeddingError(RuntimeError):
-    """Some texts could not be embedded after all retries."""
+class EmbeddingError(DeliveryShortfall):
+    """Some texts could not be embedded after all retries; `done` maps text index to its vector."""
+
+    def __init__(self, message: str, done: dict[int, np.ndarray]) -> None:
+        super().__init__(message)
+        self.done = done

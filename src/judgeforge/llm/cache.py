@@ -1,7 +1,8 @@
-"""Content-addressed response cache in SQLite, committed per response so a killed run keeps its answers."""
+"""Content-addressed response cache in SQLite, committed in small batches so a killed run keeps its answers."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -30,6 +31,9 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 # SQLite's default limit on host parameters in one statement is 999 on old builds.
 _LOOKUP_CHUNK = 900
+# Answers wait at most this long, or for this many others, before their batch is committed.
+COMMIT_WINDOW_SECONDS = 0.005
+COMMIT_BATCH_ROWS = 256
 
 
 def request_key(provider: str, model: str, endpoint: str, canonical_request: Any) -> str:
@@ -108,3 +112,47 @@ class ResponseCache:
             query = template.format(",".join("?" * len(chunk)))
             rows.extend(self._db.execute(query, chunk).fetchall())
         return rows
+
+
+class BatchWriter:
+    """Answers committed together: a batch closes COMMIT_WINDOW_SECONDS after its first row.
+
+    One SQLite commit costs ~45 us on the event loop whatever it holds, about 5 % of the loop at
+    1,000+ answers/s when each answer is committed alone. `add` returns a future that is done
+    once the row is durable; the engine keeps the request's concurrency slot until then, so
+    the answers a killed process loses are still at most one per slot (the "in flight" ones).
+    """
+
+    def __init__(self, cache: ResponseCache, provider: str, model: str) -> None:
+        self._cache = cache
+        self._provider = provider
+        self._model = model
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._waiting: list[asyncio.Future[None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, key: str, record: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue a row; the future is done when it is committed."""
+        loop = asyncio.get_running_loop()
+        if not self._rows:
+            self._timer = loop.call_later(COMMIT_WINDOW_SECONDS, self.flush)
+        self._rows[key] = record
+        committed: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(committed)
+        if len(self._rows) >= COMMIT_BATCH_ROWS:
+            self.flush()
+        return committed
+
+    def flush(self) -> None:
+        """Commit the queued rows now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, {}
+        waiting, self._waiting = self._waiting, []
+        self._cache.put_responses(self._provider, self._model, rows)
+        for committed in waiting:
+            if not committed.done():
+                committed.set_result(None)

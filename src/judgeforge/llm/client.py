@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import numpy as np
 from typing_extensions import Self
 
-from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
-from judgeforge.llm.cache import ResponseCache, request_key
+from judgeforge.llm.backends import ChatBackend, EmbeddingBackend, EmbeddingError
+from judgeforge.llm.cache import BatchWriter, ResponseCache, request_key
 from judgeforge.llm.secrets import Redactor
 from judgeforge.llm.types import LLMRequest, LLMResponse, ModelPrice, Usage
 
@@ -64,6 +64,8 @@ class LLMClient:
 
         Identical requests in one call are sent once. A request that still fails after all
         retries comes back with `error` set; it is not cached, so a re-run tries it again.
+        Raises ProviderError when the provider refuses the run or cannot be reached; the
+        answers that arrived before are cached all the same.
         """
         started = time.perf_counter()
         keys = [self.request_key(request) for request in requests]
@@ -71,14 +73,15 @@ class LLMClient:
         self.usage.cache_hits += sum(1 for key in keys if key in cached)
         pending = first_occurrences(keys, skip=cached.keys())
         answered: dict[str, LLMResponse] = {}
-        writer = TickCommitter(self.cache, self.chat.provider, self.chat.model) if self.cache else None
+        writer = BatchWriter(self.cache, self.chat.provider, self.chat.model) if self.cache else None
 
-        def on_response(position: int, response: LLMResponse) -> None:
+        def on_response(position: int, response: LLMResponse) -> asyncio.Future[None] | None:
             key = keys[pending[position]]
             answered[key] = self._scrub(response)
             self._account(answered[key])
             if writer and response.ok:
-                writer.add(key, answered[key].to_record())
+                return writer.add(key, answered[key].to_record())
+            return None
 
         try:
             await self.chat.complete([requests[i] for i in pending], on_response)
@@ -103,7 +106,15 @@ class LLMClient:
         self.usage.cache_hits += sum(1 for key in keys if key in vectors)
         missing = {key: text for key, text in zip(keys, texts) if key not in vectors}
         if missing:
-            batch = await backend.embed(list(missing.values()))
+            try:
+                batch = await backend.embed(list(missing.values()))
+            except EmbeddingError as error:  # keep what was paid for, so a re-run asks only for the rest
+                pending = list(missing)
+                made = {pending[i]: vector for i, vector in error.done.items()}
+                if self.cache and made:
+                    normalised = l2_normalise(np.stack(list(made.values())))
+                    self.cache.put_embeddings(backend.provider, backend.model, dict(zip(made, normalised)))
+                raise
             fresh = dict(zip(missing, l2_normalise(batch.vectors)))
             self._charge(backend.model, batch.input_tokens, 0)
             if self.cache:
@@ -153,33 +164,6 @@ class LLMClient:
             self.usage.priced = self.usage.priced and (input_tokens + output_tokens == 0)
             return
         self.usage.cost_usd += price.cost(input_tokens, output_tokens)
-
-
-class TickCommitter:
-    """Cache writes grouped per event-loop tick: answers that arrive together commit together.
-
-    One SQLite commit per answer cost ~80 us on the event loop, a fifth of the budget at 256
-    concurrent requests; answers that land in the same tick are milliseconds apart at most, so
-    a killed process still loses only what was in flight.
-    """
-
-    def __init__(self, cache: ResponseCache, provider: str, model: str) -> None:
-        self._cache = cache
-        self._provider = provider
-        self._model = model
-        self._rows: dict[str, dict[str, object]] = {}
-
-    def add(self, key: str, record: dict[str, object]) -> None:
-        """Queue a row; the first row of a tick schedules the commit for the end of that tick."""
-        if not self._rows:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._rows[key] = record
-
-    def flush(self) -> None:
-        """Commit the queued rows."""
-        if self._rows:
-            rows, self._rows = self._rows, {}
-            self._cache.put_responses(self._provider, self._model, rows)
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:

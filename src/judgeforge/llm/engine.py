@@ -1,17 +1,18 @@
-"""The request engine shared by every remote provider: bounded adaptive concurrency, retries, timeouts."""
+"""The request engine shared by every remote provider: concurrency, pacing, retries, run-ending failures."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from tqdm.auto import tqdm
 
+from judgeforge.llm.errors import ProviderError, ProviderUnreachable
+from judgeforge.llm.pacing import RateGovernor
 from judgeforge.llm.secrets import Redactor
 from judgeforge.llm.types import Usage
 
@@ -29,16 +30,28 @@ class Metered(Protocol):
 
 
 class TransientError(Exception):
-    """A failure worth retrying: throttling, a 5xx, a timeout, a dropped connection, a garbled body."""
+    """A failure worth retrying: throttling, a 5xx, a timeout, a dropped connection, a garbled body.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, throttled: bool = False):
+    `unreachable` marks a connection that could not be opened at all (refused, no such host):
+    a streak of those ends the run (EngineSettings.max_connection_failures).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        throttled: bool = False,
+        unreachable: bool = False,
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.throttled = throttled
+        self.unreachable = unreachable
 
 
 class PermanentError(Exception):
-    """A failure that retrying cannot fix (bad request, auth, unknown model)."""
+    """A failure of one request that retrying cannot fix (a bad request, a refused answer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +60,21 @@ class EngineSettings:
 
     `request_timeout_seconds` is enforced by each transport with its own timer (aiohttp's
     ClientTimeout, google-genai's HttpOptions), which is cheaper than wrapping every call in a task.
+    Retries: throttled attempts (429, a 503 naming a wait) are retried until
+    `retry_budget_seconds` have passed since the request's first attempt; other transient
+    failures at most `max_retries` times.
     """
 
     max_concurrent_requests: int = 16
     request_timeout_seconds: float = 120.0
     max_retries: int = 6
+    retry_budget_seconds: float = 300.0
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     max_retry_after_seconds: float = 120.0
+    max_connection_failures: int = 10
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
     adaptive_concurrency: bool = True
     show_progress: bool = True
     progress_label: str = "LLM"
@@ -69,143 +89,174 @@ class Outcome(Generic[Result]):
     attempts: int
 
 
-class AdaptiveLimiter:
-    """A semaphore that halves under throttling (once per round trip) and regrows additively (AIMD).
-
-    Hand-written because the usual libraries limit rate (aiolimiter) or hold a fixed size
-    (asyncio.Semaphore). It never shrinks below a quarter of the maximum: a 429 cannot say
-    whether load caused it, and per-request Retry-After already slows the retried requests,
-    so collapsing to one slot on a server that throttles at random would only waste the run.
-    The increase step (1/32 of the maximum per round) recovers from the floor in ~24 rounds.
-    """
-
-    def __init__(self, maximum: int, adaptive: bool = True) -> None:
-        self.maximum = maximum
-        self.adaptive = adaptive
-        self.floor = max(1.0, float(maximum // 4))
-        self.step = max(1.0, maximum / 32)
-        self.limit = float(maximum)
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        # Bumped at each decrease: a 429 from a request sent before the last decrease is old news.
-        self.epoch = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self) -> int:
-        """Wait for a free slot; returns the epoch the slot was granted in."""
-        if not self._waiters and self.in_flight < self._capacity():
-            self._take()
-            return self.epoch
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # granted and cancelled in the same tick: hand the slot on
-            else:
-                self._waiters.remove(waiter)
-            raise
-        return self.epoch
-
-    def release(self) -> None:
-        """Give a slot back."""
-        self.in_flight -= 1
-        self._wake()
-
-    def on_success(self) -> None:
-        """Additive increase: `step` more slots per full round of successes."""
-        if self.adaptive and self.limit < self.maximum:
-            self.limit = min(self.maximum, self.limit + self.step / self.limit)
-            self._wake()
-
-    def on_throttled(self, granted_epoch: int) -> None:
-        """Multiplicative decrease, at most once per round trip, down to the floor."""
-        if self.adaptive and granted_epoch == self.epoch:
-            self.limit = max(self.floor, self.limit / 2)
-            self.epoch += 1
-
-    def _capacity(self) -> int:
-        return max(1, int(self.limit))
-
-    def _take(self) -> None:
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-
-    def _wake(self) -> None:
-        while self._waiters and self.in_flight < self._capacity():
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._take()
-                waiter.set_result(None)
-
-
 class RequestEngine:
-    """Runs jobs against a remote endpoint within the settings, accounting retries into `usage`."""
+    """Runs jobs against a remote endpoint within the settings, accounting retries into `usage`.
+
+    A ProviderError (refused key, unknown model, unreachable endpoint) stops the whole run:
+    the jobs still running are cancelled and the error is raised once, after every finished
+    job has been handed to `on_outcome` (so its answer is cached).
+    """
 
     def __init__(self, settings: EngineSettings, usage: Usage, redact: Redactor) -> None:
         self.settings = settings
         self.usage = usage
         self.redact = redact
-        self.limiter = AdaptiveLimiter(settings.max_concurrent_requests, settings.adaptive_concurrency)
+        self.governor = RateGovernor(
+            requests_per_second=_per_second(settings.requests_per_minute),
+            tokens_per_second=_per_second(settings.tokens_per_minute),
+            learn=settings.adaptive_concurrency,
+        )
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._connection_failures = 0
+        self._halted = False
 
     async def run(
         self,
         jobs: Sequence[Job],
         call: Callable[[Job], Awaitable[Result]],
-        on_outcome: Callable[[int, Outcome[Result]], None],
+        on_outcome: Callable[[int, Outcome[Result]], Awaitable[None] | None],
+        tokens: Callable[[Job], int] | None = None,
     ) -> list[Outcome[Result]]:
-        """Run every job; `on_outcome` sees each one as soon as it is final (to persist it)."""
+        """Run every job; `on_outcome` sees each one as soon as it is final (to persist it).
+
+        When `on_outcome` returns an awaitable (the answer's commit to the cache), a successful
+        job keeps its concurrency slot until it is done: a request counts as in flight until
+        its answer is stored, so a killed process loses at most one answer per slot.
+        `tokens` estimates a job's tokens, for pacing by `tokens_per_minute`.
+        """
+        self._bind_slots(asyncio.get_running_loop())
+        self._connection_failures = 0
+        self._halted = False
         progress = _Progress(len(jobs), self.settings)
 
         async def run_indexed(index: int, job: Job) -> Outcome[Result]:
-            outcome = await self._run_one(job, call)
-            on_outcome(index, outcome)
+            outcome = await self._run_one(job, call, tokens(job) if tokens else 0)
+            try:  # a successful outcome comes back still holding its slot
+                stored = on_outcome(index, outcome)
+                if stored is not None:
+                    await stored
+            finally:
+                if outcome.result is not None:
+                    self._slots.release()
             progress.update(outcome)
             return outcome
 
+        tasks = [asyncio.ensure_future(run_indexed(i, j)) for i, j in enumerate(jobs)]
         try:
-            return list(await asyncio.gather(*(run_indexed(i, j) for i, j in enumerate(jobs))))
+            if tasks:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            return [task.result() for task in tasks]
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             progress.close()
 
-    async def _run_one(self, job: Job, call: Callable[[Job], Awaitable[Result]]) -> Outcome[Result]:
-        """One job with retries; never raises for provider failures.
+    async def _run_one(
+        self, job: Job, call: Callable[[Job], Awaitable[Result]], tokens: int
+    ) -> Outcome[Result]:
+        """One job with retries; raises only ProviderError (the run cannot go on).
 
         A hand-written loop rather than tenacity: tenacity inspects the callable on every call,
         which cost ~0.1 ms per request, a measurable share of the budget at 1,000+ requests/s.
         """
-        attempt = 0
+        loop = asyncio.get_running_loop()
+        first_try = loop.time()
+        attempt = failures = 0
         while True:
             attempt += 1
             try:
-                return Outcome(result=await self._attempt(job, call), error=None, attempts=attempt)
+                result = await self._attempt(job, call, tokens)
+                return Outcome(result=result, error=None, attempts=attempt)
             except TransientError as error:
-                if attempt > self.settings.max_retries:
+                wait = self._backoff(attempt, error)
+                if error.throttled:
+                    gave_up = loop.time() + wait - first_try > self.settings.retry_budget_seconds
+                else:
+                    failures += 1
+                    gave_up = failures > self.settings.max_retries
+                if gave_up:
                     return Outcome(result=None, error=self._describe(error), attempts=attempt)
                 self.usage.retries += 1
                 logger.debug("retrying after %s", self._describe(error))
-                await asyncio.sleep(self._backoff(attempt, error))
+                await asyncio.sleep(wait)
             except PermanentError as error:
                 return Outcome(result=None, error=self._describe(error), attempts=attempt)
+            except ProviderError as error:
+                self._halted = True  # before any request woken by the freed slot can start
+                raise type(error)(self.redact(str(error))) from None
             except Exception as error:  # noqa: BLE001 - one broken answer must not abort the batch
                 logger.warning("unexpected failure: %s", self._describe(error))
                 return Outcome(result=None, error=self._describe(error), attempts=attempt)
 
-    async def _attempt(self, job: Job, call: Callable[[Job], Awaitable[Result]]) -> Result:
-        """One try under a concurrency slot (the transport enforces the request timeout)."""
-        epoch = await self.limiter.acquire()
+    async def _attempt(
+        self, job: Job, call: Callable[[Job], Awaitable[Result]], tokens: int
+    ) -> Result:
+        """One try under a concurrency slot, started when the governor's schedule allows.
+
+        A failed try gives its slot back; a successful one returns still holding it (run() lets
+        it go once the answer is stored).
+        """
+        governor = self.governor
+        loop = asyncio.get_running_loop()
+        await self._slots.acquire()
         try:
-            result = await call(job)
+            await governor.admit(tokens)
+            if self._halted:
+                raise asyncio.CancelledError  # the run is ending: send nothing more
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                result = await call(job)
+            finally:
+                self.in_flight -= 1
         except TransientError as error:
+            self._slots.release()
+            self._on_failure(error, loop.time())
+            raise
+        except BaseException:
+            self._slots.release()
+            raise
+        self._connection_failures = 0
+        governor.on_success(loop.time())
+        return result
+
+    def _bind_slots(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One semaphore per event loop: runs in one loop share the bound, a new loop gets its own.
+
+        Callers may run each batch under a fresh event loop (asyncio.run in a Kedro node), and
+        an asyncio.Semaphore cannot be used from a second loop.
+        """
+        if self._slots_loop is not loop:
+            self._slots = asyncio.Semaphore(self.settings.max_concurrent_requests)
+            self._slots_loop = loop
+
+    def note_rate_headers(self, headers: Mapping[str, str]) -> None:
+        """Let the governor read a provider's `x-ratelimit-*` headers."""
+        self.governor.on_rate_headers(headers)
+
+    def _on_failure(self, error: TransientError, now: float) -> None:
+        """Account a failed try; too many unopenable connections in a row end the run."""
+        if not error.unreachable:
+            self._connection_failures = 0
             if error.throttled:
                 self.usage.throttled += 1
-                self.limiter.on_throttled(epoch)
-            raise
-        finally:
-            self.limiter.release()
-        self.limiter.on_success()
-        return result
+                self.governor.on_throttled(now, error.retry_after)
+            return
+        self._connection_failures += 1
+        limit = self.settings.max_connection_failures
+        if self._connection_failures >= limit:
+            raise ProviderUnreachable(
+                f"{self.settings.progress_label}: {limit} connection attempts in a row failed "
+                f"(last: {error}); check the provider's base_url and that the server is running "
+                "(generation.async_config.max_connection_failures sets how many)"
+            )
 
     def _backoff(self, attempt: int, error: TransientError) -> float:
         """Retry-After when the server gave one (plus up to 10% jitter), else full-jitter exponential."""
@@ -218,6 +269,10 @@ class RequestEngine:
     def _describe(self, error: BaseException) -> str:
         """One redacted line naming the error."""
         return self.redact(f"{type(error).__name__}: {error}")
+
+
+def _per_second(per_minute: float | None) -> float | None:
+    return per_minute / 60.0 if per_minute else None
 
 
 class _Progress:

@@ -64,6 +64,10 @@ def build_llm_client(
     max_concurrent_requests: int = 16,
     request_timeout_seconds: float = 120.0,
     max_retries: int = 6,
+    retry_budget_seconds: float = 300.0,
+    max_connection_failures: int = 10,
+    requests_per_minute: float | None = None,
+    tokens_per_minute: float | None = None,
     backoff_base_seconds: float = 0.5,
     cache_path: str | Path | None = None,
     use_cache: bool = True,
@@ -80,12 +84,19 @@ def build_llm_client(
     """
     settings = _engine_settings(
         provider,
-        max_concurrent_requests,
-        request_timeout_seconds,
-        max_retries,
-        backoff_base_seconds,
-        adaptive_concurrency,
-        show_progress,
+        EngineSettings(
+            max_concurrent_requests=max_concurrent_requests,
+            request_timeout_seconds=request_timeout_seconds,
+            max_retries=max_retries,
+            retry_budget_seconds=retry_budget_seconds,
+            max_connection_failures=max_connection_failures,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            backoff_base_seconds=backoff_base_seconds,
+            adaptive_concurrency=adaptive_concurrency,
+            show_progress=show_progress,
+            progress_label=provider,
+        ),
     )
     connection = _connection(provider, base_url, api_key, api_version, credentials)
     chat_model = _chat_model(provider, model, deployment)
@@ -105,37 +116,25 @@ def build_llm_client(
     )
 
 
-def _engine_settings(
-    provider: str,
-    max_concurrent_requests: int,
-    request_timeout_seconds: float,
-    max_retries: int,
-    backoff_base_seconds: float,
-    adaptive_concurrency: bool,
-    show_progress: bool,
-) -> EngineSettings:
-    """Validated engine settings."""
+def _engine_settings(provider: str, settings: EngineSettings) -> EngineSettings:
+    """The engine settings, once checked."""
     if provider not in PROVIDERS:
-        raise LLMConfigError(
-            f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}"
-        )
-    if max_concurrent_requests < 1:
-        raise LLMConfigError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
-    if request_timeout_seconds <= 0:
-        raise LLMConfigError(f"request_timeout_seconds must be > 0, got {request_timeout_seconds}")
-    if max_retries < 0:
-        raise LLMConfigError(f"max_retries must be >= 0, got {max_retries}")
-    if backoff_base_seconds < 0:
-        raise LLMConfigError(f"backoff_base_seconds must be >= 0, got {backoff_base_seconds}")
-    return EngineSettings(
-        max_concurrent_requests=max_concurrent_requests,
-        request_timeout_seconds=request_timeout_seconds,
-        max_retries=max_retries,
-        backoff_base_seconds=backoff_base_seconds,
-        adaptive_concurrency=adaptive_concurrency,
-        show_progress=show_progress,
-        progress_label=provider,
-    )
+        raise LLMConfigError(f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
+    at_least = {
+        "max_concurrent_requests": 1,
+        "max_retries": 0,
+        "backoff_base_seconds": 0,
+        "max_connection_failures": 1,
+    }
+    for name, floor in at_least.items():
+        if getattr(settings, name) < floor:
+            raise LLMConfigError(f"{name} must be >= {floor}, got {getattr(settings, name)}")
+    positive = ["request_timeout_seconds", "retry_budget_seconds", "requests_per_minute", "tokens_per_minute"]
+    for name in positive:
+        value = getattr(settings, name)
+        if value is not None and value <= 0:
+            raise LLMConfigError(f"{name} must be > 0, got {value}")
+    return settings
 
 
 def _connection(

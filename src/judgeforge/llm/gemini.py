@@ -15,6 +15,7 @@ from google.genai import types
 
 from judgeforge.llm.backends import EmbeddingBatch, ResponseSink, run_chat_jobs, run_embedding_jobs
 from judgeforge.llm.engine import PermanentError, RequestEngine, TransientError
+from judgeforge.llm.errors import run_refusal
 from judgeforge.llm.openai_compatible import retry_after_seconds
 from judgeforge.llm.types import LLMRequest, LLMResponse
 
@@ -64,11 +65,22 @@ def parse_gemini_response(response: types.GenerateContentResponse) -> LLMRespons
     )
 
 
-def gemini_error(error: genai_errors.APIError) -> Exception:
-    """The retryable or permanent error an SDK APIError stands for."""
+def gemini_error(error: genai_errors.APIError, where: str = "gemini") -> Exception:
+    """The error an SDK APIError stands for: retryable, permanent, or ending the run."""
     detail = f"HTTP {error.code} {error.status}: {str(error.message)[:_DETAIL_CHARS]}"
+    refusal = run_refusal(
+        error.code,
+        f"{error.status}: {str(error.message)[:_DETAIL_CHARS]}",
+        where,
+        bad_key="API_KEY_INVALID" in str(error.details),  # Gemini's 400 for a bad key
+    )
+    if refusal is not None:
+        return refusal
     if error.code == 429 or error.code in (408, 409) or error.code >= 500:
-        return TransientError(detail, retry_after=_gemini_retry_after(error), throttled=error.code in (429, 503))
+        wait = _gemini_retry_after(error)
+        # A 503 that names a wait is throttling; without one it is an outage, bounded by max_retries.
+        throttled = error.code == 429 or (error.code == 503 and wait is not None)
+        return TransientError(detail, retry_after=wait, throttled=throttled)
     return PermanentError(detail)
 
 
@@ -118,7 +130,10 @@ class GeminiChat:
 
             async def send(request: LLMRequest) -> LLMResponse:
                 contents, config = gemini_request(request)
-                response = await _call(sdk.models.generate_content(model=self.model, contents=contents, config=config))
+                response = await _call(
+                    sdk.models.generate_content(model=self.model, contents=contents, config=config),
+                    f"gemini at {self.endpoint}",
+                )
                 return parse_gemini_response(response)
 
             return await run_chat_jobs(self._engine, requests, send, on_response)
@@ -142,7 +157,10 @@ class GeminiEmbeddings:
         async with client.aio as sdk:
 
             async def send(batch: Sequence[str]) -> EmbeddingBatch:
-                response = await _call(sdk.models.embed_content(model=self.model, contents=list(batch)))
+                response = await _call(
+                    sdk.models.embed_content(model=self.model, contents=list(batch)),
+                    f"gemini at {self.endpoint}",
+                )
                 vectors = [e.values or [] for e in response.embeddings or []]
                 if len(vectors) != len(batch):
                     raise TransientError(f"gemini returned {len(vectors)} embeddings for {len(batch)} texts")
@@ -151,13 +169,15 @@ class GeminiEmbeddings:
             return await run_embedding_jobs(self._engine, texts, GEMINI_EMBEDDING_BATCH_SIZE, send)
 
 
-async def _call(pending: Any) -> Any:
-    """Await an SDK call, translating its failures into the engine's two kinds."""
+async def _call(pending: Any, where: str) -> Any:
+    """Await an SDK call, translating its failures into the engine's kinds."""
     try:
         return await pending
     except genai_errors.APIError as error:
-        raise gemini_error(error) from error
+        raise gemini_error(error, where) from error
     except asyncio.TimeoutError as error:
         raise TransientError("no answer within the request timeout") from error
+    except (aiohttp.ClientConnectorError, ConnectionRefusedError) as error:
+        raise TransientError(f"cannot connect to {where}: {error}", unreachable=True) from error
     except (aiohttp.ClientError, ConnectionError) as error:
         raise TransientError(f"connection problem: {type(error).__name__}: {error}") from error

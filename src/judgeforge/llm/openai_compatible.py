@@ -28,11 +28,14 @@ from judgeforge.llm.backends import (
     run_embedding_jobs,
 )
 from judgeforge.llm.engine import PermanentError, RequestEngine, TransientError
+from judgeforge.llm.errors import run_refusal
 from judgeforge.llm.types import LLMRequest, LLMResponse
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 EMBEDDING_BATCH_SIZE = 128
 _ERROR_DETAIL_CHARS = 300
+# Present when a provider announces its request limit (OpenAI, Azure, many gateways).
+RATE_LIMIT_HEADER = "x-ratelimit-limit-requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,16 +146,21 @@ def parse_embeddings(body: Any, expected: int) -> EmbeddingBatch:
     return EmbeddingBatch(vectors=vectors, input_tokens=int(usage.get("prompt_tokens") or 0))
 
 
-def http_error(status: int, headers: Mapping[str, str], body: bytes) -> Exception:
-    """The retryable or permanent error a non-200 answer stands for."""
+def http_error(
+    status: int, headers: Mapping[str, str], body: bytes, where: str = "the provider"
+) -> Exception:
+    """The error a non-200 answer stands for: retryable, permanent, or ending the run."""
     detail, code = _error_detail(body)
+    refusal = run_refusal(status, detail, where, no_quota=code == "insufficient_quota")
+    if refusal is not None:
+        return refusal
     message = f"HTTP {status}: {detail}"
-    if status == 429 and code != "insufficient_quota":
-        return TransientError(message, retry_after=retry_after_seconds(headers), throttled=True)
+    wait = retry_after_seconds(headers)
+    if status == 429:
+        return TransientError(message, retry_after=wait, throttled=True)
     if status in (408, 409) or status >= 500:
-        return TransientError(
-            message, retry_after=retry_after_seconds(headers), throttled=status == 503
-        )
+        # A 503 that names a wait is throttling; without one it is an outage, bounded by max_retries.
+        return TransientError(message, retry_after=wait, throttled=status == 503 and wait is not None)
     return PermanentError(message)
 
 
@@ -202,7 +210,7 @@ class OpenAICompatibleChat:
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
     ) -> list[LLMResponse]:
         """Answer every request; failures come back as responses carrying their error."""
-        async with _post_json(self._engine, self._target) as post:
+        async with _post_json(self.provider, self._engine, self._target) as post:
 
             async def send(request: LLMRequest) -> LLMResponse:
                 body = chat_payload(self.model, request, self._target)
@@ -223,7 +231,7 @@ class OpenAICompatibleEmbeddings:
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         """Vectors for `texts`, in batches of EMBEDDING_BATCH_SIZE."""
-        async with _post_json(self._engine, self._target) as post:
+        async with _post_json(self.provider, self._engine, self._target) as post:
 
             async def send(batch: Sequence[str]) -> EmbeddingBatch:
                 body: dict[str, Any] = {"input": list(batch), "encoding_format": "float"}
@@ -236,7 +244,7 @@ class OpenAICompatibleEmbeddings:
 
 @asynccontextmanager
 async def _post_json(
-    engine: RequestEngine, endpoint: Endpoint
+    provider: str, engine: RequestEngine, endpoint: Endpoint
 ) -> AsyncIterator[Callable[[str, dict[str, Any]], Awaitable[Any]]]:
     """A JSON POST function over one aiohttp session that lives as long as one batch.
 
@@ -256,10 +264,16 @@ async def _post_json(
                     status, response_headers = response.status, response.headers
             except asyncio.TimeoutError as error:
                 raise TransientError(f"no answer within {timeout.total:g} s") from error
+            except aiohttp.ClientConnectorError as error:
+                raise TransientError(
+                    f"cannot connect to {url}: {type(error).__name__}: {error}", unreachable=True
+                ) from error
             except aiohttp.ClientError as error:
                 raise TransientError(f"connection problem: {type(error).__name__}: {error}") from error
+            if RATE_LIMIT_HEADER in response_headers:
+                engine.note_rate_headers(response_headers)
             if status != 200:
-                raise http_error(status, response_headers, raw)
+                raise http_error(status, response_headers, raw, f"{provider} at {url}")
             try:
                 return json.loads(raw)
             except ValueError as error:

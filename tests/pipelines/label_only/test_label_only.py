@@ -16,6 +16,7 @@ from judgeforge.config.data_generation import DatasetColumns
 from judgeforge.pipelines.label_only import create_pipeline
 from tests.pipelines.labelling.conftest import labelling
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.memory import KeptMemoryDataset
 from tests.support.openai_server import Reply
 
 COMPLAINT_EXAMPLE = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
@@ -43,6 +44,7 @@ def test_label_only_pipeline_labels_every_row_and_keeps_the_holdout(openai_serve
             "params:data_generation.labelling": MemoryDataset(labelling(label_only_mode=True, invalid_answer_retries=1), copy_mode="assign"),
             "params:data_generation.output": MemoryDataset(output, copy_mode="assign"),
             "params:data_generation.source_data.dataset.columns": MemoryDataset(DatasetColumns(features=["text"], label=None), copy_mode="assign"),
+            "labelling_report": KeptMemoryDataset(),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)

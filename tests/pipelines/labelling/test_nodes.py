@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 from judgeforge.config.data_generation import MetricConfig
+from judgeforge.llm.errors import DeliveryShortfall
 from judgeforge.pipelines.labelling.metric_extraction import MetricExtractionError
 from judgeforge.pipelines.labelling.nodes import (
     apply_disagreement_policy,
     build_labelling_report,
     extract_metric,
     judge_train_rows,
+    require_labels,
     train_rows,
 )
 from tests.pipelines.labelling.conftest import MESSAGE, SCRIPT, labelling, scripted_judge
@@ -166,3 +168,21 @@ def test_metric_extraction_rejects_nonsense_after_bounded_retries(openai_server,
         extract_metric(PROMPT_ONLY, labelling(invalid_answer_retries=1), judge_client())
     assert reason in str(error.value)
     assert len(openai_server.requests) == 2
+
+
+def test_rows_left_unlabelled_by_failed_requests_stop_the_run_beyond_the_tolerance(
+    openai_server, judge_client, generated, metric, columns, output
+) -> None:
+    def answer(request) -> Reply:
+        text = MESSAGE.search(request.last_user_message).group(1)
+        return Reply.error(400, "context too long") if text in {"Charged me twice", "Great prices"} else scripted_judge(request)
+
+    openai_server.respond_with(answer)
+    judge_labels, stats = judged(generated, metric, columns, output, judge_client(), invalid_answer_retries=0)
+    report = build_labelling_report(judge_labels, stats, metric, labelling(max_unlabelled_fraction=0.25))
+    assert report["unlabelled_by_failed_requests"]["short_by"] == 2
+    assert require_labels(judge_labels, report) is judge_labels  # 2 of 8 rows: within a quarter
+
+    strict = build_labelling_report(judge_labels, stats, metric, labelling())
+    with pytest.raises(DeliveryShortfall, match=r"could not label 2 of 8 rows .* first failure: request failed: PermanentError: HTTP 400: context too long"):
+        require_labels(judge_labels, strict)

@@ -14,6 +14,7 @@ from judgeforge.pipelines.labelling import create_pipeline
 from judgeforge.sdk import data_generation_pipelines, pipeline_name
 from tests.config.conftest import _MINIMAL_RUN_CONFIG
 from tests.pipelines.labelling.conftest import labelling, scripted_judge
+from tests.support.memory import KeptMemoryDataset
 from tests.test_run_globals import catalog_for
 
 
@@ -27,6 +28,7 @@ def test_pipeline_runs_on_an_in_memory_catalog(openai_server, judge_client, gene
             "params:data_generation.labelling": MemoryDataset(labelling(disagreement_policy="drop"), copy_mode="assign"),
             "params:data_generation.output": MemoryDataset(output, copy_mode="assign"),
             "params:data_generation.source_data.dataset.columns": MemoryDataset(columns, copy_mode="assign"),
+            "labelling_report": KeptMemoryDataset(),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from judgeforge.config.data_generation import DatasetColumns, GenerationConfig
+from judgeforge.llm.errors import DeliveryShortfall
 from judgeforge.pipelines.synthesis.generation import stable_seed
 from judgeforge.pipelines.synthesis.nodes import (
     SynthesisError,
@@ -14,6 +15,7 @@ from judgeforge.pipelines.synthesis.nodes import (
     generate_synthetic_examples,
     largest_remainder,
     plan_class_quotas,
+    require_delivery,
 )
 from tests.pipelines.synthesis.conftest import (
     generation_config,
@@ -205,3 +207,18 @@ def test_answers_that_repeat_the_rubric_are_rejected(openai_server, client_facto
     )
     assert rejects["reason"].tolist() == ["echoes_prompt"]
     assert len(synthetic) == 1
+
+
+def test_a_shortfall_beyond_the_tolerance_stops_the_run_naming_the_cause(openai_server, client_factory, metric, llm, columns, sampling, enhancement, holdout) -> None:
+    served = unique_examples_responder()
+    openai_server.respond_with(lambda request: Reply.error(400, "prompt too long") if requested_class(request) == "not_complaint" else served(request))
+    quotas = {"1": 8, "0": 2}
+    synthetic, rejects, stats, _ = run_generation(client_factory(openai_server), quotas, metric, llm, columns, sampling, enhancement, holdout, max_shortfall_fraction=0.2)
+    report = build_generation_report(quotas, synthetic, rejects, stats, columns)
+    assert report["shortfall"] == {"short_by": 2, "max_shortfall_fraction": 0.2, "allowed": 2, "within_tolerance": True}
+    assert require_delivery(synthetic, report) is synthetic
+
+    _, _, strict_stats, _ = run_generation(client_factory(openai_server), quotas, metric, llm, columns, sampling, enhancement, holdout, max_shortfall_fraction=0.1)
+    strict = build_generation_report(quotas, synthetic, rejects, strict_stats, columns)
+    with pytest.raises(DeliveryShortfall, match=r"synthesis delivered 8 of 10 examples, short by 2 \(generation.max_shortfall_fraction 0.1 allows 1\); rejects by reason: \{'request_failed': \d+\}; first failed request: PermanentError: HTTP 400: prompt too long"):
+        require_delivery(synthetic, strict)

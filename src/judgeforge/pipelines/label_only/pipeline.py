@@ -25,7 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             pipeline(judging_pipeline(), inputs={ROWS_TO_JUDGE: "label_only_rows"}),
             Node(
                 assemble_labelled_dataset,
-                inputs=["label_only_rows", "judge_labels", "holdout_table", COLUMNS, OUTPUT],
+                inputs=["label_only_rows", "checked_judge_labels", "holdout_table", COLUMNS, OUTPUT],
                 outputs="labelled_dataset",
                 name="assemble_labelled_dataset",
             ),

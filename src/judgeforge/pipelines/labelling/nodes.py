@@ -22,6 +22,8 @@ from judgeforge.config.data_generation import (
     MetricConfig,
     OutputConfig,
 )
+from judgeforge.llm.asking import REQUEST_FAILED
+from judgeforge.llm.errors import DeliveryShortfall, shortfall
 from judgeforge.pipelines.labelling.judge import JudgeStatus, judge_rows
 from judgeforge.pipelines.labelling.metric_extraction import (
     derive_metric,
@@ -93,7 +95,20 @@ def judge_train_rows(
     return table[JUDGE_COLUMNS], stats
 
 
+def require_labels(judge_labels: pd.DataFrame, labelling_report: dict[str, Any]) -> pd.DataFrame:
+    """Return the judge labels when failed requests left few enough rows unlabelled (else raise)."""
+    gap = labelling_report.get("unlabelled_by_failed_requests")
+    if gap is None or gap["within_tolerance"]:
+        return judge_labels
+    raise DeliveryShortfall(
+        f"the judge could not label {gap['short_by']} of {len(judge_labels)} rows because its requests failed "
+        f"(labelling.max_unlabelled_fraction {gap['max_shortfall_fraction']:g} allows {gap['allowed']}); "
+        f"first failure: {gap['first_error']}. The labels and every paid answer are kept: a re-run continues from the cache"
+    )
+
+
 def policy_actions(judge_labels: pd.DataFrame, policy: DisagreementPolicy) -> pd.Series:
+
     """Return keep / relabel / drop per judged row: only synthetic rows the judge validly disagrees with change."""
     disagrees = judge_labels[AGREE].eq(False).fillna(False) & (judge_labels[SOURCE] == SYNTHETIC_SOURCE)
     keep = DisagreementPolicy.KEEP
@@ -129,6 +144,7 @@ def build_labelling_report(
     valid = judge_labels[STATUS] == JudgeStatus.OK
     compared = judge_labels[valid & judge_labels[GENERATOR_LABEL].notna()]
     invalid = judge_labels[~valid]
+    failed = invalid[invalid[DETAIL].str.startswith(REQUEST_FAILED)]
     actions = policy_actions(judge_labels, labelling.disagreement_policy).value_counts()
     return {
         "status": "ok",
@@ -155,6 +171,10 @@ def build_labelling_report(
             "dropped": int(actions.get(DisagreementPolicy.DROP, 0)),
         },
         "usage": judge_stats["usage"],
+        "unlabelled_by_failed_requests": {
+            **shortfall(len(judge_labels), len(judge_labels) - len(failed), labelling.max_unlabelled_fraction),
+            "first_error": next(iter(failed[DETAIL]), None),
+        },
     }
 
 

@@ -7,6 +7,7 @@ from judgeforge.pipelines.labelling.nodes import (
     build_labelling_report,
     extract_metric,
     judge_train_rows,
+    require_labels,
     train_rows,
 )
 
@@ -32,7 +33,7 @@ def metric_pipeline() -> Pipeline:
 
 
 def judging_pipeline() -> Pipeline:
-    """Return `rows_to_judge` + judge → judge labels and the labelling report (labelling and label_only both use it)."""
+    """Return `rows_to_judge` + judge → judge labels (checked for delivery) and the labelling report (labelling and label_only both use it)."""
     return Pipeline(
         [
             Node(
@@ -40,6 +41,12 @@ def judging_pipeline() -> Pipeline:
                 inputs=[ROWS_TO_JUDGE, "resolved_metric", COLUMNS, LABELLING, "judge_llm"],
                 outputs=["judge_labels", "judge_stats"],
                 name="judge_rows",
+            ),
+            Node(
+                require_labels,
+                inputs=["judge_labels", "labelling_report"],
+                outputs="checked_judge_labels",
+                name="require_labels",
             ),
             Node(
                 build_labelling_report,
@@ -64,7 +71,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             judging_pipeline(),
             Node(
                 apply_disagreement_policy,
-                inputs=["generated_dataset", "judge_labels", COLUMNS, LABELLING, OUTPUT],
+                inputs=["generated_dataset", "checked_judge_labels", COLUMNS, LABELLING, OUTPUT],
                 outputs="labelled_dataset",
                 name="apply_disagreement_policy",
             ),

@@ -18,6 +18,7 @@ from judgeforge.config.data_generation import (
     SamplingConfig,
 )
 from judgeforge.config.labels import label_key
+from judgeforge.llm.errors import DeliveryShortfall, shortfall
 from judgeforge.pipelines.synthesis.generation import ExampleGenerator, RejectReason
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
@@ -91,10 +92,30 @@ def generate_synthetic_examples(
         "usage": generator_llm.usage.as_dict(),
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
+    stats["shortfall"] = shortfall(sum(quotas.values()), len(synthetic), generation.max_shortfall_fraction)
+    failed = rejects[rejects[REJECT_REASON] == RejectReason.REQUEST_FAILED]
+    stats["first_request_error"] = str(failed["detail"].iloc[0]) if len(failed) else None
     missing = {key: n for key, n in stats["missing_per_class"].items() if n}
     if missing:
         log.warning("attempt budget spent before every quota was met; missing per class: %s", missing)
     return synthetic, rejects, stats, result.debug_records
+
+
+def require_delivery(synthetic: pd.DataFrame, generation_report: dict[str, Any]) -> pd.DataFrame:
+    """Return the synthetic rows when the run delivered what was asked within tolerance (else raise)."""
+    gap = generation_report["shortfall"]
+    if gap["within_tolerance"]:
+        return synthetic
+    requested, delivered = generation_report["requested_total"], generation_report["delivered_total"]
+    reasons = {reason: n for reason, n in generation_report["rejected_by_reason"].items() if n}
+    cause = f"rejects by reason: {reasons}" if reasons else "no rejects: the call budget ran out"
+    if generation_report.get("first_request_error"):
+        cause += f"; first failed request: {generation_report['first_request_error']}"
+    raise DeliveryShortfall(
+        f"synthesis delivered {delivered} of {requested} examples, short by {gap['short_by']} "
+        f"(generation.max_shortfall_fraction {gap['max_shortfall_fraction']:g} allows {gap['allowed']}); "
+        f"{cause}. The report and every paid answer are kept: a re-run continues from the cache"
+    )
 
 
 def assemble_train_and_test(

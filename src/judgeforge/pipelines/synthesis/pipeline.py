@@ -8,6 +8,7 @@ from judgeforge.pipelines.synthesis.nodes import (
     build_generation_report,
     generate_synthetic_examples,
     plan_class_quotas,
+    require_delivery,
 )
 
 COLUMNS = "params:data_generation.source_data.dataset.columns"
@@ -15,6 +16,9 @@ COLUMNS = "params:data_generation.source_data.dataset.columns"
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Return holdout + enhancement + generator LLM → synthetic rows → train/test DatasetDict + report.
+
+    The report is written before `require_delivery`, which stops the run when synthesis fell
+    short of total_examples beyond generation.max_shortfall_fraction.
 
     The metric comes from `resolved_metric`: the configured one, with whatever it leaves out
     derived from llmaj_source_prompt.
@@ -54,9 +58,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="generate_synthetic_examples",
             ),
             Node(
+                require_delivery,
+                inputs=["synthetic_examples", "generation_report"],
+                outputs="delivered_synthetic_examples",
+                name="require_delivery",
+            ),
+            Node(
                 assemble_train_and_test,
                 inputs=[
-                    "synthetic_examples",
+                    "delivered_synthetic_examples",
                     "enhancement_table",
                     "holdout_table",
                     COLUMNS,
