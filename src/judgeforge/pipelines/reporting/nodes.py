@@ -409,7 +409,9 @@ def report_judge(training_metrics: dict[str, Any] | None, test_predictions: pd.D
         per_class_f1 = {title: [(m.get("per_class") or {}).get(label, {}).get("f1", 0.0) for label in labels] for title, m in models.items()}
         section["figures"]["per-class F1"] = figures.data_uri(figures.grouped_bars(labels, per_class_f1, "F1", "F1 per class"))
     if test_predictions is not None and not test_predictions.empty:
-        section.update(_prediction_views(test_predictions, labels, texts))
+        views = _prediction_views(test_predictions, labels, texts)
+        section["figures"].update(views.pop("figures"))
+        section.update(views)
     return section
 
 
