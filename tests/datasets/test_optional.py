@@ -14,11 +14,21 @@ from judgeforge.datasets import optional
     ("dataset_type", "suffix", "data"),
     [
         (optional.JSONDataset, "json", {"status": "ok", "rows": [1, 2]}),
-        (optional.ParquetDataset, "parquet", pd.DataFrame({"row_id": ["0", "1"], "score": [0.5, 0.25]})),
-        (optional.CSVDataset, "csv", pd.DataFrame({"row_id": ["a", "b"], "reason": ["duplicate", "empty_text"]})),
+        (
+            optional.ParquetDataset,
+            "parquet",
+            pd.DataFrame({"row_id": ["0", "1"], "score": [0.5, 0.25]}),
+        ),
+        (
+            optional.CSVDataset,
+            "csv",
+            pd.DataFrame({"row_id": ["a", "b"], "reason": ["duplicate", "empty_text"]}),
+        ),
     ],
 )
-def test_absent_file_loads_as_none_and_saved_data_loads_back(dataset_type, suffix: str, data, tmp_path: Path) -> None:
+def test_absent_file_loads_as_none_and_saved_data_loads_back(
+    dataset_type, suffix: str, data, tmp_path: Path
+) -> None:
     save_args = {"index": False} if suffix == "csv" else None
     dataset = dataset_type(filepath=str(tmp_path / f"out.{suffix}"), save_args=save_args)
     assert dataset.load() is None

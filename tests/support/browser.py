@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from typing_extensions import Self
 
 EXECUTABLES = ("chromium", "chromium-browser", "google-chrome")
 DEVTOOLS_URL = re.compile(r"DevTools listening on (ws://[^\s]+)")
@@ -54,7 +55,7 @@ class HeadlessChromium:
         self._process: subprocess.Popen[str] | None = None
         self.port = 0
 
-    def __enter__(self) -> HeadlessChromium:
+    def __enter__(self) -> Self:
         self._process = subprocess.Popen(
             [
                 self.executable,
@@ -111,9 +112,13 @@ class HeadlessChromium:
                     await page.call(f"{domain}.enable")
                 await page.call("Page.navigate", url=url)
                 await page.until_event("Page.loadEventFired")
-                result = await page.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+                result = await page.call(
+                    "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+                )
                 if "exceptionDetails" in result:
-                    raise RuntimeError(f"evaluating the expression failed: {result['exceptionDetails']}")
+                    raise RuntimeError(
+                        f"evaluating the expression failed: {result['exceptionDetails']}"
+                    )
                 visit.value = result["result"].get("value")
         return visit
 
@@ -151,7 +156,12 @@ class _DevTools:
 
     def _record(self, method: str, params: dict[str, Any]) -> None:
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self._visit.console_errors.append(" ".join(str(arg.get("value", arg.get("description", ""))) for arg in params.get("args", [])))
+            self._visit.console_errors.append(
+                " ".join(
+                    str(arg.get("value", arg.get("description", "")))
+                    for arg in params.get("args", [])
+                )
+            )
         elif method == "Runtime.exceptionThrown":
             self._visit.console_errors.append(params["exceptionDetails"].get("text", "exception"))
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":

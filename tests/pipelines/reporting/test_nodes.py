@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pandas as pd
 import pytest
 
+from judgeforge.config.data_generation import MetricConfig
 from judgeforge.pipelines.reporting.nodes import (
     describe_config,
     model_scores,
@@ -21,14 +23,6 @@ from judgeforge.pipelines.reporting.nodes import (
 )
 
 SECTIONS = ("run", "ingestion", "generation", "diagnostics", "labelling", "judge")
-PARAMETERS = {
-    "run_steps": ["data_generation", "training"],
-    "metric_name": "customer_complaint",
-    "data_generation": {
-        "metric": {"name": "customer_complaint", "type": "binary", "class_labels": [{"name": "complaint", "label": 1}, {"name": "not_complaint", "label": 0}]},
-        "source_data": {"dataset": {"columns": {"features": ["text"], "label": "label"}}},
-    },
-}
 
 
 def scores(accuracy: float, f1_true: float, f1_false: float, matrix: list[list[int]]) -> dict:
@@ -47,8 +41,9 @@ def scores(accuracy: float, f1_true: float, f1_false: float, matrix: list[list[i
 
 
 @pytest.fixture
-def config() -> dict:
-    return describe_config(PARAMETERS)
+def config(raw_config: dict) -> dict:
+    """The report's view of the minimal run config (metric toxicity: 1 = toxic, 0 = clean)."""
+    return describe_config(raw_config)
 
 
 def sections_of(html: str) -> dict[str, str]:
@@ -62,12 +57,25 @@ def render(config: dict, **sections: dict) -> str:
     return render_report(**{"run": run, **{name: nothing for name in SECTIONS[1:]}, **sections})
 
 
-def test_config_hash_follows_the_parameters_and_classes_get_their_names(config: dict) -> None:
+def test_config_hash_follows_the_validated_config_and_classes_get_their_names(
+    raw_config: dict, config: dict
+) -> None:
     assert re.fullmatch(r"[0-9a-f]{12}", config["hash"])
-    changed = describe_config({**PARAMETERS, "run_steps": ["data_generation"]})
-    assert changed["hash"] != config["hash"]
-    assert describe_config(PARAMETERS)["hash"] == config["hash"]
-    assert config["class_names"] == {"1": "complaint", "0": "not_complaint"}
+    assert describe_config(copy.deepcopy(raw_config))["hash"] == config["hash"]
+    assert (
+        describe_config({**raw_config, "run_steps": ["data_generation"]})["hash"] != config["hash"]
+    )
+    # Kedro hands the node parameters whose sections other nodes validated: same config, same hash
+    validated = {
+        **raw_config,
+        "data_generation": {
+            **raw_config["data_generation"],
+            "metric": MetricConfig.model_validate(raw_config["data_generation"]["metric"]),
+        },
+    }
+    assert describe_config(validated)["hash"] == config["hash"]
+    assert config["class_names"] == {"1": "toxic", "0": "clean"}
+    assert ("judge folder", "data/toxicity-judge") in config["summary"]
 
 
 def test_report_of_a_run_that_did_nothing_says_so_in_every_section(config: dict) -> None:
@@ -83,29 +91,76 @@ def test_report_of_a_run_that_did_nothing_says_so_in_every_section(config: dict)
     found = sections_of(html)
     assert list(found) == list(SECTIONS)
     assert [stage["status"] for stage in run["stages"]] == ["absent"] * 5
-    for name, stage in zip(SECTIONS[1:], ("ingestion", "synthesis", "diagnostics", "labelling", "training")):
+    for name, stage in zip(
+        SECTIONS[1:], ("ingestion", "synthesis", "diagnostics", "labelling", "training")
+    ):
         assert f"The {stage} stage has not run" in found[name]
     assert "<script" not in html and "<img" not in html
 
 
 def test_switched_off_stages_are_told_apart_from_absent_ones(config: dict) -> None:
-    run = summarise_run(config, {"rows_in": 3}, None, {"status": "disabled"}, {"status": "disabled", "notes": ["data_quality_metrics.enabled is false"]}, None)
-    assert [stage["status"] for stage in run["stages"]] == ["ok", "absent", "disabled", "disabled", "absent"]
-    html = render(config, diagnostics=report_diagnostics({"status": "disabled", "notes": ["off in config"]}, None, None, None, {}, config))
-    assert "The diagnostics stage ran switched off (off in config)" in sections_of(html)["diagnostics"]
+    run = summarise_run(
+        config,
+        {"rows_in": 3},
+        None,
+        {"status": "disabled"},
+        {"status": "disabled", "notes": ["data_quality_metrics.enabled is false"]},
+        None,
+    )
+    assert [stage["status"] for stage in run["stages"]] == [
+        "ok",
+        "absent",
+        "disabled",
+        "disabled",
+        "absent",
+    ]
+    html = render(
+        config,
+        diagnostics=report_diagnostics(
+            {"status": "disabled", "notes": ["off in config"]}, None, None, None, {}, config
+        ),
+    )
+    assert (
+        "The diagnostics stage ran switched off (off in config)" in sections_of(html)["diagnostics"]
+    )
 
 
 def test_run_totals_add_the_usage_each_stage_records(config: dict) -> None:
-    usage = {"requests": 10, "cache_hits": 4, "input_tokens": 1000, "output_tokens": 50, "cost_usd": 0.5, "wall_time_s": 2.0, "priced": True}
+    usage = {
+        "requests": 10,
+        "cache_hits": 4,
+        "input_tokens": 1000,
+        "output_tokens": 50,
+        "cost_usd": 0.5,
+        "wall_time_s": 2.0,
+        "priced": True,
+    }
     generation = {"requested_total": 6, "delivered_total": 5, "usage": usage, "wall_time_s": 3.0}
-    labelling = {"status": "ok", "usage": {**usage, "requests": 6, "cost_usd": 0.25}, "agreement": {"overall": {"rate": 0.75}}}
-    metrics = {"fine_tuned": scores(0.75, 0.8, 0.6, [[1, 1], [0, 2]]), "lift": {"macro_f1": 0.2}, "training": {"train_runtime_s": 5.0}}
+    labelling = {
+        "status": "ok",
+        "usage": {**usage, "requests": 6, "cost_usd": 0.25},
+        "agreement": {"overall": {"rate": 0.75}},
+    }
+    metrics = {
+        "fine_tuned": scores(0.75, 0.8, 0.6, [[1, 1], [0, 2]]),
+        "lift": {"macro_f1": 0.2},
+        "training": {"train_runtime_s": 5.0},
+    }
     run = summarise_run(config, {"rows_in": 3}, generation, labelling, None, metrics)
-    assert run["totals"] == {"wall_time_s": 10.0, "requests": 16, "cache_hits": 8, "input_tokens": 2000, "output_tokens": 100, "cost_usd": 0.75}
+    assert run["totals"] == {
+        "wall_time_s": 10.0,
+        "requests": 16,
+        "cache_hits": 8,
+        "input_tokens": 2000,
+        "output_tokens": 100,
+        "cost_usd": 0.75,
+    }
     cards = {card["label"]: card for card in run["highlights"]}
     assert cards["synthetic rows"]["value"] == "5 / 6"
     assert cards["judge agreement"]["value"] == "75.0%"
-    assert cards["judge macro-F1"]["value"] == "0.700" and "+0.200" in cards["judge macro-F1"]["note"]
+    assert (
+        cards["judge macro-F1"]["value"] == "0.700" and "+0.200" in cards["judge macro-F1"]["note"]
+    )
     assert cards["cost"]["value"] == "$0.7500"
 
 
@@ -114,19 +169,32 @@ def test_judge_section_shows_every_model_baselines_included(config: dict) -> Non
         "labels": ["false", "true"],
         "base_model": scores(0.5, 0.6, 0.3, [[1, 1], [1, 1]]),
         "fine_tuned": scores(0.75, 0.8, 0.6, [[1, 1], [0, 2]]),
-        "baselines": {"majority_class": scores(0.5, 0.67, 0.0, [[0, 2], [0, 2]]), "note": "not a model"},
+        "baselines": {
+            "majority_class": scores(0.5, 0.67, 0.0, [[0, 2], [0, 2]]),
+            "note": "not a model",
+        },
         "lift": {"accuracy": 0.25, "macro_f1": 0.25},
     }
-    assert list(model_scores(metrics)) == ["base model (zero-shot)", "fine-tuned judge", "baselines: majority_class"]
+    assert list(model_scores(metrics)) == [
+        "base model (zero-shot)",
+        "fine-tuned judge",
+        "baselines: majority_class",
+    ]
     section = report_judge(metrics, None, {})
-    assert [m["title"] for m in section["models"]] == ["base model (zero-shot)", "fine-tuned judge", "baselines: majority_class"]
+    assert [m["title"] for m in section["models"]] == [
+        "base model (zero-shot)",
+        "fine-tuned judge",
+        "baselines: majority_class",
+    ]
     assert len(section["confusions"]) == 3
     assert set(section["figures"]) == {"scores", "per-class F1"}
     judge = sections_of(render(config, judge=section))["judge"]
     assert "baselines: majority_class" in judge and "No test predictions on disk" in judge
 
 
-def test_worst_mistakes_are_real_rows_most_confident_first_with_a_reliability_diagram(config: dict) -> None:
+def test_worst_mistakes_are_real_rows_most_confident_first_with_a_reliability_diagram(
+    config: dict,
+) -> None:
     metrics = {"labels": ["false", "true"], "fine_tuned": scores(0.5, 0.5, 0.5, [[1, 1], [1, 1]])}
     predictions = pd.DataFrame(
         {
@@ -141,17 +209,25 @@ def test_worst_mistakes_are_real_rows_most_confident_first_with_a_reliability_di
     )
     texts = {"1": "late parcel", "2": "nice shop"}
     section = report_judge(metrics, predictions, texts)
-    assert [(m["row_id"], m["text"]) for m in section["mistakes"]] == [("2", "nice shop"), ("1", "late parcel")]
+    assert [(m["row_id"], m["text"]) for m in section["mistakes"]] == [
+        ("2", "nice shop"),
+        ("1", "late parcel"),
+    ]
     assert section["mistakes"][0]["probabilities"] == {"false": 0.05, "true": 0.95}
     assert "reliability" in section["figures"]
-    assert [row["model"] for row in section["calibration"]] == ["fine-tuned judge", "base model (zero-shot)"]
+    assert [row["model"] for row in section["calibration"]] == [
+        "fine-tuned judge",
+        "base model (zero-shot)",
+    ]
     # confidences 0.6, 0.95, 0.8, 0.75 fall in four bins, one row each; accuracy 0, 0, 1, 1
     assert section["calibration"][0]["ece"] == pytest.approx((0.6 + 0.95 + 0.2 + 0.25) / 4)
 
 
 def test_predictions_without_probabilities_give_no_reliability_diagram(config: dict) -> None:
     metrics = {"labels": ["false", "true"], "fine_tuned": scores(0.5, 0.5, 0.5, [[1, 1], [1, 1]])}
-    predictions = pd.DataFrame({"model": ["fine_tuned"], "row_id": ["1"], "label": ["true"], "prediction": ["false"]})
+    predictions = pd.DataFrame(
+        {"model": ["fine_tuned"], "row_id": ["1"], "label": ["true"], "prediction": ["false"]}
+    )
     section = report_judge(metrics, predictions, {})
     assert "reliability" not in section["figures"] and section["calibration"] == []
     render(config, judge=section)
@@ -165,16 +241,42 @@ def test_generation_rejects_and_samples_sit_beside_real_rows_of_the_class(config
         "per_class": {"1": {"requested": 2, "delivered": 1}, "0": {"requested": 2, "delivered": 2}},
         "rejected_by_reason": {"invalid_output": 1, "duplicate": 0},
     }
-    synthetic = pd.DataFrame({"row_id": ["syn-0", "syn-1", "syn-2"], "text": ["made up 1", "made up 0", "made up 0b"], "label": ["1", "0", "0"]})
-    rejects = pd.DataFrame({"class": ["complaint"], "reason": ["invalid_output"], "detail": ["no JSON"], "text": [None], "raw_answer": ["hello"]})
-    seed = pd.DataFrame({"row_id": ["7", "8"], "text": ["real complaint", "real question"], "label": ["1", "0"]})
+    synthetic = pd.DataFrame(
+        {
+            "row_id": ["syn-0", "syn-1", "syn-2"],
+            "text": ["made up 1", "made up 0", "made up 0b"],
+            "label": ["1", "0", "0"],
+        }
+    )
+    rejects = pd.DataFrame(
+        {
+            "class": ["toxic"],
+            "reason": ["invalid_output"],
+            "detail": ["no JSON"],
+            "text": [None],
+            "raw_answer": ["hello"],
+        }
+    )
+    seed = pd.DataFrame(
+        {"row_id": ["7", "8"], "text": ["real toxic", "real question"], "label": ["1", "0"]}
+    )
     section = report_generation(report, synthetic, rejects, seed, config)
-    assert section["per_class"][0]["label"] == "1 · complaint"
-    assert section["rejects"] == [{"reason": "invalid_output", "count": 1, "examples": [{"detail": "no JSON", "text": "hello"}]}]
-    assert section["samples"][0] == {"label": "1 · complaint", "synthetic": ["made up 1"], "real": ["real complaint"]}
+    assert section["per_class"][0]["label"] == "1 · toxic"
+    assert section["rejects"] == [
+        {
+            "reason": "invalid_output",
+            "count": 1,
+            "examples": [{"detail": "no JSON", "text": "hello"}],
+        }
+    ]
+    assert section["samples"][0] == {
+        "label": "1 · toxic",
+        "synthetic": ["made up 1"],
+        "real": ["real toxic"],
+    }
     assert section["figure"].startswith("data:image/png;base64,")
     texts = row_texts(seed, synthetic, config)
-    assert texts["seed-7"] == texts["7"] == "real complaint" and texts["syn-2"] == "made up 0b"
+    assert texts["seed-7"] == texts["7"] == "real toxic" and texts["syn-2"] == "made up 0b"
 
 
 def test_labelling_disagreements_carry_text_and_rationale(config: dict) -> None:
@@ -183,7 +285,10 @@ def test_labelling_disagreements_carry_text_and_rationale(config: dict) -> None:
         "judge": {"provider": "openai", "model": "judge"},
         "rows_judged": 2,
         "invalid_answers": 0,
-        "agreement": {"overall": {"compared": 2, "agree": 1, "rate": 0.5}, "per_class": {"1": {"compared": 1, "agree": 1, "rate": 1.0}}},
+        "agreement": {
+            "overall": {"compared": 2, "agree": 1, "rate": 0.5},
+            "per_class": {"1": {"compared": 1, "agree": 1, "rate": 1.0}},
+        },
         "confusion_matrix": {"labels": ["1", "0"], "counts": [[1, 0], [1, 0]]},
         "disagreement_policy": {"policy": "keep", "relabelled": 0, "dropped": 0},
     }
@@ -199,8 +304,18 @@ def test_labelling_disagreements_carry_text_and_rationale(config: dict) -> None:
     )
     section = report_labelling(report, labels, {"seed-8": "where is my refund"}, config)
     assert section["disagreements"] == [
-        {"row_id": "seed-8", "source": "seed", "generator_label": "0 · not_complaint", "judge_label": "1 · complaint", "rationale": "asks for a refund", "text": "where is my refund"}
+        {
+            "row_id": "seed-8",
+            "source": "seed",
+            "generator_label": "0 · clean",
+            "judge_label": "1 · toxic",
+            "rationale": "asks for a refund",
+            "text": "where is my refund",
+        }
     ]
-    assert [[cell["count"] for cell in row] for row in section["confusion"]["cells"]] == [[1, 0], [1, 0]]
+    assert [[cell["count"] for cell in row] for row in section["confusion"]["cells"]] == [
+        [1, 0],
+        [1, 0],
+    ]
     html = sections_of(render(config, labelling=section))["labelling"]
     assert "asks for a refund" in html and "where is my refund" in html

@@ -20,9 +20,17 @@ def data_uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str, title: str, value_format: str = "{:.2f}") -> Figure:
+def grouped_bars(
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    ylabel: str,
+    title: str,
+    value_format: str = "{:.2f}",
+) -> Figure:
     """Return bars of several series side by side per group, each bar labelled with its value."""
-    figure = Figure(figsize=(max(5.5, 1.2 * len(groups) * max(1, len(series)) + 2), 3.6), layout="constrained")
+    figure = Figure(
+        figsize=(max(5.5, 1.2 * len(groups) * max(1, len(series)) + 2), 3.6), layout="constrained"
+    )
     axes = figure.add_subplot()
     positions = np.arange(len(groups))
     width = 0.8 / max(1, len(series))
@@ -37,7 +45,9 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], y
     return figure
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = RELIABILITY_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = RELIABILITY_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Return (mean confidence, accuracy, rows) per non-empty confidence bin, and the expected calibration error."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
@@ -53,12 +63,16 @@ def reliability_diagram(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> 
     """Return accuracy against confidence (the predicted class's probability) per model, with the diagonal."""
     figure = Figure(figsize=(5.5, 4.6), layout="constrained")
     axes = figure.add_subplot()
-    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    axes.plot(
+        [0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated"
+    )
     for name, (confidence, correct) in curves.items():
         mean_confidence, accuracy, rows, error = reliability_bins(confidence, correct)
         axes.plot(mean_confidence, accuracy, marker="o", label=f"{name} (ECE {error:.3f})")
         for x, y, n in zip(mean_confidence, accuracy, rows):
-            axes.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize="x-small")
+            axes.annotate(
+                str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize="x-small"
+            )
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.05)
     axes.set_xlabel("confidence (probability of the predicted class)")

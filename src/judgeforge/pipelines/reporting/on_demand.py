@@ -10,7 +10,11 @@ PIPELINE = "reporting"
 REPORT_ENTRY = "report_html"
 
 
-def write_report(config_path: str | Path | None = None, env: str | None = None, project_path: str | Path | None = None) -> str:
+def write_report(
+    config_path: str | Path | None = None,
+    env: str | None = None,
+    project_path: str | Path | None = None,
+) -> str:
     """Write the report of the outputs on disk and return its location.
 
     With a run YAML its values are the parameters (so config-bound locations such as the
@@ -31,5 +35,7 @@ def write_report(config_path: str | Path | None = None, env: str | None = None, 
     else:
         with KedroSession.create(project_path=project, env=env) as session:
             session.run(pipeline_names=[PIPELINE])
-    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(project / settings.CONF_SOURCE), env=env, **settings.CONFIG_LOADER_ARGS)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / settings.CONF_SOURCE), env=env, **settings.CONFIG_LOADER_ARGS
+    )
     return project_location(loader["catalog"][REPORT_ENTRY]["filepath"], project)

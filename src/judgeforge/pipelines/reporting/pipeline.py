@@ -29,24 +29,59 @@ def create_pipeline(**kwargs) -> Pipeline:
     section = {name: f"report_{name}_section" for name in SECTIONS}
     return Pipeline(
         [
-            Node(describe_config, inputs="parameters", outputs=CONFIG, name="describe_config_for_report"),
-            Node(row_texts, inputs=["seed_rows", "synthetic_examples", CONFIG], outputs=TEXTS, name="collect_row_texts_for_report"),
+            Node(
+                describe_config,
+                inputs="parameters",
+                outputs=CONFIG,
+                name="describe_config_for_report",
+            ),
+            Node(
+                row_texts,
+                inputs=["seed_rows", "synthetic_examples", CONFIG],
+                outputs=TEXTS,
+                name="collect_row_texts_for_report",
+            ),
             Node(
                 summarise_run,
-                inputs=[CONFIG, "ingestion_report", "generation_report", "labelling_report", "diagnostics_summary", "training_metrics"],
+                inputs=[
+                    CONFIG,
+                    "ingestion_report",
+                    "generation_report",
+                    "labelling_report",
+                    "diagnostics_summary",
+                    "training_metrics",
+                ],
                 outputs=section["run"],
                 name="report_run",
             ),
-            Node(report_ingestion, inputs=["ingestion_report", "seed_rejects", CONFIG], outputs=section["ingestion"], name="report_ingestion_section"),
+            Node(
+                report_ingestion,
+                inputs=["ingestion_report", "seed_rejects", CONFIG],
+                outputs=section["ingestion"],
+                name="report_ingestion_section",
+            ),
             Node(
                 report_generation,
-                inputs=["generation_report", "synthetic_examples", "synthetic_rejects", "seed_rows", CONFIG],
+                inputs=[
+                    "generation_report",
+                    "synthetic_examples",
+                    "synthetic_rejects",
+                    "seed_rows",
+                    CONFIG,
+                ],
                 outputs=section["generation"],
                 name="report_generation_section",
             ),
             Node(
                 report_diagnostics,
-                inputs=["diagnostics_summary", "drift_scores", "drift_reference", "umap_coordinates", TEXTS, CONFIG],
+                inputs=[
+                    "diagnostics_summary",
+                    "drift_scores",
+                    "drift_reference",
+                    "umap_coordinates",
+                    TEXTS,
+                    CONFIG,
+                ],
                 outputs=section["diagnostics"],
                 name="report_diagnostics_section",
             ),
@@ -56,7 +91,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=section["labelling"],
                 name="report_labelling_section",
             ),
-            Node(report_judge, inputs=["training_metrics", "test_predictions", TEXTS], outputs=section["judge"], name="report_judge_section"),
-            Node(render_report, inputs=[section[name] for name in SECTIONS], outputs="report_html", name="render_report"),
+            Node(
+                report_judge,
+                inputs=["training_metrics", "test_predictions", TEXTS],
+                outputs=section["judge"],
+                name="report_judge_section",
+            ),
+            Node(
+                render_report,
+                inputs=[section[name] for name in SECTIONS],
+                outputs="report_html",
+                name="render_report",
+            ),
         ]
     )
