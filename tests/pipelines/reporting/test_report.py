@@ -224,3 +224,16 @@ def test_judgeforge_report_with_a_run_yaml_uses_its_parameters(project_copy: Pat
     html = (project_copy / REPORT).read_text(encoding="utf-8")
     assert "judgeforge report · answer_relevance" in html
     assert "The ingestion stage has not run" in html
+
+
+def test_an_output_that_cannot_be_read_is_one_line_naming_it(project_copy: Path, capsys) -> None:
+    broken = project_copy / "data/08_reporting/ingestion_report.json"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("{cut off")
+    assert main(["report", "--project-path", str(project_copy)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("judgeforge: ingestion_report: ") and error.endswith(
+        "(re-run the stage that writes it, or delete the file)"
+    )
+    assert "\n" not in error
+    assert not (project_copy / REPORT).exists()

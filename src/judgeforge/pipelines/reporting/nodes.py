@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from importlib.metadata import version
 from typing import Any
 
 import jinja2
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+import judgeforge
 from judgeforge.config import RunConfig, validate_run_config
 from judgeforge.config.labels import label_key
 from judgeforge.config.run import judge_output_dir
@@ -65,7 +65,7 @@ def describe_config(parameters: dict[str, Any]) -> dict[str, Any]:
         if generation
         else {},
         "summary": _config_summary(config),
-        "judgeforge_version": version("judgeforge"),
+        "judgeforge_version": judgeforge.__version__,
     }
 
 

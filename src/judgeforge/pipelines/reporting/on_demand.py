@@ -24,17 +24,25 @@ def write_report(
     from kedro.framework.project import settings
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
+    from kedro.io import DatasetError
 
     from judgeforge.hooks import project_location
     from judgeforge.sdk import find_project_root, run_config
 
     project = Path(project_path) if project_path else find_project_root()
     bootstrap_project(project)
-    if config_path is not None:
-        run_config(load_run_config(config_path), [[PIPELINE]], env=env, project_path=project)
-    else:
-        with KedroSession.create(project_path=project, env=env) as session:
-            session.run(pipeline_names=[PIPELINE])
+    try:
+        if config_path is not None:
+            run_config(load_run_config(config_path), [[PIPELINE]], env=env, project_path=project)
+        else:
+            with KedroSession.create(project_path=project, env=env) as session:
+                session.run(pipeline_names=[PIPELINE])
+    except DatasetError as error:
+        # an output that exists but cannot be read: name it, and what rewrites it
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"{reason} (re-run the stage that writes it, or delete the file)"
+        ) from None
     loader = settings.CONFIG_LOADER_CLASS(
         conf_source=str(project / settings.CONF_SOURCE), env=env, **settings.CONFIG_LOADER_ARGS
     )
