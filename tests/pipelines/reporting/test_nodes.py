@@ -319,3 +319,20 @@ def test_labelling_disagreements_carry_text_and_rationale(config: dict) -> None:
     ]
     html = sections_of(render(config, labelling=section))["labelling"]
     assert "asks for a refund" in html and "where is my refund" in html
+
+
+def test_rows_with_several_features_show_each_field(raw_config: dict) -> None:
+    raw_config["data_generation"]["source_data"]["dataset"]["columns"]["features"] = [
+        "question",
+        "answer",
+    ]
+    raw_config["data_generation"]["metric"]["input_format"] = "tuple"
+    raw_config["training"]["prompt_template"] = "Question: {question}\nAnswer: {answer}\nRelevant?"
+    config = describe_config(raw_config)
+    seed = pd.DataFrame(
+        {"row_id": ["3"], "question": ["Where is it?"], "answer": ["On its way."], "label": ["0"]}
+    )
+    assert row_texts(seed, None, config) == {
+        "3": "question: Where is it?\nanswer: On its way.",
+        "seed-3": "question: Where is it?\nanswer: On its way.",
+    }
