@@ -336,3 +336,69 @@ def test_rows_with_several_features_show_each_field(raw_config: dict) -> None:
         "3": "question: Where is it?\nanswer: On its way.",
         "seed-3": "question: Where is it?\nanswer: On its way.",
     }
+
+
+def test_diagnostics_show_the_most_drifted_rows_beside_their_nearest_real_row(config: dict) -> None:
+    summary = {
+        "status": "ok",
+        "rows": {"synthetic": 3, "holdout": 4},
+        "drift": {
+            "status": "ok",
+            "threshold": 0.95,
+            "threshold_score": 0.5,
+            "k_neighbors_used": 2,
+            "flagged_rows": 1,
+            "drift_rate": 1 / 3,
+            "drift_rate_by_class": {
+                "1": {"rows": 2, "flagged": 1, "share": 0.5},
+                "0": {"rows": 1, "flagged": 0, "share": 0.0},
+            },
+        },
+        "umap": {"mode": "holdout_anchor", "neighbors_used": 3},
+        "coverage": {"holdout rows with a synthetic neighbour": "75%"},
+    }
+    drift = pd.DataFrame(
+        {
+            "row_id": ["syn-0", "syn-1", "syn-2"],
+            "text": ["far away", "close", "middle"],
+            "label": ["1", "0", "1"],
+            "score": [0.9, 0.1, 0.4],
+            "percentile": [1.0, 0.0, 0.5],
+            "flagged": [True, False, False],
+            "nearest_holdout_ids": [["h2", "h1"], ["h1", "h2"], ["h3", "h1"]],
+            "nearest_distance": [0.8, 0.05, 0.3],
+        }
+    )
+    reference = pd.DataFrame(
+        {
+            "row_id": ["h1", "h2", "h3", "h4"],
+            "label": ["1", "0", "1", "0"],
+            "score": [0.2, 0.3, 0.4, 0.45],
+        }
+    )
+    umap = pd.DataFrame(
+        {
+            "row_id": ["syn-0", "h1"],
+            "split": ["synthetic", "holdout"],
+            "label": ["1", "1"],
+            "x": [0.0, 1.0],
+            "y": [1.0, 0.0],
+        }
+    )
+    section = report_diagnostics(
+        summary, drift, reference, umap, {"h2": "a real question", "h3": "a real complaint"}, config
+    )
+    assert [
+        (r["row_id"], r["text"], r["nearest_id"], r["nearest_text"])
+        for r in section["most_drifted"]
+    ] == [
+        ("syn-0", "far away", "h2", "a real question"),
+        ("syn-2", "middle", "h3", "a real complaint"),
+        ("syn-1", "close", "h1", "(text not on disk)"),
+    ]
+    assert list(section["figures"]) == ["drift histogram", "drift rate by class", "UMAP"]
+    html = sections_of(render(config, diagnostics=section))["diagnostics"]
+    assert (
+        "holdout rows with a synthetic neighbour" in html
+        and "1 of 3 synthetic rows (33.3%)" in html
+    )

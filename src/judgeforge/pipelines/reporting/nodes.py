@@ -47,6 +47,8 @@ HEADLINE_SCORES = ("accuracy", "macro_f1", "weighted_f1")
 # Prefix of the row ids that seed rows get in the train split (see synthesis.assemble_train_and_test).
 SEED_TRAIN_PREFIX = "seed-"
 SPLIT = "split"
+# Shown for a row whose text is in no table on disk (label-only rows, a dataset from another run).
+NO_TEXT = "(text not on disk)"
 TEMPLATE = "report.html.j2"
 
 
@@ -463,7 +465,8 @@ def _most_drifted(
     """Return the synthetic rows with the highest drift scores, each beside its nearest real (holdout) row."""
     label = config["label"]
     rows = []
-    for _, row in drift_scores.nlargest(MOST_DRIFTED, "score").iterrows():
+    top = drift_scores.nlargest(MOST_DRIFTED, "score")
+    for (_, row), text in zip(top.iterrows(), _display_texts(top, config["features"])):
         neighbours = list(row.get("nearest_holdout_ids", []))
         nearest = str(neighbours[0]) if neighbours else ""
         rows.append(
@@ -473,9 +476,9 @@ def _most_drifted(
                 "score": float(row["score"]),
                 "percentile": float(row.get("percentile", np.nan)),
                 "flagged": bool(row.get("flagged", False)),
-                "text": texts.get(str(row[ROW_ID]), ""),
+                "text": text,
                 "nearest_id": nearest,
-                "nearest_text": texts.get(nearest, "(text not on disk)"),
+                "nearest_text": texts.get(nearest, NO_TEXT),
                 "nearest_distance": float(row.get("nearest_distance", np.nan)),
             }
         )
@@ -505,7 +508,7 @@ def report_labelling(
                 "generator_label": _class_title(_text(row.get("generator_label")), config),
                 "judge_label": _class_title(_text(row.get("judge_label")), config),
                 "rationale": _text(row.get("rationale")),
-                "text": texts.get(str(row[ROW_ID]), ""),
+                "text": texts.get(str(row[ROW_ID]), NO_TEXT),
             }
             for _, row in disagreeing.head(DISAGREEMENTS).iterrows()
         ]
@@ -672,7 +675,7 @@ def _prediction_views(
     views["mistakes"] = [
         {
             "row_id": row.get(ROW_ID, ""),
-            "text": texts.get(str(row.get(ROW_ID, "")), "(text not on disk)"),
+            "text": texts.get(str(row.get(ROW_ID, "")), NO_TEXT),
             "label": row["label"],
             "prediction": row["prediction"],
             "probabilities": {
