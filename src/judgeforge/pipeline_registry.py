@@ -17,6 +17,7 @@ from judgeforge.pipelines import (
     label_only,
     labelling,
     publishing,
+    reporting,
     synthesis,
     training,
 )
@@ -31,6 +32,7 @@ STAGES: dict[str, Callable[[], Pipeline]] = {
     "diagnostics": diagnostics.create_pipeline,
     "publishing": publishing.create_pipeline,
     "training": training.create_pipeline,
+    REPORTING: reporting.create_pipeline,
 }
 
 # Order of the default chain: each stage reads what the one before it wrote.
@@ -44,6 +46,7 @@ DATA_GENERATION_VARIANTS = (
     ("ingestion", "label_only"),
 )
 JUDGED = ("labelling", "label_only")
+REPORTING = "reporting"
 SEPARATOR = "+"
 
 
@@ -53,9 +56,10 @@ def composition_name(stages: tuple[str, ...] | list[str]) -> str:
 
 
 def compose(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline:
-    """Return the stages as one pipeline, each reading what the stages before it wrote.
+    """Return the stages as one pipeline, each reading what the stages before it wrote, then the report.
 
-    The final dataset is `labelled_dataset` when a judge ran, else `generated_dataset`; training
+    Every composition ends with `reporting`, whose inputs are the stages' outputs by their
+    catalog names, so Kedro runs it last and it shows what this run wrote. The final dataset is `labelled_dataset` when a judge ran, else `generated_dataset`; training
     trains on it and publishing publishes it with the reports this composition writes, so Kedro
     orders them after the stages that write those.
     """
@@ -73,13 +77,14 @@ def compose(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline
             composed += pipeline(pipelines[stage], inputs={"training_dataset": final})
         else:
             composed += pipelines[stage]
-    return composed
+    return composed + pipelines[REPORTING]
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Return every stage and every composition by name, with `__default__` the whole chain.
 
-    On its own, `training` reads `training_dataset` (where training.dataset points) and
+    A single stage runs without the report (`judgeforge report` or `--pipelines <stage>,reporting`
+    writes it). On its own, `training` reads `training_dataset` (where training.dataset points) and
     `publishing` the final folder; in a composition they read what it writes.
     """
     pipelines = {name: create() for name, create in STAGES.items()}

@@ -8,7 +8,7 @@ from typing import Any
 from judgeforge.config import RunConfig, load_run_config
 from judgeforge.config.run import RunStep, judge_output_dir
 from judgeforge.config_loader import RUN_YAML
-from judgeforge.pipeline_registry import composition_name
+from judgeforge.pipeline_registry import REPORTING, composition_name
 
 
 def data_generation_pipelines(config: RunConfig) -> list[str]:
@@ -80,7 +80,8 @@ def run_config(
     with KedroSession.create(
         project_path=project, env=env, runtime_params=runtime_params
     ) as session:
-        return session.run(pipeline_name=name)
+        # a single stage is registered without the report; every run of this door ends with it
+        return session.run(pipeline_names=[name, REPORTING])
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -1,0 +1,49 @@
+"""`judgeforge report`: run the reporting pipeline alone, on what the last run left on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from judgeforge.config import load_run_config
+
+PIPELINE = "reporting"
+REPORT_ENTRY = "report_html"
+
+
+def write_report(
+    config_path: str | Path | None = None,
+    env: str | None = None,
+    project_path: str | Path | None = None,
+) -> str:
+    """Write the report of the outputs on disk and return its location.
+
+    With a run YAML its values are the parameters (so config-bound locations such as the
+    diagnostics folder and the judge's folder are the ones that run used); without, the
+    Kedro parameters of `conf/` and `env`.
+    """
+    from kedro.framework.project import settings
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from kedro.io import DatasetError
+
+    from judgeforge.hooks import project_location
+    from judgeforge.sdk import find_project_root, run_config
+
+    project = Path(project_path) if project_path else find_project_root()
+    bootstrap_project(project)
+    try:
+        if config_path is not None:
+            run_config(load_run_config(config_path), [[PIPELINE]], env=env, project_path=project)
+        else:
+            with KedroSession.create(project_path=project, env=env) as session:
+                session.run(pipeline_names=[PIPELINE])
+    except DatasetError as error:
+        # an output that exists but cannot be read: name it, and what rewrites it
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"{reason} (re-run the stage that writes it, or delete the file)"
+        ) from None
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / settings.CONF_SOURCE), env=env, **settings.CONFIG_LOADER_ARGS
+    )
+    return project_location(loader["catalog"][REPORT_ENTRY]["filepath"], project)
