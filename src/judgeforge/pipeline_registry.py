@@ -22,6 +22,7 @@ from judgeforge.pipelines import (
     training,
 )
 
+REPORTING = "reporting"
 # Every stage by name. Listed here, not discovered: Kedro's discovery loads only the pipelines a
 # run names, and a composition needs all of its stages.
 STAGES: dict[str, Callable[[], Pipeline]] = {
@@ -46,7 +47,6 @@ DATA_GENERATION_VARIANTS = (
     ("ingestion", "label_only"),
 )
 JUDGED = ("labelling", "label_only")
-REPORTING = "reporting"
 SEPARATOR = "+"
 
 

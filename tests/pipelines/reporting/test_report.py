@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from judgeforge.training.testing import save_tiny_llama
 
 from judgeforge.command_line import main
-from judgeforge.training.testing import save_tiny_llama
 from tests.conftest import copy_project
 from tests.run_yaml import EXAMPLES
 from tests.support.browser import HeadlessChromium, chromium_executable
