@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from kedro.config import OmegaConfigLoader
+from kedro.io import CatalogConfigResolver
 
+from judgeforge import settings
+from judgeforge.config_loader import RunConfigLoader
 from judgeforge.pipelines.reporting import create_pipeline
 from tests.conftest import PROJECT_ROOT
 
@@ -33,13 +35,13 @@ def test_reporting_reads_the_stage_outputs_by_name_and_writes_the_report() -> No
 
 
 def test_every_stage_output_it_reads_loads_as_none_when_absent() -> None:
-    catalog = OmegaConfigLoader(
-        str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local"
-    )["catalog"]
-    types = {name: catalog[name]["type"] for name in STAGE_OUTPUTS}
+    loader = RunConfigLoader(str(PROJECT_ROOT / "conf"), **settings.CONFIG_LOADER_ARGS)
+    # the JSON reports come from a dataset factory: resolve each name as Kedro does
+    catalog = CatalogConfigResolver(loader["catalog"], credentials=loader["credentials"])
+    types = {name: catalog.resolve_pattern(name)["type"] for name in STAGE_OUTPUTS}
     assert {
         name: kind
         for name, kind in types.items()
         if not kind.startswith("judgeforge.datasets.optional.")
     } == {}
-    assert catalog["report_html"]["filepath"].endswith("08_reporting/report.html")
+    assert catalog.resolve_pattern("report_html")["filepath"].endswith("08_reporting/report.html")

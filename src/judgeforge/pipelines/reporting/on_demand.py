@@ -26,14 +26,14 @@ def write_report(
     from kedro.framework.startup import bootstrap_project
     from kedro.io import DatasetError
 
-    from judgeforge.hooks import project_location
+    from judgeforge.run_globals import project_location
     from judgeforge.sdk import find_project_root, run_config
 
     project = Path(project_path) if project_path else find_project_root()
     bootstrap_project(project)
     try:
         if config_path is not None:
-            run_config(load_run_config(config_path), [[PIPELINE]], env=env, project_path=project)
+            run_config(load_run_config(config_path), PIPELINE, env=env, project_path=project)
         else:
             with KedroSession.create(project_path=project, env=env) as session:
                 session.run(pipeline_names=[PIPELINE])
