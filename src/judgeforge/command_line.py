@@ -6,15 +6,17 @@ import argparse
 import logging
 import sys
 
-from judgeforge.config import ConfigError, load_run_config
-
-# Errors a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
+from judgeforge.config import load_run_config
+from judgeforge.errors import report_failure, verbose_from_environment
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the judgeforge command."""
     parser = argparse.ArgumentParser(prog="judgeforge", description=__doc__)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="show the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the steps listed in run_steps of a run YAML")
@@ -44,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             run_command(args.config, args.env, args.project_path)
         elif args.command == "predict":
             predict_rows(args.model, args.input, args.output)
-    except USER_ERRORS as error:
-        print(f"judgeforge: {error}", file=sys.stderr)
-        return 2 if isinstance(error, ConfigError) else 1
+    except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback
+        return report_failure(error, "judgeforge", args.verbose or verbose_from_environment())
     return 0
 
 

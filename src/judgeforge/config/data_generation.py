@@ -130,6 +130,11 @@ class SamplingConfig(StrictModel):
 class SourceDataConfig(StrictModel):
     dataset: SourceDataset
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    max_text_chars: int = Field(
+        default=100_000,
+        ge=1,
+        description="judgeforge addition: a seed row whose feature column holds more characters is rejected (text_too_long)",
+    )
 
     def rule_problems(self, path: str) -> list[Problem]:
         """Return every broken source rule."""

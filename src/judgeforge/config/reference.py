@@ -18,6 +18,7 @@ BEGIN = "<!-- BEGIN GENERATED FIELD TABLES (python -m judgeforge.config.referenc
 END = "<!-- END GENERATED FIELD TABLES -->"
 # Fields judgeforge adds to the seed reference (everything else is the seed's, verbatim).
 ADDITIONS = {
+    "data_generation.source_data.max_text_chars",
     "data_generation.llm.base_url",
     "data_generation.llm.api_version",
     "data_generation.llm.temperature",

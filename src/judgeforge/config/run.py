@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from judgeforge.config.data_generation import (
@@ -21,6 +20,7 @@ from judgeforge.config.problems import (
     problems_from_validation_error,
 )
 from judgeforge.config.training import TrainingConfig, missing_template_columns
+from judgeforge.config.yaml_file import read_yaml_file
 
 RunStep = Literal["data_generation", "training"]
 PIPELINE_PROVIDERS = ("local",)
@@ -99,21 +99,8 @@ def judge_output_dir(config: RunConfig) -> str:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    """Return the validated run config read from a YAML file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([Problem(str(path), "(file)", "config file not found")], str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError([Problem(str(path), "(file)", "config file is not UTF-8 text")], str(path)) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError([Problem(f"{path}:{where}", "(yaml)", f"not valid YAML: {getattr(error, 'problem', error)}")], str(path)) from None
-    return validate_run_config(raw or {}, source=str(path))
+    """Return the validated run config read from a YAML file (YAML 1.2, no repeated keys)."""
+    return validate_run_config(read_yaml_file(path), source=str(path))
 
 
 def _header_problems(header: RunHeader) -> list[Problem]:

@@ -1,0 +1,60 @@
+"""Failures a user causes or meets, and how both doors report them: one line, exit status 2.
+
+Every exception a user can fix (a bad config, unusable seed data, a missing key, a Hub or
+object-store refusal, an unreachable provider) derives from `UserError`. The `judgeforge`
+command and the project's `kedro run` print such an error as one line and exit with
+USER_ERROR_EXIT; anything else is a bug and keeps its traceback (exit 1). `--verbose` or
+JUDGEFORGE_VERBOSE=1 shows the traceback of a user error too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+USER_ERROR_EXIT = 2
+BUG_EXIT = 1
+VERBOSE_ENV_VAR = "JUDGEFORGE_VERBOSE"
+# File-system facts the user fixes (a path that is missing, a folder, unreadable).
+FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+class UserError(Exception):
+    """A failure the user can fix; its message names what to fix, in one line per problem."""
+
+
+def user_error_in(error: BaseException) -> BaseException | None:
+    """Return the user-fixable error behind `error` (Kedro wraps node and dataset errors), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserError | FILE_ERRORS):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def verbose_from_environment() -> bool:
+    """Return whether JUDGEFORGE_VERBOSE asks for tracebacks."""
+    return os.environ.get(VERBOSE_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def report_failure(error: BaseException, prefix: str, verbose: bool) -> int:
+    """Print a user error as one line (a bug as its traceback) on stderr; return the exit status."""
+    found = user_error_in(error)
+    if found is None:
+        traceback.print_exception(error, file=sys.stderr)
+        return BUG_EXIT
+    if verbose:
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"{prefix}: {one_line(found)}", file=sys.stderr)
+    return USER_ERROR_EXIT
+
+
+def one_line(error: BaseException) -> str:
+    """Return the message of an error (an OSError as `path: reason`), without its type."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error) or type(error).__name__
