@@ -1,9 +1,14 @@
-"""Project commands for the `kedro` CLI: `kedro run` prints config problems without a traceback."""
+"""Project commands for the `kedro` CLI: `kedro run` ends a failure a user can fix with one line (exit 2)."""
 
 import click
 from kedro.framework.cli.project import run as kedro_run
 
-from judgeforge.config import ConfigError
+from judgeforge.errors import USER_ERROR_EXIT, report_failure, verbose_from_environment
+
+VERBOSE = click.Option(
+    ["--verbose"], is_flag=True, default=False,
+    help="Show the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1).",
+)
 
 
 @click.group(name="judgeforge")
@@ -11,12 +16,26 @@ def cli() -> None:
     """Project-specific Kedro commands."""
 
 
-@cli.command(name="run", params=kedro_run.params, help=kedro_run.help, context_settings=kedro_run.context_settings)
+@cli.command(name="run", params=[*kedro_run.params, VERBOSE], help=kedro_run.help, context_settings=kedro_run.context_settings)
 @click.pass_context
-def run(ctx: click.Context, **kwargs) -> None:
-    """Run Kedro's `run`; a bad config exits with one line per problem (exit code 2)."""
+def run(ctx: click.Context, verbose: bool, **kwargs) -> None:
+    """Run Kedro's `run`; a failure a user can fix prints one line and exits 2, a bug its traceback and 1."""
+    unknown = unknown_pipelines([kwargs["pipeline"]] if kwargs.get("pipeline") else kwargs.get("pipelines") or [])
+    if unknown:
+        click.echo(f"Error: {unknown}", err=True)
+        ctx.exit(USER_ERROR_EXIT)
     try:
         ctx.invoke(kedro_run, **kwargs)
-    except ConfigError as error:
-        click.echo(f"Error: {error}", err=True)
-        ctx.exit(2)
+    except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback
+        ctx.exit(report_failure(error, "Error", verbose or verbose_from_environment()))
+
+
+def unknown_pipelines(names: list[str]) -> str:
+    """Return the one-line error for pipeline names that are not registered, or ""."""
+    from kedro.framework.project import pipelines
+
+    registered = sorted(name for name in pipelines if name != "__default__")
+    missing = [name for name in names if name not in pipelines]
+    if not missing:
+        return ""
+    return f"no pipeline named {', '.join(map(repr, missing))}: the pipelines are {', '.join(registered)}"

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from judgeforge.errors import UserError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -20,7 +22,7 @@ class Problem:
         return f"{self.path}: {_short_repr(self.value)} — {self.rule}"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that breaks one or more rules; `str()` gives one line per problem."""
 
     def __init__(self, problems: list[Problem], source: str = "config"):

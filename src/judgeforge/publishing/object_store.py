@@ -21,13 +21,15 @@ from typing import Any
 
 import fsspec
 
+from judgeforge.errors import UserError
+
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIX = ".tar.gz"
 DEFAULT_SCHEME = "s3"
 
 
-class ObjectStoreError(ValueError):
+class ObjectStoreError(UserError, ValueError):
     """An object-store transfer that failed for a reason the user can fix."""
 
 

@@ -9,7 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from judgeforge.config.data_generation import DatasetColumns, MetricConfig, SamplingConfig, SourceDataset
+from judgeforge.config.data_generation import (
+    DatasetColumns,
+    MetricConfig,
+    SamplingConfig,
+    SourceDataset,
+)
 from judgeforge.config.labels import label_key
 from judgeforge.errors import UserError
 from judgeforge.schema import MALFORMED, REJECT_DETAIL, REJECT_REASON, ROW_ID, SOURCE_LINE

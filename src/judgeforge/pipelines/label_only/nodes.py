@@ -6,7 +6,11 @@ import datasets
 import pandas as pd
 
 from judgeforge.config.data_generation import DatasetColumns, MetricConfig, OutputConfig
-from judgeforge.pipelines.ingestion.nodes import SeedDataError, reason_counts_text, validate_seed_rows
+from judgeforge.pipelines.ingestion.nodes import (
+    SeedDataError,
+    reason_counts_text,
+    validate_seed_rows,
+)
 from judgeforge.pipelines.labelling.judge import OK
 from judgeforge.pipelines.labelling.nodes import JUDGE_LABEL, STATUS
 from judgeforge.schema import ROW_ID, SEED_SOURCE, SOURCE

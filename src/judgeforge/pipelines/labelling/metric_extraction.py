@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
 from judgeforge.config.run import collect_rule_problems
+from judgeforge.errors import UserError
 from judgeforge.llm import ChatMessage, LLMRequest
 
 METRIC_PATH = "data_generation.metric"
@@ -27,7 +28,7 @@ SYSTEM_PROMPT = (
 )
 
 
-class MetricExtractionError(ValueError):
+class MetricExtractionError(UserError, ValueError):
     """The LLM could not derive a usable metric from llmaj_source_prompt."""
 
 

@@ -18,6 +18,7 @@ from judgeforge.config.data_generation import (
     SamplingConfig,
 )
 from judgeforge.config.labels import label_key
+from judgeforge.errors import UserError
 from judgeforge.pipelines.synthesis.generation import SYNTHETIC_REJECT_REASONS, ExampleGenerator
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
@@ -25,7 +26,7 @@ from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHE
 log = logging.getLogger(__name__)
 
 
-class SynthesisError(ValueError):
+class SynthesisError(UserError, ValueError):
     """A synthesis set-up that cannot produce what was asked."""
 
 
