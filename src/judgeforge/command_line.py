@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from judgeforge.config import load_run_config
 from judgeforge.errors import report_failure, verbose_from_environment
@@ -24,8 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)")
     run.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
 
-    validate = commands.add_parser("validate", help="check a run YAML and list every problem")
+    validate = commands.add_parser("validate", help="check a run YAML and what its run needs (files, tokens, keys, folders); list every problem")
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
+    validate.add_argument("-e", "--env", default=None, help="Kedro environment whose credentials are checked (default: local)")
+    validate.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
 
     predict = commands.add_parser("predict", help="score a CSV / Parquet / JSONL file with a trained judge")
     predict.add_argument("-m", "--model", required=True, help="the judge's folder (training.output.local_path/model_name)")
@@ -40,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "validate":
-            config = load_run_config(args.config)
-            print(f"{args.config}: valid (run_steps: {', '.join(config.run_steps)})")
+            validate_command(args.config, args.env, args.project_path)
         elif args.command == "run":
             run_command(args.config, args.env, args.project_path)
         elif args.command == "predict":
@@ -61,6 +63,28 @@ def predict_rows(model_dir: str, input_path: str, output_path: str) -> None:
     except ModelLoadError as error:
         raise ValueError(str(error)) from None
     print(f"{output_path}: {count} rows scored")
+
+
+def validate_command(config_path: str, env: str | None, project_path: str | None) -> None:
+    """Check the run YAML, then (inside a Kedro project) what its run needs; print that it is valid."""
+    from kedro.framework.project import settings
+    from kedro.framework.startup import bootstrap_project
+
+    from judgeforge.preflight import PreflightError, planned_pipeline, project_credentials, validate_problems
+    from judgeforge.sdk import find_project_root, stages_for_steps
+
+    config = load_run_config(config_path)
+    try:
+        project = Path(project_path) if project_path else find_project_root()
+    except FileNotFoundError:
+        print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)}); not in a Kedro project, so seed files, tokens, keys and folders were not checked (pass --project-path)")
+        return
+    bootstrap_project(project)
+    pipeline = planned_pipeline([name for stage in stages_for_steps(config) for name in stage])
+    problems = validate_problems(config, pipeline, project_credentials(project / settings.CONF_SOURCE, env), project)
+    if problems:
+        raise PreflightError(problems)
+    print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)})")
 
 
 def run_command(config_path: str, env: str | None, project_path: str | None) -> None:

@@ -15,13 +15,13 @@ from judgeforge.config import RunConfig, validate_run_config
 from judgeforge.config.data_generation import LOCAL_EMBEDDING_MODELS, DataGenerationConfig
 from judgeforge.config.run import judge_output_dir
 from judgeforge.datasets import DatasetDictDataset, JudgeModelDataset, LLMClientDataset, SeedDataset
+from judgeforge.preflight import check_run
 from judgeforge.publishing import (
     HubClientDataset,
     ObjectStoreDataset,
     ObjectStoreDatasetDict,
     archive_url,
 )
-from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class RunConfigHook:
     def __init__(self) -> None:
         self._config: RunConfig | None = None
         self._project_path = Path.cwd()
-        self._hub_credentials: dict[str, Any] = {}
+        self._credentials: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -69,10 +69,9 @@ class RunConfigHook:
         """Replace the config-driven catalog entries with datasets built from the run config."""
         if self._config is None:
             return
-        credentials = conf_creds or {}
-        self._hub_credentials = credentials.get(HUB_CREDENTIALS) or {}
+        credentials = self._credentials = conf_creds or {}
         bound = config_bound_datasets(self._config, credentials.get(OBJECT_STORE_CREDENTIALS), self._project_path)
-        bound["hub_client"] = HubClientDataset(credentials=self._hub_credentials)
+        bound["hub_client"] = HubClientDataset(credentials=credentials.get(HUB_CREDENTIALS) or {})
         bound["object_store"] = ObjectStoreDataset(credentials=credentials.get(OBJECT_STORE_CREDENTIALS))
         if self._config.data_generation is not None:
             generation = self._config.data_generation
@@ -86,12 +85,9 @@ class RunConfigHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Fail before any node runs when the pipeline will push to the Hub and there is no token."""
-        if self._config is None or hub_token(self._hub_credentials):
-            return
-        pushes = hub_pushes(self._config, pipeline.all_outputs())
-        if pushes:
-            raise HubError(missing_token_message(" and ".join(pushes)))
+        """Fail before any node runs when the run lacks a token, a key or a writable output folder."""
+        if self._config is not None:
+            check_run(self._config, pipeline, self._credentials, self._project_path)
 
 
 class _SkipReplacementWarnings(logging.Filter):

@@ -79,10 +79,14 @@ def run_config(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from judgeforge.preflight import check_run, planned_pipeline, project_credentials
+
     project = Path(project_path) if project_path else find_project_root()
     bootstrap_project(project)
     results = []
     with _conf_with_parameters(project / settings.CONF_SOURCE, config) as conf:
+        # every stage's credentials and folders, before the first stage's paid work
+        check_run(config, planned_pipeline([name for stage in stages for name in stage]), project_credentials(conf, env), project)
         for pipeline_names in stages:
             with KedroSession.create(project_path=project, env=env, conf_source=str(conf)) as session:
                 results.append(session.run(pipeline_names=pipeline_names))

@@ -1,14 +1,21 @@
-"""An LLM client as a catalog entry: `load()` builds it from params and credentials, once."""
+"""An LLM client as a catalog entry, built from params and credentials when a node first uses it.
+
+Nodes such as extract_metric take the judge client but call it only when they need it (the
+metric leaves something to derive); a client no node calls is never built, so a provider the
+run does not use never asks for its key. Pre-flight (`judgeforge.preflight`) builds the clients
+the run will call before its first node, so a missing key still fails before any paid work.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
 
 class LLMClientDataset(AbstractDataset[None, Any]):
-    """Loads a ready `judgeforge.llm.LLMClient`; the same client is returned to every node."""
+    """Loads a `DeferredLLMClient`: the same `judgeforge.llm.LLMClient`, built on first use, for every node."""
 
     def __init__(
         self,
@@ -48,11 +55,35 @@ class LLMClientDataset(AbstractDataset[None, Any]):
         return {key: self._options[key] for key in ("provider", "model", "embedding_model", "base_url")}
 
     def _load(self) -> Any:
+        return DeferredLLMClient(self.build_client)
+
+    def build_client(self) -> Any:
+        """Return the client, building it (and checking its provider, model and key) on the first call."""
         if self._client is None:
             from judgeforge.llm import build_llm_client
 
             self._client = build_llm_client(**self._options, credentials=self._credentials)
         return self._client
 
+    def check(self) -> None:
+        """Raise LLMConfigError when the client cannot be built (provider, model, key); sends and writes nothing."""
+        from judgeforge.llm import build_llm_client
+
+        options = {**self._options, "cache_path": None}
+        build_llm_client(**options, credentials=self._credentials, use_cache=False, show_progress=False)
+
     def _save(self, data: None) -> None:
         raise DatasetError("an LLM client is built from configuration and cannot be saved")
+
+
+class DeferredLLMClient:
+    """Stands in for an LLMClient: the first attribute a node reads builds the client."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._build(), name)
+
+    def __repr__(self) -> str:
+        return "DeferredLLMClient()"
