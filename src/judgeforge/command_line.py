@@ -70,7 +70,12 @@ def validate_command(config_path: str, env: str | None, project_path: str | None
     from kedro.framework.project import settings
     from kedro.framework.startup import bootstrap_project
 
-    from judgeforge.preflight import PreflightError, planned_pipeline, project_credentials, validate_problems
+    from judgeforge.preflight import (
+        PreflightError,
+        planned_pipeline,
+        project_credentials,
+        validate_problems,
+    )
     from judgeforge.sdk import find_project_root, stages_for_steps
 
     config = load_run_config(config_path)

@@ -1,4 +1,4 @@
-"""Project settings: the OmegaConfigLoader and the hook that binds the run config to the catalog."""
+"""Project settings: the OmegaConfigLoader, the hook that binds the run config to the catalog, and the one that stamps reports."""
 
 import os
 import warnings
@@ -6,13 +6,14 @@ import warnings
 from kedro.config import OmegaConfigLoader
 
 from judgeforge.hooks import RunConfigHook
+from judgeforge.run_reports import RunReportHook
 
 # Kedro sends telemetry unless told not to; judgeforge runs offline by default.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 # Kedro 1.7 itself calls OmegaConf's deprecated register_new_resolver on every run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
-HOOKS = (RunConfigHook(),)
+HOOKS = (RunConfigHook(), RunReportHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from judgeforge.config.data_generation import DatasetColumns, MetricConfig, SamplingConfig, SourceDataset
+from judgeforge.config.data_generation import (
+    DatasetColumns,
+    MetricConfig,
+    SamplingConfig,
+    SourceDataset,
+)
 from judgeforge.datasets import SeedDataset
 from judgeforge.pipelines.ingestion.nodes import (
     REJECT_REASONS,
@@ -17,7 +22,14 @@ from judgeforge.pipelines.ingestion.nodes import (
     usable_seed_rows,
     validate_seed_rows,
 )
-from judgeforge.schema import MALFORMED, RAW_RECORD, REJECT_DETAIL, REJECT_REASON, ROW_ID, SOURCE_LINE
+from judgeforge.schema import (
+    MALFORMED,
+    RAW_RECORD,
+    REJECT_DETAIL,
+    REJECT_REASON,
+    ROW_ID,
+    SOURCE_LINE,
+)
 
 TEXT = ["text"]
 MAX_TEXT = 100_000
