@@ -56,12 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 def predict_rows(model_dir: str, input_path: str, output_path: str) -> None:
     """Score a file of rows with a saved judge and print how many were scored."""
     from judgeforge.training import predict_command
-    from judgeforge.training.loading import ModelLoadError
 
-    try:
-        count = predict_command(model_dir, input_path, output_path)
-    except ModelLoadError as error:
-        raise ValueError(str(error)) from None
+    count = predict_command(model_dir, input_path, output_path)
     print(f"{output_path}: {count} rows scored")
 
 
