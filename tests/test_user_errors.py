@@ -48,11 +48,17 @@ def rejects(project: Path) -> pd.DataFrame:
 
 def test_a_key_written_twice_is_an_error_with_both_lines(tmp_path: Path) -> None:
     text = COMPLAINTS.read_text().replace("    total_examples: 40 ", "    total_examples: 40\n    total_examples: 4000000 ", 1)
+    text = text.replace("seed: 42", "seed: 42\n      seed: 7", 1)  # a second repeat, in another mapping
     (tmp_path / "run.yaml").write_text(text)
     second = next(i for i, line in enumerate(text.splitlines(), 1) if "4000000" in line)
+    third = next(i for i, line in enumerate(text.splitlines(), 1) if "seed: 7" in line)
     result = judgeforge(tmp_path, "validate", "-c", "run.yaml")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"run.yaml:line {second}: '(yaml)' — key 'total_examples' is written twice (first at line {second - 1}): keep one" in result.stderr
+    assert result.stderr.splitlines() == [
+        "judgeforge: invalid run.yaml (2 problems):",
+        f"  run.yaml:line {third}: '(yaml)' — key 'seed' is written twice (first at line {third - 1}): keep one",
+        f"  run.yaml:line {second}: '(yaml)' — key 'total_examples' is written twice (first at line {second - 1}): keep one",
+    ]
 
 
 def test_yes_and_no_stay_text_in_a_run_yaml(tmp_path: Path) -> None:
@@ -100,7 +106,8 @@ def test_verbose_flag_and_environment_variable_show_the_traceback(tmp_path: Path
 def test_stray_quote_and_ragged_line_are_quarantined_with_their_lines(project_copy: Path) -> None:
     seed = project_copy / SEED
     lines = seed.read_text().split("\n")
-    lines[4] = lines[4].replace(",", ',"', 1)  # line 5: a quote opens the text and swallows the next rows
+    lines[4] = lines[4].replace(",", ',"', 1)  # line 5: a quote opens the text ...
+    lines[6] = '5,I was sold a used phone as new.",1'  # ... and closes on line 7: lines 5-7 are one record
     lines[9] = lines[9] + ",extra"  # line 10: one field too many
     seed.write_text("\n".join(lines))
     result = kedro(project_copy, "run", "--pipelines", "ingestion")
@@ -108,12 +115,14 @@ def test_stray_quote_and_ragged_line_are_quarantined_with_their_lines(project_co
     table = rejects(project_copy)
     malformed = table[table["reason"] == "malformed_row"]
     assert malformed["detail"].str.slice(0, 8).tolist() == ["line 5: ", "line 10:"]
-    assert "reads as a row of its own" in malformed["detail"].iloc[0]
+    assert malformed["detail"].iloc[0] == (
+        "line 5: a quoted field opened on line 5 runs on over line 6, which reads as a row of its own: check the quotes on line 5"
+    )
     assert malformed["raw_record"].iloc[1] == lines[9] + "\n"
     report = json.loads((project_copy / REPORT).read_text())
-    # the merged record holds 2 of the 120 rows besides its own: 118 records, 2 rejected
-    assert (report["rows_in"], report["rows_rejected"], report["rejected_by_reason"]["malformed_row"]) == (117, 2, 2)
-    assert report["rows_clean"] == 115
+    # lines 5-7 are one record: 118 records, 2 of them set aside
+    assert (report["rows_in"], report["rows_rejected"], report["rejected_by_reason"]["malformed_row"]) == (118, 2, 2)
+    assert report["rows_clean"] == 116
 
 
 def test_a_mostly_malformed_file_is_refused_naming_it_and_the_rejects_are_written(project_copy: Path) -> None:
@@ -154,7 +163,7 @@ def test_all_rows_rejected_names_the_labels_found_and_expected_and_keeps_the_rej
     seed.write_text(seed.read_text().replace(",1\n", ",yes\n").replace(",0\n", ",no\n"))
     result = kedro(project_copy, "run", "--pipelines", "ingestion")
     line = one_line_error(result, "Error: seed file data/01_raw/customer_messages.csv: no usable seed rows, all 120 were rejected")
-    assert line.endswith("labels found: 'no', 'yes', expected: '0', '1' (see the seed rejects file)")
+    assert line.endswith("labels found: 'no', 'yes', expected: '1', '0' (see the seed rejects file)")
     assert len(rejects(project_copy)) == 120
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from judgeforge.config.problems import ConfigError, Problem
 
@@ -26,12 +27,13 @@ def read_yaml_file(path: str | Path) -> Any:
         raise ConfigError([Problem(str(path), "(file)", "config file is empty")], str(path))
     try:
         data = YAML(typ="safe", pure=True).load(text)
-    except DuplicateKeyError as error:
-        key = _quoted_key(error.problem or "")
-        first = f" (first at line {error.context_mark.line + 1})" if error.context_mark else ""
-        where = f"line {error.problem_mark.line + 1}" if error.problem_mark else "(file)"
+    except DuplicateKeyError:
         raise ConfigError(
-            [Problem(f"{path}:{where}", "(yaml)", f"key {key} is written twice{first}: keep one")], str(path)
+            [
+                Problem(f"{path}:line {second}", "(yaml)", f"key {key!r} is written twice (first at line {first}): keep one")
+                for key, first, second in repeated_keys(text)
+            ],
+            str(path),
         ) from None
     except YAMLError as error:
         mark = error.problem_mark if isinstance(error, MarkedYAMLError) else None
@@ -56,6 +58,20 @@ def _read_text(path: Path) -> str:
         raise ConfigError([Problem(str(path), "(file)", "config file is not UTF-8 text")], str(path)) from None
 
 
-def _quoted_key(problem: str) -> str:
-    # ruamel says: found duplicate key "total_examples" with value "4000000" (original value: "40")
-    return problem.split('"')[1].join("''") if problem.count('"') >= 2 else "(a key)"
+def repeated_keys(text: str) -> list[tuple[str, int, int]]:
+    """Return (key, first line, repeated line) for every key written twice in one mapping of a YAML text."""
+    found = []
+    nodes = [YAML(typ="safe", pure=True).compose(text)]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, MappingNode):
+            first_line: dict[str, int] = {}
+            for key, value in node.value:
+                line = key.start_mark.line + 1
+                if str(key.value) in first_line:
+                    found.append((str(key.value), first_line[str(key.value)], line))
+                first_line.setdefault(str(key.value), line)
+                nodes.append(value)
+        elif isinstance(node, SequenceNode):
+            nodes.extend(node.value)
+    return sorted(found, key=lambda item: item[2])
