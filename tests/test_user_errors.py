@@ -257,3 +257,11 @@ def test_validate_lists_every_problem_a_run_would_meet(project_copy: Path, tmp_p
         "  generator_llm: no API key for provider 'openai': set OPENAI_API_KEY, or api_key in its credentials entry (conf/local/credentials.yml)",
         f"  training.output.local_path data/blocked/models: {project_copy / 'data/blocked'} is a file, not a folder",
     ]
+
+
+def test_a_conf_file_with_a_key_written_twice_is_named(project_copy: Path) -> None:
+    parameters = project_copy / "conf/base/parameters_ingestion.yml"
+    parameters.write_text(parameters.read_text().replace("      seed: 42\n", "      seed: 42\n      seed: 7\n", 1))
+    second = next(i for i, line in enumerate(parameters.read_text().splitlines(), 1) if line == "      seed: 7")
+    line = one_line_error(kedro(project_copy, "run", "--pipelines", "ingestion"), "Error: ")
+    assert line == f"Error: conf/base/parameters_ingestion.yml: key 'seed' is written twice (lines {second - 1} and {second}): keep one"

@@ -1,9 +1,13 @@
 """Project commands for the `kedro` CLI: `kedro run` ends a failure a user can fix with one line (exit 2)."""
 
+from pathlib import Path
+
 import click
+import yaml
 from kedro.framework.cli.project import run as kedro_run
 
-from judgeforge.errors import USER_ERROR_EXIT, report_failure, verbose_from_environment
+from judgeforge.config.yaml_file import repeated_keys
+from judgeforge.errors import USER_ERROR_EXIT, causes, report_failure, verbose_from_environment
 
 VERBOSE = click.Option(
     ["--verbose"], is_flag=True, default=False,
@@ -27,7 +31,26 @@ def run(ctx: click.Context, verbose: bool, **kwargs) -> None:
     try:
         ctx.invoke(kedro_run, **kwargs)
     except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback
-        ctx.exit(report_failure(error, "Error", verbose or verbose_from_environment()))
+        ctx.exit(report_failure(error, "Error", verbose or verbose_from_environment(), conf_file_problem(error, Path(kwargs.get("conf_source") or "conf"))))
+
+
+def conf_file_problem(error: BaseException, conf_source: Path) -> str:
+    """Return the one line for a conf file Kedro could not read (its YAML, a key written twice), or ""."""
+    from kedro.config import MissingConfigException
+
+    for cause in causes(error):
+        if isinstance(cause, MissingConfigException):
+            return str(cause)
+        if isinstance(cause, yaml.constructor.ConstructorError) and "duplicate key" in str(cause.problem):
+            # OmegaConf does not say which file: find it
+            for path in sorted(conf_source.rglob("*.y*ml")):
+                repeated = repeated_keys(path.read_text(encoding="utf-8"))
+                if repeated:
+                    key, first, second = repeated[0]
+                    return f"{path}: key {key!r} is written twice (lines {first} and {second}): keep one"
+        if isinstance(cause, yaml.YAMLError):
+            return f"a file under {conf_source} is not valid YAML: {' '.join(str(cause).split())}"
+    return ""
 
 
 def unknown_pipelines(names: list[str]) -> str:

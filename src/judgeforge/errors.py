@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 
 USER_ERROR_EXIT = 2
 BUG_EXIT = 1
@@ -24,16 +25,19 @@ class UserError(Exception):
     """A failure the user can fix; its message names what to fix, in one line per problem."""
 
 
-def user_error_in(error: BaseException) -> BaseException | None:
-    """Return the user-fixable error behind `error` (Kedro wraps node and dataset errors), else None."""
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """Yield `error`, then what caused it, and so on (Kedro wraps node and dataset errors)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, (UserError, *FILE_ERRORS)):
-            return current
+        yield current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+
+
+def user_error_in(error: BaseException) -> BaseException | None:
+    """Return the user-fixable error behind `error`, else None."""
+    return next((cause for cause in causes(error) if isinstance(cause, (UserError, *FILE_ERRORS))), None)
 
 
 def verbose_from_environment() -> bool:
@@ -41,15 +45,18 @@ def verbose_from_environment() -> bool:
     return os.environ.get(VERBOSE_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def report_failure(error: BaseException, prefix: str, verbose: bool) -> int:
-    """Print a user error as one line (a bug as its traceback) on stderr; return the exit status."""
+def report_failure(error: BaseException, prefix: str, verbose: bool, message: str = "") -> int:
+    """Print a user error as one line (a bug as its traceback) on stderr; return the exit status.
+
+    `message` is the line for an error the caller knows to be the user's (a broken conf file).
+    """
     found = user_error_in(error)
-    if found is None:
+    if found is None and not message:
         traceback.print_exception(error, file=sys.stderr)
         return BUG_EXIT
     if verbose:
         traceback.print_exception(error, file=sys.stderr)
-    print(f"{prefix}: {one_line(found)}", file=sys.stderr)
+    print(f"{prefix}: {message or one_line(found)}", file=sys.stderr)
     return USER_ERROR_EXIT
 
 
