@@ -105,6 +105,8 @@ def read_delimited(text: str, delimiter: str) -> pd.DataFrame:
       stray quote merging rows, not a text with line breaks in it.
     """
     lines = io.StringIO(text, newline="").readlines()
+    # no field is longer than the text: lift the csv module's 128 KiB field limit to it
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.reader(lines, delimiter=delimiter, strict=False)
     header: list[str] | None = None
     records: list[tuple[int, int, list[str]]] = []
