@@ -1,7 +1,9 @@
 """Failures a user causes or meets, and how both doors report them: one line, exit status 2.
 
 Every exception a user can fix (a bad config, unusable seed data, a missing key, a Hub or
-object-store refusal, an unreachable provider) derives from `UserError`. The `judgeforge`
+object-store refusal, an unreachable provider) derives from `UserError`; files that are
+missing or unreadable and services that refuse or cannot be reached (`met_errors`) are told
+the same way. The `judgeforge`
 command and the project's `kedro run` print such an error as one line and exit with
 USER_ERROR_EXIT; anything else is a bug and keeps its traceback (exit 1). `--verbose` or
 JUDGEFORGE_VERBOSE=1 shows the traceback of a user error too.
@@ -9,6 +11,8 @@ JUDGEFORGE_VERBOSE=1 shows the traceback of a user error too.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import traceback
@@ -36,8 +40,28 @@ def causes(error: BaseException) -> Iterator[BaseException]:
 
 
 def user_error_in(error: BaseException) -> BaseException | None:
-    """Return the user-fixable error behind `error`, else None."""
-    return next((cause for cause in causes(error) if isinstance(cause, (UserError, *FILE_ERRORS))), None)
+    """Return the error behind `error` that the user caused or met (not a bug), else None."""
+    return next((cause for cause in causes(error) if isinstance(cause, (UserError, *FILE_ERRORS, *met_errors()))), None)
+
+
+@functools.cache
+def met_errors() -> tuple[type[BaseException], ...]:
+    """Return the failures of services a run reaches (network, Hub, object store), told in one line too."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    with contextlib.suppress(ImportError):
+        import aiohttp
+
+        found.append(aiohttp.ClientError)
+    with contextlib.suppress(ImportError):
+        import httpx2
+        from huggingface_hub.errors import HfHubHTTPError
+
+        found += [HfHubHTTPError, httpx2.TransportError]
+    with contextlib.suppress(ImportError):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found += [BotoCoreError, ClientError]
+    return tuple(found)
 
 
 def verbose_from_environment() -> bool:
@@ -61,7 +85,10 @@ def report_failure(error: BaseException, prefix: str, verbose: bool, message: st
 
 
 def one_line(error: BaseException) -> str:
-    """Return the message of an error (an OSError as `path: reason`), without its type."""
+    """Return the message of an error: a UserError's own lines, an OSError as `path: reason`, else type and first line."""
+    if isinstance(error, UserError):
+        return str(error) or type(error).__name__
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         return f"{error.filename}: {error.strerror}"
-    return str(error) or type(error).__name__
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
