@@ -252,7 +252,7 @@ def test_validate_lists_every_problem_a_run_would_meet(project_copy: Path, tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         "judgeforge: the run cannot start (4 problems):",
-        "  source_data.dataset.csv.file_path data/01_raw/absent.csv: not found",
+        "  data_generation.source_data.dataset.csv.file_path data/01_raw/absent.csv: not found",
         "  data_generation.output.push_to_hub needs a Hugging Face token: set HF_TOKEN (or token in the `hub` entry of conf/local/credentials.yml), or turn the push off",
         "  generator_llm: no API key for provider 'openai': set OPENAI_API_KEY, or api_key in its credentials entry (conf/local/credentials.yml)",
         f"  training.output.local_path data/blocked/models: {project_copy / 'data/blocked'} is a file, not a folder",

@@ -25,6 +25,10 @@ from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
 SEED_DATASETS = {"seed_data": "csv.file_path", "label_only_train_data": "csv.train_file_path"}
 
 
+class PreflightProblem(UserError):
+    """One thing a run needs and lacks (a file, a writable folder)."""
+
+
 class PreflightError(UserError):
     """Several things a run needs and lacks, one line each."""
 
@@ -83,7 +87,7 @@ def _seed_file_problems(config: RunConfig, inputs: set[str], project_path: Path)
         if name not in inputs or not path or "://" in path:
             continue  # remote files are checked when read
         local = Path(project_location(path, project_path))
-        where = f"source_data.dataset.{field} {path}"
+        where = f"data_generation.source_data.dataset.{field} {path}"
         if not local.exists():
             problems.append(PreflightProblem(f"{where}: not found"))
         elif not local.is_file():
@@ -152,10 +156,6 @@ def _llm_client_problems(
                 seen.add(str(error))
                 problems.append(LLMConfigError(line))
     return problems
-
-
-class PreflightProblem(UserError):
-    """One thing a run needs and lacks (a file, a writable folder)."""
 
 
 def planned_pipeline(pipeline_names: list[str]) -> Pipeline:
