@@ -68,3 +68,8 @@ def test_verbose_adds_the_traceback_before_the_line(capsys) -> None:
     assert report_failure(wrapped(hub_forbidden()), "Error", verbose=True) == USER_ERROR_EXIT
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and err.endswith("\nError: HfHubHTTPError: 403 Forbidden: you cannot push to acme/x.\n")
+
+
+def test_a_file_error_with_only_a_message_is_that_message(capsys) -> None:
+    assert report_failure(FileNotFoundError("judge/ is not a saved judge: it has no judge_config.json"), "judgeforge", verbose=False) == 2
+    assert capsys.readouterr().err == "judgeforge: judge/ is not a saved judge: it has no judge_config.json\n"

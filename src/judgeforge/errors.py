@@ -85,10 +85,10 @@ def report_failure(error: BaseException, prefix: str, verbose: bool, message: st
 
 
 def one_line(error: BaseException) -> str:
-    """Return the message of an error: a UserError's own lines, an OSError as `path: reason`, else type and first line."""
+    """Return the message of an error: a UserError's own lines, a file error as `path: reason`, else type and first line."""
     if isinstance(error, UserError):
         return str(error) or type(error).__name__
-    if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        return f"{error.filename}: {error.strerror}"
+    if isinstance(error, FILE_ERRORS):
+        return f"{error.filename}: {error.strerror}" if error.filename is not None and error.strerror else str(error)
     first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     return f"{type(error).__name__}: {first}" if first else type(error).__name__

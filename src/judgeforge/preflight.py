@@ -35,7 +35,8 @@ class PreflightError(UserError):
     def __init__(self, problems: list[UserError]):
         self.problems = problems
         lines = "\n".join(f"  {problem}" for problem in problems)
-        super().__init__(f"the run cannot start ({len(problems)} problems):\n{lines}")
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"the run cannot start ({count}):\n{lines}")
 
 
 def check_run(config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any] | None, project_path: Path) -> None:
