@@ -26,8 +26,13 @@ def refused_connection() -> OSError:
 
 
 def hub_forbidden() -> HfHubHTTPError:
-    response = httpx2.Response(403, request=httpx2.Request("POST", "https://huggingface.co/api/repos/create"))
-    return HfHubHTTPError("403 Forbidden: you cannot push to acme/x.\nMake sure your token has write access.", response=response)
+    response = httpx2.Response(
+        403, request=httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+    )
+    return HfHubHTTPError(
+        "403 Forbidden: you cannot push to acme/x.\nMake sure your token has write access.",
+        response=response,
+    )
 
 
 def wrapped(error: Exception) -> Exception:
@@ -41,35 +46,67 @@ def wrapped(error: Exception) -> Exception:
 @pytest.mark.parametrize(
     ("error", "line"),
     [
-        (wrapped(ConfigError([Problem("a.b", 1, "must be 2")], "x.yaml")), "Error: invalid x.yaml (1 problem):\n  a.b: 1 — must be 2"),
-        (FileNotFoundError(2, "No such file or directory", "rows.csv"), "Error: rows.csv: No such file or directory"),
+        (
+            wrapped(ConfigError([Problem("a.b", 1, "must be 2")], "x.yaml")),
+            "Error: invalid x.yaml (1 problem):\n  a.b: 1 — must be 2",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "rows.csv"),
+            "Error: rows.csv: No such file or directory",
+        ),
         (hub_forbidden(), "Error: HfHubHTTPError: 403 Forbidden: you cannot push to acme/x."),
-        (ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject"), "Error: ClientError: An error occurred (AccessDenied) when calling the PutObject operation: Access Denied"),
-        (httpx2.ConnectError("[Errno 111] Connection refused"), "Error: ConnectError: [Errno 111] Connection refused"),
+        (
+            ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject"
+            ),
+            "Error: ClientError: An error occurred (AccessDenied) when calling the PutObject operation: Access Denied",
+        ),
+        (
+            httpx2.ConnectError("[Errno 111] Connection refused"),
+            "Error: ConnectError: [Errno 111] Connection refused",
+        ),
     ],
 )
-def test_what_a_user_causes_or_meets_is_one_line_and_exit_2(error: Exception, line: str, capsys) -> None:
+def test_what_a_user_causes_or_meets_is_one_line_and_exit_2(
+    error: Exception, line: str, capsys
+) -> None:
     assert report_failure(error, "Error", verbose=False) == USER_ERROR_EXIT
     assert capsys.readouterr().err == line + "\n"
 
 
 def test_a_refused_connection_is_one_line(capsys) -> None:
     assert report_failure(wrapped(refused_connection()), "Error", verbose=False) == USER_ERROR_EXIT
-    assert capsys.readouterr().err == "Error: ConnectionRefusedError: [Errno 111] Connection refused\n"
+    assert (
+        capsys.readouterr().err == "Error: ConnectionRefusedError: [Errno 111] Connection refused\n"
+    )
 
 
 def test_a_bug_keeps_its_traceback_and_exits_1(capsys) -> None:
     assert report_failure(wrapped(KeyError("row_id")), "Error", verbose=False) == BUG_EXIT
     err = capsys.readouterr().err
-    assert "Traceback (most recent call last)" in err and err.rstrip().endswith("DatasetError: seed_data: 'row_id'")
+    assert "Traceback (most recent call last)" in err and err.rstrip().endswith(
+        "DatasetError: seed_data: 'row_id'"
+    )
 
 
 def test_verbose_adds_the_traceback_before_the_line(capsys) -> None:
     assert report_failure(wrapped(hub_forbidden()), "Error", verbose=True) == USER_ERROR_EXIT
     err = capsys.readouterr().err
-    assert "Traceback (most recent call last)" in err and err.endswith("\nError: HfHubHTTPError: 403 Forbidden: you cannot push to acme/x.\n")
+    assert "Traceback (most recent call last)" in err and err.endswith(
+        "\nError: HfHubHTTPError: 403 Forbidden: you cannot push to acme/x.\n"
+    )
 
 
 def test_a_file_error_with_only_a_message_is_that_message(capsys) -> None:
-    assert report_failure(FileNotFoundError("judge/ is not a saved judge: it has no judge_config.json"), "judgeforge", verbose=False) == 2
-    assert capsys.readouterr().err == "judgeforge: judge/ is not a saved judge: it has no judge_config.json\n"
+    assert (
+        report_failure(
+            FileNotFoundError("judge/ is not a saved judge: it has no judge_config.json"),
+            "judgeforge",
+            verbose=False,
+        )
+        == 2
+    )
+    assert (
+        capsys.readouterr().err
+        == "judgeforge: judge/ is not a saved judge: it has no judge_config.json\n"
+    )

@@ -10,7 +10,9 @@ from judgeforge.config.yaml_file import repeated_keys
 from judgeforge.errors import USER_ERROR_EXIT, causes, report_failure, verbose_from_environment
 
 VERBOSE = click.Option(
-    ["--verbose"], is_flag=True, default=False,
+    ["--verbose"],
+    is_flag=True,
+    default=False,
     help="Show the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1).",
 )
 
@@ -20,18 +22,32 @@ def cli() -> None:
     """Project-specific Kedro commands."""
 
 
-@cli.command(name="run", params=[*kedro_run.params, VERBOSE], help=kedro_run.help, context_settings=kedro_run.context_settings)
+@cli.command(
+    name="run",
+    params=[*kedro_run.params, VERBOSE],
+    help=kedro_run.help,
+    context_settings=kedro_run.context_settings,
+)
 @click.pass_context
 def run(ctx: click.Context, verbose: bool, **kwargs) -> None:
     """Run Kedro's `run`; a failure a user can fix prints one line and exits 2, a bug its traceback and 1."""
-    unknown = unknown_pipelines([kwargs["pipeline"]] if kwargs.get("pipeline") else kwargs.get("pipelines") or [])
+    unknown = unknown_pipelines(
+        [kwargs["pipeline"]] if kwargs.get("pipeline") else kwargs.get("pipelines") or []
+    )
     if unknown:
         click.echo(f"Error: {unknown}", err=True)
         ctx.exit(USER_ERROR_EXIT)
     try:
         ctx.invoke(kedro_run, **kwargs)
     except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback
-        ctx.exit(report_failure(error, "Error", verbose or verbose_from_environment(), conf_file_problem(error, Path(kwargs.get("conf_source") or "conf"))))
+        ctx.exit(
+            report_failure(
+                error,
+                "Error",
+                verbose or verbose_from_environment(),
+                conf_file_problem(error, Path(kwargs.get("conf_source") or "conf")),
+            )
+        )
 
 
 def conf_file_problem(error: BaseException, conf_source: Path) -> str:
@@ -41,7 +57,9 @@ def conf_file_problem(error: BaseException, conf_source: Path) -> str:
     for cause in causes(error):
         if isinstance(cause, MissingConfigException):
             return str(cause)
-        if isinstance(cause, yaml.constructor.ConstructorError) and "duplicate key" in str(cause.problem):
+        if isinstance(cause, yaml.constructor.ConstructorError) and "duplicate key" in str(
+            cause.problem
+        ):
             # OmegaConf does not say which file: find it
             for path in sorted(conf_source.rglob("*.y*ml")):
                 repeated = repeated_keys(path.read_text(encoding="utf-8"))

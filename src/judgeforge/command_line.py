@@ -15,25 +15,65 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the judgeforge command."""
     parser = argparse.ArgumentParser(prog="judgeforge", description=__doc__)
     parser.add_argument(
-        "-v", "--verbose", action="store_true",
+        "-v",
+        "--verbose",
+        action="store_true",
         help="show the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the steps listed in run_steps of a run YAML")
     run.add_argument("-c", "--config", required=True, help="path to the run YAML")
-    run.add_argument("-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)")
-    run.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
+    run.add_argument(
+        "-e",
+        "--env",
+        default=None,
+        help="Kedro environment for catalog and credentials (default: local)",
+    )
+    run.add_argument(
+        "--project-path",
+        default=None,
+        help="Kedro project folder (default: found from the current folder)",
+    )
 
-    validate = commands.add_parser("validate", help="check a run YAML and what its run needs (files, tokens, keys, folders); list every problem")
+    validate = commands.add_parser(
+        "validate",
+        help="check a run YAML and what its run needs (files, tokens, keys, folders); list every problem",
+    )
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
-    validate.add_argument("-e", "--env", default=None, help="Kedro environment whose credentials are checked (default: local)")
-    validate.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
+    validate.add_argument(
+        "-e",
+        "--env",
+        default=None,
+        help="Kedro environment whose credentials are checked (default: local)",
+    )
+    validate.add_argument(
+        "--project-path",
+        default=None,
+        help="Kedro project folder (default: found from the current folder)",
+    )
 
-    predict = commands.add_parser("predict", help="score a CSV / Parquet / JSONL file with a trained judge")
-    predict.add_argument("-m", "--model", required=True, help="the judge's folder (training.output.local_path/model_name)")
-    predict.add_argument("-i", "--input", required=True, help="rows with the columns the judge's prompt template names")
-    predict.add_argument("-o", "--output", required=True, help="where to write the rows with prediction and probability_<label> columns")
+    predict = commands.add_parser(
+        "predict", help="score a CSV / Parquet / JSONL file with a trained judge"
+    )
+    predict.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        help="the judge's folder (training.output.local_path/model_name)",
+    )
+    predict.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        help="rows with the columns the judge's prompt template names",
+    )
+    predict.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="where to write the rows with prediction and probability_<label> columns",
+    )
     return parser
 
 
@@ -78,11 +118,15 @@ def validate_command(config_path: str, env: str | None, project_path: str | None
     try:
         project = Path(project_path) if project_path else find_project_root()
     except FileNotFoundError:
-        print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)}); not in a Kedro project, so seed files, tokens, keys and folders were not checked (pass --project-path)")
+        print(
+            f"{config_path}: valid (run_steps: {', '.join(config.run_steps)}); not in a Kedro project, so seed files, tokens, keys and folders were not checked (pass --project-path)"
+        )
         return
     bootstrap_project(project)
     pipeline = planned_pipeline([name for stage in stages_for_steps(config) for name in stage])
-    problems = validate_problems(config, pipeline, project_credentials(project / settings.CONF_SOURCE, env), project)
+    problems = validate_problems(
+        config, pipeline, project_credentials(project / settings.CONF_SOURCE, env), project
+    )
     if problems:
         raise PreflightError(problems)
     print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)})")

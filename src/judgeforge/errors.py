@@ -41,7 +41,14 @@ def causes(error: BaseException) -> Iterator[BaseException]:
 
 def user_error_in(error: BaseException) -> BaseException | None:
     """Return the error behind `error` that the user caused or met (not a bug), else None."""
-    return next((cause for cause in causes(error) if isinstance(cause, (UserError, *FILE_ERRORS, *met_errors()))), None)
+    return next(
+        (
+            cause
+            for cause in causes(error)
+            if isinstance(cause, (UserError, *FILE_ERRORS, *met_errors()))
+        ),
+        None,
+    )
 
 
 @functools.cache
@@ -89,6 +96,10 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, UserError):
         return str(error) or type(error).__name__
     if isinstance(error, FILE_ERRORS):
-        return f"{error.filename}: {error.strerror}" if error.filename is not None and error.strerror else str(error)
+        return (
+            f"{error.filename}: {error.strerror}"
+            if error.filename is not None and error.strerror
+            else str(error)
+        )
     first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     return f"{type(error).__name__}: {first}" if first else type(error).__name__

@@ -39,7 +39,9 @@ class PreflightError(UserError):
         super().__init__(f"the run cannot start ({count}):\n{lines}")
 
 
-def check_run(config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any] | None, project_path: Path) -> None:
+def check_run(
+    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any] | None, project_path: Path
+) -> None:
     """Raise the one problem (or a PreflightError listing all) that would stop this pipeline's run."""
     problems = run_problems(config, pipeline, credentials or {}, project_path)
     if len(problems) == 1:
@@ -48,7 +50,9 @@ def check_run(config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, A
         raise PreflightError(problems)
 
 
-def run_problems(config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], project_path: Path) -> list[UserError]:
+def run_problems(
+    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], project_path: Path
+) -> list[UserError]:
     """Return every problem that would stop this pipeline's run after paid work, each a UserError with a one-line message."""
     from judgeforge.hooks import HUB_CREDENTIALS, LLM_CREDENTIALS
 
@@ -60,12 +64,19 @@ def run_problems(config: RunConfig, pipeline: Pipeline, credentials: Mapping[str
     ]
 
 
-def validate_problems(config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], project_path: Path) -> list[UserError]:
+def validate_problems(
+    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], project_path: Path
+) -> list[UserError]:
     """Return `run_problems` and the seed files' problems: everything `judgeforge validate` can check offline."""
-    return [*_seed_file_problems(config, pipeline.inputs(), project_path), *run_problems(config, pipeline, credentials, project_path)]
+    return [
+        *_seed_file_problems(config, pipeline.inputs(), project_path),
+        *run_problems(config, pipeline, credentials, project_path),
+    ]
 
 
-def _hub_token_problems(config: RunConfig, outputs: set[str], hub_credentials: Mapping[str, Any] | None) -> list[UserError]:
+def _hub_token_problems(
+    config: RunConfig, outputs: set[str], hub_credentials: Mapping[str, Any] | None
+) -> list[UserError]:
     from judgeforge.hooks import hub_pushes
 
     pushes = hub_pushes(config, outputs)
@@ -98,12 +109,16 @@ def _seed_file_problems(config: RunConfig, inputs: set[str], project_path: Path)
     return problems
 
 
-def _output_folder_problems(config: RunConfig, outputs: set[str], project_path: Path) -> list[UserError]:
+def _output_folder_problems(
+    config: RunConfig, outputs: set[str], project_path: Path
+) -> list[UserError]:
     from judgeforge.hooks import project_location
 
     folders = []
     if config.data_generation is not None and outputs & {"generated_dataset", "labelled_dataset"}:
-        folders.append(("data_generation.output.local_path", config.data_generation.output.local_path))
+        folders.append(
+            ("data_generation.output.local_path", config.data_generation.output.local_path)
+        )
     if config.training is not None and "judge_model" in outputs:
         folders.append(("training.output.local_path", config.training.output.local_path))
     problems: list[UserError] = []
@@ -129,7 +144,10 @@ def _unwritable(folder: Path) -> str:
 
 
 def _llm_client_problems(
-    config: RunConfig, inputs: set[str], llm_credentials: Mapping[str, Any] | None, project_path: Path
+    config: RunConfig,
+    inputs: set[str],
+    llm_credentials: Mapping[str, Any] | None,
+    project_path: Path,
 ) -> list[UserError]:
     from judgeforge.hooks import llm_client_datasets
     from judgeforge.llm.types import LLMConfigError
@@ -139,7 +157,9 @@ def _llm_client_problems(
         return []
     called = {
         "generator_llm": True,
-        "judge_llm": generation.labelling.enabled or generation.labelling.label_only_mode or bool(missing_parts(generation.metric)),
+        "judge_llm": generation.labelling.enabled
+        or generation.labelling.label_only_mode
+        or bool(missing_parts(generation.metric)),
         "embedding_client": generation.data_quality_metrics.enabled,
     }
     needed = [name for name, used in called.items() if used and name in inputs]
@@ -171,7 +191,9 @@ def project_credentials(conf_source: Path, env: str | None) -> dict[str, Any]:
     from kedro.config import MissingConfigException
     from kedro.framework.project import settings
 
-    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(conf_source), env=env, **settings.CONFIG_LOADER_ARGS)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(conf_source), env=env, **settings.CONFIG_LOADER_ARGS
+    )
     try:
         return dict(loader["credentials"])
     except MissingConfigException:

@@ -50,7 +50,9 @@ class RunReportHook:
             self._written.add(dataset_name)
 
     @hook_impl
-    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+    def on_pipeline_error(
+        self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any
+    ) -> None:
         """Replace each report this run did not write by a report that says the run failed."""
         cause = user_error_in(error) or error
         failed = {

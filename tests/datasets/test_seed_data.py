@@ -123,7 +123,10 @@ def test_invalid_jsonl(tmp_path):
 
 def test_a_bad_jsonl_line_is_kept_aside_with_its_line_number(tmp_path):
     path = tmp_path / "seed.jsonl"
-    path.write_text('{"text": "ok", "label": 1}\n\n{not json\n"a string"\n{"text": "b", "label": 0}\n', encoding="utf-8")
+    path.write_text(
+        '{"text": "ok", "label": 1}\n\n{not json\n"a string"\n{"text": "b", "label": 0}\n',
+        encoding="utf-8",
+    )
     table = SeedDataset(file_path=str(path)).load()
     assert table["text"].tolist()[::3] == ["ok", "b"]
     assert table[SOURCE_LINE].tolist() == [1, 3, 4, 5]
@@ -137,7 +140,10 @@ def test_well_formed_csv_has_only_its_own_columns(tmp_path):
     path = tmp_path / "seed.csv"
     path.write_text('text,label\n"two\nlines, with a comma",1\n"say ""hi""",0\n', encoding="utf-8")
     table = SeedDataset(file_path=str(path)).load()
-    assert table.to_dict("records") == [{"text": "two\nlines, with a comma", "label": "1"}, {"text": 'say "hi"', "label": "0"}]
+    assert table.to_dict("records") == [
+        {"text": "two\nlines, with a comma", "label": "1"},
+        {"text": 'say "hi"', "label": "0"},
+    ]
 
 
 def test_csv_stray_quote_ragged_line_and_broken_quote_are_kept_aside(tmp_path):
@@ -155,7 +161,9 @@ def test_csv_stray_quote_ragged_line_and_broken_quote_are_kept_aside(tmp_path):
     table = SeedDataset(file_path=str(path)).load()
     bad = table[table[MALFORMED] != ""]
     assert bad[SOURCE_LINE].tolist() == [3, 9, 10]
-    assert bad[MALFORMED].tolist()[0].startswith("a quoted field opened on line 3 runs on over line 4")
+    assert (
+        bad[MALFORMED].tolist()[0].startswith("a quoted field opened on line 3 runs on over line 4")
+    )
     assert bad[MALFORMED].tolist()[1] == "4 fields where the header has 3"
     assert bad[MALFORMED].tolist()[2].startswith("broken quoting (")
     assert bad[RAW_RECORD].tolist()[0] == '1,"Broken quote here,1\n2,Next row,0\n3,more",1\n'

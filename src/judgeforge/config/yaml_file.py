@@ -30,7 +30,11 @@ def read_yaml_file(path: str | Path) -> Any:
     except DuplicateKeyError:
         raise ConfigError(
             [
-                Problem(f"{path}:line {second}", "(yaml)", f"key {key!r} is written twice (first at line {first}): keep one")
+                Problem(
+                    f"{path}:line {second}",
+                    "(yaml)",
+                    f"key {key!r} is written twice (first at line {first}): keep one",
+                )
                 for key, first, second in repeated_keys(text)
             ],
             str(path),
@@ -39,9 +43,14 @@ def read_yaml_file(path: str | Path) -> Any:
         mark = error.problem_mark if isinstance(error, MarkedYAMLError) else None
         where = f"line {mark.line + 1}" if mark else "(file)"
         problem = error.problem if isinstance(error, MarkedYAMLError) and error.problem else error
-        raise ConfigError([Problem(f"{path}:{where}", "(yaml)", f"not valid YAML: {problem}")], str(path)) from None
+        raise ConfigError(
+            [Problem(f"{path}:{where}", "(yaml)", f"not valid YAML: {problem}")], str(path)
+        ) from None
     if data is None:
-        raise ConfigError([Problem(str(path), "(file)", "config file holds only comments: it is empty")], str(path))
+        raise ConfigError(
+            [Problem(str(path), "(file)", "config file holds only comments: it is empty")],
+            str(path),
+        )
     return data
 
 
@@ -49,13 +58,29 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([Problem(str(path), "(file)", "config file not found")], str(path)) from None
+        raise ConfigError(
+            [Problem(str(path), "(file)", "config file not found")], str(path)
+        ) from None
     except IsADirectoryError:
-        raise ConfigError([Problem(str(path), "(file)", "is a folder, not a config file: pass the run YAML inside it")], str(path)) from None
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    "(file)",
+                    "is a folder, not a config file: pass the run YAML inside it",
+                )
+            ],
+            str(path),
+        ) from None
     except PermissionError:
-        raise ConfigError([Problem(str(path), "(file)", "config file cannot be read (permission denied)")], str(path)) from None
+        raise ConfigError(
+            [Problem(str(path), "(file)", "config file cannot be read (permission denied)")],
+            str(path),
+        ) from None
     except UnicodeDecodeError:
-        raise ConfigError([Problem(str(path), "(file)", "config file is not UTF-8 text")], str(path)) from None
+        raise ConfigError(
+            [Problem(str(path), "(file)", "config file is not UTF-8 text")], str(path)
+        ) from None
 
 
 def repeated_keys(text: str) -> list[tuple[str, int, int]]:

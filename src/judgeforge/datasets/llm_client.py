@@ -52,7 +52,9 @@ class LLMClientDataset(AbstractDataset[None, Any]):
 
     def _describe(self) -> dict[str, Any]:
         # never the credentials
-        return {key: self._options[key] for key in ("provider", "model", "embedding_model", "base_url")}
+        return {
+            key: self._options[key] for key in ("provider", "model", "embedding_model", "base_url")
+        }
 
     def _load(self) -> Any:
         return DeferredLLMClient(self.build_client)
@@ -70,7 +72,9 @@ class LLMClientDataset(AbstractDataset[None, Any]):
         from judgeforge.llm import build_llm_client
 
         options = {**self._options, "cache_path": None}
-        build_llm_client(**options, credentials=self._credentials, use_cache=False, show_progress=False)
+        build_llm_client(
+            **options, credentials=self._credentials, use_cache=False, show_progress=False
+        )
 
     def _save(self, data: None) -> None:
         raise DatasetError("an LLM client is built from configuration and cannot be saved")

@@ -15,7 +15,14 @@ from kedro.io import AbstractDataset, DatasetError
 from judgeforge.errors import UserError
 from judgeforge.schema import MALFORMED, RAW_RECORD, SOURCE_LINE
 
-READERS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+READERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 # A column of well-formed rows with at most this many distinct values is a category (a label).
 FEW_VALUES = 20
@@ -54,7 +61,9 @@ class SeedDataset(AbstractDataset[None, pd.DataFrame]):
     def _load(self) -> pd.DataFrame:
         if self._source_type == "csv":
             return read_table_file(self._file_path or "", self._storage_options)
-        return read_huggingface(self._hf_name or "", self._hf_split or "", self._hf_revision, self._storage_options)
+        return read_huggingface(
+            self._hf_name or "", self._hf_split or "", self._hf_revision, self._storage_options
+        )
 
     def _save(self, data: None) -> None:
         raise DatasetError("seed data is read-only: edit the source file instead")
@@ -69,18 +78,26 @@ def read_table_file(path: str, storage_options: dict[str, Any]) -> pd.DataFrame:
     """
     kind = READERS.get(PurePosixPath(path.split("?")[0]).suffix.lower())
     if kind is None:
-        raise SeedFileError(f"seed file {path}: unsupported extension (use .csv, .tsv, .jsonl or .parquet)")
+        raise SeedFileError(
+            f"seed file {path}: unsupported extension (use .csv, .tsv, .jsonl or .parquet)"
+        )
     try:
         with fsspec.open(path, "rb", **storage_options) as handle:
             if kind == "parquet":
                 return pd.read_parquet(handle)
             raw = handle.read()
     except FileNotFoundError:
-        raise SeedFileError(f"seed file {path}: not found (check source_data.dataset.csv.file_path)") from None
+        raise SeedFileError(
+            f"seed file {path}: not found (check source_data.dataset.csv.file_path)"
+        ) from None
     except IsADirectoryError:
-        raise SeedFileError(f"seed file {path}: is a folder, not a file (check source_data.dataset.csv.file_path)") from None
+        raise SeedFileError(
+            f"seed file {path}: is a folder, not a file (check source_data.dataset.csv.file_path)"
+        ) from None
     except Exception as error:  # noqa: BLE001 -- fsspec/pyarrow raise many types; the message is what matters
-        raise SeedFileError(f"seed file {path}: cannot be read ({type(error).__name__}: {error})") from None
+        raise SeedFileError(
+            f"seed file {path}: cannot be read ({type(error).__name__}: {error})"
+        ) from None
     if not raw.strip():
         raise SeedFileError(f"seed file {path}: the file is empty")
     # surrogateescape keeps undecodable bytes visible per row instead of failing the whole file
@@ -123,7 +140,10 @@ def read_delimited(text: str, delimiter: str) -> pd.DataFrame:
     if repeated:
         raise ValueError(f"the header names column(s) {', '.join(repeated)} more than once")
     width = len(header)
-    problems = {first: _record_problem(fields, lines[first - 1 : last], width, delimiter) for first, last, fields in records}
+    problems = {
+        first: _record_problem(fields, lines[first - 1 : last], width, delimiter)
+        for first, last, fields in records
+    }
     usual = _usual_values([fields for first, _, fields in records if not problems[first]], width)
     for first, last, _ in records:
         if not problems[first] and last > first:
@@ -133,7 +153,10 @@ def read_delimited(text: str, delimiter: str) -> pd.DataFrame:
     if any(problems.values()):
         table[MALFORMED] = [problems[first] for first, _, _ in records]
         table[SOURCE_LINE] = [first for first, _, _ in records]
-        table[RAW_RECORD] = ["".join(lines[first - 1 : last]) if problems[first] else "" for first, last, _ in records]
+        table[RAW_RECORD] = [
+            "".join(lines[first - 1 : last]) if problems[first] else ""
+            for first, last, _ in records
+        ]
     return table
 
 
@@ -144,7 +167,9 @@ def _record_problem(fields: list[str], lines: list[str], width: int, delimiter: 
     try:
         list(csv.reader(lines, delimiter=delimiter, strict=True))
     except csv.Error as error:
-        return f"broken quoting ({error}): a quote inside a field must be doubled, or the field quoted"
+        return (
+            f"broken quoting ({error}): a quote inside a field must be doubled, or the field quoted"
+        )
     return ""
 
 
@@ -158,13 +183,17 @@ def _usual_values(rows: list[list[str]], width: int) -> dict[int, set[str]]:
     return usual
 
 
-def _swallowed_row(swallowed: list[str], width: int, delimiter: str, usual: dict[int, set[str]], first: int) -> str:
+def _swallowed_row(
+    swallowed: list[str], width: int, delimiter: str, usual: dict[int, set[str]], first: int
+) -> str:
     """Return why a multi-line record looks like rows merged by a stray quote, or ""."""
     for offset, line in enumerate(swallowed, start=1):
         if '"' in line:
             continue
         fields = next(csv.reader([line], delimiter=delimiter), [])
-        if len(fields) == width and all(fields[column] in values for column, values in usual.items()):
+        if len(fields) == width and all(
+            fields[column] in values for column, values in usual.items()
+        ):
             return (
                 f"a quoted field opened on line {first} runs on over line {first + offset}, which reads as a "
                 f"row of its own: check the quotes on line {first}"
@@ -193,13 +222,18 @@ def read_jsonl(text: str) -> pd.DataFrame:
         raise ValueError(f"no line is a JSON object (line {number}: {problem})")
     table = pd.DataFrame(records, dtype=object)
     if problems:
-        bad = pd.DataFrame([{SOURCE_LINE: n, MALFORMED: p, RAW_RECORD: raw} for n, p, raw in problems], dtype=object)
+        bad = pd.DataFrame(
+            [{SOURCE_LINE: n, MALFORMED: p, RAW_RECORD: raw} for n, p, raw in problems],
+            dtype=object,
+        )
         table = pd.concat([table.assign(**{MALFORMED: "", RAW_RECORD: ""}), bad], ignore_index=True)
         return table.sort_values(SOURCE_LINE, kind="stable").reset_index(drop=True)
     return table.drop(columns=SOURCE_LINE)
 
 
-def read_huggingface(name: str, split: str, revision: str, storage_options: dict[str, Any]) -> pd.DataFrame:
+def read_huggingface(
+    name: str, split: str, revision: str, storage_options: dict[str, Any]
+) -> pd.DataFrame:
     """Return one split of a Hugging Face dataset: a Hub id, a save_to_disk folder or parquet files."""
     import datasets
 
@@ -207,12 +241,16 @@ def read_huggingface(name: str, split: str, revision: str, storage_options: dict
     local_or_remote_path = "://" in name or name.startswith(("/", ".")) or fs.exists(name)
     try:
         if local_or_remote_path and name.rstrip("/").endswith(".parquet"):
-            loaded = datasets.load_dataset("parquet", data_files={split: name}, split=split, storage_options=storage_options)
+            loaded = datasets.load_dataset(
+                "parquet", data_files={split: name}, split=split, storage_options=storage_options
+            )
         elif local_or_remote_path:
             loaded = datasets.load_from_disk(name, storage_options=storage_options)
             if isinstance(loaded, datasets.DatasetDict):
                 if split not in loaded:
-                    raise SeedFileError(f"seed dataset {name}: no split {split!r} (splits: {', '.join(loaded)})")
+                    raise SeedFileError(
+                        f"seed dataset {name}: no split {split!r} (splits: {', '.join(loaded)})"
+                    )
                 loaded = loaded[split]
         else:
             loaded = datasets.load_dataset(name, split=split, revision=revision or None)
@@ -221,5 +259,7 @@ def read_huggingface(name: str, split: str, revision: str, storage_options: dict
     except FileNotFoundError as error:
         raise SeedFileError(f"seed dataset {name}: not found ({error})") from None
     except Exception as error:  # noqa: BLE001 -- the Hub client raises many types (offline, auth, missing split)
-        raise SeedFileError(f"seed dataset {name} (split {split}): cannot be loaded ({type(error).__name__}: {error})") from None
+        raise SeedFileError(
+            f"seed dataset {name} (split {split}): cannot be loaded ({type(error).__name__}: {error})"
+        ) from None
     return loaded.to_pandas()

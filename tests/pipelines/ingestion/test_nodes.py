@@ -116,7 +116,14 @@ def test_unknown_label_is_rejected_with_the_known_labels():
 def test_label_spellings_are_canonicalised():
     raw = frame([("a", 1), ("b", "1"), ("c", 1.0), ("d", " 1 "), ("e", 0), ("f", "0.0")])
     clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
-    assert list(clean["label"]) == ["1", "1", "1", "1", "0", "0"]  # "0.0" in a text file is the label 0
+    assert list(clean["label"]) == [
+        "1",
+        "1",
+        "1",
+        "1",
+        "0",
+        "0",
+    ]  # "0.0" in a text file is the label 0
     assert rejects.empty
 
 
@@ -287,34 +294,52 @@ def test_all_rows_rejected_gives_reason_counts_and_the_label_values_found():
         usable_seed_rows(clean, rejects, binary_metric(), seed_source())
     message = str(caught.value)
     assert message.startswith("seed file seed.csv: no usable seed rows, all 5 were rejected (")
-    for part in ("empty_text: 2", "missing_label: 1", "unknown_label: 2", "labels found: '5', 'yes', expected: '1', '0'"):
+    for part in (
+        "empty_text: 2",
+        "missing_label: 1",
+        "unknown_label: 2",
+        "labels found: '5', 'yes', expected: '1', '0'",
+    ):
         assert part in message
 
 
 def test_a_class_without_seed_rows_is_named():
     metric = binary_metric(labels=(2, 1, 0))
     clean, rejects = validate_seed_rows(balanced({"1": 3, "0": 3}), columns(), metric, MAX_TEXT)
-    with pytest.raises(SeedDataError, match=r"^seed file seed.csv: class class-2 \(label 2\) has no usable seed rows"):
+    with pytest.raises(
+        SeedDataError,
+        match=r"^seed file seed.csv: class class-2 \(label 2\) has no usable seed rows",
+    ):
         usable_seed_rows(clean, rejects, metric, seed_source())
 
 
 def test_a_binary_metric_without_class_labels_needs_two_labels():
     metric = binary_metric().model_copy(update={"class_labels": None})
     clean, rejects = validate_seed_rows(balanced({"1": 4}), columns(), metric, MAX_TEXT)
-    with pytest.raises(SeedDataError, match="needs seed rows of both classes, found only label '1'"):
+    with pytest.raises(
+        SeedDataError, match="needs seed rows of both classes, found only label '1'"
+    ):
         usable_seed_rows(clean, rejects, metric, seed_source())
 
 
 def test_text_longer_than_the_limit_is_rejected_with_its_length():
-    clean, rejects = validate_seed_rows(frame([("short", "1"), ("x" * 51, "0"), ("ok", "0")]), columns(), binary_metric(), 50)
+    clean, rejects = validate_seed_rows(
+        frame([("short", "1"), ("x" * 51, "0"), ("ok", "0")]), columns(), binary_metric(), 50
+    )
     assert reasons(rejects) == {"1": "text_too_long"}
-    assert details(rejects) == {"1": "column text holds 51 characters (source_data.max_text_chars: 50)"}
+    assert details(rejects) == {
+        "1": "column text holds 51 characters (source_data.max_text_chars: 50)"
+    }
     assert list(clean[ROW_ID]) == ["0", "2"]
 
 
 def test_malformed_records_are_rejected_first_with_their_line():
     raw = frame([("ok", "1"), ("garbage", "1"), ("fine", "0")]).assign(
-        **{MALFORMED: ["", "4 fields where the header has 2", ""], SOURCE_LINE: [2, 3, 4], RAW_RECORD: ["", "garbage,1,x,y\n", ""]}
+        **{
+            MALFORMED: ["", "4 fields where the header has 2", ""],
+            SOURCE_LINE: [2, 3, 4],
+            RAW_RECORD: ["", "garbage,1,x,y\n", ""],
+        }
     )
     clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {"1": "malformed_row"}
@@ -326,10 +351,17 @@ def test_malformed_records_are_rejected_first_with_their_line():
 
 def test_mostly_malformed_file_is_refused_naming_it():
     raw = frame([("a", "1"), ("b", "1"), ("c", "0")]).assign(
-        **{MALFORMED: ["5 fields where the header has 2", "5 fields where the header has 2", ""], SOURCE_LINE: [2, 3, 4], RAW_RECORD: ["a", "b", ""]}
+        **{
+            MALFORMED: ["5 fields where the header has 2", "5 fields where the header has 2", ""],
+            SOURCE_LINE: [2, 3, 4],
+            RAW_RECORD: ["a", "b", ""],
+        }
     )
     clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
-    with pytest.raises(SeedDataError, match=r"^seed file seed.csv: 2 of 3 records cannot be read as rows \(first: line 2: 5 fields"):
+    with pytest.raises(
+        SeedDataError,
+        match=r"^seed file seed.csv: 2 of 3 records cannot be read as rows \(first: line 2: 5 fields",
+    ):
         usable_seed_rows(clean, rejects, binary_metric(), seed_source())
 
 
