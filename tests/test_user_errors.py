@@ -376,3 +376,13 @@ def test_a_conf_file_with_a_key_written_twice_is_named(project_copy: Path) -> No
         line
         == f"Error: conf/base/parameters_ingestion.yml: key 'seed' is written twice (lines {second - 1} and {second}): keep one"
     )
+
+
+def test_a_parameter_missing_from_conf_is_named(project_copy: Path) -> None:
+    parameters = project_copy / "conf/base/parameters_ingestion.yml"
+    parameters.write_text(parameters.read_text().replace("    max_text_chars: 100000\n", ""))
+    line = one_line_error(kedro(project_copy, "run", "--pipelines", "ingestion"), "Error: ")
+    assert line == (
+        "Error: conf: no value for the parameter(s) data_generation.source_data.max_text_chars: "
+        "add them to a parameters*.yml (see docs/configuration.md)"
+    )

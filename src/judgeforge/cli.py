@@ -1,5 +1,6 @@
 """Project commands for the `kedro` CLI: `kedro run` ends a failure a user can fix with one line (exit 2)."""
 
+import re
 from pathlib import Path
 
 import click
@@ -9,6 +10,9 @@ from kedro.framework.cli.project import run as kedro_run
 from judgeforge.config.yaml_file import repeated_keys
 from judgeforge.errors import USER_ERROR_EXIT, causes, report_failure, verbose_from_environment
 
+# Kedro's runner: "Pipeline input(s) {'params:a.b', ...} not found in the DataCatalog..."
+MISSING_PARAMETERS = re.compile(r"Pipeline input\(s\) \{(.*'params:.*)\} not found")
+PARAMETER_NAME = re.compile(r"'(params:[^']+)'")
 VERBOSE = click.Option(
     ["--verbose"],
     is_flag=True,
@@ -51,7 +55,7 @@ def run(ctx: click.Context, verbose: bool, **kwargs) -> None:
 
 
 def conf_file_problem(error: BaseException, conf_source: Path) -> str:
-    """Return the one line for a conf file Kedro could not read (its YAML, a key written twice), or ""."""
+    """Return the one line for conf Kedro could not use (bad YAML, a key written twice, a parameter missing), or ""."""
     from kedro.config import MissingConfigException
 
     for cause in causes(error):
@@ -66,6 +70,15 @@ def conf_file_problem(error: BaseException, conf_source: Path) -> str:
                 if repeated:
                     key, first, second = repeated[0]
                     return f"{path}: key {key!r} is written twice (lines {first} and {second}): keep one"
+        missing = MISSING_PARAMETERS.search(str(cause)) if isinstance(cause, ValueError) else None
+        if missing:
+            names = ", ".join(
+                sorted(
+                    name.removeprefix("params:")
+                    for name in PARAMETER_NAME.findall(missing.group(1))
+                )
+            )
+            return f"{conf_source}: no value for the parameter(s) {names}: add them to a parameters*.yml (see docs/configuration.md)"
         if isinstance(cause, yaml.YAMLError):
             return f"a file under {conf_source} is not valid YAML: {' '.join(str(cause).split())}"
     return ""
