@@ -5,38 +5,88 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from judgeforge.config import ConfigError, load_run_config
-from judgeforge.llm.errors import DeliveryShortfall, ProviderError
-
-# Errors a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, ProviderError, DeliveryShortfall)
-# Of those, the ones that end the run with exit status 2 (a user error, not a bug).
-EXIT_2_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ProviderError, DeliveryShortfall)
+from judgeforge.config import load_run_config
+from judgeforge.errors import report_failure, verbose_from_environment
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the judgeforge command."""
     parser = argparse.ArgumentParser(prog="judgeforge", description=__doc__)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the steps listed in run_steps of a run YAML")
     run.add_argument("-c", "--config", required=True, help="path to the run YAML")
-    run.add_argument("-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)")
-    run.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
+    run.add_argument(
+        "-e",
+        "--env",
+        default=None,
+        help="Kedro environment for catalog and credentials (default: local)",
+    )
+    run.add_argument(
+        "--project-path",
+        default=None,
+        help="Kedro project folder (default: found from the current folder)",
+    )
 
-    validate = commands.add_parser("validate", help="check a run YAML and list every problem")
+    validate = commands.add_parser(
+        "validate",
+        help="check a run YAML and what its run needs (files, tokens, keys, folders); list every problem",
+    )
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
+    validate.add_argument(
+        "-e",
+        "--env",
+        default=None,
+        help="Kedro environment whose credentials are checked (default: local)",
+    )
+    validate.add_argument(
+        "--project-path",
+        default=None,
+        help="Kedro project folder (default: found from the current folder)",
+    )
 
-    report = commands.add_parser("report", help="write data/08_reporting/report.html from the outputs on disk of the last run")
-    report.add_argument("-c", "--config", default=None, help="the run YAML of that run (default: the Kedro parameters in conf/)")
-    report.add_argument("-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)")
-    report.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
+    report = commands.add_parser(
+        "report", help="write data/08_reporting/report.html from the outputs on disk of the last run"
+    )
+    report.add_argument(
+        "-c", "--config", default=None, help="the run YAML of that run (default: the Kedro parameters in conf/)"
+    )
+    report.add_argument(
+        "-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)"
+    )
+    report.add_argument(
+        "--project-path", default=None, help="Kedro project folder (default: found from the current folder)"
+    )
 
-    predict = commands.add_parser("predict", help="score a CSV / Parquet / JSONL file with a trained judge")
-    predict.add_argument("-m", "--model", required=True, help="the judge's folder (training.output.local_path/model_name)")
-    predict.add_argument("-i", "--input", required=True, help="rows with the columns the judge's prompt template names")
-    predict.add_argument("-o", "--output", required=True, help="where to write the rows with prediction and probability_<label> columns")
+    predict = commands.add_parser(
+        "predict", help="score a CSV / Parquet / JSONL file with a trained judge"
+    )
+    predict.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        help="the judge's folder (training.output.local_path/model_name)",
+    )
+    predict.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        help="rows with the columns the judge's prompt template names",
+    )
+    predict.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="where to write the rows with prediction and probability_<label> columns",
+    )
     return parser
 
 
@@ -46,30 +96,55 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "validate":
-            config = load_run_config(args.config)
-            print(f"{args.config}: valid (run_steps: {', '.join(config.run_steps)})")
+            validate_command(args.config, args.env, args.project_path)
         elif args.command == "run":
             run_command(args.config, args.env, args.project_path)
         elif args.command == "report":
             report_command(args.config, args.env, args.project_path)
         elif args.command == "predict":
             predict_rows(args.model, args.input, args.output)
-    except USER_ERRORS as error:
-        print(f"judgeforge: {error}", file=sys.stderr)
-        return 2 if isinstance(error, EXIT_2_ERRORS) else 1
+    except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback
+        return report_failure(error, "judgeforge", args.verbose or verbose_from_environment())
     return 0
 
 
 def predict_rows(model_dir: str, input_path: str, output_path: str) -> None:
     """Score a file of rows with a saved judge and print how many were scored."""
     from judgeforge.training import predict_command
-    from judgeforge.training.loading import ModelLoadError
 
-    try:
-        count = predict_command(model_dir, input_path, output_path)
-    except ModelLoadError as error:
-        raise ValueError(str(error)) from None
+    count = predict_command(model_dir, input_path, output_path)
     print(f"{output_path}: {count} rows scored")
+
+
+def validate_command(config_path: str, env: str | None, project_path: str | None) -> None:
+    """Check the run YAML, then (inside a Kedro project) what its run needs; print that it is valid."""
+    from kedro.framework.project import settings
+    from kedro.framework.startup import bootstrap_project
+
+    from judgeforge.preflight import (
+        PreflightError,
+        planned_pipeline,
+        project_credentials,
+        validate_problems,
+    )
+    from judgeforge.sdk import find_project_root, pipeline_name
+
+    config = load_run_config(config_path)
+    try:
+        project = Path(project_path) if project_path else find_project_root()
+    except FileNotFoundError:
+        print(
+            f"{config_path}: valid (run_steps: {', '.join(config.run_steps)}); not in a Kedro project, so seed files, tokens, keys and folders were not checked (pass --project-path)"
+        )
+        return
+    bootstrap_project(project)
+    pipeline = planned_pipeline([pipeline_name(config)])
+    problems = validate_problems(
+        config, pipeline, project_credentials(project / settings.CONF_SOURCE, env, config), project
+    )
+    if problems:
+        raise PreflightError(problems)
+    print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)})")
 
 
 def run_command(config_path: str, env: str | None, project_path: str | None) -> None:

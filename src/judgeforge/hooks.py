@@ -1,22 +1,18 @@
-"""Check, before any node runs, that a run which pushes to the Hub has a token."""
+"""Check, before any node runs, that the run has what it needs: tokens, keys, writable folders."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
 from judgeforge.config import RunConfig
-from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
-
-HUB_CREDENTIALS = "hub"
-# Outputs whose node pushes to the Hub, and the config switch that makes it push.
-DATASET_PUBLICATION = "dataset_publication"
-MODEL_PUBLICATION = "model_publication"
+from judgeforge.preflight import check_run
 
 
 class RunConfigHook:
-    """Fails a run that pushes to the Hub without a token before any node runs.
+    """Fails a run that lacks a token, a key or a writable output folder before any node runs.
 
     The run config itself is validated by the project's config loader (judgeforge.config_loader),
     when the context reads the parameters.
@@ -24,34 +20,22 @@ class RunConfigHook:
 
     def __init__(self) -> None:
         self._config: RunConfig | None = None
-        self._hub_credentials: dict[str, Any] = {}
+        self._project_path = Path.cwd()
+        self._credentials: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         """Keep the validated run config of this context for the pre-flight check."""
         self._config = context.config_loader.run_config
+        self._project_path = Path(context.project_path)
 
     @hook_impl
     def after_catalog_created(self, conf_creds: dict[str, Any]) -> None:
-        """Keep the Hub credentials entry for the pre-flight check."""
-        self._hub_credentials = (conf_creds or {}).get(HUB_CREDENTIALS) or {}
+        """Keep the credentials entries for the pre-flight check."""
+        self._credentials = dict(conf_creds or {})
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Fail before any node runs when the pipeline will push to the Hub and there is no token."""
-        if self._config is None or hub_token(self._hub_credentials):
-            return
-        pushes = hub_pushes(self._config, pipeline.all_outputs())
-        if pushes:
-            raise HubError(missing_token_message(" and ".join(pushes)))
-
-
-def hub_pushes(config: RunConfig, outputs: set[str]) -> list[str]:
-    """Return what this pipeline would push to the Hub (by its outputs and the config switches)."""
-    pushes = []
-    generation, training = config.data_generation, config.training
-    if DATASET_PUBLICATION in outputs and generation is not None and generation.output.push_to_hub:
-        pushes.append("data_generation.output.push_to_hub")
-    if MODEL_PUBLICATION in outputs and training is not None and training.output.push_to_hub:
-        pushes.append("training.output.push_to_hub")
-    return pushes
+        """Fail before any node runs when the run lacks a token, a key or a writable output folder."""
+        if self._config is not None:
+            check_run(self._config, pipeline, self._credentials, self._project_path)

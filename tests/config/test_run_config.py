@@ -284,15 +284,12 @@ def test_load_run_config_invalid_yaml(tmp_path):
     ), lines[0]
 
 
-def test_load_run_config_empty_file_needs_both_sections(tmp_path):
+def test_load_run_config_empty_file_says_it_is_empty(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_run_config(path)
-    assert problem_lines(caught.value) == [
-        "data_generation: None — required by run_steps",
-        "training: None — required by run_steps",
-    ]
+    assert problem_lines(caught.value) == [f"{path}: '(file)' — config file is empty"]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from kedro.io import DatasetError
 
 from judgeforge.datasets import SeedDataset
+from judgeforge.schema import MALFORMED, RAW_RECORD, SOURCE_LINE
 
 ROWS = [
     {"text": "I love it", "label": "1"},
@@ -114,9 +115,77 @@ def test_empty_file(tmp_path, name, content):
 
 def test_invalid_jsonl(tmp_path):
     path = tmp_path / "seed.jsonl"
-    path.write_text('{"text": "ok", "label": 1}\n{not json\n', encoding="utf-8")
+    path.write_text("{not json\n[1, 2]\n", encoding="utf-8")
     assert load_error(SeedDataset(file_path=str(path))).startswith(
-        f"seed file {path}: not valid JSONL ("
+        f"seed file {path}: not valid JSONL (no line is a JSON object (line 1: not valid JSON ("
+    )
+
+
+def test_a_bad_jsonl_line_is_kept_aside_with_its_line_number(tmp_path):
+    path = tmp_path / "seed.jsonl"
+    path.write_text(
+        '{"text": "ok", "label": 1}\n\n{not json\n"a string"\n{"text": "b", "label": 0}\n',
+        encoding="utf-8",
+    )
+    table = SeedDataset(file_path=str(path)).load()
+    assert table["text"].tolist()[::3] == ["ok", "b"]
+    assert table[SOURCE_LINE].tolist() == [1, 3, 4, 5]
+    assert table[MALFORMED].tolist()[0] == table[MALFORMED].tolist()[3] == ""
+    assert table.loc[1, MALFORMED].startswith("not valid JSON (")
+    assert table.loc[2, MALFORMED] == "not a JSON object"
+    assert table[RAW_RECORD].tolist() == ["", "{not json", '"a string"', ""]
+
+
+def test_well_formed_csv_has_only_its_own_columns(tmp_path):
+    path = tmp_path / "seed.csv"
+    path.write_text('text,label\n"two\nlines, with a comma",1\n"say ""hi""",0\n', encoding="utf-8")
+    table = SeedDataset(file_path=str(path)).load()
+    assert table.to_dict("records") == [
+        {"text": "two\nlines, with a comma", "label": "1"},
+        {"text": 'say "hi"', "label": "0"},
+    ]
+
+
+def test_csv_stray_quote_ragged_line_and_broken_quote_are_kept_aside(tmp_path):
+    path = tmp_path / "seed.csv"
+    path.write_text(
+        "row_id,text,label\n0,ok,0\n"
+        '1,"Broken quote here,1\n2,Next row,0\n3,more",1\n'  # a stray quote swallows lines 4-5
+        "4,last,0\n"
+        '5,"para\nline two, with a comma",0\n'  # a real line break in a quoted text
+        "6,x,1,extra\n"  # ragged
+        '7,"hi" there,0\n'  # a quote closing mid-field
+        "8,fine,1\n",
+        encoding="utf-8",
+    )
+    table = SeedDataset(file_path=str(path)).load()
+    bad = table[table[MALFORMED] != ""]
+    assert bad[SOURCE_LINE].tolist() == [3, 9, 10]
+    assert (
+        bad[MALFORMED].tolist()[0].startswith("a quoted field opened on line 3 runs on over line 4")
+    )
+    assert bad[MALFORMED].tolist()[1] == "4 fields where the header has 3"
+    assert bad[MALFORMED].tolist()[2].startswith("broken quoting (")
+    assert bad[RAW_RECORD].tolist()[0] == '1,"Broken quote here,1\n2,Next row,0\n3,more",1\n'
+    good = table[table[MALFORMED] == ""]
+    assert good["row_id"].tolist() == ["0", "4", "5", "8"]
+    assert good[SOURCE_LINE].tolist() == [2, 6, 7, 11]
+
+
+def test_unterminated_quote_is_kept_aside(tmp_path):
+    path = tmp_path / "seed.csv"
+    path.write_text('text,label\na,1\nb,0\nc,1\n"never closed,0\nd,1\n', encoding="utf-8")
+    table = SeedDataset(file_path=str(path)).load()
+    assert table[MALFORMED].tolist()[:3] == ["", "", ""]
+    assert table.loc[3, SOURCE_LINE] == 5
+    assert table.loc[3, MALFORMED] != ""
+
+
+def test_repeated_header_column_is_refused(tmp_path):
+    path = tmp_path / "seed.csv"
+    path.write_text("text,label,text\na,1,b\n", encoding="utf-8")
+    assert load_error(SeedDataset(file_path=str(path))) == (
+        f"seed file {path}: not valid CSV (the header names column(s) text more than once)"
     )
 
 

@@ -214,6 +214,12 @@ class SamplingConfig(StrictModel):
 class SourceDataConfig(StrictModel):
     dataset: SourceDataset
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    max_text_chars: int = judgeforge_field(
+        100_000,
+        ge=1,
+        description="A seed row whose feature column holds more characters is rejected "
+        "(text_too_long).",
+    )
 
 
 class LLMConfig(StrictModel):

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from judgeforge.errors import UserError
+
 UNKNOWN_FIELD = "unknown field (check the spelling against the config reference)"
 
 
@@ -30,7 +32,7 @@ class Problem:
         return f"{self.path}: {_short_repr(self.value)} — {self.rule}"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config that breaks one or more rules; `str()` gives one line per problem."""
 
     def __init__(self, problems: list[Problem], source: str = "config"):

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from judgeforge.config.base import FIELDS_ONLY, StrictModel, broken
@@ -31,6 +30,7 @@ from judgeforge.config.training import (
     TrainingMetricConfig,
     missing_template_columns,
 )
+from judgeforge.config.yaml_file import read_yaml_file
 
 RunStep = Literal["data_generation", "training"]
 PIPELINE_PROVIDERS = ("local",)
@@ -139,34 +139,8 @@ def judge_output_dir(config: RunConfig) -> str:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    """Return the validated run config read from a YAML file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            [Problem(str(path), "(file)", "config file not found")], str(path)
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            [Problem(str(path), "(file)", "config file is not UTF-8 text")], str(path)
-        ) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError(
-            [
-                Problem(
-                    f"{path}:{where}",
-                    "(yaml)",
-                    f"not valid YAML: {getattr(error, 'problem', error)}",
-                )
-            ],
-            str(path),
-        ) from None
-    return validate_run_config(raw or {}, source=str(path))
+    """Return the validated run config read from a YAML file (YAML 1.2, no repeated keys)."""
+    return validate_run_config(read_yaml_file(path), source=str(path))
 
 
 def _part(raw: Mapping, model: type[Part], *keys: str) -> Part | None:

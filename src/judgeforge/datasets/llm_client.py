@@ -1,8 +1,14 @@
-"""An LLM client as a catalog entry: `load()` builds it from the run config's settings and credentials, once."""
+"""An LLM client as a catalog entry, built from the run config's settings and credentials when a node first uses it.
+
+Nodes such as extract_metric take the judge client but call it only when they need it (the
+metric leaves something to derive); a client no node calls is never built, so a provider the
+run does not use never asks for its key. Pre-flight (`judgeforge.preflight`) checks the clients
+the run will call before its first node, so a missing key still fails before any paid work.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
@@ -12,11 +18,11 @@ LOCAL_PROVIDER = "local"
 
 
 class LLMClientDataset(AbstractDataset[None, Any]):
-    """Loads a ready `judgeforge.llm.LLMClient`; the same client is returned to every node.
+    """Loads a `DeferredLLMClient`: the same `judgeforge.llm.LLMClient`, built on first use, for every node.
 
     `client` holds provider, model, embedding_model, base_url and api_version; `engine` the
-    request engine's settings (concurrency, timeout, retries); both come from the run config,
-    and are null when it has no data_generation section (loading then says so).
+    request engine's settings (concurrency, timeout, retries, pacing); both come from the run
+    config, and are null when it has no data_generation section (using the client then says so).
     """
 
     def __init__(
@@ -47,15 +53,45 @@ class LLMClientDataset(AbstractDataset[None, Any]):
         }
 
     def _load(self) -> Any:
-        if not self._configured:
-            raise DatasetError(
-                "the run config has no data_generation section, so it names no LLM client"
-            )
+        self._require_configured()
+        return DeferredLLMClient(self.build_client)
+
+    def build_client(self) -> Any:
+        """Return the client, building it (and checking its provider, model and key) on the first call."""
         if self._client is None:
             from judgeforge.llm import build_llm_client
 
             self._client = build_llm_client(**self._options, credentials=self._credentials)
         return self._client
 
+    def check(self) -> None:
+        """Raise LLMConfigError when the client cannot be built (provider, model, key); sends and writes nothing."""
+        from judgeforge.llm import build_llm_client
+
+        self._require_configured()
+        options = {**self._options, "cache_path": None}
+        build_llm_client(
+            **options, credentials=self._credentials, use_cache=False, show_progress=False
+        )
+
+    def _require_configured(self) -> None:
+        if not self._configured:
+            raise DatasetError(
+                "the run config has no data_generation section, so it names no LLM client"
+            )
+
     def _save(self, data: None) -> None:
         raise DatasetError("an LLM client is built from configuration and cannot be saved")
+
+
+class DeferredLLMClient:
+    """Stands in for an LLMClient: the first attribute a node reads builds the client."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._build(), name)
+
+    def __repr__(self) -> str:
+        return "DeferredLLMClient()"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 
+from judgeforge.errors import UserError
 
-class ProviderError(RuntimeError):
+
+class ProviderError(UserError, RuntimeError):
     """The provider cannot serve this run at all; retrying or carrying on would only waste it."""
 
 
@@ -21,7 +23,7 @@ class ProviderUnreachable(ProviderError):
     """No connection to the endpoint succeeded for `max_connection_failures` attempts in a row."""
 
 
-class DeliveryShortfall(RuntimeError):
+class DeliveryShortfall(UserError, RuntimeError):
     """A stage delivered less than asked beyond its tolerance; what it did make is kept (cache, report)."""
 
 

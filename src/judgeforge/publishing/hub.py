@@ -20,6 +20,8 @@ import httpx2
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
+from judgeforge.errors import UserError
+
 log = logging.getLogger(__name__)
 
 TOKEN_ENV_VAR = "HF_TOKEN"
@@ -30,7 +32,7 @@ CARD_FILE = "README.md"
 T = TypeVar("T")
 
 
-class HubError(ValueError):
+class HubError(UserError, ValueError):
     """A Hub push that cannot proceed for a reason the user can fix."""
 
 

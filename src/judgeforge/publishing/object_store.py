@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 
+from judgeforge.errors import UserError
+
 if TYPE_CHECKING:
     from judgeforge.config.training import ModelConfig
 
@@ -31,7 +33,7 @@ ADAPTERS_FOLDER = "adapters"
 DEFAULT_SCHEME = "s3"
 
 
-class ObjectStoreError(ValueError):
+class ObjectStoreError(UserError, ValueError):
     """An object-store transfer that failed for a reason the user can fix."""
 
 

@@ -13,6 +13,7 @@ from judgeforge.config.training import (
     missing_template_columns,
     template_placeholders,
 )
+from judgeforge.errors import UserError
 
 BOOLEAN_ANSWERS = ("false", "true")
 TRUE_KEYS = frozenset({"1", "true", "yes"})
@@ -21,11 +22,11 @@ FALSE_KEYS = frozenset({"0", "false", "no"})
 PLAIN_PROMPT_SUFFIX = "\n"
 
 
-class TemplateColumnError(ValueError):
+class TemplateColumnError(UserError, ValueError):
     """The prompt template names a column that the data does not have."""
 
 
-class LabelValueError(ValueError):
+class LabelValueError(UserError, ValueError):
     """A label value that is not one of the metric's classes."""
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from judgeforge.config.training import TrainingConfig
+from judgeforge.config.training import TrainingConfig, template_placeholders
+from judgeforge.errors import UserError
 from judgeforge.training.formatting import (
     AnswerSpace,
     check_template_columns,
@@ -161,7 +162,8 @@ def _on_inference_device(model: Any) -> Any:
 
 
 READERS = {
-    ".csv": pd.read_csv,
+    # a blank line is a row with an empty text, reported, not silently dropped
+    ".csv": lambda p: pd.read_csv(p, skip_blank_lines=False),
     ".parquet": pd.read_parquet,
     ".jsonl": lambda p: pd.read_json(p, lines=True),
 }
@@ -172,16 +174,36 @@ WRITERS = {
 }
 
 
+class PredictInputError(UserError, ValueError):
+    """Rows to predict that cannot be scored as given (file type, no rows, blank texts)."""
+
+
 def predict_command(model_dir: str | Path, input_path: str | Path, output_path: str | Path) -> int:
     """Score every row of a CSV/Parquet/JSONL file with a saved judge; write rows + predictions; return the row count."""
     source, target = Path(input_path), Path(output_path)
     for path, formats in ((source, READERS), (target, WRITERS)):
         if path.suffix.lower() not in formats:
-            raise ValueError(f"{path}: unsupported file type; use one of {', '.join(formats)}")
+            raise PredictInputError(f"{path}: unsupported file type; use one of {', '.join(formats)}")
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such input file")
+    if not source.read_bytes().strip():
+        raise PredictInputError(f"{source}: the input file is empty: no rows to score")
     rows = READERS[source.suffix.lower()](source)
-    predictions = Judge.load(model_dir).predict(rows)
+    if rows.empty:
+        raise PredictInputError(f"{source}: the input file has no rows to score")
+    judge = Judge.load(model_dir)
+    _check_no_blank_texts(rows, template_placeholders(judge.config.prompt_template), source)
+    predictions = judge.predict(rows)
     target.parent.mkdir(parents=True, exist_ok=True)
     WRITERS[target.suffix.lower()](pd.concat([rows, predictions], axis=1), target)
     return len(rows)
+
+
+def _check_no_blank_texts(rows: pd.DataFrame, columns: list[str], source: Path) -> None:
+    """Raise naming the rows whose prompt columns are empty or whitespace only (a judge cannot score them)."""
+    for column in (c for c in columns if c in rows.columns):
+        blank = rows[column].map(lambda v: v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip())
+        if blank.any():
+            numbers = [str(i + 1) for i in np.flatnonzero(blank.to_numpy())]
+            shown = ", ".join(numbers[:10]) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+            raise PredictInputError(f"{source}: column {column} is empty or whitespace only in row(s) {shown}: fill or remove them")

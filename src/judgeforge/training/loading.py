@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from judgeforge.config.training import ModelConfig
+from judgeforge.errors import UserError
 from judgeforge.models.embedded import embedded_model_dir
 
 logger = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ EMBEDDED_MODEL_ALIASES = frozenset({"smollm2-135m-instruct", "embedded"})
 LORA_TARGET_MODULES = "all-linear"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A base model or adapter that cannot be found or loaded."""
 
 

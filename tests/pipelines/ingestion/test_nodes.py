@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from judgeforge.config.data_generation import DatasetColumns, MetricConfig, SamplingConfig
+from judgeforge.config.data_generation import (
+    DatasetColumns,
+    MetricConfig,
+    SamplingConfig,
+    SourceDataset,
+)
 from judgeforge.datasets import SeedDataset
 from judgeforge.pipelines.ingestion.nodes import (
     REJECT_REASONS,
@@ -14,11 +19,20 @@ from judgeforge.pipelines.ingestion.nodes import (
     enhancement_quota,
     normalise_text,
     split_seed_rows,
+    usable_seed_rows,
     validate_seed_rows,
 )
-from judgeforge.schema import REJECT_DETAIL, REJECT_REASON, ROW_ID
+from judgeforge.schema import (
+    MALFORMED,
+    RAW_RECORD,
+    REJECT_DETAIL,
+    REJECT_REASON,
+    ROW_ID,
+    SOURCE_LINE,
+)
 
 TEXT = ["text"]
+MAX_TEXT = 100_000
 
 
 def binary_metric(labels=(1, 0)) -> MetricConfig:
@@ -69,7 +83,7 @@ def test_empty_and_null_text_are_rejected_as_empty_text():
             ("also fine", "0"),
         ]
     )
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {
         "1": "empty_text",
         "2": "empty_text",
@@ -82,7 +96,7 @@ def test_empty_and_null_text_are_rejected_as_empty_text():
 
 def test_missing_label_is_rejected():
     raw = frame([("a", "1"), ("b", None), ("c", ""), ("d", "  "), ("e", "0")])
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {"1": "missing_label", "2": "missing_label", "3": "missing_label"}
     assert details(rejects)["1"] == "column label is empty or null"
     assert list(clean[ROW_ID]) == ["0", "4"]
@@ -90,7 +104,7 @@ def test_missing_label_is_rejected():
 
 def test_unknown_label_is_rejected_with_the_known_labels():
     raw = frame([("a", "1"), ("b", "7"), ("c", "yes"), ("d", "0")])
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {"1": "unknown_label", "2": "unknown_label"}
     assert details(rejects) == {
         "1": "label 7 is not one of 1, 0",
@@ -101,15 +115,22 @@ def test_unknown_label_is_rejected_with_the_known_labels():
 
 def test_label_spellings_are_canonicalised():
     raw = frame([("a", 1), ("b", "1"), ("c", 1.0), ("d", " 1 "), ("e", 0), ("f", "0.0")])
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
-    assert list(clean["label"]) == ["1", "1", "1", "1", "0"]
-    assert reasons(rejects) == {"5": "unknown_label"}  # "0.0" as text is not the label 0
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
+    assert list(clean["label"]) == [
+        "1",
+        "1",
+        "1",
+        "1",
+        "0",
+        "0",
+    ]  # "0.0" in a text file is the label 0
+    assert rejects.empty
 
 
 def test_string_class_labels_match_case_insensitively():
     metric = binary_metric(labels=("Yes", "No"))
     clean, rejects = validate_seed_rows(
-        frame([("a", "yes"), ("b", "NO"), ("c", "maybe")]), columns(), metric
+        frame([("a", "yes"), ("b", "NO"), ("c", "maybe")]), columns(), metric, MAX_TEXT
     )
     assert list(clean["label"]) == ["yes", "no"]
     assert reasons(rejects) == {"2": "unknown_label"}
@@ -125,7 +146,7 @@ def test_duplicates_after_whitespace_case_and_unicode_normalisation():
             ("Hello, World", "0"),
         ]
     )
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {"1": "duplicate", "2": "duplicate", "3": "duplicate"}
     assert set(details(rejects).values()) == {"same text as row_id 0"}
     assert list(clean[ROW_ID]) == ["0", "4"]
@@ -138,7 +159,7 @@ def test_duplicates_compare_all_feature_columns_together():
         names=("question", "answer", "label"),
     )
     clean, rejects = validate_seed_rows(
-        raw, columns(features=["question", "answer"]), binary_metric()
+        raw, columns(features=["question", "answer"]), binary_metric(), MAX_TEXT
     )
     assert reasons(rejects) == {"2": "duplicate"}
     assert details(rejects) == {"2": "same text as row_id 0"}
@@ -157,7 +178,7 @@ def test_first_applicable_reason_wins():
             ("ORIGINAL", "0"),  # 6 duplicate of row 0
         ]
     )
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {
         "1": "empty_text",
         "2": "missing_label",
@@ -167,8 +188,10 @@ def test_first_applicable_reason_wins():
     }
     assert list(clean[ROW_ID]) == ["0", "5"]
     assert REJECT_REASONS == (
+        "malformed_row",
         "non_utf8",
         "empty_text",
+        "text_too_long",
         "missing_label",
         "unknown_label",
         "duplicate",
@@ -177,7 +200,7 @@ def test_first_applicable_reason_wins():
 
 def test_rejects_table_keeps_every_source_column_as_printable_text():
     raw = frame([("ok", "1"), ("", "0"), ("x", "2")]).assign(source_note=["n0", None, 3.5])
-    _, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    _, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert list(rejects.columns) == [
         ROW_ID,
         REJECT_REASON,
@@ -217,7 +240,7 @@ def test_non_utf8_row_from_a_real_csv_is_rejected(tmp_path):
     _write_latin1_csv(path)
     raw = SeedDataset(file_path=str(path)).load()
     assert raw.loc[1, "text"] == "caf\udce9 au lait"
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {"1": "non_utf8"}
     assert details(rejects) == {"1": "column text has bytes that are not UTF-8"}
     assert rejects.loc[0, "text"] == "caf\\xe9 au lait"
@@ -230,7 +253,7 @@ def test_non_utf8_cells_are_rejected_before_other_reasons(column):
     raw = frame(rows)
     raw.loc[2, column] = raw.loc[2, column] + "\udce9"
     raw.loc[3, "text"] = "\udcff"  # non-UTF-8 wins over the missing label
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {"2": "non_utf8", "3": "non_utf8"}
     assert details(rejects)["2"] == f"column {column} has bytes that are not UTF-8"
     assert list(clean[ROW_ID]) == ["0", "1"]
@@ -242,7 +265,7 @@ def test_non_utf8_cells_are_rejected_before_other_reasons(column):
 def test_missing_feature_column_names_it_and_the_available_columns():
     raw = frame([("a", "1")], names=("message", "label"))
     with pytest.raises(SeedDataError) as caught:
-        validate_seed_rows(raw, columns(features=["text"]), binary_metric())
+        validate_seed_rows(raw, columns(features=["text"]), binary_metric(), MAX_TEXT)
     assert (
         str(caught.value)
         == "seed data lacks column(s) text named in source_data.dataset.columns (it has: message, label)"
@@ -252,22 +275,94 @@ def test_missing_feature_column_names_it_and_the_available_columns():
 def test_missing_label_column_is_named_too():
     raw = frame([("a", "1")], names=("text", "gold"))
     with pytest.raises(SeedDataError, match=r"lacks column\(s\) label .*\(it has: text, gold\)"):
-        validate_seed_rows(raw, columns(), binary_metric())
+        validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
 
 
 def test_no_rows_at_all():
     with pytest.raises(SeedDataError, match="^seed data has no rows$"):
-        validate_seed_rows(frame([]), columns(), binary_metric())
+        validate_seed_rows(frame([]), columns(), binary_metric(), MAX_TEXT)
 
 
-def test_all_rows_rejected_gives_reason_counts():
-    raw = frame([("", "1"), (None, "0"), ("x", None), ("y", "5")])
+def seed_source(file_path="seed.csv") -> SourceDataset:
+    return SourceDataset(source_type="csv", columns=columns(), csv={"file_path": file_path})
+
+
+def test_all_rows_rejected_gives_reason_counts_and_the_label_values_found():
+    raw = frame([("", "1"), (None, "0"), ("x", None), ("y", "5"), ("z", "yes")])
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     with pytest.raises(SeedDataError) as caught:
-        validate_seed_rows(raw, columns(), binary_metric())
+        usable_seed_rows(clean, rejects, binary_metric(), seed_source())
     message = str(caught.value)
-    assert message.startswith("no usable seed rows: all 4 rows were rejected (")
-    for part in ("empty_text: 2", "missing_label: 1", "unknown_label: 1"):
+    assert message.startswith("seed file seed.csv: no usable seed rows, all 5 were rejected (")
+    for part in (
+        "empty_text: 2",
+        "missing_label: 1",
+        "unknown_label: 2",
+        "labels found: '5', 'yes', expected: '1', '0'",
+    ):
         assert part in message
+
+
+def test_a_class_without_seed_rows_is_named():
+    metric = binary_metric(labels=(2, 1, 0))
+    clean, rejects = validate_seed_rows(balanced({"1": 3, "0": 3}), columns(), metric, MAX_TEXT)
+    with pytest.raises(
+        SeedDataError,
+        match=r"^seed file seed.csv: class class-2 \(label 2\) has no usable seed rows",
+    ):
+        usable_seed_rows(clean, rejects, metric, seed_source())
+
+
+def test_a_binary_metric_without_class_labels_needs_two_labels():
+    metric = binary_metric().model_copy(update={"class_labels": None})
+    clean, rejects = validate_seed_rows(balanced({"1": 4}), columns(), metric, MAX_TEXT)
+    with pytest.raises(
+        SeedDataError, match="needs seed rows of both classes, found only label '1'"
+    ):
+        usable_seed_rows(clean, rejects, metric, seed_source())
+
+
+def test_text_longer_than_the_limit_is_rejected_with_its_length():
+    clean, rejects = validate_seed_rows(
+        frame([("short", "1"), ("x" * 51, "0"), ("ok", "0")]), columns(), binary_metric(), 50
+    )
+    assert reasons(rejects) == {"1": "text_too_long"}
+    assert details(rejects) == {
+        "1": "column text holds 51 characters (source_data.max_text_chars: 50)"
+    }
+    assert list(clean[ROW_ID]) == ["0", "2"]
+
+
+def test_malformed_records_are_rejected_first_with_their_line():
+    raw = frame([("ok", "1"), ("garbage", "1"), ("fine", "0")]).assign(
+        **{
+            MALFORMED: ["", "4 fields where the header has 2", ""],
+            SOURCE_LINE: [2, 3, 4],
+            RAW_RECORD: ["", "garbage,1,x,y\n", ""],
+        }
+    )
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
+    assert reasons(rejects) == {"1": "malformed_row"}
+    assert details(rejects) == {"1": "line 3: 4 fields where the header has 2"}
+    assert rejects.loc[0, RAW_RECORD] == "garbage,1,x,y\n"
+    assert MALFORMED not in rejects and MALFORMED not in clean
+    assert usable_seed_rows(clean, rejects, binary_metric(), seed_source()).equals(clean)
+
+
+def test_mostly_malformed_file_is_refused_naming_it():
+    raw = frame([("a", "1"), ("b", "1"), ("c", "0")]).assign(
+        **{
+            MALFORMED: ["5 fields where the header has 2", "5 fields where the header has 2", ""],
+            SOURCE_LINE: [2, 3, 4],
+            RAW_RECORD: ["a", "b", ""],
+        }
+    )
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
+    with pytest.raises(
+        SeedDataError,
+        match=r"^seed file seed.csv: 2 of 3 records cannot be read as rows \(first: line 2: 5 fields",
+    ):
+        usable_seed_rows(clean, rejects, binary_metric(), seed_source())
 
 
 def test_row_id_column_is_used_when_present():
@@ -275,7 +370,7 @@ def test_row_id_column_is_used_when_present():
         [("a", "1", "r-10"), ("b", "0", 7), ("A", "1", 8.0), ("", "0", "r-3")],
         names=("text", "label", ROW_ID),
     )
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert list(clean[ROW_ID]) == ["r-10", "7"]
     assert reasons(rejects) == {"8": "duplicate", "r-3": "empty_text"}
     assert details(rejects)["8"] == "same text as row_id r-10"
@@ -291,7 +386,7 @@ def test_bad_row_id_column_is_a_clear_error(ids):
     with pytest.raises(
         SeedDataError, match=f"seed data column {ROW_ID} must be unique and non-empty"
     ):
-        validate_seed_rows(raw, columns(), binary_metric())
+        validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
 
 
 # ---------------------------------------------------------------- the split
@@ -299,7 +394,7 @@ def test_bad_row_id_column_is_a_clear_error(ids):
 
 def _clean(per_class: dict[str, int], labels=None) -> pd.DataFrame:
     metric = binary_metric(labels=labels or tuple(per_class))
-    clean, rejects = validate_seed_rows(balanced(per_class), columns(), metric)
+    clean, rejects = validate_seed_rows(balanced(per_class), columns(), metric, MAX_TEXT)
     assert rejects.empty
     return clean
 
@@ -383,7 +478,7 @@ def test_absent_pinned_row_is_a_clear_error():
 
 def test_rejected_pinned_row_is_a_clear_error():
     raw = frame([("a", "1"), ("", "0"), ("b", "0"), ("c", "1"), ("d", "0")])
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     assert reasons(rejects) == {"1": "empty_text"}
     with pytest.raises(
         SeedDataError,
@@ -424,7 +519,7 @@ def test_enhancement_quota(rows, fraction, cap, expected):
 
 def test_label_only_mode_is_one_stratum():
     raw = frame([(f"unlabelled {i}",) for i in range(20)], names=("text",))
-    clean, rejects = validate_seed_rows(raw, columns(label=None), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(label=None), binary_metric(), MAX_TEXT)
     assert rejects.empty and list(clean.columns) == [ROW_ID, "text"]
     enhancement, holdout = split_seed_rows(
         clean, SamplingConfig(enhancement_fraction=0.25, seed=3), None
@@ -447,7 +542,7 @@ def test_report_counts_rows_rejects_and_classes():
         + [(f"zero {i}", "0") for i in range(5)]
         + [("", "1"), ("one 0", "1"), ("ONE 1", "0"), ("x", "3"), ("y", None)]
     )
-    clean, rejects = validate_seed_rows(raw, columns(), binary_metric())
+    clean, rejects = validate_seed_rows(raw, columns(), binary_metric(), MAX_TEXT)
     enhancement, holdout = split_seed_rows(clean, SamplingConfig(enhancement_fraction=0.2), "label")
     report = build_ingestion_report(raw, rejects, enhancement, holdout, "label")
     assert report == {
@@ -455,8 +550,10 @@ def test_report_counts_rows_rejects_and_classes():
         "rows_clean": 15,
         "rows_rejected": 5,
         "rejected_by_reason": {
+            "malformed_row": 0,
             "non_utf8": 0,
             "empty_text": 1,
+            "text_too_long": 0,
             "missing_label": 1,
             "unknown_label": 1,
             "duplicate": 2,

@@ -45,6 +45,7 @@ def test_label_only_pipeline_labels_every_row_and_keeps_the_holdout(openai_serve
             "params:data_generation.output": MemoryDataset(output, copy_mode="assign"),
             "params:data_generation.source_data.dataset.columns": MemoryDataset(DatasetColumns(features=["text"], label=None), copy_mode="assign"),
             "labelling_report": KeptMemoryDataset(),
+            "params:data_generation.source_data.max_text_chars": MemoryDataset(100_000),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)

@@ -5,21 +5,39 @@ from kedro.pipeline import Node, Pipeline, pipeline
 from judgeforge.pipelines.ingestion.nodes import (
     build_ingestion_report,
     split_seed_rows,
+    usable_seed_rows,
     validate_seed_rows,
 )
 
-COLUMNS = "params:data_generation.source_data.dataset.columns"
+SOURCE = "params:data_generation.source_data"
+COLUMNS = f"{SOURCE}.dataset.columns"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Return seed data → clean rows + rejects → enhancement / holdout sets + a report."""
+    """Return seed data → clean rows + rejects (saved) → usable seed rows → enhancement / holdout sets + a report."""
     return pipeline(
         [
             Node(
                 validate_seed_rows,
-                inputs=["seed_data", COLUMNS, "params:data_generation.metric"],
-                outputs=["seed_rows", "seed_rejects"],
+                inputs=[
+                    "seed_data",
+                    COLUMNS,
+                    "params:data_generation.metric",
+                    f"{SOURCE}.max_text_chars",
+                ],
+                outputs=["readable_seed_rows", "seed_rejects"],
                 name="validate_seed_rows",
+            ),
+            Node(
+                usable_seed_rows,
+                inputs=[
+                    "readable_seed_rows",
+                    "seed_rejects",
+                    "params:data_generation.metric",
+                    f"{SOURCE}.dataset",
+                ],
+                outputs="seed_rows",
+                name="check_seed_rows_usable",
             ),
             Node(
                 split_seed_rows,

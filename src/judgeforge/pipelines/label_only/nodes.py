@@ -6,15 +6,23 @@ import datasets
 import pandas as pd
 
 from judgeforge.config.data_generation import DatasetColumns, MetricConfig, OutputConfig
-from judgeforge.pipelines.ingestion.nodes import validate_seed_rows
+from judgeforge.pipelines.ingestion.nodes import (
+    SeedDataError,
+    reason_counts_text,
+    validate_seed_rows,
+)
 from judgeforge.pipelines.labelling.judge import JudgeStatus
 from judgeforge.pipelines.labelling.nodes import JUDGE_LABEL, STATUS
 from judgeforge.schema import ROW_ID, SEED_SOURCE, SOURCE
 
 
-def prepare_rows_to_label(raw: pd.DataFrame, columns: DatasetColumns, metric: MetricConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prepare_rows_to_label(
+    raw: pd.DataFrame, columns: DatasetColumns, metric: MetricConfig, max_text_chars: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (rows to label, rejected rows): the ingestion checks on the feature columns; no label column needed."""
-    clean, rejects = validate_seed_rows(raw, columns.model_copy(update={"label": None}), metric)
+    clean, rejects = validate_seed_rows(raw, columns.model_copy(update={"label": None}), metric, max_text_chars)
+    if clean.empty:
+        raise SeedDataError(f"csv.train_file_path: no rows to label, all {len(rejects)} were rejected ({reason_counts_text(rejects)})")
     return clean.assign(**{SOURCE: SEED_SOURCE}), rejects
 
 

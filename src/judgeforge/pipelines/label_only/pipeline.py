@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 prepare_rows_to_label,
-                inputs=["label_only_train_data", COLUMNS, "resolved_metric"],
+                inputs=["label_only_train_data", COLUMNS, "resolved_metric", "params:data_generation.source_data.max_text_chars"],
                 outputs=["label_only_rows", "label_only_rejects"],
                 name="prepare_rows_to_label",
             ),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.labels import label_key
 from judgeforge.config.problems import problems_from_validation_error
+from judgeforge.errors import UserError
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.asking import InvalidAnswer, ask_until_valid, json_answer_request
 
@@ -27,7 +28,7 @@ SYSTEM_PROMPT = (
 )
 
 
-class MetricExtractionError(InvalidAnswer):
+class MetricExtractionError(UserError, InvalidAnswer):
     """The LLM could not derive a usable metric from llmaj_source_prompt."""
 
 

@@ -18,6 +18,7 @@ from judgeforge.config.data_generation import (
     SamplingConfig,
 )
 from judgeforge.config.labels import label_key
+from judgeforge.errors import UserError
 from judgeforge.llm.errors import DeliveryShortfall, shortfall
 from judgeforge.pipelines.synthesis.generation import ExampleGenerator, RejectReason
 from judgeforge.pipelines.synthesis.prompts import example_shape
@@ -26,7 +27,7 @@ from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHE
 log = logging.getLogger(__name__)
 
 
-class SynthesisError(ValueError):
+class SynthesisError(UserError, ValueError):
     """A synthesis set-up that cannot produce what was asked."""
 
 
