@@ -5,6 +5,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
+from judgeforge.console import ConsoleHook
 from judgeforge.hooks import RunConfigHook
 
 # Kedro sends telemetry unless told not to; judgeforge runs offline by default.
@@ -12,7 +13,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 # Kedro 1.7 itself calls OmegaConf's deprecated register_new_resolver on every run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
-HOOKS = (RunConfigHook(),)
+HOOKS = (RunConfigHook(), ConsoleHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -10,8 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from tqdm.auto import tqdm
-
+from judgeforge import progress
 from judgeforge.llm.secrets import Redactor
 from judgeforge.llm.types import Usage
 
@@ -156,18 +155,23 @@ class RequestEngine:
         on_outcome: Callable[[int, Outcome[Result]], None],
     ) -> list[Outcome[Result]]:
         """Run every job; `on_outcome` sees each one as soon as it is final (to persist it)."""
-        progress = _Progress(len(jobs), self.settings)
+        with progress.stage(
+            self.settings.progress_label, len(jobs), enabled=self.settings.show_progress
+        ) as shown:
 
-        async def run_indexed(index: int, job: Job) -> Outcome[Result]:
-            outcome = await self._run_one(job, call)
-            on_outcome(index, outcome)
-            progress.update(outcome)
-            return outcome
+            async def run_indexed(index: int, job: Job) -> Outcome[Result]:
+                outcome = await self._run_one(job, call)
+                cost_before = self.usage.cost_usd
+                on_outcome(index, outcome)
+                answer = outcome.result
+                shown.advance(
+                    rejected=int(answer is None),
+                    cost_usd=self.usage.cost_usd - cost_before,
+                    tokens=answer.input_tokens + answer.output_tokens if answer is not None else 0,
+                )
+                return outcome
 
-        try:
             return list(await asyncio.gather(*(run_indexed(i, j) for i, j in enumerate(jobs))))
-        finally:
-            progress.close()
 
     async def _run_one(self, job: Job, call: Callable[[Job], Awaitable[Result]]) -> Outcome[Result]:
         """One job with retries; never raises for provider failures.
@@ -218,34 +222,3 @@ class RequestEngine:
     def _describe(self, error: BaseException) -> str:
         """One redacted line naming the error."""
         return self.redact(f"{type(error).__name__}: {error}")
-
-
-class _Progress:
-    """A tqdm bar with done (rate, ETA built in), failed and token counts."""
-
-    def __init__(self, total: int, settings: EngineSettings) -> None:
-        self.failed = 0
-        self.tokens = 0
-        # disable=None hides the bar when stderr is not a terminal (CI logs, kedro runs piped to files).
-        self._bar = tqdm(
-            total=total,
-            desc=settings.progress_label,
-            unit="req",
-            disable=None if settings.show_progress else True,
-            dynamic_ncols=True,
-        )
-
-    def update(self, outcome: Outcome[Metered]) -> None:
-        """Count one finished job."""
-        if self._bar.disable:
-            return
-        if outcome.result is None:
-            self.failed += 1
-        else:
-            self.tokens += outcome.result.input_tokens + outcome.result.output_tokens
-        self._bar.set_postfix(failed=self.failed, tokens=self.tokens, refresh=False)
-        self._bar.update(1)
-
-    def close(self) -> None:
-        """Finish the bar."""
-        self._bar.close()

@@ -89,12 +89,15 @@ def train_adapter(
     from datasets import Dataset
     from trl import SFTTrainer
 
+    from judgeforge.training.progress import TrainingProgress
+
     with tempfile.TemporaryDirectory(prefix="judgeforge-sft-") as scratch:
         trainer = SFTTrainer(
             model=peft_model,
             args=sft_config(hyperparameters, options, len(records), scratch),
             train_dataset=Dataset.from_list(list(records)),
             processing_class=tokenizer,
+            callbacks=[TrainingProgress()],
         )
         trained_examples = len(trainer.train_dataset)
         tokens_per_epoch = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
