@@ -7,6 +7,7 @@ import logging
 import sys
 
 from judgeforge.config import ConfigError, load_run_config
+from judgeforge.console import restore_verbose_logging
 
 # Errors a user can cause and fix; anything else is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", required=True, help="path to the run YAML")
     run.add_argument("-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)")
     run.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
+    run.add_argument("--verbose", action="store_true", help="show every Kedro log line (each dataset loaded and saved)")
 
     validate = commands.add_parser("validate", help="check a run YAML and list every problem")
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             config = load_run_config(args.config)
             print(f"{args.config}: valid (run_steps: {', '.join(config.run_steps)})")
         elif args.command == "run":
+            if args.verbose:
+                restore_verbose_logging()
             run_command(args.config, args.env, args.project_path)
         elif args.command == "predict":
             predict_rows(args.model, args.input, args.output)
