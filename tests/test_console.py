@@ -140,3 +140,33 @@ def test_kedro_run_verbose_restores_every_kedro_line(loopback_project: Path) -> 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Loading data from seed_data" in result.stdout
     assert "Running node: validate_seed_rows" in result.stdout
+
+
+def test_kedro_run_is_tracked_in_a_local_mlflow_store(loopback_project: Path, monkeypatch) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv(
+        "MLFLOW_ALLOW_FILE_STORE", "true"
+    )  # MLflow 3 opens a file store only when told
+    result = kedro_run(loopback_project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MLflow run" in result.stdout
+
+    client = mlflow.MlflowClient(tracking_uri=(loopback_project / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("customer_complaint")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data_generation.generation.total_examples"] == str(TOTAL)
+    assert run.data.params["data_generation.llm.provider"] == "openai"
+    assert run.data.metrics["generation_report.delivered_total"] == TOTAL
+    assert run.data.metrics["ingestion_report.rows_in"] == 120
+    assert run.data.tags["kedro.pipelines"] == "ingestion,synthesis"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert {"reports/generation_report.json", "reports/ingestion_report.json"} <= artifacts
+
+
+def test_tracking_switched_off_writes_no_store(loopback_project: Path, monkeypatch) -> None:
+    monkeypatch.setenv("JUDGEFORGE_MLFLOW", "0")
+    result = kedro_run(loopback_project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (loopback_project / "mlruns").exists()
+    assert "MLflow run" not in result.stdout

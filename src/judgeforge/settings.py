@@ -1,4 +1,4 @@
-"""Project settings: the OmegaConfigLoader and the hook that binds the run config to the catalog."""
+"""Project settings: the OmegaConfigLoader, the hook that binds the run config to the catalog, the console and tracking hooks."""
 
 import os
 import warnings
@@ -7,13 +7,14 @@ from kedro.config import OmegaConfigLoader
 
 from judgeforge.console import ConsoleHook
 from judgeforge.hooks import RunConfigHook
+from judgeforge.tracking import MlflowHook
 
 # Kedro sends telemetry unless told not to; judgeforge runs offline by default.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 # Kedro 1.7 itself calls OmegaConf's deprecated register_new_resolver on every run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
-HOOKS = (RunConfigHook(), ConsoleHook())
+HOOKS = (RunConfigHook(), ConsoleHook(), MlflowHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
