@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,17 @@ def restore_verbose_logging() -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
+def quiet_library_progress_bars() -> None:
+    """Turn off the datasets / Hugging Face / transformers tqdm bars (saving shards, loading weights)."""
+    import datasets
+    import huggingface_hub.utils
+
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()  # transformers reads this state when imported
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 class ConsoleHook:
     """Names each node as it starts, keeps the progress display in step, and closes with a summary."""
 
@@ -73,9 +85,7 @@ class ConsoleHook:
         if verbose_requested():
             restore_verbose_logging()
         else:
-            import datasets
-
-            datasets.disable_progress_bars()
+            quiet_library_progress_bars()
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:

@@ -87,6 +87,7 @@ def train_adapter(
 ) -> dict[str, Any]:
     """Train the LoRA weights of `peft_model` in place; return the log history and throughput summary."""
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import SFTTrainer
 
     from judgeforge.training.progress import TrainingProgress
@@ -99,6 +100,8 @@ def train_adapter(
             processing_class=tokenizer,
             callbacks=[TrainingProgress()],
         )
+        # TrainingProgress replaces the dict of numbers transformers prints at every logging step.
+        trainer.remove_callback(PrinterCallback)
         trained_examples = len(trainer.train_dataset)
         tokens_per_epoch = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
         if trained_examples < len(records):

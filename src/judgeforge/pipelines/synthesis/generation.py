@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ import pandas as pd
 
 from judgeforge.config.data_generation import ClassLabel, GenerationConfig, LLMConfig, MetricConfig
 from judgeforge.config.labels import label_key
+from judgeforge.diagnostics.embedding import run_coroutine
 from judgeforge.llm import LLMRequest, LLMResponse
 from judgeforge.pipelines.ingestion.nodes import normalise_text
 from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
@@ -155,7 +155,8 @@ class ExampleGenerator:
             calls = self._plan_round(quotas, accepted, budgets, result)
             if not calls:
                 return result
-            responses = asyncio.run(self.client.generate([call.request for call in calls]))
+            # run_coroutine, not asyncio.run: the SDK is also called from notebooks, inside a running loop
+            responses = run_coroutine(self.client.generate([call.request for call in calls]))
             for call, response in zip(calls, responses):
                 self._take(call, response, quotas, accepted, result)
             result.rounds += 1
