@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import rich
 from kedro.framework.hooks import hook_impl
-from rich.console import Console
 from rich.table import Table
 
 from judgeforge import progress
@@ -32,6 +32,8 @@ QUIET_LOGGERS = (
     "kedro.framework.session",
     "kedro.framework.project",
 )
+# Width of the log lines when stdout is not a terminal (rich's default there is 80).
+LOG_FILE_COLUMNS = 120
 # Reports saved during a run, by catalog name, that the summary reads.
 SUMMARY_REPORTS = ("generation_report", "labelling_report", "training_metrics")
 # Folders the summary points at, by catalog name; the first one saved wins per row.
@@ -52,6 +54,16 @@ def restore_verbose_logging() -> None:
     os.environ[VERBOSE_ENV] = "1"
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
+
+
+def widen_log_file_lines() -> None:
+    """Give Kedro's rich log handler LOG_FILE_COLUMNS when stdout is a file or pipe and COLUMNS is unset.
+
+    rich lays a non-terminal out at 80 columns, which folds every progress line into three or four.
+    """
+    console = rich.get_console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = LOG_FILE_COLUMNS
 
 
 def quiet_library_progress_bars() -> None:
@@ -78,10 +90,11 @@ class ConsoleHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Count the nodes and, unless verbose, silence the datasets library's save bars."""
+        """Count the nodes, widen a log file's lines and, unless verbose, silence library progress bars."""
         self._reports, self._saved, self._clients, self._started_nodes = {}, [], {}, 0
         self._catalog = catalog
         self._node_count = len(pipeline.nodes)
+        widen_log_file_lines()
         if verbose_requested():
             restore_verbose_logging()
         else:
@@ -126,7 +139,7 @@ class ConsoleHook:
         """Print where the outputs are, what was delivered, how good the judge is and what it cost."""
         table = summary_table(self._reports, self._locations(), list(self._clients.values()))
         if table.row_count:
-            Console().print(table)
+            rich.get_console().print(table)
 
     def _locations(self) -> dict[str, str]:
         """Return the folders and files this run wrote that a user opens next, by summary row."""
