@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
-from pydantic import BaseModel
 
 from judgeforge.console import dataset_location
 
@@ -69,7 +68,9 @@ class MlflowHook:
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         self._project_path = Path(context.project_path)
-        self._params = dict(context.params)
+        # the raw merged parameters (base + env + runtime): context.params would run Kedro's
+        # typed validation here, before RunConfigHook reports every config problem at once
+        self._params = dict(context.config_loader["parameters"])
         self._experiment = str(self._params.get("metric_name") or "judgeforge")
 
     @hook_impl
@@ -86,7 +87,9 @@ class MlflowHook:
         self._catalog, self._reports, self._saved = catalog, {}, []
         self._run = mlflow.start_run(
             tags={
-                "kedro.pipelines": ",".join(run_params.get("pipeline_names") or ["__default__"]),
+                "kedro.pipelines": ",".join(
+                    sorted(run_params.get("pipeline_names") or ["__default__"])
+                ),
                 "kedro.env": str(run_params.get("env") or "local"),
             }
         )
@@ -134,8 +137,6 @@ class MlflowHook:
 
 def flat_params(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Yield (dotted key, value as text cut to MAX_PARAM_CHARS) for every leaf of the parameters."""
-    if isinstance(value, BaseModel):  # sections the run config hook already validated
-        value = value.model_dump(mode="json")
     if isinstance(value, Mapping):
         for key, item in value.items():
             yield from flat_params(item, f"{prefix}.{key}" if prefix else str(key))
