@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs judgeforge into ./.venv. Usage: bash scripts/install.sh [--dev]
-#   --dev           also install the test tools (pytest, moto, ruff)
+#   --dev           also install the test tools (pytest, moto, ruff, nbclient + ipykernel)
 #   TORCH_SPEC=...  torch requirement; the default is the CPU build that installs offline on
 #                   the reference machine. GPU users: TORCH_SPEC="torch" (pip picks a CUDA build).
 set -euo pipefail
