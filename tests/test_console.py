@@ -16,6 +16,7 @@ from judgeforge import progress
 from judgeforge.console import summary_table, usage_line
 from judgeforge.llm.types import Usage
 from tests.pipelines.synthesis.conftest import unique_examples_responder
+from tests.run_yaml import loopback_run_yaml
 
 TOTAL = 24
 
@@ -169,3 +170,23 @@ def test_tracking_switched_off_writes_no_store(loopback_project: Path, monkeypat
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (loopback_project / "mlruns").exists()
     assert "MLflow run" not in result.stdout
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_judgeforge_run_is_quiet_unless_verbose(
+    project_copy: Path, openai_server, tmp_path: Path, verbose: bool
+) -> None:
+    openai_server.respond_with(unique_examples_responder())
+    example = project_copy / "examples" / "binary_single_customer_complaint.yaml"
+    run_yaml = loopback_run_yaml(
+        example, openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"]
+    )
+    command = [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)] + (
+        ["--verbose"] if verbose else []
+    )
+    result = subprocess.run(
+        command, cwd=project_copy, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[1/" in result.stdout and "4/4 delivered" in result.stdout
+    assert ("Loading data from seed_data" in result.stdout) is verbose
