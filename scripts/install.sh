@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs judgeforge into ./.venv. Usage: bash scripts/install.sh [--dev]
-#   --dev           also install the test tools (pytest, moto, ruff) and, when missing, Chromium
-#                   for the report's browser test (Debian/Ubuntu's apt package; only as root)
+#   --dev           also install the test tools (pytest, moto, ruff, nbclient + ipykernel) and,
+#                   when missing, Chromium for the report's browser test (Debian's apt package; only as root)
 #   TORCH_SPEC=...  torch requirement; the default is the CPU build that installs offline on
 #                   the reference machine. GPU users: TORCH_SPEC="torch" (pip picks a CUDA build).
 set -euo pipefail

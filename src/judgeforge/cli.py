@@ -17,8 +17,9 @@ VERBOSE = click.Option(
     ["--verbose"],
     is_flag=True,
     default=False,
-    help="Show the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1).",
+    help="Show every log line, and the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1).",
 )
+from judgeforge.console import restore_verbose_logging
 
 
 @click.group(name="judgeforge")
@@ -41,6 +42,8 @@ def run(ctx: click.Context, verbose: bool, **kwargs) -> None:
     if unknown:
         click.echo(f"Error: {unknown}", err=True)
         ctx.exit(USER_ERROR_EXIT)
+    if verbose:
+        restore_verbose_logging()
     try:
         ctx.invoke(kedro_run, **kwargs)
     except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback

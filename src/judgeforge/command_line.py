@@ -8,21 +8,29 @@ import sys
 from pathlib import Path
 
 from judgeforge.config import load_run_config
+from judgeforge.console import restore_verbose_logging
 from judgeforge.errors import report_failure, verbose_from_environment
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the judgeforge command."""
+    verbose_help = (
+        "show every log line, and the traceback of a failure a user can fix too "
+        "(or set JUDGEFORGE_VERBOSE=1)"
+    )
     parser = argparse.ArgumentParser(prog="judgeforge", description=__doc__)
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show the traceback of a failure a user can fix too (or set JUDGEFORGE_VERBOSE=1)",
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # also accepted after the command (`judgeforge run -c x --verbose`); SUPPRESS keeps the
+    # subcommand's default from overwriting a --verbose given before the command
+    after_command = argparse.ArgumentParser(add_help=False)
+    after_command.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the steps listed in run_steps of a run YAML")
+    run = commands.add_parser(
+        "run", parents=[after_command], help="run the steps listed in run_steps of a run YAML"
+    )
     run.add_argument("-c", "--config", required=True, help="path to the run YAML")
     run.add_argument(
         "-e",
@@ -38,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser(
         "validate",
+        parents=[after_command],
         help="check a run YAML and what its run needs (files, tokens, keys, folders); list every problem",
     )
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
@@ -54,20 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     report = commands.add_parser(
-        "report", help="write data/08_reporting/report.html from the outputs on disk of the last run"
+        "report",
+        parents=[after_command],
+        help="write data/08_reporting/report.html from the outputs on disk of the last run",
     )
     report.add_argument(
-        "-c", "--config", default=None, help="the run YAML of that run (default: the Kedro parameters in conf/)"
+        "-c",
+        "--config",
+        default=None,
+        help="the run YAML of that run (default: the Kedro parameters in conf/)",
     )
     report.add_argument(
-        "-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)"
+        "-e",
+        "--env",
+        default=None,
+        help="Kedro environment for catalog and credentials (default: local)",
     )
     report.add_argument(
-        "--project-path", default=None, help="Kedro project folder (default: found from the current folder)"
+        "--project-path",
+        default=None,
+        help="Kedro project folder (default: found from the current folder)",
     )
 
     predict = commands.add_parser(
-        "predict", help="score a CSV / Parquet / JSONL file with a trained judge"
+        "predict",
+        parents=[after_command],
+        help="score a CSV / Parquet / JSONL file with a trained judge",
     )
     predict.add_argument(
         "-m",
@@ -93,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the judgeforge command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        restore_verbose_logging()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "validate":

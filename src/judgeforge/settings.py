@@ -1,18 +1,20 @@
-"""Project settings: the config loader, the pre-flight hook, and the hook that stamps reports with their run."""
+"""Project settings: the config loader, and the hooks for pre-flight, report stamps, the console and tracking."""
 
 import os
 import warnings
 
 from judgeforge.config_loader import RunConfigLoader
+from judgeforge.console import ConsoleHook
 from judgeforge.hooks import RunConfigHook
 from judgeforge.run_reports import RunReportHook
+from judgeforge.tracking import MlflowHook
 
 # Kedro sends telemetry unless told not to; judgeforge runs offline by default.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 # Kedro 1.7 itself calls OmegaConf's deprecated register_new_resolver on every run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
-HOOKS = (RunConfigHook(), RunReportHook())
+HOOKS = (RunConfigHook(), RunReportHook(), ConsoleHook(), MlflowHook())
 
 CONFIG_LOADER_CLASS = RunConfigLoader
 CONFIG_LOADER_ARGS = {

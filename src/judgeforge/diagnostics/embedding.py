@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from judgeforge import progress
 from judgeforge.llm.client import run_coroutine
 
 # Large enough to keep the client's concurrent batches busy, small enough to lose little on a kill.
@@ -39,12 +40,14 @@ def embed_texts(embedder: TextEmbedder, texts: Sequence[str]) -> np.ndarray:
 async def _embed_in_chunks(embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
     """Return the vectors of `texts`, asking the embedder for EMBED_CHUNK_SIZE texts at a time."""
     chunks = []
-    for start in range(0, len(texts), EMBED_CHUNK_SIZE):
-        chunk = texts[start : start + EMBED_CHUNK_SIZE]
-        vectors = np.asarray(await embedder.embed(chunk), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(chunk):
-            raise ValueError(f"the embedding client returned an array of shape {vectors.shape} for {len(chunk)} texts")
-        chunks.append(vectors)
+    with progress.stage("embedding", len(texts), unit="texts") as embedding:
+        for start in range(0, len(texts), EMBED_CHUNK_SIZE):
+            chunk = texts[start : start + EMBED_CHUNK_SIZE]
+            vectors = np.asarray(await embedder.embed(chunk), dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape[0] != len(chunk):
+                raise ValueError(f"the embedding client returned an array of shape {vectors.shape} for {len(chunk)} texts")
+            chunks.append(vectors)
+            embedding.advance(len(chunk))
     return np.concatenate(chunks)
 
 

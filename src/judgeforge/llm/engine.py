@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from tqdm.auto import tqdm
-
+from judgeforge import progress
 from judgeforge.llm.errors import ProviderError, ProviderUnreachable
 from judgeforge.llm.pacing import RateGovernor
 from judgeforge.llm.secrets import Redactor
@@ -130,10 +129,10 @@ class RequestEngine:
         self._bind_slots(asyncio.get_running_loop())
         self._connection_failures = 0
         self._halted = False
-        progress = _Progress(len(jobs), self.settings)
 
         async def run_indexed(index: int, job: Job) -> Outcome[Result]:
             outcome = await self._run_one(job, call, tokens(job) if tokens else 0)
+            cost_before = self.usage.cost_usd
             try:  # a successful outcome comes back still holding its slot
                 stored = on_outcome(index, outcome)
                 if stored is not None:
@@ -141,22 +140,29 @@ class RequestEngine:
             finally:
                 if outcome.result is not None:
                     self._slots.release()
-            progress.update(outcome)
+            answer = outcome.result
+            shown.advance(
+                rejected=int(answer is None),
+                cost_usd=self.usage.cost_usd - cost_before,
+                tokens=answer.input_tokens + answer.output_tokens if answer is not None else 0,
+            )
             return outcome
 
-        tasks = [asyncio.ensure_future(run_indexed(i, j)) for i, j in enumerate(jobs)]
-        try:
-            if tasks:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in tasks:
-                if task.done() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            return [task.result() for task in tasks]
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            progress.close()
+        with progress.stage(
+            self.settings.progress_label, len(jobs), enabled=self.settings.show_progress
+        ) as shown:
+            tasks = [asyncio.ensure_future(run_indexed(i, j)) for i, j in enumerate(jobs)]
+            try:
+                if tasks:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in tasks:
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                return [task.result() for task in tasks]
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run_one(
         self, job: Job, call: Callable[[Job], Awaitable[Result]], tokens: int
@@ -273,34 +279,3 @@ class RequestEngine:
 
 def _per_second(per_minute: float | None) -> float | None:
     return per_minute / 60.0 if per_minute else None
-
-
-class _Progress:
-    """A tqdm bar with done (rate, ETA built in), failed and token counts."""
-
-    def __init__(self, total: int, settings: EngineSettings) -> None:
-        self.failed = 0
-        self.tokens = 0
-        # disable=None hides the bar when stderr is not a terminal (CI logs, kedro runs piped to files).
-        self._bar = tqdm(
-            total=total,
-            desc=settings.progress_label,
-            unit="req",
-            disable=None if settings.show_progress else True,
-            dynamic_ncols=True,
-        )
-
-    def update(self, outcome: Outcome[Metered]) -> None:
-        """Count one finished job."""
-        if self._bar.disable:
-            return
-        if outcome.result is None:
-            self.failed += 1
-        else:
-            self.tokens += outcome.result.input_tokens + outcome.result.output_tokens
-        self._bar.set_postfix(failed=self.failed, tokens=self.tokens, refresh=False)
-        self._bar.update(1)
-
-    def close(self) -> None:
-        """Finish the bar."""
-        self._bar.close()

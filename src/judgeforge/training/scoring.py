@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from judgeforge import progress
 from judgeforge.training.formatting import prompt_and_answer_token_ids, prompt_token_ids
 
 # Any prompt will do: chat templates and the plain-text suffix end the prompt the same way.
@@ -55,21 +56,23 @@ def class_probabilities(
     clipped = [ids[-max_length:] for ids in prompts_ids]
     order = np.argsort([len(ids) for ids in clipped])  # similar lengths per batch, less padding
     probabilities = np.zeros((len(clipped), len(class_ids)), dtype=np.float64)
-    for start in range(0, len(order), batch_size):
-        batch_index = order[start : start + batch_size]
-        input_ids, attention_mask = _left_padded(
-            [clipped[i] for i in batch_index], pad_token_id, device
-        )
-        # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
-        position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
-        logits = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            logits_to_keep=1,
-        ).logits[:, -1, :]
-        class_logits = logits.index_select(dim=-1, index=class_ids).float()
-        probabilities[batch_index] = torch.softmax(class_logits, dim=-1).cpu().numpy()
+    with progress.stage("scoring", len(order), unit="rows") as scoring:
+        for start in range(0, len(order), batch_size):
+            batch_index = order[start : start + batch_size]
+            input_ids, attention_mask = _left_padded(
+                [clipped[i] for i in batch_index], pad_token_id, device
+            )
+            # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
+            position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
+            logits = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
+            class_logits = logits.index_select(dim=-1, index=class_ids).float()
+            probabilities[batch_index] = torch.softmax(class_logits, dim=-1).cpu().numpy()
+            scoring.advance(len(batch_index), tokens=int(attention_mask.sum()))
     return probabilities
 
 

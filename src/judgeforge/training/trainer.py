@@ -87,7 +87,10 @@ def train_adapter(
 ) -> dict[str, Any]:
     """Train the LoRA weights of `peft_model` in place; return the log history and throughput summary."""
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import SFTTrainer
+
+    from judgeforge.training.progress import TrainingProgress
 
     with tempfile.TemporaryDirectory(prefix="judgeforge-sft-") as scratch:
         trainer = SFTTrainer(
@@ -95,7 +98,10 @@ def train_adapter(
             args=sft_config(hyperparameters, options, len(records), scratch),
             train_dataset=Dataset.from_list(list(records)),
             processing_class=tokenizer,
+            callbacks=[TrainingProgress()],
         )
+        # TrainingProgress replaces the dict of numbers transformers prints at every logging step.
+        trainer.remove_callback(PrinterCallback)
         trained_examples = len(trainer.train_dataset)
         tokens_per_epoch = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
         if trained_examples < len(records):

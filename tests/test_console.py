@@ -1,0 +1,192 @@
+"""The console of a run: progress lines when stdout is not a terminal, quiet Kedro logs, a summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from judgeforge import progress
+from judgeforge.console import summary_table, usage_line
+from judgeforge.llm.types import Usage
+from tests.pipelines.synthesis.conftest import unique_examples_responder
+from tests.run_yaml import loopback_run_yaml
+
+TOTAL = 24
+
+
+def test_an_open_stage_logs_a_line_every_interval_and_one_when_it_ends(monkeypatch, caplog) -> None:
+    monkeypatch.setenv(progress.INTERVAL_ENV, "0.05")
+    caplog.set_level(logging.INFO, logger="judgeforge.progress")
+    periodic = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "ETA" in record.getMessage():
+                periodic.set()
+
+    watch = Watch()
+    logging.getLogger("judgeforge.progress").addHandler(watch)
+    try:
+        with progress.stage("generation", total=10, unit="calls") as stage:
+            stage.advance(4, rejected=1, tokens=1200, cost_usd=0.25)
+            assert periodic.wait(timeout=30), "no progress line while the stage was open"
+    finally:
+        logging.getLogger("judgeforge.progress").removeHandler(watch)
+    lines = [record.getMessage() for record in caplog.records]
+    running = next(line for line in lines if "ETA" in line)
+    assert running.startswith("generation: 4/10 calls done, 6 queued, 1 rejected")
+    assert "1,200 tokens" in running and "$0.2500" in running
+    assert "took" in lines[-1] and lines[-1].startswith("generation: 4/10 calls done")
+
+
+def test_a_stage_without_work_or_disabled_shows_nothing(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="judgeforge.progress")
+    with progress.stage("embedding", total=0):
+        pass
+    with progress.stage("scoring", total=3, enabled=False) as stage:
+        stage.advance(3)
+    assert stage.done == 3
+    assert caplog.records == []
+
+
+def test_summary_table_names_outputs_counts_quality_and_cost() -> None:
+    reports = {
+        "generation_report": {
+            "requested_total": 4,
+            "delivered_total": 3,
+            "rejected_total": 2,
+            "per_class": {
+                "yes": {"requested": 2, "delivered": 2},
+                "no": {"requested": 2, "delivered": 1},
+            },
+        },
+        "training_metrics": {
+            "fine_tuned": {"macro_f1": 0.8},
+            "base_model": {"macro_f1": 0.5},
+            "lift": {"macro_f1": 0.3},
+        },
+    }
+    usage = Usage(requests=5, cache_hits=2, input_tokens=100, output_tokens=20, cost_usd=0.5)
+    table = summary_table(reports, {"report": "data/08_reporting/report.html"}, [usage])
+    cells = [list(column.cells) for column in table.columns]
+    rows = dict(zip(cells[0], cells[1]))
+    assert rows["synthetic examples"] == "3/4 delivered (yes 2/2 · no 1/2), 2 rejected"
+    assert rows["judge macro-F1"] == "0.800 (zero-shot base 0.500, lift +0.300)"
+    assert rows["LLM calls"] == "5 calls, 2 cache hits, 120 tokens, $0.5000"
+    assert rows["report"] == "data/08_reporting/report.html"
+    assert "some models have no price" in usage_line([usage, Usage(input_tokens=1, priced=False)])
+
+
+def kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run `kedro run` in `project` with stdout piped (not a terminal) and return the finished process."""
+    env = {**os.environ, progress.INTERVAL_ENV: "0.2", "COLUMNS": "250"}
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis", *args]
+    return subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@pytest.fixture
+def loopback_project(project_copy: Path, openai_server) -> Path:
+    """Return a project copy whose LLM is the loopback server, answering slowly enough to be watched."""
+    openai_server.respond_with(unique_examples_responder())
+    openai_server.latency = 0.1
+    local = {
+        "data_generation": {
+            "llm": {
+                "provider": "openai",
+                "model": "test-model",
+                "embedding_model": "text-embedding-3-small",
+                "base_url": openai_server.base_url,
+            },
+            "generation": {
+                "total_examples": TOTAL,
+                "examples_per_call": 1,
+                "async_config": {"max_concurrent_requests": 2},
+            },
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    return project_copy
+
+
+def test_kedro_run_prints_progress_lines_node_lines_and_a_summary(loopback_project: Path) -> None:
+    result = kedro_run(loopback_project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "[1/8] extract_metric" in out and "[8/8] report_generation" in out
+    running = [
+        line
+        for line in out.splitlines()
+        if "generate_synthetic_examples · openai:" in line and "ETA" in line
+    ]
+    assert running, out
+    assert "queued" in running[0] and "tokens/s" in running[0]
+    assert f"generate_synthetic_examples · openai: {TOTAL}/{TOTAL} calls done" in out
+    assert "Loading data from" not in out and "Saving data to" not in out
+    assert "Saving the dataset" not in out + result.stderr  # the datasets library's bars
+    assert f"{TOTAL}/{TOTAL} delivered" in out
+    assert "data/generated_data/customer_complaint" in out
+
+
+def test_kedro_run_verbose_restores_every_kedro_line(loopback_project: Path) -> None:
+    result = kedro_run(loopback_project, "--verbose")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Loading data from seed_data" in result.stdout
+    assert "Running node: validate_seed_rows" in result.stdout
+
+
+def test_kedro_run_is_tracked_in_a_local_mlflow_store(loopback_project: Path, monkeypatch) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    # MLflow 3 opens a file store only when told
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    result = kedro_run(loopback_project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MLflow run" in result.stdout
+
+    client = mlflow.MlflowClient(tracking_uri=(loopback_project / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("customer_complaint")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data_generation.generation.total_examples"] == str(TOTAL)
+    assert run.data.params["data_generation.llm.provider"] == "openai"
+    assert run.data.metrics["generation_report.delivered_total"] == TOTAL
+    assert run.data.metrics["ingestion_report.rows_in"] == 120
+    assert run.data.tags["kedro.pipelines"] == "ingestion,synthesis"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert {"reports/generation_report.json", "reports/ingestion_report.json"} <= artifacts
+
+
+def test_tracking_switched_off_writes_no_store(loopback_project: Path, monkeypatch) -> None:
+    monkeypatch.setenv("JUDGEFORGE_MLFLOW", "0")
+    result = kedro_run(loopback_project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (loopback_project / "mlruns").exists()
+    assert "MLflow run" not in result.stdout
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_judgeforge_run_is_quiet_unless_verbose(
+    project_copy: Path, openai_server, tmp_path: Path, verbose: bool
+) -> None:
+    openai_server.respond_with(unique_examples_responder())
+    example = project_copy / "examples" / "binary_single_customer_complaint.yaml"
+    run_yaml = loopback_run_yaml(
+        example, openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"]
+    )
+    command = [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)] + (
+        ["--verbose"] if verbose else []
+    )
+    result = subprocess.run(
+        command, cwd=project_copy, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[1/" in result.stdout and "4/4 delivered" in result.stdout
+    assert ("Loading data from seed_data" in result.stdout) is verbose
