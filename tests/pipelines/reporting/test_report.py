@@ -230,7 +230,7 @@ def test_an_output_that_cannot_be_read_is_one_line_naming_it(project_copy: Path,
     broken = project_copy / "data/08_reporting/ingestion_report.json"
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text("{cut off")
-    assert main(["report", "--project-path", str(project_copy)]) == 1
+    assert main(["report", "--project-path", str(project_copy)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("judgeforge: ingestion_report: ") and error.endswith(
         "(re-run the stage that writes it, or delete the file)"

@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from judgeforge.config import load_run_config
+from judgeforge.errors import UserError
 
 PIPELINE = "reporting"
 REPORT_ENTRY = "report_html"
+
+
+class UnreadableOutput(UserError):
+    """A stage output the report reads exists but cannot be read."""
 
 
 def write_report(
@@ -40,7 +45,7 @@ def write_report(
     except DatasetError as error:
         # an output that exists but cannot be read: name it, and what rewrites it
         reason = " ".join(str(error).split())
-        raise ValueError(
+        raise UnreadableOutput(
             f"{reason} (re-run the stage that writes it, or delete the file)"
         ) from None
     loader = settings.CONFIG_LOADER_CLASS(
