@@ -30,6 +30,12 @@ ADDITIONS = {
     "data_generation.labelling.judge_model",
     "data_generation.labelling.disagreement_policy",
     "data_generation.labelling.invalid_answer_retries",
+    "training.training.validation_fraction",
+    "training.training.early_stopping_patience",
+    "training.training.calibrate",
+    "training.model.head",
+    "training.model.encoder_name",
+    "training.model.encoder_learning_rate",
 }
 
 

