@@ -47,7 +47,8 @@ from judgeforge.training.trainer import train_adapter, train_classifier
 logger = logging.getLogger(__name__)
 
 LABEL = "label"
-ANSWER = "judge_answer"
+PROMPT = "prompt"
+ANSWER = "answer"
 MODEL = "model"
 CORRECT = "correct"
 FINE_TUNED = "fine_tuned"
@@ -73,7 +74,7 @@ LLM_JUDGE_OUTPUT_TOKENS = 40
 def format_judge_examples(
     training_dataset: DatasetDict, config: TrainingConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the train and test examples: row id, source, the template's columns, label and target answer."""
+    """Return the train and test examples: row id, source, the template's columns, rendered prompt, label and target answer."""
     dataset = config.dataset
     splits = (
         (dataset.split, dataset.train_label_column, "dataset.split", "dataset.train_label_column"),
@@ -85,7 +86,7 @@ def format_judge_examples(
         ),
     )
     # Every check runs before any formatting, so a bad config fails before anything heavy happens.
-    reserved = {LABEL, ANSWER, MODEL, CORRECT, PREDICTION_COLUMN} & set(
+    reserved = {PROMPT, LABEL, ANSWER, MODEL, CORRECT, PREDICTION_COLUMN} & set(
         template_placeholders(config.prompt_template)
     )
     if reserved:
@@ -126,6 +127,8 @@ def _examples(
     examples = rows[columns].reset_index(drop=True)
     for column in (c for c in (ROW_ID, SOURCE) if c in rows.columns):
         examples[column] = examples[column].astype(str)
+    # The whole prompt, for reading and for the embedding baselines; heads render their own, cut to fit.
+    examples[PROMPT] = [render_prompt(template, row) for row in rows.to_dict(orient="records")]
     examples[LABEL] = [answer_space.label_for_answer(answer) for answer in answers]
     examples[ANSWER] = answers
     return examples
@@ -327,17 +330,13 @@ def score_with_baselines(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Return MiniLM + logistic regression predictions on the test examples (trained on the real seed rows alone, and on the whole train split) and what each trained on."""
     labels = AnswerSpace.from_metric(config.metric).labels
-    template = config.prompt_template
-    texts = {
-        name: [render_prompt(template, row) for row in frame.to_dict(orient="records")]
-        for name, frame in (("train", train_examples), ("test", test_examples))
-    }
     seeds = (
         train_examples[SOURCE] == SEED_SOURCE
         if SOURCE in train_examples
         else pd.Series(False, index=train_examples.index)
     ).to_numpy()
-    train_vectors, test_vectors = embed_texts(texts["train"]), embed_texts(texts["test"])
+    train_vectors = embed_texts(train_examples[PROMPT].tolist())
+    test_vectors = embed_texts(test_examples[PROMPT].tolist())
     frames, report = [], {}
     for name, rows in ((SEED_BASELINE, seeds), (TRAIN_BASELINE, np.ones(len(seeds), bool))):
         classes = train_examples.loc[rows, LABEL].nunique()
@@ -361,7 +360,7 @@ def score_with_baselines(
 def _predictions(
     examples: pd.DataFrame, probabilities: np.ndarray, labels: tuple[str, ...], model_name: str
 ) -> pd.DataFrame:
-    identity = examples.drop(columns=[ANSWER])
+    identity = examples.drop(columns=[PROMPT, ANSWER])
     best = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=int)
     frame = identity.assign(
         **{
@@ -383,14 +382,13 @@ def summarise_evaluation(
     training_log: dict[str, Any],
     config: TrainingConfig,
 ) -> tuple[dict[str, Any], pd.DataFrame, Figure, Figure]:
-    """Return the metrics (judge vs every baseline, with lift, calibration and cost), all test predictions, the confusion matrices and the reliability diagram."""
+    """Return the metrics (judge vs every baseline, with lift, calibration and cost), the judge's and the base model's test predictions, the confusion matrices and the reliability diagram."""
     labels = list(AnswerSpace.from_metric(config.metric).labels)
-    predictions = pd.concat(
-        [base_model_predictions, baseline_predictions, fine_tuned_predictions], ignore_index=True
-    )
+    predictions = pd.concat([base_model_predictions, fine_tuned_predictions], ignore_index=True)
+    scored = pd.concat([predictions, baseline_predictions], ignore_index=True)
     by_model = {
         name: classification_metrics(rows[LABEL], rows[PREDICTION_COLUMN], labels)
-        for name, rows in predictions.groupby(MODEL, sort=False)
+        for name, rows in scored.groupby(MODEL, sort=False)
     }
     compared = [name for name in (BASE_MODEL, SEED_BASELINE, TRAIN_BASELINE) if name in by_model]
     lift_over = {
@@ -412,7 +410,7 @@ def summarise_evaluation(
             rows[[probability_column(label) for label in labels]].to_numpy(),
             np.array([labels.index(label) for label in rows[LABEL]], dtype=int),
         )
-        for name, rows in predictions.groupby(MODEL, sort=False)
+        for name, rows in scored.groupby(MODEL, sort=False)
     }
     judge_probabilities, truth = probabilities[FINE_TUNED]
     # p = softmax(z / T), so softmax(T · log p) = softmax(z): the judge before temperature scaling.
