@@ -32,9 +32,7 @@ def seeded_dataset(train_rows: int = 32, test_rows: int = 16, seed_rows: int = 1
     train["row_id"] = [f"{source}-{i}" for i, source in enumerate(train["source"])]
     test = separable_split(test_rows).to_pandas().assign(source="seed")
     test["row_id"] = [f"holdout-{i}" for i in range(test_rows)]
-    return DatasetDict(
-        {"train": Dataset.from_pandas(train), "test": Dataset.from_pandas(test)}
-    )
+    return DatasetDict({"train": Dataset.from_pandas(train), "test": Dataset.from_pandas(test)})
 
 
 def head_config(tiny_llama_dir: Path, tiny_bert_dir: Path, head: str, **training) -> TrainingConfig:
@@ -149,9 +147,7 @@ def test_calibration_is_applied_with_enough_validation_rows_and_said_so(
     assert calibration["applied"] and calibration["validation_rows"] == 12
     assert judge.temperature == calibration["temperature"] != 1.0
     assert calibration["validation_log_loss_after"] <= calibration["validation_log_loss_before"]
-    metrics, _, _, _ = nodes.summarise_evaluation(
-        *_scored(judge, train, test, config), log, config
-    )
+    metrics, _, _, _ = nodes.summarise_evaluation(*_scored(judge, train, test, config), log, config)
     card = nodes.write_model_card(metrics, log, config)
     assert "Temperature scaling **applied**" in card
     assert {"test_ece", "test_ece_before_temperature"} <= metrics["calibration"].keys()
@@ -187,9 +183,7 @@ def test_a_judge_that_does_not_beat_the_seed_baseline_is_called_out(
     fine_tuned, base, baselines, report, scoring = _scored(
         head_run["judge"], head_run["train"], head_run["test"], config
     )
-    wrong = fine_tuned.assign(
-        prediction=np.where(fine_tuned["label"] == "true", "false", "true")
-    )
+    wrong = fine_tuned.assign(prediction=np.where(fine_tuned["label"] == "true", "false", "true"))
     with caplog.at_level(logging.WARNING, logger="judgeforge.pipelines.training.nodes"):
         metrics, _, _, _ = nodes.summarise_evaluation(
             wrong, base, baselines, report, scoring, head_run["log"], config
