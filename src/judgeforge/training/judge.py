@@ -43,7 +43,7 @@ from judgeforge.training.loading import (
     load_tokenizer,
     with_lora,
 )
-from judgeforge.training.runtime import RuntimeOptions
+from judgeforge.training.runtime import RuntimeOptions, use_free_cores
 from judgeforge.training.scoring import (
     REFERENCE_PROMPT,
     answer_logits,
@@ -277,6 +277,7 @@ def predict_command(model_dir: str | Path, input_path: str | Path, output_path: 
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such input file")
     rows = READERS[source.suffix.lower()](source)
+    use_free_cores()
     predictions = Judge.load(model_dir).predict(rows)
     target.parent.mkdir(parents=True, exist_ok=True)
     WRITERS[target.suffix.lower()](pd.concat([rows, predictions], axis=1), target)

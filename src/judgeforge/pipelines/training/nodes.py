@@ -40,7 +40,7 @@ from judgeforge.training.judge import (
     Judge,
     probability_column,
 )
-from judgeforge.training.runtime import RuntimeOptions, resolve_runtime_options
+from judgeforge.training.runtime import RuntimeOptions, resolve_runtime_options, use_free_cores
 from judgeforge.training.selection import BestEpoch, better, validation_split
 from judgeforge.training.trainer import train_adapter, train_classifier
 
@@ -167,6 +167,7 @@ def train_judge(
 ) -> tuple[Judge, dict[str, Any]]:
     """Return the fine-tuned judge (best head and epoch on validation, temperature fitted) and its training log."""
     options = resolve_runtime_options(config.training, config.model)
+    use_free_cores()
     heads = HEADS if config.model.head == "auto" else (config.model.head,)
     if len(heads) > 1 and validation_examples.empty:
         logger.warning(
@@ -302,6 +303,7 @@ def score_with_judge(
     judge_model: Judge, test_examples: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Return the fine-tuned judge's predictions on the test examples and the cost of scoring them."""
+    threads = use_free_cores()
     started = time.perf_counter()
     prompts, truncated = judge_model.render(test_examples)
     probabilities = judge_model.score_prompts(prompts)
@@ -311,6 +313,7 @@ def score_with_judge(
         "seconds": seconds,
         "rows_per_second": len(test_examples) / seconds if seconds > 0 else None,
         "truncated_rows": truncated,
+        "cpu_threads": threads,
         "prompt_tokens_mean": float(np.mean([len(judge_model.prompt_ids(p)) for p in prompts]))
         if prompts
         else 0.0,
@@ -320,6 +323,7 @@ def score_with_judge(
 
 def score_with_base_model(test_examples: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
     """Return the base model's zero-shot predictions and class probabilities on the test examples."""
+    use_free_cores()
     judge = Judge.zero_shot(config)
     prompts, _ = judge.render(test_examples)
     return _predictions(test_examples, judge.score_prompts(prompts), judge.labels, BASE_MODEL)
@@ -335,6 +339,7 @@ def score_with_baselines(
         if SOURCE in train_examples
         else pd.Series(False, index=train_examples.index)
     ).to_numpy()
+    use_free_cores()
     train_vectors = embed_texts(train_examples[PROMPT].tolist())
     test_vectors = embed_texts(test_examples[PROMPT].tolist())
     frames, report = [], {}
@@ -471,6 +476,7 @@ def _cost(judge_scoring: dict[str, Any], device: str) -> dict[str, Any]:
         "judge_rows_per_second": rate,
         "judge_seconds_per_1000": 1000 / rate if rate else None,
         "device": device,
+        "cpu_threads": judge_scoring["cpu_threads"],
         "prompt_tokens_mean": tokens,
         "llm_judge_output_tokens": LLM_JUDGE_OUTPUT_TOKENS,
         "llm_judge_usd_per_1000": {
@@ -543,7 +549,7 @@ def write_model_card(
     )
     judge_speed = (
         f"{cost['judge_seconds_per_1000']:.1f} s of {cost['device']} time "
-        f"({cost['judge_rows_per_second']:.1f} rows/s, no API cost)"
+        f"({cost['judge_rows_per_second']:.1f} rows/s on {cost['cpu_threads']} CPU threads, no API cost)"
         if cost["judge_rows_per_second"]
         else "not measured (no test rows)"
     )
