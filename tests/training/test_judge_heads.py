@@ -238,3 +238,26 @@ def test_truncation_keeps_a_rag_rows_query_and_response_whole(
     assert prompts[0].count("shoes") < 60
     assert all(len(judge.prompt_ids(p)) <= 96 for p in prompts)
     assert prompts[1] == "Query: short\nContext: tiny context\nResponse: short answer\nFaithful?"
+
+
+def test_cpu_threads_follow_free_cores_unless_omp_num_threads_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    import torch
+
+    from judgeforge.training.runtime import use_free_cores
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+        assert use_free_cores() == torch.get_num_threads() == 1
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+        assert use_free_cores() == len(os.sched_getaffinity(0))
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        assert use_free_cores() == 1
+    finally:
+        torch.set_num_threads(before)
