@@ -261,3 +261,25 @@ def test_cpu_threads_follow_free_cores_unless_omp_num_threads_is_set(
         assert use_free_cores() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_validation_comes_from_seed_rows_else_from_all_train_rows_else_none() -> None:
+    from judgeforge.training.selection import validation_split
+
+    rows = pd.DataFrame(
+        {
+            "row_id": [str(i) for i in range(10)],
+            "source": ["seed"] * 4 + ["synthetic"] * 6,
+            "label": ["true", "false"] * 5,
+        }
+    )
+    fit, validation, origin = validation_split(rows, "label", 0.5, seed=0)
+    assert origin == "real seed rows" and len(validation) == 2
+    assert set(validation["source"]) == {"seed"} and set(validation["label"]) == {"true", "false"}
+    assert sorted(fit["row_id"].tolist() + validation["row_id"].tolist()) == sorted(rows["row_id"])
+    _, validation, origin = validation_split(rows.assign(source="synthetic"), "label", 0.2, seed=0)
+    assert origin.startswith("train rows") and len(validation) == 2
+    _, validation, origin = validation_split(rows.iloc[:3].assign(source="seed"), "label", 0.9, 0)
+    assert len(validation) == 2
+    fit, validation, origin = validation_split(rows.iloc[:1], "label", 0.2, seed=0)
+    assert validation.empty and len(fit) == 1 and origin.startswith("none")

@@ -31,11 +31,13 @@ def validation_split(
     pool, origin = (
         (seeds, "real seed rows") if len(seeds) else (examples, "train rows (no real seed rows)")
     )
-    size = max(1, round(fraction * len(pool)))
+    size = min(max(1, round(fraction * len(pool))), len(pool) - 1)
     if len(pool) < 2 or size >= len(examples):
         return examples, examples.iloc[:0], "none: too few rows to hold any out"
-    counts = pool[label_column].value_counts()
-    stratify = pool[label_column] if counts.min() >= 2 and size >= len(counts) else None
+    classes = pool[label_column].value_counts()
+    # scikit-learn stratifies only when both parts can hold every class.
+    can_stratify = classes.min() >= 2 and len(classes) <= size <= len(pool) - len(classes)
+    stratify = pool[label_column] if can_stratify else None
     _, validation = train_test_split(pool, test_size=size, random_state=seed, stratify=stratify)
     return examples.drop(index=validation.index), validation, origin
 
