@@ -612,7 +612,7 @@ Per class (fine-tuned):
 ## Calibration
 
 {calibration_line}
-Expected calibration error on the test split: {calibration["test_ece"]:.3f} (before temperature scaling {calibration["test_ece_before_temperature"]:.3f}); reliability diagram in `reliability_diagram.png`.
+Expected calibration error on the test split: {calibration["test_ece"]:.3f} (before temperature scaling {calibration["test_ece_before_temperature"]:.3f}); the reliability diagram is the `reliability_diagram` dataset (by default `data/08_reporting/reliability_diagram.png`).
 
 ## Cost of 1,000 judgments
 
