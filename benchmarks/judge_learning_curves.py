@@ -35,6 +35,7 @@ from judgeforge.pipelines.training import nodes
 from judgeforge.training import Judge
 from judgeforge.training.baselines import embed_texts
 from judgeforge.training.calibration import expected_calibration_error
+from judgeforge.training.runtime import use_free_cores
 
 PROMPT_TEMPLATE = "Is the following movie review positive?\nReview: {text}\nAnswer true or false."
 LABELS = ("false", "true")
@@ -152,42 +153,50 @@ def main() -> None:
     out = Path(args.out)
     for repeat in range(args.repeats):
         pool, test = sentences(args.csv, repeat, max(args.sizes), args.test_rows)
+        use_free_cores()
         started = time.perf_counter()
         test_minilm = embed_texts(test["text"].tolist())
         minilm_test_seconds = time.perf_counter() - started
         for size in args.sizes:
             train = pool.iloc[:size]
-            results = {}
+            where = {"repeat": repeat, "train_rows": size, "test_rows": len(test)}
             started = time.perf_counter()
             train_minilm = embed_texts(train["text"].tolist())
-            results["minilm_lr"] = linear_arm(
+            minilm = linear_arm(
                 train_minilm, train, test_minilm, test, time.perf_counter() - started
             )
-            results["minilm_lr"]["judgments_per_second"] = len(test) / minilm_test_seconds
+            _append(
+                out,
+                {
+                    **where,
+                    "arm": "minilm_lr",
+                    **minilm,
+                    "judgments_per_second": len(test) / minilm_test_seconds,
+                },
+            )
             tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(
                 train["text"]
             )
             started = time.perf_counter()
             test_tfidf = tfidf.transform(test["text"])
             tfidf_rate = len(test) / (time.perf_counter() - started)
-            results["tfidf_lr"] = linear_arm(
-                tfidf.transform(train["text"]), train, test_tfidf, test, 0.0
+            tfidf_result = linear_arm(tfidf.transform(train["text"]), train, test_tfidf, test, 0.0)
+            _append(
+                out,
+                {**where, "arm": "tfidf_lr", **tfidf_result, "judgments_per_second": tfidf_rate},
             )
-            results["tfidf_lr"]["judgments_per_second"] = tfidf_rate
             for head in args.heads:
-                results[head] = judge_arm(head, train, test, args.epochs, repeat)
-            for arm, result in results.items():
-                line = {
-                    "repeat": repeat,
-                    "train_rows": size,
-                    "test_rows": len(test),
-                    "arm": arm,
-                    **result,
-                }
-                with out.open("a") as handle:
-                    handle.write(json.dumps(line) + "\n")
-                print(json.dumps(line), flush=True)
+                _append(
+                    out, {**where, "arm": head, **judge_arm(head, train, test, args.epochs, repeat)}
+                )
     print_table(out)
+
+
+def _append(path: Path, line: dict) -> None:
+    """Append one result as a JSON line (a long grid can be read while it runs) and print it."""
+    with path.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+    print(json.dumps(line), flush=True)
 
 
 def print_table(path: Path) -> None:

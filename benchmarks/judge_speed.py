@@ -34,9 +34,19 @@ def config(head: str) -> TrainingConfig:
         {
             "metric": {"type": "boolean"},
             "prompt_template": PROMPT_TEMPLATE,
-            "training": {"max_seq_length": 256, "bf16": False, "optim": "adamw_torch", "use_wandb": False},
+            "training": {
+                "max_seq_length": 256,
+                "bf16": False,
+                "optim": "adamw_torch",
+                "use_wandb": False,
+            },
             "output": {"push_to_hub": False},
-            "model": {"name": "SmolLM2-135M-Instruct", "use_unsloth_tokenizer": False, "head": head, "lora_r": 8},
+            "model": {
+                "name": "SmolLM2-135M-Instruct",
+                "use_unsloth_tokenizer": False,
+                "head": head,
+                "lora_r": 8,
+            },
         }
     )
 
@@ -57,15 +67,26 @@ def main() -> None:
     parser.add_argument("--csv", required=True)
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the cores other jobs leave free)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: the cores other jobs leave free)",
+    )
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = args.threads or use_free_cores()
     reviews = pd.read_csv(args.csv)
-    rows = reviews[reviews["source"] == "rotten_tomatoes"].sample(n=args.rows, random_state=0)[["text"]]
-    results = {"rows": len(rows), "threads": threads, "mean_words": float(rows["text"].str.split().str.len().mean())}
+    rows = reviews[reviews["source"] == "rotten_tomatoes"].sample(n=args.rows, random_state=0)[
+        ["text"]
+    ]
+    results = {
+        "rows": len(rows),
+        "threads": threads,
+        "mean_words": float(rows["text"].str.split().str.len().mean()),
+    }
     for head in ("generate", "classify", "encoder"):
         cfg = config(head)
         trainable = Judge.trainable(cfg, resolve_runtime_options(cfg.training, cfg.model), head)
@@ -82,7 +103,9 @@ def main() -> None:
     print("| head | judgments/s (median) | runs |\n|---|---|---|")
     for arm, rates in results.items():
         if isinstance(rates, list):
-            print(f"| {arm} | {statistics.median(rates):.1f} | {' / '.join(f'{r:.1f}' for r in rates)} |")
+            print(
+                f"| {arm} | {statistics.median(rates):.1f} | {' / '.join(f'{r:.1f}' for r in rates)} |"
+            )
 
 
 if __name__ == "__main__":
