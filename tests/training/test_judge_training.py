@@ -119,10 +119,39 @@ def test_judgeforge_predict_command_line(boolean_run: dict, tmp_path: Path, caps
     boolean_run["judge"].save(boolean_run["dir"])
     source = tmp_path / "rows.jsonl"
     pd.DataFrame({"text": [GOOD, BAD]}).to_json(source, orient="records", lines=True)
-    assert main(["predict", "-m", str(boolean_run["dir"]), "-i", str(source), "-o", str(tmp_path / "out.csv")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-m",
+                str(boolean_run["dir"]),
+                "-i",
+                str(source),
+                "-o",
+                str(tmp_path / "out.csv"),
+            ]
+        )
+        == 0
+    )
     assert "2 rows scored" in capsys.readouterr().out
-    assert list(pd.read_csv(tmp_path / "out.csv", dtype=str)[PREDICTION_COLUMN]) == ["true", "false"]
-    assert main(["predict", "-m", str(tmp_path / "no-judge"), "-i", str(source), "-o", str(tmp_path / "x.csv")]) == 1
+    assert list(pd.read_csv(tmp_path / "out.csv", dtype=str)[PREDICTION_COLUMN]) == [
+        "true",
+        "false",
+    ]
+    assert (
+        main(
+            [
+                "predict",
+                "-m",
+                str(tmp_path / "no-judge"),
+                "-i",
+                str(source),
+                "-o",
+                str(tmp_path / "x.csv"),
+            ]
+        )
+        == 1
+    )
     error = capsys.readouterr().err.strip()
     assert error.startswith("judgeforge: ") and "\n" not in error
 

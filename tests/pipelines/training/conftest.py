@@ -20,4 +20,5 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random BERT with the embedded MiniLM's tokenizer, the encoder head's stand-in."""
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
+
 from tests.support.s3_server import s3_server  # noqa: F401 -- fixture

@@ -99,7 +99,9 @@ def test_training_pipeline_trains_evaluates_and_saves_the_judge(
     )
 
 
-def test_base_model_and_adapter_are_pulled_from_the_object_store(tiny_llama_dir: Path, tmp_path: Path, s3_server) -> None:
+def test_base_model_and_adapter_are_pulled_from_the_object_store(
+    tiny_llama_dir: Path, tmp_path: Path, s3_server
+) -> None:
     store = ObjectStore(s3_server.storage_options)
     store.push_directory(tiny_llama_dir, archive_url(BUCKET, "base_models", "tiny-llama"))
     adapter = tmp_path / "adapter-src"
