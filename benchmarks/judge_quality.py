@@ -83,14 +83,16 @@ def synthetic_train_split(seeds: pd.DataFrame, test: pd.DataFrame, count: int, c
     return pd.concat([synthetic.assign(source="synthetic"), seeds.assign(source="seed")], ignore_index=True)[["row_id", "text", "label", "source"]]
 
 
-def train_and_score(train: pd.DataFrame, test: pd.DataFrame, config: TrainingConfig) -> tuple[pd.DataFrame, dict, float]:
-    """Return the fine-tuned judge's predictions on `test`, its training log and training seconds."""
+def train_and_score(train: pd.DataFrame, test: pd.DataFrame, config: TrainingConfig) -> tuple[tuple, dict, float]:
+    """Return the inputs of `summarise_evaluation` but the base model's (judge predictions, baselines, their report, scoring), the training log and training seconds."""
     splits = DatasetDict({"train": Dataset.from_pandas(train.astype(str), preserve_index=False), "test": Dataset.from_pandas(test, preserve_index=False)})
     train_examples, test_examples = nodes.format_judge_examples(splits, config)
     started = time.perf_counter()
-    judge, log = nodes.train_judge(train_examples, config)
+    judge, log = nodes.train_judge(*nodes.split_validation(train_examples, config), config)
     seconds = time.perf_counter() - started
-    return nodes.score_with_judge(judge, test_examples), log, seconds
+    predictions, scoring = nodes.score_with_judge(judge, test_examples)
+    baselines, report = nodes.score_with_baselines(train_examples, test_examples, config)
+    return (predictions, baselines, report, scoring), log, seconds
 
 
 def benchmark_config(epochs: int, learning_rate_multiplier: float = 5.0) -> TrainingConfig:
@@ -149,8 +151,8 @@ def main() -> None:
             train_real.iloc[: args.seed_rows], test, args.synthetic, args.cache
         )
     for arm, train in arms.items():
-        predictions, log, seconds = train_and_score(train, test, config)
-        metrics, _, _ = nodes.summarise_evaluation(predictions, base, log, config)
+        (predictions, baselines, report, scoring), log, seconds = train_and_score(train, test, config)
+        metrics, _, _, _ = nodes.summarise_evaluation(predictions, base, baselines, report, scoring, log, config)
         results["base_model_zero_shot"].update({k: round(metrics["base_model"][k], 3) for k in nodes.HEADLINE_METRICS})
         results[arm] = {
             "train_rows": len(train),

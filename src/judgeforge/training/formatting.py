@@ -20,6 +20,9 @@ TRUE_KEYS = frozenset({"1", "true", "yes"})
 FALSE_KEYS = frozenset({"0", "false", "no"})
 # Without a chat template the answer follows the prompt on a new line.
 PLAIN_PROMPT_SUFFIX = "\n"
+# Cut first when a prompt is too long: a RAG context may lose words, the query and the response
+# being judged may not.
+CUT_FIRST_FIELDS = frozenset({"context"})
 
 
 class TemplateColumnError(UserError, ValueError):
@@ -81,6 +84,44 @@ def render_prompt(template: str, row: Mapping[str, Any]) -> str:
     """Return the template filled with the row's values; a missing value becomes empty text."""
     values = {name: _cell_text(row[name]) for name in template_placeholders(template)}
     return template.format_map(values)
+
+
+def field_allowances(lengths: Mapping[str, int], budget: int) -> dict[str, int]:
+    """Return the tokens each field keeps so that all fit `budget`.
+
+    `context` fields are cut first; if that is not enough, every field gets an equal share, and
+    a field shorter than its share stays whole and leaves the rest to the others.
+    """
+    if sum(lengths.values()) <= budget:
+        return dict(lengths)
+    kept = {name: n for name, n in lengths.items() if name not in CUT_FIRST_FIELDS}
+    spare = max(0, budget - sum(kept.values()))
+    allowances = {}
+    for name in lengths:
+        if name in CUT_FIRST_FIELDS:
+            allowances[name] = min(lengths[name], spare)
+            spare -= allowances[name]
+    remaining = max(0, budget - sum(allowances.values()))
+    for position, name in enumerate(sorted(kept, key=kept.__getitem__)):
+        allowances[name] = min(kept[name], remaining // (len(kept) - position))
+        remaining -= allowances[name]
+    return {name: allowances[name] for name in lengths}
+
+
+def render_prompt_within(
+    template: str, row: Mapping[str, Any], tokenizer: Any, budget: int
+) -> tuple[str, bool]:
+    """Return the template filled with the row's values cut to `budget` tokens in all, and whether any was cut."""
+    values = {name: _cell_text(row[name]) for name in template_placeholders(template)}
+    token_ids = {
+        name: tokenizer(text=value, add_special_tokens=False)["input_ids"]
+        for name, value in values.items()
+    }
+    allowances = field_allowances({name: len(ids) for name, ids in token_ids.items()}, budget)
+    cut = {name for name, ids in token_ids.items() if allowances[name] < len(ids)}
+    for name in cut:
+        values[name] = tokenizer.decode(token_ids[name][: allowances[name]])
+    return template.format_map(values), bool(cut)
 
 
 def _cell_text(value: Any) -> str:

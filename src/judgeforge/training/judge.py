@@ -1,4 +1,15 @@
-"""A judge: base model (+ LoRA adapter) that scores rows into labels and class probabilities."""
+"""A judge: a model that scores rows into labels and class probabilities, with one of three heads.
+
+- `generate`: a causal LM (+ LoRA) answers the class's answer text; the class logits are those of
+  each answer's first token at the answer position.
+- `classify`: the same causal LM with a sequence-classification head (+ LoRA); one forward pass,
+  the head's logits over the classes.
+- `encoder`: a small encoder (default the embedded MiniLM) fine-tuned with a classification head.
+
+Every head reads the rendered prompt template (the encoder too: the template's wording is then part
+of its input, the same for every row), each field cut so that the whole fits `max_seq_length`.
+Probabilities are the softmax of the logits divided by the judge's fitted temperature.
+"""
 
 from __future__ import annotations
 
@@ -14,27 +25,40 @@ import torch
 
 from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.errors import UserError
+from judgeforge.training.calibration import probabilities_at
 from judgeforge.training.formatting import (
     AnswerSpace,
     check_template_columns,
+    prompt_and_answer_token_ids,
     prompt_token_ids,
     render_prompt,
+    render_prompt_within,
     uses_chat_template,
 )
 from judgeforge.training.loading import (
     base_model_source,
-    load_adapter,
+    encoder_source,
     load_base_model,
+    load_merged_adapter,
+    load_sequence_classifier,
     load_tokenizer,
     with_lora,
 )
-from judgeforge.training.runtime import RuntimeOptions
-from judgeforge.training.scoring import answer_token_ids, class_probabilities
+from judgeforge.training.runtime import RuntimeOptions, use_free_cores
+from judgeforge.training.scoring import (
+    REFERENCE_PROMPT,
+    answer_logits,
+    answer_token_ids,
+    classifier_logits,
+)
 
 JUDGE_CONFIG_FILE = "judge_config.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 PREDICTION_COLUMN = "prediction"
-SCORING_BATCH_SIZE = 8
+GENERATE, CLASSIFY, ENCODER = "generate", "classify", "encoder"
+HEADS = (GENERATE, CLASSIFY, ENCODER)
+# Rows per forward pass: large enough to keep the CPU's matrix units busy on sentence-length rows.
+SCORING_BATCH_SIZE = 32
 
 
 def probability_column(label: str) -> str:
@@ -44,22 +68,43 @@ def probability_column(label: str) -> str:
 
 @dataclass
 class Judge:
-    """A causal LM that answers a prompt template with one of a metric's classes."""
+    """A model with one of the heads `generate`, `classify`, `encoder` and its prompt template."""
 
     model: Any
     tokenizer: Any
     config: TrainingConfig
+    head: str = GENERATE
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         self.answer_space = AnswerSpace.from_metric(self.config.metric)
-        self.chat = uses_chat_template(self.tokenizer)
-        self.answer_token_ids = answer_token_ids(
-            self.tokenizer, self.answer_space.answers, self.chat
+        self.chat = self.head == GENERATE and uses_chat_template(self.tokenizer)
+        self.answer_token_ids = (
+            answer_token_ids(self.tokenizer, self.answer_space.answers, self.chat)
+            if self.head == GENERATE
+            else []
+        )
+        empty = {name: "" for name in template_placeholders(self.config.prompt_template)}
+        frame_tokens = len(self.prompt_ids(render_prompt(self.config.prompt_template, empty)))
+        # What the row's fields may take of max_seq_length: the rest is the template's own text,
+        # the chat markup and, when training a generate head, the answer that follows.
+        self.field_budget = max(
+            0, self.config.training.max_seq_length - frame_tokens - self._answer_tokens()
+        )
+
+    def _answer_tokens(self) -> int:
+        if self.head != GENERATE:
+            return 0
+        prompt = len(prompt_token_ids(self.tokenizer, REFERENCE_PROMPT, self.chat))
+        return max(
+            len(prompt_and_answer_token_ids(self.tokenizer, REFERENCE_PROMPT, answer, self.chat))
+            - prompt
+            for answer in self.answer_space.answers
         )
 
     @classmethod
     def zero_shot(cls, config: TrainingConfig) -> Judge:
-        """Return the base model as a judge, without fine-tuning."""
+        """Return the base model as a generate judge, without fine-tuning."""
         source = base_model_source(config.model)
         tokenizer = load_tokenizer(source, use_unsloth_tokenizer=False)
         return cls(
@@ -67,16 +112,30 @@ class Judge:
         )
 
     @classmethod
-    def trainable(cls, config: TrainingConfig, options: RuntimeOptions) -> Judge:
-        """Return a judge whose model is the base model with a trainable LoRA adapter."""
+    def trainable(cls, config: TrainingConfig, options: RuntimeOptions, head: str) -> Judge:
+        """Return an untrained judge of the given head: LoRA on the base model, or the encoder with a new head."""
+        labels = len(AnswerSpace.from_metric(config.metric).labels)
+        if head == ENCODER:
+            source = encoder_source(config.model)
+            tokenizer = load_tokenizer(source, use_unsloth_tokenizer=False)
+            model = load_sequence_classifier(
+                source, labels, tokenizer.pad_token_id, options.model_dtype
+            )
+            return cls(model, tokenizer, config, head)
         source = base_model_source(config.model)
         tokenizer = load_tokenizer(source, options.use_unsloth_tokenizer)
-        model = with_lora(load_base_model(source, options.model_dtype), config.model)
-        return cls(model, tokenizer, config)
+        if head == CLASSIFY:
+            base = load_sequence_classifier(
+                source, labels, tokenizer.pad_token_id, options.model_dtype
+            )
+            return cls(with_lora(base, config.model, "SEQ_CLS"), tokenizer, config, head)
+        return cls(
+            with_lora(load_base_model(source, options.model_dtype), config.model), tokenizer, config
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Judge:
-        """Return the judge saved under `path` (adapter, tokenizer and config), on its base model."""
+        """Return the judge saved under `path`, LoRA merged into its base model for fast inference."""
         directory = Path(path)
         if not (directory / JUDGE_CONFIG_FILE).is_file():
             raise FileNotFoundError(
@@ -84,25 +143,39 @@ class Judge:
             )
         saved = json.loads((directory / JUDGE_CONFIG_FILE).read_text())
         config = TrainingConfig.model_validate(saved["config"])
+        head = saved.get("head", GENERATE)
         tokenizer = load_tokenizer(str(directory), use_unsloth_tokenizer=False)
-        model = load_base_model(base_model_source(config.model), _inference_dtype())
-        if (directory / ADAPTER_CONFIG_FILE).is_file():
-            model = load_adapter(model, str(directory))
-        return cls(_on_inference_device(model), tokenizer, config)
+        adapter = (directory / ADAPTER_CONFIG_FILE).is_file()
+        source = saved["base_model"] if adapter else str(directory)
+        if head == GENERATE:
+            model = load_base_model(source, _inference_dtype())
+        else:
+            model = load_sequence_classifier(
+                source, len(saved["labels"]), tokenizer.pad_token_id, _inference_dtype()
+            )
+        if adapter:
+            model = load_merged_adapter(model, str(directory))
+        return cls(
+            _on_inference_device(model), tokenizer, config, head, saved.get("temperature", 1.0)
+        )
 
     def save(self, path: str | Path) -> None:
-        """Write the adapter, the tokenizer and the resolved config under `path`."""
+        """Write the weights (the LoRA adapter, or the whole model), the tokenizer and the resolved config."""
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         resolved = {
             "config": self.config.model_dump(mode="json"),
-            "base_model": base_model_source(self.config.model),
+            "head": self.head,
+            "base_model": encoder_source(self.config.model)
+            if self.head == ENCODER
+            else base_model_source(self.config.model),
             "labels": list(self.answer_space.labels),
             "answers": list(self.answer_space.answers),
             "answer_token_ids": self.answer_token_ids,
             "uses_chat_template": self.chat,
+            "temperature": self.temperature,
         }
         (directory / JUDGE_CONFIG_FILE).write_text(json.dumps(resolved, indent=2) + "\n")
 
@@ -111,18 +184,44 @@ class Judge:
         """Return the class labels, in the order of the probability columns."""
         return self.answer_space.labels
 
-    def score_prompts(self, prompts: Sequence[str]) -> np.ndarray:
-        """Return an (n_prompts, n_classes) array of class probabilities for rendered prompts."""
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Return the token ids the model reads for a rendered prompt."""
+        if self.head == GENERATE:
+            return prompt_token_ids(self.tokenizer, prompt, self.chat)
+        return list(self.tokenizer(text=prompt)["input_ids"])
+
+    def render(self, rows: pd.DataFrame) -> tuple[list[str], int]:
+        """Return each row's prompt, fields cut to fit max_seq_length, and how many rows were cut."""
+        rendered = [
+            render_prompt_within(
+                self.config.prompt_template, row, self.tokenizer, self.field_budget
+            )
+            for row in rows.to_dict(orient="records")
+        ]
+        return [prompt for prompt, _ in rendered], sum(cut for _, cut in rendered)
+
+    def logits(self, prompts: Sequence[str]) -> np.ndarray:
+        """Return an (n_prompts, n_classes) array of class logits for rendered prompts."""
         if len(prompts) == 0:
             return np.zeros((0, len(self.labels)))
-        return class_probabilities(
-            self.model,
-            [prompt_token_ids(self.tokenizer, prompt, self.chat) for prompt in prompts],
-            self.answer_token_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-            max_length=self.config.training.max_seq_length,
-            batch_size=SCORING_BATCH_SIZE,
+        ids = [self.prompt_ids(prompt) for prompt in prompts]
+        max_length = self.config.training.max_seq_length
+        if self.head == GENERATE:
+            return answer_logits(
+                self.model,
+                ids,
+                self.answer_token_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+                max_length=max_length,
+                batch_size=SCORING_BATCH_SIZE,
+            )
+        return classifier_logits(
+            self.model, ids, self.tokenizer.pad_token_id, max_length, SCORING_BATCH_SIZE
         )
+
+    def score_prompts(self, prompts: Sequence[str]) -> np.ndarray:
+        """Return an (n_prompts, n_classes) array of class probabilities for rendered prompts."""
+        return probabilities_at(self.logits(prompts), self.temperature)
 
     def predict(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """Return one row per input: the predicted label and a probability per class."""
@@ -130,10 +229,7 @@ class Judge:
         check_template_columns(
             self.config.prompt_template, [str(c) for c in table.columns], "the rows to predict"
         )
-        prompts = [
-            render_prompt(self.config.prompt_template, row)
-            for row in table.to_dict(orient="records")
-        ]
+        prompts, _ = self.render(table)
         return self.predictions_frame(self.score_prompts(prompts), index=table.index)
 
     def predictions_frame(
@@ -191,6 +287,7 @@ def predict_command(model_dir: str | Path, input_path: str | Path, output_path: 
     rows = READERS[source.suffix.lower()](source)
     if rows.empty:
         raise PredictInputError(f"{source}: the input file has no rows to score")
+    use_free_cores()
     judge = Judge.load(model_dir)
     _check_no_blank_texts(rows, template_placeholders(judge.config.prompt_template), source)
     predictions = judge.predict(rows)

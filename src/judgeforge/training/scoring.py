@@ -1,4 +1,4 @@
-"""Class probabilities from one forward pass: the logits of each class's first answer token."""
+"""Class logits from one forward pass: each class's first answer token, or a classification head."""
 
 from __future__ import annotations
 
@@ -40,49 +40,97 @@ def answer_token_ids(tokenizer: Any, answers: Sequence[str], chat: bool) -> list
 
 
 @torch.inference_mode()
-def class_probabilities(
+def answer_logits(
     model: Any,
     prompts_ids: Sequence[list[int]],
     class_token_ids: Sequence[int],
     pad_token_id: int,
     max_length: int,
-    batch_size: int = 8,
+    batch_size: int,
 ) -> np.ndarray:
-    """Return an (n_prompts, n_classes) array: softmax over the class tokens' logits at the answer position."""
-    model.eval()
+    """Return an (n_prompts, n_classes) array: the class tokens' logits at the answer position."""
     device = next(model.parameters()).device
     class_ids = torch.tensor(list(class_token_ids), device=device)
+
+    def batch_logits(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
+        position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
+        logits = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        return logits.index_select(dim=-1, index=class_ids)
+
     # Keep the end of an over-long prompt: the answer position must stay in view.
     clipped = [ids[-max_length:] for ids in prompts_ids]
-    order = np.argsort([len(ids) for ids in clipped])  # similar lengths per batch, less padding
-    probabilities = np.zeros((len(clipped), len(class_ids)), dtype=np.float64)
+    return _batched(
+        model, clipped, len(class_ids), pad_token_id, batch_size, batch_logits, pad_left=True
+    )
+
+
+@torch.inference_mode()
+def classifier_logits(
+    model: Any,
+    prompts_ids: Sequence[list[int]],
+    pad_token_id: int,
+    max_length: int,
+    batch_size: int,
+) -> np.ndarray:
+    """Return an (n_prompts, n_classes) array: a sequence-classification model's logits.
+
+    Padding goes on the right, where it changes no real token's position (absolute position
+    embeddings of encoders included); the head reads the last real token (decoders) or the first.
+    """
+    clipped = [ids[:max_length] for ids in prompts_ids]
+    return _batched(
+        model,
+        clipped,
+        model.config.num_labels,
+        pad_token_id,
+        batch_size,
+        lambda input_ids, attention_mask: (
+            model(input_ids=input_ids, attention_mask=attention_mask).logits
+        ),
+        pad_left=False,
+    )
+
+
+def _batched(
+    model: Any,
+    prompts_ids: list[list[int]],
+    n_classes: int,
+    pad_token_id: int,
+    batch_size: int,
+    batch_logits: Any,
+    pad_left: bool,
+) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort([len(ids) for ids in prompts_ids])  # similar lengths per batch, less padding
+    logits = np.zeros((len(prompts_ids), n_classes), dtype=np.float64)
     with progress.stage("scoring", len(order), unit="rows") as scoring:
         for start in range(0, len(order), batch_size):
             batch_index = order[start : start + batch_size]
-            input_ids, attention_mask = _left_padded(
-                [clipped[i] for i in batch_index], pad_token_id, device
+            input_ids, attention_mask = _padded(
+                [prompts_ids[i] for i in batch_index], pad_token_id, device, pad_left
             )
-            # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
-            position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
-            logits = model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                logits_to_keep=1,
-            ).logits[:, -1, :]
-            class_logits = logits.index_select(dim=-1, index=class_ids).float()
-            probabilities[batch_index] = torch.softmax(class_logits, dim=-1).cpu().numpy()
+            logits[batch_index] = batch_logits(input_ids, attention_mask).float().cpu().numpy()
             scoring.advance(len(batch_index), tokens=int(attention_mask.sum()))
-    return probabilities
+    model.train(was_training)
+    return logits
 
 
-def _left_padded(
-    sequences: list[list[int]], pad_token_id: int, device: torch.device
+def _padded(
+    sequences: list[list[int]], pad_token_id: int, device: torch.device, pad_left: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids in sequences)
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids) :] = 1
+        columns = slice(width - len(ids), width) if pad_left else slice(0, len(ids))
+        input_ids[row, columns] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, columns] = 1
     return input_ids.to(device), attention_mask.to(device)

@@ -1,4 +1,5 @@
-"""LoRA fine-tuning with TRL's SFTTrainer, loss on the answer tokens only."""
+"""Fine-tuning a judge: TRL's SFTTrainer for the generate head (loss on the answer tokens only), the
+transformers Trainer with cross-entropy over the classes for the classification heads."""
 
 from __future__ import annotations
 
@@ -35,46 +36,61 @@ def scheduler_kwargs(scheduler: str, total_steps: int) -> dict[str, Any]:
     return {}
 
 
+def trainer_arguments(
+    hyperparameters: HyperparametersConfig,
+    options: RuntimeOptions,
+    n_examples: int,
+    output_dir: str,
+    learning_rate: float,
+) -> dict[str, Any]:
+    """Return the Trainer arguments every head shares: each hyperparameter mapped, after the runtime fallbacks."""
+    return {
+        "output_dir": output_dir,
+        "num_train_epochs": hyperparameters.num_train_epochs,
+        "per_device_train_batch_size": hyperparameters.per_device_train_batch_size,
+        "gradient_accumulation_steps": hyperparameters.gradient_accumulation_steps,
+        "learning_rate": learning_rate,
+        "warmup_steps": hyperparameters.warmup_steps,
+        "weight_decay": hyperparameters.weight_decay,
+        "max_grad_norm": hyperparameters.max_grad_norm,
+        "logging_steps": hyperparameters.logging_steps,
+        "logging_first_step": True,
+        "lr_scheduler_type": options.lr_scheduler_type,
+        "lr_scheduler_kwargs": scheduler_kwargs(
+            options.lr_scheduler_type, optimizer_steps(n_examples, hyperparameters)
+        ),
+        "seed": hyperparameters.seed,
+        "data_seed": hyperparameters.seed,
+        "torch_compile": options.torch_compile,
+        "bf16": options.bf16,
+        "fp16": options.fp16,
+        "optim": options.optim,
+        "report_to": options.report_to,
+        "save_strategy": "no",
+        "use_cpu": options.device == "cpu",
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+
+
 def sft_config(
     hyperparameters: HyperparametersConfig,
     options: RuntimeOptions,
     n_examples: int,
     output_dir: str,
 ) -> Any:
-    """Return the SFTConfig of a run: every hyperparameter mapped, after the runtime fallbacks."""
+    """Return the SFTConfig of a generate-head run."""
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=output_dir,
-        num_train_epochs=hyperparameters.num_train_epochs,
-        per_device_train_batch_size=hyperparameters.per_device_train_batch_size,
-        gradient_accumulation_steps=hyperparameters.gradient_accumulation_steps,
-        learning_rate=hyperparameters.learning_rate,
-        max_length=hyperparameters.max_seq_length,
-        warmup_steps=hyperparameters.warmup_steps,
-        weight_decay=hyperparameters.weight_decay,
-        max_grad_norm=hyperparameters.max_grad_norm,
-        logging_steps=hyperparameters.logging_steps,
-        logging_first_step=True,
-        lr_scheduler_type=options.lr_scheduler_type,
-        lr_scheduler_kwargs=scheduler_kwargs(
-            options.lr_scheduler_type, optimizer_steps(n_examples, hyperparameters)
+        **trainer_arguments(
+            hyperparameters, options, n_examples, output_dir, hyperparameters.learning_rate
         ),
-        seed=hyperparameters.seed,
-        data_seed=hyperparameters.seed,
-        torch_compile=options.torch_compile,
-        bf16=options.bf16,
-        fp16=options.fp16,
-        optim=options.optim,
-        report_to=options.report_to,
+        max_length=hyperparameters.max_seq_length,
         completion_only_loss=True,
         # Checkpointing trades compute for memory: worth it for billion-parameter models on a GPU,
         # a pure slowdown for a 135M model on a CPU.
         activation_checkpointing=options.device == "cuda",
-        save_strategy="no",
-        use_cpu=options.device == "cpu",
-        dataloader_num_workers=0,
-        disable_tqdm=True,
     )
 
 
@@ -84,6 +100,7 @@ def train_adapter(
     records: Sequence[dict[str, Any]],
     hyperparameters: HyperparametersConfig,
     options: RuntimeOptions,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train the LoRA weights of `peft_model` in place; return the log history and throughput summary."""
     from datasets import Dataset
@@ -98,7 +115,7 @@ def train_adapter(
             args=sft_config(hyperparameters, options, len(records), scratch),
             train_dataset=Dataset.from_list(list(records)),
             processing_class=tokenizer,
-            callbacks=[TrainingProgress()],
+            callbacks=[TrainingProgress(), *callbacks],
         )
         # TrainingProgress replaces the dict of numbers transformers prints at every logging step.
         trainer.remove_callback(PrinterCallback)
@@ -112,14 +129,54 @@ def train_adapter(
                 hyperparameters.max_seq_length,
             )
         result = trainer.train()
+    return _training_log(trainer, result, tokens_per_epoch, len(records) - trained_examples)
+
+
+def train_classifier(
+    model: Any,
+    tokenizer: Any,
+    prompts_ids: Sequence[list[int]],
+    label_indices: Sequence[int],
+    hyperparameters: HyperparametersConfig,
+    options: RuntimeOptions,
+    learning_rate: float,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Train a sequence-classification model in place (cross-entropy over the classes); return its log and summary."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    examples = Dataset.from_dict(
+        {
+            "input_ids": [ids[: hyperparameters.max_seq_length] for ids in prompts_ids],
+            "labels": list(label_indices),
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="judgeforge-cls-") as scratch:
+        trainer = Trainer(
+            model=model,
+            args=TrainingArguments(
+                **trainer_arguments(hyperparameters, options, len(examples), scratch, learning_rate)
+            ),
+            train_dataset=examples,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            callbacks=list(callbacks),
+        )
+        result = trainer.train()
+    return _training_log(trainer, result, sum(len(ids) for ids in examples["input_ids"]), 0)
+
+
+def _training_log(trainer: Any, result: Any, tokens_per_epoch: int, dropped: int) -> dict[str, Any]:
     runtime = result.metrics["train_runtime"]
-    tokens = tokens_per_epoch * hyperparameters.num_train_epochs
+    # Early stopping may end training before the configured epochs.
+    tokens = round(tokens_per_epoch * trainer.state.epoch)
     return {
         "history": trainer.state.log_history,
         "summary": {
-            "train_examples": trained_examples,
-            "dropped_over_max_seq_length": len(records) - trained_examples,
+            "train_examples": len(trainer.train_dataset),
+            "dropped_over_max_seq_length": dropped,
             "optimizer_steps": trainer.state.global_step,
+            "epochs_run": trainer.state.epoch,
             "train_runtime_s": runtime,
             "train_tokens": tokens,
             "train_tokens_per_second": tokens / runtime if runtime > 0 else None,

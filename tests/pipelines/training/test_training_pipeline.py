@@ -87,7 +87,9 @@ def test_training_pipeline_trains_evaluates_and_saves_the_judge(
     } <= set(predictions.columns)
     assert (judge_dir / "confusion_matrix.png").stat().st_size > 0
     assert "| accuracy |" in catalog["model_card"].load()
-    assert catalog["training_log"].load()["summary"]["train_examples"] == 16
+    log = catalog["training_log"].load()
+    # Validation rows are held out of training to pick the epoch and fit the temperature.
+    assert log["summary"]["train_examples"] + log["validation"]["rows"] == 16
     fine_tuned = predictions[predictions["model"] == "fine_tuned"].reset_index(drop=True)
     reloaded = Judge.load(judge_dir).predict(
         pd.DataFrame({"text": separable_dataset(16, 8)["test"]["text"]})
@@ -97,7 +99,9 @@ def test_training_pipeline_trains_evaluates_and_saves_the_judge(
     )
 
 
-def test_base_model_and_adapter_are_pulled_from_the_object_store(tiny_llama_dir: Path, tmp_path: Path, s3_server) -> None:
+def test_base_model_and_adapter_are_pulled_from_the_object_store(
+    tiny_llama_dir: Path, tmp_path: Path, s3_server
+) -> None:
     store = ObjectStore(s3_server.storage_options)
     store.push_directory(tiny_llama_dir, archive_url(BUCKET, "base_models", "tiny-llama"))
     adapter = tmp_path / "adapter-src"

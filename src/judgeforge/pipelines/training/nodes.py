@@ -1,17 +1,29 @@
-"""Nodes of the training pipeline: format, fine-tune, score the real test split, report."""
+"""Nodes of the training pipeline: format, hold out validation, fine-tune, score the real test split, report."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from datasets import DatasetDict
 from matplotlib.figure import Figure
 
-from judgeforge.config.training import TrainingConfig
+from judgeforge.config.training import TrainingConfig, template_placeholders
+from judgeforge.llm.types import DEFAULT_PRICES
 from judgeforge.publishing.object_store import ObjectStore, pull_model_from_object_store
-from judgeforge.schema import ROW_ID, SOURCE
+from judgeforge.schema import ROW_ID, SEED_SOURCE, SOURCE
+from judgeforge.training.baselines import embed_texts, logistic_regression_probabilities
+from judgeforge.training.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    probabilities_at,
+    reliability_diagram,
+)
 from judgeforge.training.evaluation import classification_metrics, confusion_matrices_figure
 from judgeforge.training.formatting import (
     AnswerSpace,
@@ -19,26 +31,49 @@ from judgeforge.training.formatting import (
     render_prompt,
     training_record,
 )
-from judgeforge.training.judge import PREDICTION_COLUMN, Judge, probability_column
-from judgeforge.training.runtime import resolve_runtime_options
-from judgeforge.training.trainer import train_adapter
+from judgeforge.training.judge import (
+    CLASSIFY,
+    GENERATE,
+    HEADS,
+    PREDICTION_COLUMN,
+    Judge,
+    probability_column,
+)
+from judgeforge.training.runtime import RuntimeOptions, resolve_runtime_options, use_free_cores
+from judgeforge.training.selection import BestEpoch, better, validation_split
+from judgeforge.training.trainer import train_adapter, train_classifier
 
-PROMPT = "prompt"
+logger = logging.getLogger(__name__)
+
 LABEL = "label"
+PROMPT = "prompt"
 ANSWER = "answer"
 MODEL = "model"
 CORRECT = "correct"
 FINE_TUNED = "fine_tuned"
 BASE_MODEL = "base_model"
+SEED_BASELINE = "minilm_lr_seed_rows"
+TRAIN_BASELINE = "minilm_lr_train_split"
+BASELINE_TITLES = {
+    BASE_MODEL: "base model (zero-shot)",
+    SEED_BASELINE: "MiniLM + logistic regression, real seed rows only",
+    TRAIN_BASELINE: "MiniLM + logistic regression, whole train split",
+}
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1")
 # Where a base model pulled from the object store lands when model.model_local_path is empty.
 PULLED_MODELS_FOLDER = "base_models"
+# A temperature fitted on fewer validation rows than this is noise, not calibration.
+MIN_CALIBRATION_ROWS = 8
+# LLM judges the fine-tuned judge replaces, priced from the provider price table.
+REFERENCE_LLM_JUDGES = ("gpt-4o-mini", "gpt-4.1", "gemini-2.5-flash")
+# An LLM judge answers a JSON label with a one-sentence rationale (as the labelling judge does).
+LLM_JUDGE_OUTPUT_TOKENS = 40
 
 
 def format_judge_examples(
     training_dataset: DatasetDict, config: TrainingConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the train and test examples: row id, source, rendered prompt, label and target answer."""
+    """Return the train and test examples: row id, source, the template's columns, rendered prompt, label and target answer."""
     dataset = config.dataset
     splits = (
         (dataset.split, dataset.train_label_column, "dataset.split", "dataset.train_label_column"),
@@ -50,6 +85,14 @@ def format_judge_examples(
         ),
     )
     # Every check runs before any formatting, so a bad config fails before anything heavy happens.
+    reserved = {PROMPT, LABEL, ANSWER, MODEL, CORRECT, PREDICTION_COLUMN} & set(
+        template_placeholders(config.prompt_template)
+    )
+    if reserved:
+        raise ValueError(
+            f"prompt_template uses {', '.join(sorted(reserved))}: names the judge's outputs use; "
+            "rename that column"
+        )
     for split, label_column, split_field, label_field in splits:
         if split not in training_dataset:
             raise ValueError(
@@ -77,16 +120,16 @@ def _examples(
     rows: pd.DataFrame, label_column: str, template: str, answer_space: AnswerSpace
 ) -> pd.DataFrame:
     answers = [answer_space.answer_for(value) for value in rows[label_column]]
-    examples = pd.DataFrame(
-        {
-            PROMPT: [render_prompt(template, row) for row in rows.to_dict(orient="records")],
-            LABEL: [answer_space.label_for_answer(answer) for answer in answers],
-            ANSWER: answers,
-        }
-    )
-    # Keep the provenance columns the data carries, first, so predictions trace back to their rows.
-    for position, column in enumerate(c for c in (ROW_ID, SOURCE) if c in rows.columns):
-        examples.insert(position, column, rows[column].astype(str).to_numpy())
+    # Provenance first, so predictions trace back to their rows; then what the template reads.
+    columns = [c for c in (ROW_ID, SOURCE) if c in rows.columns]
+    columns += [c for c in template_placeholders(template) if c not in columns]
+    examples = rows[columns].reset_index(drop=True)
+    for column in (c for c in (ROW_ID, SOURCE) if c in rows.columns):
+        examples[column] = examples[column].astype(str)
+    # The whole prompt, for reading and for the embedding baselines; heads render their own, cut to fit.
+    examples[PROMPT] = [render_prompt(template, row) for row in rows.to_dict(orient="records")]
+    examples[LABEL] = [answer_space.label_for_answer(answer) for answer in answers]
+    examples[ANSWER] = answers
     return examples
 
 
@@ -95,7 +138,9 @@ def resolve_training_config(config: TrainingConfig, object_store: ObjectStore) -
     model = config.model
     if not model.pull_model_from_object_store:
         return config
-    root = model.model_local_path or f"{config.output.local_path.rstrip('/')}/{PULLED_MODELS_FOLDER}"
+    root = (
+        model.model_local_path or f"{config.output.local_path.rstrip('/')}/{PULLED_MODELS_FOLDER}"
+    )
     pulled = pull_model_from_object_store(object_store, model, root)
     updates: dict[str, Any] = {"model_local_path": str(root)}
     if "adapter" in pulled:
@@ -103,108 +148,433 @@ def resolve_training_config(config: TrainingConfig, object_store: ObjectStore) -
     return config.model_copy(update={"model": model.model_copy(update=updates)})
 
 
-def train_judge(
+def split_validation(
     train_examples: pd.DataFrame, config: TrainingConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (the rows the judge trains on, the validation rows): real seed rows of the train split, never test rows."""
+    fit, validation, origin = validation_split(
+        train_examples, LABEL, config.training.validation_fraction, config.training.seed
+    )
+    logger.info(
+        "validation: %d of %d train rows, from %s", len(validation), len(train_examples), origin
+    )
+    return fit, validation
+
+
+def train_judge(
+    fit_examples: pd.DataFrame, validation_examples: pd.DataFrame, config: TrainingConfig
 ) -> tuple[Judge, dict[str, Any]]:
-    """Return the LoRA-fine-tuned judge and the training log (loss history, throughput, fallbacks)."""
+    """Return the fine-tuned judge (best head and epoch on validation, temperature fitted) and its training log."""
     options = resolve_runtime_options(config.training, config.model)
-    judge = Judge.trainable(config, options)
-    records = [
-        training_record(prompt, answer, judge.chat)
-        for prompt, answer in zip(train_examples[PROMPT], train_examples[ANSWER])
-    ]
-    log = train_adapter(judge.model, judge.tokenizer, records, config.training, options)
-    return judge, {**log, "runtime": asdict(options)}
+    use_free_cores()
+    heads = HEADS if config.model.head == "auto" else (config.model.head,)
+    if len(heads) > 1 and validation_examples.empty:
+        logger.warning(
+            "head auto needs validation rows and there are none; training the generate head"
+        )
+        heads = (GENERATE,)
+    chosen: tuple[Judge, dict[str, Any]] | None = None
+    candidates: dict[str, dict[str, Any]] = {}
+    for head in heads:
+        judge, log = _train_head(head, fit_examples, validation_examples, config, options)
+        candidates[head] = log["selection"]
+        if chosen is None or better(
+            log["selection"]["validation"], chosen[1]["selection"]["validation"]
+        ):
+            chosen = (judge, log)
+    judge, log = chosen
+    if len(heads) > 1:
+        logger.info(
+            "head auto: %s",
+            ", ".join(
+                f"{head} {entry['validation']['macro_f1']:.3f}"
+                for head, entry in candidates.items()
+            )
+            + f" (validation macro-F1) -> {judge.head}",
+        )
+    calibration = _calibrate(judge, validation_examples, config)
+    return judge, {
+        "history": log["history"],
+        "summary": log["summary"],
+        "runtime": asdict(options),
+        "head": judge.head,
+        "candidates": candidates,
+        "validation": {
+            "rows": len(validation_examples),
+            "row_ids": validation_examples[ROW_ID].tolist()
+            if ROW_ID in validation_examples
+            else [],
+            "by_source": validation_examples[SOURCE].value_counts().to_dict()
+            if SOURCE in validation_examples
+            else {},
+        },
+        "calibration": calibration,
+    }
 
 
-def score_with_judge(judge_model: Judge, test_examples: pd.DataFrame) -> pd.DataFrame:
-    """Return the fine-tuned judge's predictions and class probabilities on the test examples."""
-    return _predictions(judge_model, test_examples, FINE_TUNED)
+def _train_head(
+    head: str,
+    fit_examples: pd.DataFrame,
+    validation_examples: pd.DataFrame,
+    config: TrainingConfig,
+    options: RuntimeOptions,
+) -> tuple[Judge, dict[str, Any]]:
+    judge = Judge.trainable(config, options, head)
+    prompts, truncated = judge.render(fit_examples)
+    selector = None
+    if not validation_examples.empty:
+        validation_prompts, _ = judge.render(validation_examples)
+        selector = BestEpoch(
+            judge,
+            validation_prompts,
+            _class_indices(validation_examples, judge),
+            config.training.early_stopping_patience,
+        )
+    callbacks = [selector] if selector else []
+    if head == GENERATE:
+        records = [
+            training_record(prompt, answer, judge.chat)
+            for prompt, answer in zip(prompts, fit_examples[ANSWER])
+        ]
+        log = train_adapter(
+            judge.model, judge.tokenizer, records, config.training, options, callbacks
+        )
+    else:
+        learning_rate = (
+            config.training.learning_rate
+            if head == CLASSIFY
+            else config.model.encoder_learning_rate
+        )
+        log = train_classifier(
+            judge.model,
+            judge.tokenizer,
+            [judge.prompt_ids(prompt) for prompt in prompts],
+            _class_indices(fit_examples, judge),
+            config.training,
+            options,
+            learning_rate,
+            callbacks,
+        )
+    if selector:
+        selector.restore_best()
+    log["summary"]["truncated_rows"] = truncated
+    log["selection"] = {
+        "head": head,
+        "epochs": selector.epochs if selector else [],
+        "best_epoch": selector.best["epoch"] if selector else None,
+        "validation": selector.best if selector else None,
+        "train_runtime_s": log["summary"]["train_runtime_s"],
+    }
+    return judge, log
+
+
+def _class_indices(examples: pd.DataFrame, judge: Judge) -> np.ndarray:
+    return np.array([judge.labels.index(label) for label in examples[LABEL]], dtype=int)
+
+
+def _calibrate(
+    judge: Judge, validation_examples: pd.DataFrame, config: TrainingConfig
+) -> dict[str, Any]:
+    """Fit the judge's temperature on the validation rows when asked and there are enough; return what was done."""
+    rows = len(validation_examples)
+    if not config.training.calibrate:
+        return {"applied": False, "temperature": 1.0, "reason": "training.calibrate is false"}
+    if rows < MIN_CALIBRATION_ROWS:
+        return {
+            "applied": False,
+            "temperature": 1.0,
+            "reason": f"{rows} validation rows; temperature scaling needs at least {MIN_CALIBRATION_ROWS}",
+        }
+    prompts, _ = judge.render(validation_examples)
+    logits = judge.logits(prompts)
+    truth = _class_indices(validation_examples, judge)
+    judge.temperature = fit_temperature(logits, truth)
+    return {
+        "applied": True,
+        "temperature": judge.temperature,
+        "validation_rows": rows,
+        "validation_log_loss_before": negative_log_likelihood(logits, truth),
+        "validation_log_loss_after": negative_log_likelihood(logits, truth, judge.temperature),
+    }
+
+
+def score_with_judge(
+    judge_model: Judge, test_examples: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return the fine-tuned judge's predictions on the test examples and the cost of scoring them."""
+    threads = use_free_cores()
+    started = time.perf_counter()
+    prompts, truncated = judge_model.render(test_examples)
+    probabilities = judge_model.score_prompts(prompts)
+    seconds = time.perf_counter() - started
+    scoring = {
+        "rows": len(test_examples),
+        "seconds": seconds,
+        "rows_per_second": len(test_examples) / seconds if seconds > 0 else None,
+        "truncated_rows": truncated,
+        "cpu_threads": threads,
+        "prompt_tokens_mean": float(np.mean([len(judge_model.prompt_ids(p)) for p in prompts]))
+        if prompts
+        else 0.0,
+    }
+    return _predictions(test_examples, probabilities, judge_model.labels, FINE_TUNED), scoring
 
 
 def score_with_base_model(test_examples: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
     """Return the base model's zero-shot predictions and class probabilities on the test examples."""
-    return _predictions(Judge.zero_shot(config), test_examples, BASE_MODEL)
+    use_free_cores()
+    judge = Judge.zero_shot(config)
+    prompts, _ = judge.render(test_examples)
+    return _predictions(test_examples, judge.score_prompts(prompts), judge.labels, BASE_MODEL)
 
 
-def _predictions(judge: Judge, examples: pd.DataFrame, model_name: str) -> pd.DataFrame:
-    scored = judge.predictions_frame(
-        judge.score_prompts(examples[PROMPT].tolist()), index=examples.index
-    )
+def score_with_baselines(
+    train_examples: pd.DataFrame, test_examples: pd.DataFrame, config: TrainingConfig
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return MiniLM + logistic regression predictions on the test examples (trained on the real seed rows alone, and on the whole train split) and what each trained on."""
+    labels = AnswerSpace.from_metric(config.metric).labels
+    seeds = (
+        train_examples[SOURCE] == SEED_SOURCE
+        if SOURCE in train_examples
+        else pd.Series(False, index=train_examples.index)
+    ).to_numpy()
+    use_free_cores()
+    train_vectors = embed_texts(train_examples[PROMPT].tolist())
+    test_vectors = embed_texts(test_examples[PROMPT].tolist())
+    frames, report = [], {}
+    for name, rows in ((SEED_BASELINE, seeds), (TRAIN_BASELINE, np.ones(len(seeds), bool))):
+        classes = train_examples.loc[rows, LABEL].nunique()
+        report[name] = {"train_rows": int(rows.sum())}
+        if classes < 2:
+            report[name]["skipped"] = (
+                f"its train rows hold {classes} class(es); a classifier needs two"
+            )
+            continue
+        probabilities = logistic_regression_probabilities(
+            train_vectors[rows],
+            train_examples.loc[rows, LABEL],
+            test_vectors,
+            labels,
+            config.training.seed,
+        )
+        frames.append(_predictions(test_examples, probabilities, labels, name))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), report
+
+
+def _predictions(
+    examples: pd.DataFrame, probabilities: np.ndarray, labels: tuple[str, ...], model_name: str
+) -> pd.DataFrame:
     identity = examples.drop(columns=[PROMPT, ANSWER])
-    frame = pd.concat([identity, scored], axis=1)
-    frame.insert(0, MODEL, model_name)
-    frame.insert(
-        frame.columns.get_loc(PREDICTION_COLUMN) + 1,
-        CORRECT,
-        frame[LABEL] == frame[PREDICTION_COLUMN],
+    best = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=int)
+    frame = identity.assign(
+        **{
+            MODEL: model_name,
+            PREDICTION_COLUMN: [labels[i] for i in best],
+            CORRECT: [labels[i] == label for i, label in zip(best, identity[LABEL])],
+        },
+        **{probability_column(label): probabilities[:, i] for i, label in enumerate(labels)},
     )
-    return frame
+    return frame[[MODEL, *[c for c in frame.columns if c != MODEL]]]
 
 
 def summarise_evaluation(
     fine_tuned_predictions: pd.DataFrame,
     base_model_predictions: pd.DataFrame,
+    baseline_predictions: pd.DataFrame,
+    baseline_report: dict[str, Any],
+    judge_scoring: dict[str, Any],
     training_log: dict[str, Any],
     config: TrainingConfig,
-) -> tuple[dict[str, Any], pd.DataFrame, Figure]:
-    """Return the metrics (base vs fine-tuned, with lift), all test predictions, and the confusion matrices."""
+) -> tuple[dict[str, Any], pd.DataFrame, Figure, Figure]:
+    """Return the metrics (judge vs every baseline, with lift, calibration and cost), the judge's and the base model's test predictions, the confusion matrices and the reliability diagram."""
     labels = list(AnswerSpace.from_metric(config.metric).labels)
+    predictions = pd.concat([base_model_predictions, fine_tuned_predictions], ignore_index=True)
+    scored = pd.concat([predictions, baseline_predictions], ignore_index=True)
     by_model = {
-        BASE_MODEL: classification_metrics(
-            base_model_predictions[LABEL], base_model_predictions[PREDICTION_COLUMN], labels
-        ),
-        FINE_TUNED: classification_metrics(
-            fine_tuned_predictions[LABEL], fine_tuned_predictions[PREDICTION_COLUMN], labels
-        ),
+        name: classification_metrics(rows[LABEL], rows[PREDICTION_COLUMN], labels)
+        for name, rows in scored.groupby(MODEL, sort=False)
     }
+    compared = [name for name in (BASE_MODEL, SEED_BASELINE, TRAIN_BASELINE) if name in by_model]
+    lift_over = {
+        name: {m: by_model[FINE_TUNED][m] - by_model[name][m] for m in HEADLINE_METRICS}
+        for name in compared
+    }
+    beats_seeds = lift_over[SEED_BASELINE]["macro_f1"] > 0 if SEED_BASELINE in lift_over else None
+    if beats_seeds is False:
+        logger.warning(
+            "the fine-tuned judge does not beat the baseline trained on the real seed rows alone: "
+            "macro-F1 %.3f vs %.3f for MiniLM + logistic regression on %d seed rows",
+            by_model[FINE_TUNED]["macro_f1"],
+            by_model[SEED_BASELINE]["macro_f1"],
+            baseline_report[SEED_BASELINE]["train_rows"],
+        )
+    calibration = training_log["calibration"]
+    probabilities = {
+        name: (
+            rows[[probability_column(label) for label in labels]].to_numpy(),
+            np.array([labels.index(label) for label in rows[LABEL]], dtype=int),
+        )
+        for name, rows in scored.groupby(MODEL, sort=False)
+    }
+    judge_probabilities, truth = probabilities[FINE_TUNED]
+    # p = softmax(z / T), so softmax(T · log p) = softmax(z): the judge before temperature scaling.
+    uncalibrated = probabilities_at(
+        calibration["temperature"] * np.log(np.clip(judge_probabilities, 1e-300, None))
+    )
+    curves = {"fine-tuned judge": (judge_probabilities, truth)}
+    if calibration["applied"]:
+        curves["fine-tuned judge, before temperature scaling"] = (uncalibrated, truth)
+    curves.update({BASELINE_TITLES[name]: probabilities[name] for name in compared})
     metrics = {
         "model_name": config.output.model_name,
         "base_model": config.model.name,
+        "head": training_log["head"],
         "metric_type": config.metric.type,
         "labels": labels,
         "test_split": config.dataset.test_split_name,
         "probability_columns": [probability_column(label) for label in labels],
         **by_model,
-        "lift": {
-            name: by_model[FINE_TUNED][name] - by_model[BASE_MODEL][name]
-            for name in HEADLINE_METRICS
+        "lift": lift_over[BASE_MODEL],
+        "lift_over": lift_over,
+        "beats_seed_rows_baseline": beats_seeds,
+        "baselines": baseline_report,
+        "calibration": {
+            **calibration,
+            "test_ece": expected_calibration_error(judge_probabilities, truth),
+            "test_ece_before_temperature": expected_calibration_error(uncalibrated, truth),
+            **{
+                f"test_ece_{name}": expected_calibration_error(*probabilities[name])
+                for name in compared
+            },
         },
+        "selection": {
+            "candidates": training_log["candidates"],
+            "validation": {k: v for k, v in training_log["validation"].items() if k != "row_ids"},
+        },
+        "truncated_rows": {
+            "train": training_log["summary"]["truncated_rows"],
+            "test": judge_scoring["truncated_rows"],
+        },
+        "cost": _cost(judge_scoring, training_log["runtime"]["device"]),
         "training": training_log["summary"],
     }
-    predictions = pd.concat([base_model_predictions, fine_tuned_predictions], ignore_index=True)
     figure = confusion_matrices_figure(
-        {"base model (zero-shot)": by_model[BASE_MODEL], "fine-tuned judge": by_model[FINE_TUNED]}
+        {
+            **{BASELINE_TITLES[name]: by_model[name] for name in compared},
+            "fine-tuned judge": by_model[FINE_TUNED],
+        }
     )
-    return metrics, predictions, figure
+    return metrics, predictions, figure, reliability_diagram(curves)
+
+
+def _cost(judge_scoring: dict[str, Any], device: str) -> dict[str, Any]:
+    """Return seconds per 1,000 judgments here and what 1,000 judgments of the same prompts cost an LLM judge."""
+    rate = judge_scoring["rows_per_second"]
+    tokens = judge_scoring["prompt_tokens_mean"]
+    return {
+        "judge_rows_per_second": rate,
+        "judge_seconds_per_1000": 1000 / rate if rate else None,
+        "device": device,
+        "cpu_threads": judge_scoring["cpu_threads"],
+        "prompt_tokens_mean": tokens,
+        "llm_judge_output_tokens": LLM_JUDGE_OUTPUT_TOKENS,
+        "llm_judge_usd_per_1000": {
+            model: 1000 * DEFAULT_PRICES[model].cost(round(tokens), LLM_JUDGE_OUTPUT_TOKENS)
+            for model in REFERENCE_LLM_JUDGES
+        },
+    }
 
 
 def write_model_card(
     training_metrics: dict[str, Any], training_log: dict[str, Any], config: TrainingConfig
 ) -> str:
-    """Return the model card: what the judge decides, how it was trained, how well it does, how to call it."""
+    """Return the model card: what the judge decides, how it was chosen and trained, how well and how cheaply it does it, how to call it."""
     hyperparameters = config.training
     runtime = training_log["runtime"]
     summary = training_log["summary"]
+    head = training_metrics["head"]
+    compared = [
+        name for name in (BASE_MODEL, SEED_BASELINE, TRAIN_BASELINE) if name in training_metrics
+    ]
+    header = " | ".join(BASELINE_TITLES[name] for name in compared)
     rows = "\n".join(
-        f"| {name} | {training_metrics[BASE_MODEL][name]:.3f} | {training_metrics[FINE_TUNED][name]:.3f} "
-        f"| {training_metrics['lift'][name]:+.3f} |"
-        for name in HEADLINE_METRICS
+        f"| {metric} | "
+        + " | ".join(f"{training_metrics[name][metric]:.3f}" for name in compared)
+        + f" | **{training_metrics[FINE_TUNED][metric]:.3f}** | "
+        + " / ".join(f"{training_metrics['lift_over'][name][metric]:+.3f}" for name in compared)
+        + " |"
+        for metric in HEADLINE_METRICS
     )
     per_class = "\n".join(
         f"| {label} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} | {scores['support']} |"
         for label, scores in training_metrics[FINE_TUNED]["per_class"].items()
     )
+    skipped = "".join(
+        f"\n- {BASELINE_TITLES[name]}: not scored, {entry['skipped']}"
+        for name, entry in training_metrics["baselines"].items()
+        if "skipped" in entry
+    )
+    verdict = {
+        True: "The judge beats the baseline trained on the real seed rows alone.",
+        False: "**The judge does not beat the baseline trained on the real seed rows alone**: "
+        "more or better training rows, or another head, are needed before it is worth deploying.",
+        None: "No seed-rows baseline could be trained, so there is no verdict against it.",
+    }[training_metrics["beats_seed_rows_baseline"]]
+    candidates = "\n".join(
+        f"| {name} | "
+        + (
+            f"{entry['validation']['macro_f1']:.3f} | {entry['validation']['log_loss']:.3f} | {entry['best_epoch']} | "
+            + ", ".join(f"{e['macro_f1']:.3f}" for e in entry["epochs"])
+            if entry["validation"]
+            else "– | – | – | –"
+        )
+        + f" | {entry['train_runtime_s']:.1f} |"
+        for name, entry in training_log["candidates"].items()
+    )
+    validation = training_log["validation"]
+    calibration = training_metrics["calibration"]
+    calibration_line = (
+        f"Temperature scaling **applied**: T = {calibration['temperature']:.3f}, fitted on the "
+        f"{calibration['validation_rows']} validation rows (their log-loss "
+        f"{calibration['validation_log_loss_before']:.3f} → {calibration['validation_log_loss_after']:.3f})."
+        if calibration["applied"]
+        else f"Temperature scaling **not applied**: {calibration['reason']}."
+    )
+    cost = training_metrics["cost"]
+    llm_costs = "\n".join(
+        f"| LLM judge {model} (list price, {cost['prompt_tokens_mean']:.0f} prompt + "
+        f"{cost['llm_judge_output_tokens']} answer tokens) | ${usd:.4f} |"
+        for model, usd in cost["llm_judge_usd_per_1000"].items()
+    )
+    judge_speed = (
+        f"{cost['judge_seconds_per_1000']:.1f} s of {cost['device']} time "
+        f"({cost['judge_rows_per_second']:.1f} rows/s on {cost['cpu_threads']} CPU threads, no API cost)"
+        if cost["judge_rows_per_second"]
+        else "not measured (no test rows)"
+    )
     fallbacks = "\n".join(f"- {line}" for line in runtime["fallbacks"]) or "- none"
-    answers = (
-        "`true` / `false`"
-        if config.metric.type == "boolean"
-        else ", ".join(f"`{i}` = {label}" for i, label in enumerate(training_metrics["labels"]))
+    how = {
+        GENERATE: "It answers "
+        + (
+            "`true` / `false`"
+            if config.metric.type == "boolean"
+            else ", ".join(f"`{i}` = {label}" for i, label in enumerate(training_metrics["labels"]))
+        )
+        + "; class probabilities come from one forward pass over the first token of each answer.",
+        CLASSIFY: "A classification head over the classes reads its last token; one forward pass, "
+        "softmax over the classes.",
+        "encoder": f"An encoder ({config.model.encoder_name}) fine-tuned with a classification "
+        "head reads the rendered prompt; one forward pass, softmax over the classes.",
+    }[head]
+    weights = (
+        f"the encoder **{config.model.encoder_name}**, every weight fine-tuned"
+        if head == "encoder"
+        else f"a LoRA adapter on **{config.model.name}**"
     )
     return f"""# {config.output.model_name or "judgeforge judge"}
 
-A LoRA adapter on **{config.model.name}** that judges a {config.metric.type} metric.
-It answers {answers}; class probabilities come from one forward pass over the first token of each answer.
+A judge of a {config.metric.type} metric, head `{head}`: {weights}.
+{how}
 
 ## Prompt template
 
@@ -212,11 +582,17 @@ It answers {answers}; class probabilities come from one forward pass over the fi
 {config.prompt_template}
 ```
 
+Rows longer than max_seq_length={hyperparameters.max_seq_length} are cut field by field
+(`context` first, then each field to its share): {training_metrics["truncated_rows"]["train"]} train
+and {training_metrics["truncated_rows"]["test"]} test rows were cut.
+
 ## Evaluation on the real test split ({training_metrics[FINE_TUNED]["n"]} rows)
 
-| metric | base model (zero-shot) | fine-tuned | lift |
-|---|---|---|---|
+| metric | {header} | fine-tuned judge | lift over each |
+|---|{"---|" * len(compared)}---|---|
 {rows}
+
+{verdict}{skipped}
 
 Per class (fine-tuned):
 
@@ -224,11 +600,31 @@ Per class (fine-tuned):
 |---|---|---|---|---|
 {per_class}
 
+## Model selection (validation rows, never the test split)
+
+{validation["rows"]} validation rows ({", ".join(f"{n} {source}" for source, n in validation["by_source"].items()) or "none"}), head setting `{config.model.head}`; the best epoch (macro-F1, then log-loss) is kept, training stops after {hyperparameters.early_stopping_patience} epoch(s) without gain.
+
+| head | validation macro-F1 | log-loss | best epoch | macro-F1 per epoch | training s |
+|---|---|---|---|---|---|
+{candidates}
+
+## Calibration
+
+{calibration_line}
+Expected calibration error on the test split: {calibration["test_ece"]:.3f} (before temperature scaling {calibration["test_ece_before_temperature"]:.3f}); the reliability diagram is the `reliability_diagram` dataset (by default `data/08_reporting/reliability_diagram.png`).
+
+## Cost of 1,000 judgments
+
+| judge | cost |
+|---|---|
+| this judge | {judge_speed} |
+{llm_costs}
+
 ## Training
 
-- examples: {summary["train_examples"]}, optimizer steps: {summary["optimizer_steps"]}, final loss: {summary["final_train_loss"]:.4f}
-- epochs {hyperparameters.num_train_epochs}, batch {hyperparameters.per_device_train_batch_size} × {hyperparameters.gradient_accumulation_steps} accumulation, learning rate {hyperparameters.learning_rate:g} ({runtime["lr_scheduler_type"]}, {hyperparameters.warmup_steps} warmup steps), max length {hyperparameters.max_seq_length}
-- LoRA r={config.model.lora_r}, alpha={config.model.lora_alpha}; device {runtime["device"]}, optimizer {runtime["optim"]}, bf16={runtime["bf16"]}, fp16={runtime["fp16"]}
+- examples: {summary["train_examples"]}, optimizer steps: {summary["optimizer_steps"]}, epochs run: {summary["epochs_run"]:g}, final loss: {summary["final_train_loss"]:.4f}
+- epochs {hyperparameters.num_train_epochs}, batch {hyperparameters.per_device_train_batch_size} × {hyperparameters.gradient_accumulation_steps} accumulation, learning rate {config.model.encoder_learning_rate if head == "encoder" else hyperparameters.learning_rate:g} ({runtime["lr_scheduler_type"]}, {hyperparameters.warmup_steps} warmup steps), max length {hyperparameters.max_seq_length}
+- LoRA r={config.model.lora_r}, alpha={config.model.lora_alpha} (heads generate and classify); device {runtime["device"]}, optimizer {runtime["optim"]}, bf16={runtime["bf16"]}, fp16={runtime["fp16"]}
 - throughput: {summary["train_tokens_per_second"] or 0:.0f} tokens/s over {summary["train_runtime_s"]:.1f} s
 
 Fallbacks taken on this machine:

@@ -1,4 +1,4 @@
-"""The training pipeline: LoRA fine-tuning of a judge and its evaluation on the real test split."""
+"""The training pipeline: fine-tuning a judge and its evaluation on the real test split."""
 
 from kedro.pipeline import Node, Pipeline, pipeline
 
@@ -7,7 +7,9 @@ from judgeforge.pipelines.training.nodes import (
     format_judge_examples,
     resolve_training_config,
     score_with_base_model,
+    score_with_baselines,
     score_with_judge,
+    split_validation,
     summarise_evaluation,
     train_judge,
     write_model_card,
@@ -15,7 +17,7 @@ from judgeforge.pipelines.training.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Return the training pipeline: format → train → score (fine-tuned and zero-shot) → report → push."""
+    """Return the training pipeline: format → hold out validation → train → score (judge, zero-shot, baselines) → report → push."""
     return pipeline(
         [
             Node(
@@ -31,15 +33,21 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="format_judge_examples",
             ),
             Node(
-                train_judge,
+                split_validation,
                 inputs=["judge_train_examples", "resolved_training"],
+                outputs=["judge_fit_examples", "judge_validation_examples"],
+                name="split_validation",
+            ),
+            Node(
+                train_judge,
+                inputs=["judge_fit_examples", "judge_validation_examples", "resolved_training"],
                 outputs=["judge_model", "training_log"],
                 name="train_judge",
             ),
             Node(
                 score_with_judge,
                 inputs=["judge_model", "judge_test_examples"],
-                outputs="fine_tuned_predictions",
+                outputs=["fine_tuned_predictions", "judge_scoring"],
                 name="score_with_judge",
             ),
             Node(
@@ -49,14 +57,28 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="score_with_base_model",
             ),
             Node(
+                score_with_baselines,
+                inputs=["judge_train_examples", "judge_test_examples", "resolved_training"],
+                outputs=["baseline_predictions", "baseline_report"],
+                name="score_with_baselines",
+            ),
+            Node(
                 summarise_evaluation,
                 inputs=[
                     "fine_tuned_predictions",
                     "base_model_predictions",
+                    "baseline_predictions",
+                    "baseline_report",
+                    "judge_scoring",
                     "training_log",
                     "resolved_training",
                 ],
-                outputs=["training_metrics", "test_predictions", "confusion_matrix_plot"],
+                outputs=[
+                    "training_metrics",
+                    "test_predictions",
+                    "confusion_matrix_plot",
+                    "reliability_diagram",
+                ],
                 name="summarise_evaluation",
             ),
             Node(

