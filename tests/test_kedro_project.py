@@ -79,7 +79,12 @@ def test_kedro_viz_build_writes_a_static_site(project_copy: Path) -> None:
     boxes = {child["id"] for child in pipelines["modular_pipelines"]["__root__"]["children"] if child["type"] == "modularPipeline"}
     assert boxes == set(DEFAULT_CHAIN)
     in_ingestion = {node["name"] for node in pipelines["nodes"] if node["type"] == "task" and node["modular_pipelines"] == ["ingestion"]}
-    assert in_ingestion == {"validate_seed_rows", "split_enhancement_and_holdout", "report_ingestion"}
+    assert in_ingestion == {
+        "validate_seed_rows",
+        "check_seed_rows_usable",
+        "split_enhancement_and_holdout",
+        "report_ingestion",
+    }
 
 
 def short_name(node: Node) -> str:

@@ -273,7 +273,9 @@ def test_an_unknown_pipeline_lists_the_pipelines(project_copy: Path) -> None:
         kedro(project_copy, "run", "--pipelines", "ingestion,nonexistent"), "Error: "
     )
     assert line == (
-        "Error: no pipeline named 'nonexistent': the pipelines are diagnostics, ingestion, label_only, labelling, publishing, synthesis, training"
+        "Error: no pipeline named 'nonexistent': the pipelines are diagnostics, ingestion, "
+        "label_only, labelling, publishing, reporting, synthesis, training, and their compositions "
+        "in chain order joined with '+' (e.g. ingestion+synthesis+diagnostics)"
     )
 
 

@@ -91,8 +91,15 @@ def unknown_pipelines(names: list[str]) -> str:
     """Return the one-line error for pipeline names that are not registered, or ""."""
     from kedro.framework.project import pipelines
 
-    registered = sorted(name for name in pipelines if name != "__default__")
+    from judgeforge.pipeline_registry import SEPARATOR
+
     missing = [name for name in names if name not in pipelines]
     if not missing:
         return ""
-    return f"no pipeline named {', '.join(map(repr, missing))}: the pipelines are {', '.join(registered)}"
+    # the stages; the registered compositions are stages joined with SEPARATOR
+    stages = sorted(name for name in pipelines if name != "__default__" and SEPARATOR not in name)
+    return (
+        f"no pipeline named {', '.join(map(repr, missing))}: the pipelines are "
+        f"{', '.join(stages)}, and their compositions in chain order joined with "
+        f"{SEPARATOR!r} (e.g. ingestion{SEPARATOR}synthesis{SEPARATOR}diagnostics)"
+    )

@@ -18,6 +18,7 @@ from kedro.framework.hooks import hook_impl
 from rich.table import Table
 
 from judgeforge import progress
+from judgeforge.datasets.llm_client import DeferredLLMClient
 from judgeforge.llm.types import Usage
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class ConsoleHook:
         self._started_nodes = 0
         self._reports: dict[str, Any] = {}
         self._saved: list[str] = []
-        self._clients: dict[int, Usage] = {}
+        self._clients: dict[int, DeferredLLMClient] = {}
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -113,10 +114,9 @@ class ConsoleHook:
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
-        """Remember every LLM client the run used, to add up its calls and cost."""
-        usage = getattr(data, "usage", None)
-        if isinstance(usage, Usage):
-            self._clients[id(data)] = usage
+        """Remember every LLM client the run loaded, to add up the calls and cost of those it used."""
+        if isinstance(data, DeferredLLMClient):
+            self._clients[id(data)] = data
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
@@ -137,7 +137,10 @@ class ConsoleHook:
     @hook_impl
     def after_pipeline_run(self) -> None:
         """Print where the outputs are, what was delivered, how good the judge is and what it cost."""
-        table = summary_table(self._reports, self._locations(), list(self._clients.values()))
+        # a client no node called was never built, and reading its usage must not build it
+        built = [client.built() for client in self._clients.values()]
+        usages = [client.usage for client in built if client is not None]
+        table = summary_table(self._reports, self._locations(), usages)
         if table.row_count:
             rich.get_console().print(table)
 

@@ -54,7 +54,7 @@ class LLMClientDataset(AbstractDataset[None, Any]):
 
     def _load(self) -> Any:
         self._require_configured()
-        return DeferredLLMClient(self.build_client)
+        return DeferredLLMClient(self.build_client, lambda: self._client)
 
     def build_client(self) -> Any:
         """Return the client, building it (and checking its provider, model and key) on the first call."""
@@ -87,8 +87,13 @@ class LLMClientDataset(AbstractDataset[None, Any]):
 class DeferredLLMClient:
     """Stands in for an LLMClient: the first attribute a node reads builds the client."""
 
-    def __init__(self, build: Callable[[], Any]) -> None:
+    def __init__(self, build: Callable[[], Any], peek: Callable[[], Any]) -> None:
         self._build = build
+        self._peek = peek
+
+    def built(self) -> Any:
+        """Return the client if a node has used it, else None (without building it)."""
+        return self._peek()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._build(), name)
