@@ -17,8 +17,10 @@ from judgeforge.config.data_generation import (
     OutputConfig,
     SamplingConfig,
 )
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.pipelines.synthesis.generation import ExampleGenerator, RejectReason
+from judgeforge.pipelines.synthesis.plan import largest_remainder, row_plan_columns
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
 
@@ -49,35 +51,26 @@ def plan_class_quotas(holdout: pd.DataFrame, metric: MetricConfig, generation: G
     return largest_remainder(shares, generation.total_examples)
 
 
-def largest_remainder(shares: dict[str, float], total: int) -> dict[str, int]:
-    """Return integer counts proportional to `shares` that add up to `total` exactly."""
-    weight = sum(shares.values())
-    exact = {key: total * share / weight for key, share in shares.items()}
-    counts = {key: int(value) for key, value in exact.items()}
-    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - counts[key]), key))
-    for key in by_remainder[: total - sum(counts.values())]:
-        counts[key] += 1
-    return counts
-
-
 def generate_synthetic_examples(
+    plan: pd.DataFrame,
     quotas: dict[str, int],
     enhancement: pd.DataFrame,
     holdout: pd.DataFrame,
     metric: MetricConfig,
     llm: LLMConfig,
     generation: GenerationConfig,
+    diversity: DiversityConfig,
     columns: DatasetColumns,
     sampling: SamplingConfig,
     generator_llm: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
-    """Return (accepted synthetic rows, rejected answers, generation stats, debug prompt records)."""
+    """Return (accepted synthetic rows with their plan values, rejected answers, generation stats, debug prompt records)."""
     shape = example_shape(metric.input_format, columns.features)
     label = columns.label_column
-    generator = ExampleGenerator(generator_llm, metric, llm, generation, shape, enhancement, holdout, label, sampling.seed)
+    generator = ExampleGenerator(generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed)
     started = time.perf_counter()
-    result = generator.run(quotas)
-    synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id"])
+    result = generator.run(plan, quotas)
+    synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)])
     synthetic.insert(0, ROW_ID, [f"syn-{i:06d}" for i in range(len(synthetic))])
     rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer"])
     delivered = synthetic[label].value_counts()
