@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from judgeforge.config.data_generation import DatasetColumns, SamplingConfig
@@ -269,3 +273,48 @@ def test_every_plan_value_reaches_the_prompt_and_the_row(
     sent = sorted(re.search(r"- tone: (\w+).*\n- length: (\w+)", p).groups() for p in prompts)
     assert sent == sorted(zip(plan.attr_tone, plan.attr_length))
     assert "- tone: angry (furious, capital letters)" in "".join(prompts)
+
+
+def test_kedro_run_writes_the_plan_and_every_row_keeps_its_values(
+    project_copy: Path, openai_server
+) -> None:
+    openai_server.respond_with(unique_examples_responder())
+    personas = project_copy / "personas.csv"
+    personas.write_text("id,description\nretiree,a retired teacher\ncourier,a bike courier\n")
+    local = {
+        "data_generation": {
+            "llm": {
+                "provider": "openai",
+                "model": "test-model",
+                "embedding_model": "text-embedding-3-small",
+                "base_url": openai_server.base_url,
+            },
+            "generation": {
+                "total_examples": 8,
+                "examples_per_call": 1,
+                "async_config": {"max_concurrent_requests": 2, "max_retries": 1},
+            },
+            "diversity": {
+                "sampled_attributes": [TONE],
+                "personas_file": str(personas),
+                "languages": {"es": "Spanish"},
+            },
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
+    done = subprocess.run(
+        command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = pd.read_parquet(project_copy / "data/02_intermediate/generation_plan.parquet")
+    synthetic = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
+    assert len(plan) == len(synthetic) == len(openai_server.requests) == 8
+    assert set(plan.persona_id) == {"retiree", "courier"} and set(plan.language) == {"es"}
+    merged = synthetic.merge(plan, on="plan_call_id", suffixes=("", "_planned"))
+    assert (merged.attr_tone == merged.attr_tone_planned).all() and (
+        merged.persona_id == merged.persona_id_planned
+    ).all()
+    prompts = "\n".join(request.last_user_message for request in openai_server.requests)
+    assert prompts.count("Write them in Spanish.") == 8
+    assert prompts.count("a retired teacher") == prompts.count("a bike courier") == 4
