@@ -62,6 +62,10 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
                 "prompt_expansion.placeholders",
                 "prompt_expansion.combinatorial",
                 "prompt_expansion.num_random_samples",
+                "generators.provider",
+                "generators.model",
+                "generators.weight",
+                "generators.base_url",
             )
         ),
     }

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import PrivateAttr, field_validator
 
 from judgeforge.config.base import Broken, StrictModel, broken, judgeforge_field, model_rules
+from judgeforge.llm.providers import PROVIDER_NAMES, PROVIDERS
 
 RATE_TOLERANCE = 0.01
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -123,6 +124,27 @@ class Language(StrictModel):
     )
 
 
+class GeneratorChoice(StrictModel):
+    provider: str = judgeforge_field(description=f"One of {', '.join(PROVIDER_NAMES)}.")
+    model: str = judgeforge_field(min_length=1, description="The provider's model identifier.")
+    weight: float = judgeforge_field(1.0, gt=0, description="Relative share of the calls.")
+    base_url: str | None = judgeforge_field(
+        None, description="An OpenAI-compatible server's address (default: llm.base_url)."
+    )
+
+    @field_validator("provider")
+    @classmethod
+    def _known(cls, provider: str) -> str:
+        if provider not in PROVIDERS:
+            raise broken(f"must be one of {', '.join(PROVIDER_NAMES)}")
+        return provider
+
+    @property
+    def name(self) -> str:
+        """Return provider/model, as the plan's `generator` column records it."""
+        return f"{self.provider}/{self.model}"
+
+
 class PromptExpansion(StrictModel):
     placeholders: dict[str, list[str]] = judgeforge_field(
         default_factory=dict, description="`{{name}}` → the values it takes."
@@ -168,6 +190,11 @@ class DiversityConfig(StrictModel):
         "judgeforge fills, `{{placeholders}}` from prompt_expansion.",
     )
     prompt_expansion: PromptExpansion = judgeforge_field(default_factory=PromptExpansion)
+    generators: list[GeneratorChoice] = judgeforge_field(
+        default_factory=list,
+        description="Several generators in one run, each with a weight (share of calls); "
+        "empty: the generation llm alone.",
+    )
     # read from personas_file when the rules run (a config file's part, like an include)
     _file_personas: list[Persona] = PrivateAttr(default_factory=list)
 
@@ -188,6 +215,11 @@ class DiversityConfig(StrictModel):
             for p in rates_rule(
                 {c: lang.sample_rate for c, lang in self.languages.items()}, "languages"
             )
+        ]
+        names = [g.name for g in self.generators]
+        problems += [
+            Broken(("generators",), names, f"generators must be distinct ({name} repeated)")
+            for name in sorted({n for n in names if names.count(n) > 1})
         ]
         attributes = {a.id: a for a in self.sampled_attributes}
         for index, combination in enumerate(self.combination_sampling):

@@ -29,6 +29,7 @@ def in_memory_catalog(server, client_factory, metric, llm, columns, sampling, ou
             "holdout_table": MemoryDataset(holdout),
             "enhancement_table": MemoryDataset(enhancement),
             "generator_llm": MemoryDataset(client_factory(server), copy_mode="assign"),
+            "generator_pool": MemoryDataset({}, copy_mode="assign"),
             "judge_llm": MemoryDataset(client_factory(server, "judge.sqlite"), copy_mode="assign"),
             "params:data_generation.labelling": MemoryDataset(LabellingConfig(), copy_mode="assign"),
             "params:data_generation.metric": MemoryDataset(metric, copy_mode="assign"),

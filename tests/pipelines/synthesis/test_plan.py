@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -318,3 +319,91 @@ def test_kedro_run_writes_the_plan_and_every_row_keeps_its_values(
     prompts = "\n".join(request.last_user_message for request in openai_server.requests)
     assert prompts.count("Write them in Spanish.") == 8
     assert prompts.count("a retired teacher") == prompts.count("a bike courier") == 4
+
+
+def test_several_generators_share_the_calls_by_weight_and_the_report_breaks_down_by_generator(
+    project_copy: Path, openai_server
+) -> None:
+    openai_server.respond_with(unique_examples_responder())
+    local = {
+        "data_generation": {
+            "llm": {
+                "provider": "openai",
+                "model": "test-model",
+                "embedding_model": "text-embedding-3-small",
+                "base_url": openai_server.base_url,
+            },
+            "generation": {
+                "total_examples": 8,
+                "examples_per_call": 1,
+                "label_distribution": {"1": 0.5, "0": 0.5},
+            },
+            "diversity": {
+                "generators": [
+                    {"provider": "openai", "model": "big-model", "weight": 3},
+                    {
+                        "provider": "openai",
+                        "model": "small-model",
+                        "weight": 1,
+                        "base_url": openai_server.base_url,
+                    },
+                ]
+            },
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
+    done = subprocess.run(
+        command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    models = [request.body["model"] for request in openai_server.requests]
+    assert sorted(models) == ["big-model"] * 6 + ["small-model"] * 2
+    synthetic = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
+    assert synthetic.generator.value_counts().to_dict() == {
+        "openai/big-model": 6,
+        "openai/small-model": 2,
+    }
+    report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
+    by_generator = report["by_generator"]
+    assert {
+        name: (row["calls"], row["delivered"], row["rejected"])
+        for name, row in by_generator.items()
+    } == {
+        "openai/big-model": (6, 6, 0),
+        "openai/small-model": (2, 2, 0),
+    }
+    assert by_generator["openai/small-model"]["usage"]["succeeded"] == 2
+    assert report["usage"]["succeeded"] == 8
+
+
+def test_a_generator_without_credentials_fails_before_any_call(
+    project_copy: Path, openai_server, monkeypatch
+) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    local = {
+        "data_generation": {
+            "llm": {
+                "provider": "openai",
+                "model": "test-model",
+                "embedding_model": "text-embedding-3-small",
+                "base_url": openai_server.base_url,
+            },
+            "generation": {"total_examples": 4},
+            "diversity": {
+                "generators": [
+                    {"provider": "openai", "model": "big-model"},
+                    {"provider": "gemini", "model": "gemini-2.0-flash"},
+                ]
+            },
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
+    done = subprocess.run(
+        command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode != 0
+    assert "no API key for provider 'gemini'" in done.stderr
+    assert openai_server.requests == []

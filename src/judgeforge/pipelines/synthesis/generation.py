@@ -20,6 +20,7 @@ from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examp
 from judgeforge.pipelines.synthesis.plan import (
     PLAN_CALL_ID,
     call_steering,
+    generator_name,
     row_plan_values,
     stable_seed,
 )
@@ -70,6 +71,7 @@ class Call:
     key: str
     plan_row: Mapping[str, Any]
     examples: int
+    structured: bool
 
 
 @dataclass
@@ -79,6 +81,7 @@ class GenerationResult:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     calls_per_class: dict[str, int] = field(default_factory=dict)
+    calls_per_generator: dict[str, int] = field(default_factory=dict)
     surplus: int = 0
     rounds: int = 0
     debug_records: list[dict[str, Any]] = field(default_factory=list)
@@ -133,8 +136,10 @@ class ExampleGenerator:
         holdout: pd.DataFrame,
         label_column: str,
         seed: int,
+        pool: Mapping[str, Any] | None = None,
     ):
-        self.client = client
+        # the plan's `generator` column names the client of each call
+        self.clients = {generator_name(llm, generation): client, **(pool or {})}
         self.label_column = label_column
         self.metric = metric
         self.generation = generation
@@ -145,7 +150,6 @@ class ExampleGenerator:
         self.targets = {label_key(c.label): c for c in metric.class_labels or []}
         self.class_names = {label_key(c.label): c.name for c in metric.class_labels or []}
         self.temperature = llm.temperature
-        self.structured = PROVIDERS[client.provider].structured_output
         reference = pd.concat([context_pool, holdout], ignore_index=True)
         self.max_tokens = max_answer_tokens(reference, shape, generation.examples_per_call, llm.max_output_tokens)
         self.limits = length_limits(reference, shape)
@@ -169,11 +173,30 @@ class ExampleGenerator:
         while calls:
             for call in calls:
                 result.calls_per_class[call.key] += 1
-            responses = self.client.generate_sync([call.request for call in calls])
+                generator = call.plan_row["generator"]
+                result.calls_per_generator[generator] = result.calls_per_generator.get(generator, 0) + 1
+            responses = self._send(calls)
             delivered = {call.call_id: self._take(call, response, quotas, accepted, result) for call, response in zip(calls, responses)}
             result.rounds += 1
             calls = self._follow_ups(calls, delivered, quotas, accepted, budgets, result)
         return result
+
+    def _send(self, calls: Sequence[Call]) -> list[LLMResponse]:
+        """Return the responses to `calls`, each sent through its plan row's generator (one generator after another)."""
+        by_generator: dict[str, list[int]] = {}
+        for index, call in enumerate(calls):
+            by_generator.setdefault(call.plan_row["generator"], []).append(index)
+        responses: list[Any] = [None] * len(calls)
+        for name, indices in by_generator.items():
+            answers = self._client(name).generate_sync([calls[i].request for i in indices])
+            for index, answer in zip(indices, answers):
+                responses[index] = answer
+        return responses
+
+    def _client(self, name: str) -> Any:
+        if name not in self.clients:
+            raise ValueError(f"the generation plan names generator {name}, which has no client (diversity.generators)")
+        return self.clients[name]
 
     def _follow_ups(
         self,
@@ -205,12 +228,13 @@ class ExampleGenerator:
         target = self.targets[key]
         context = self._context_examples(plan_row["context_ids"])
         ask, guidance = call_steering(plan_row, self.diversity, target, count)
-        if self.structured:
+        structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
+        if structured:
             messages = generation_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, True, ask, guidance)
         else:
             messages = compact_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, ask, guidance)
-        request = generation_request(messages, self.shape, count, self.structured, self.temperature, self.max_tokens, seed)
-        return Call(call_id, target, request, key, plan_row, count)
+        request = generation_request(messages, self.shape, count, structured, self.temperature, self.max_tokens, seed)
+        return Call(call_id, target, request, key, plan_row, count, structured)
 
     def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
         """Return the real examples the plan shows a call, as (class name, fields)."""
@@ -229,7 +253,7 @@ class ExampleGenerator:
             outcome.append(RejectReason.REQUEST_FAILED.value)
         else:
             try:
-                examples = parse_examples(response.text, self.shape, json_only=self.structured)
+                examples = parse_examples(response.text, self.shape, json_only=call.structured)
             except UnreadableAnswer as error:
                 examples = []
                 self._reject(result, call, RejectReason.INVALID_OUTPUT, str(error), response.text)
@@ -298,6 +322,13 @@ class ExampleGenerator:
         return None, ""
 
     def _reject(self, result: GenerationResult, call: Call, reason: RejectReason, detail: str, raw: str, example: Mapping[str, Any] | None = None) -> None:
-        record = {"call_id": call.call_id, "class": call.target.name, "reason": reason.value, "detail": detail, "raw_answer": raw[:2000]}
+        record = {
+            "call_id": call.call_id,
+            "class": call.target.name,
+            "reason": reason.value,
+            "detail": detail,
+            "raw_answer": raw[:2000],
+            "generator": call.plan_row["generator"],
+        }
         record.update({f: str((example or {}).get(f, "")) for f in self.shape.fields})
         result.rejects.append(record)

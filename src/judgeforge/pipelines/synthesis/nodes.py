@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import datasets
@@ -63,16 +64,20 @@ def generate_synthetic_examples(
     columns: DatasetColumns,
     sampling: SamplingConfig,
     generator_llm: Any,
+    generator_pool: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """Return (accepted synthetic rows with their plan values, rejected answers, generation stats, debug prompt records)."""
     shape = example_shape(metric.input_format, columns.features)
     label = columns.label_column
-    generator = ExampleGenerator(generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed)
+    generator = ExampleGenerator(
+        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool
+    )
     started = time.perf_counter()
     result = generator.run(plan, quotas)
     synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)])
     synthetic.insert(0, ROW_ID, [f"syn-{i:06d}" for i in range(len(synthetic))])
-    rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer"])
+    rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer", "generator"])
+    usages = {name: generator.clients[name].usage.as_dict() for name in result.calls_per_generator}
     delivered = synthetic[label].value_counts()
     stats = {
         "provider": generator_llm.provider,
@@ -81,13 +86,31 @@ def generate_synthetic_examples(
         "calls_per_class": result.calls_per_class,
         "surplus_examples": result.surplus,
         "missing_per_class": {key: max(0, quota - int(delivered.get(key, 0))) for key, quota in quotas.items()},
-        "usage": generator_llm.usage.as_dict(),
+        "usage": total_usage(usages.values()) if usages else generator_llm.usage.as_dict(),
+        "by_generator": {
+            name: {
+                "calls": calls,
+                "delivered": int((synthetic["generator"] == name).sum()),
+                "rejected": int((rejects["generator"] == name).sum()),
+                "usage": usages[name],
+            }
+            for name, calls in result.calls_per_generator.items()
+        },
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
     missing = {key: n for key, n in stats["missing_per_class"].items() if n}
     if missing:
         log.warning("attempt budget spent before every quota was met; missing per class: %s", missing)
     return synthetic, rejects, stats, result.debug_records
+
+
+def total_usage(usages: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Return the sum of several clients' usage dicts (priced only when every one is)."""
+    usages = list(usages)
+    return {
+        key: all(u[key] for u in usages) if isinstance(value, bool) else round(sum(u[key] for u in usages), 6)
+        for key, value in usages[0].items()
+    }
 
 
 def assemble_train_and_test(

@@ -62,6 +62,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     COLUMNS,
                     "params:data_generation.source_data.sampling",
                     "generator_llm",
+                    "generator_pool",
                 ],
                 outputs=[
                     "synthetic_examples",

@@ -153,6 +153,9 @@ def build_generation_plan(
     variants = expand_templates(diversity, sampling.seed)
     personas = [p.id for p in diversity.all_personas]
     languages = {code: lang.sample_rate for code, lang in diversity.languages.items()}
+    generators = {g.name: g.weight for g in diversity.generators} or {
+        generator_name(llm, generation): 1.0
+    }
     rows: list[dict[str, Any]] = []
     for target in metric.class_labels or []:
         key = label_key(target.label)
@@ -173,6 +176,7 @@ def build_generation_plan(
                 for v in spread(dict.fromkeys(map(str, range(len(variants))), 1.0), calls, rng)
             ],
             **attribute_columns(diversity, calls, rng),
+            "generator": spread(generators, calls, rng),
         }
         for index in range(calls):
             call_id = f"{key}/c{index}"
@@ -192,7 +196,6 @@ def build_generation_plan(
                         np.random.default_rng(seed),
                     ),
                     "prompt_template": variants[variant],
-                    "generator": generator_name(llm, generation),
                     **{name: values[index] for name, values in per_class.items()},
                 }
             )
