@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a run YAML and list every problem")
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
 
+    preview = commands.add_parser("preview", help="build the generation plan, send its first calls, estimate the run")
+    preview.add_argument("-c", "--config", required=True, help="path to the run YAML")
+    preview.add_argument("-n", "--calls", type=int, default=5, help="how many planned calls to send (default 5)")
+    preview.add_argument("-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)")
+    preview.add_argument("--project-path", default=None, help="Kedro project folder (default: found from the current folder)")
+
     predict = commands.add_parser("predict", help="score a CSV / Parquet / JSONL file with a trained judge")
     predict.add_argument("-m", "--model", required=True, help="the judge's folder (training.output.local_path/model_name)")
     predict.add_argument("-i", "--input", required=True, help="rows with the columns the judge's prompt template names")
@@ -42,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: valid (run_steps: {', '.join(config.run_steps)})")
         elif args.command == "run":
             run_command(args.config, args.env, args.project_path)
+        elif args.command == "preview":
+            from judgeforge.preview import preview_generation, print_preview
+
+            print_preview(preview_generation(args.config, args.calls, args.env, args.project_path))
         elif args.command == "predict":
             predict_rows(args.model, args.input, args.output)
     except USER_ERRORS as error:

@@ -169,7 +169,7 @@ class ExampleGenerator:
         result = GenerationResult(calls_per_class={key: 0 for key in quotas})
         accepted = {key: 0 for key in quotas}
         budgets = {key: call_budget(q, self.generation.examples_per_call, self.generation.max_attempts_per_example) for key, q in quotas.items()}
-        calls = [self._call(row, row[PLAN_CALL_ID], int(row["seed"]), int(row["examples"])) for row in plan.to_dict("records")]
+        calls = [self.planned_call(row) for row in plan.to_dict("records")]
         while calls:
             for call in calls:
                 result.calls_per_class[call.key] += 1
@@ -180,6 +180,10 @@ class ExampleGenerator:
             result.rounds += 1
             calls = self._follow_ups(calls, delivered, quotas, accepted, budgets, result)
         return result
+
+    def planned_call(self, plan_row: Mapping[str, Any]) -> Call:
+        """Return the first-round call a plan row describes (its request is built, not sent)."""
+        return self._call(plan_row, plan_row[PLAN_CALL_ID], int(plan_row["seed"]), int(plan_row["examples"]))
 
     def _send(self, calls: Sequence[Call]) -> list[LLMResponse]:
         """Return the responses to `calls`, each sent through its plan row's generator (one generator after another)."""
