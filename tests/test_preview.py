@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from judgeforge import preview_generation, run_data_generation
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.openai_server import Reply
@@ -101,3 +103,33 @@ def test_the_estimate_matches_what_the_full_run_then_sends(
         {"examples": [{"text": "Generated complaint number 0 " + "about a late parcel " * 4}]}
     )
     assert estimate.completion_tokens == 12 * len(answer.split())
+
+
+def test_bad_diversity_settings_are_listed_together_one_line_each(tmp_path: Path, capsys) -> None:
+    from judgeforge.command_line import main
+
+    config = yaml.safe_load(COMPLAINTS.read_text())
+    empty = tmp_path / "personas.jsonl"
+    empty.write_text("")
+    config["data_generation"]["diversity"] = {
+        "sampled_attributes": [
+            {"id": "tone", "possible_values": [{"id": "angry", "sample_rate": 1.2}]},
+            {"id": "length", "possible_values": []},
+        ],
+        "personas_file": str(empty),
+        "languages": {"en": {"name": "English", "sample_rate": 0.5}},
+        "generators": [{"provider": "openia", "model": "gpt-4o"}],
+    }
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    assert main(["validate", "-c", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "(5 problems)" in err
+    assert (
+        "data_generation.diversity.sampled_attributes[0].possible_values[0].sample_rate: 1.2 — Input should be less than or equal to 1"
+        in err
+    )
+    assert "data_generation.diversity.sampled_attributes[1].possible_values: [] —" in err
+    assert "personas.jsonl' — holds no personas" in err
+    assert "data_generation.diversity.languages: 0.5 — the sample_rate values of languages sum to 0.5, not 1" in err
+    assert "data_generation.diversity.generators[0].provider: 'openia' — must be one of" in err

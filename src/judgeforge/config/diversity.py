@@ -13,9 +13,16 @@ import string
 from pathlib import Path
 
 import pandas as pd
-from pydantic import PrivateAttr, field_validator
+from pydantic import PrivateAttr, ValidationInfo, field_validator
 
-from judgeforge.config.base import Broken, StrictModel, broken, judgeforge_field, model_rules
+from judgeforge.config.base import (
+    Broken,
+    StrictModel,
+    broken,
+    judgeforge_field,
+    model_rules,
+    raise_broken,
+)
 from judgeforge.llm.providers import PROVIDER_NAMES, PROVIDERS
 
 RATE_TOLERANCE = 0.01
@@ -184,12 +191,12 @@ class DiversityConfig(StrictModel):
         default_factory=dict,
         description="Language code → name (or {name, sample_rate}); the language of each call.",
     )
+    prompt_expansion: PromptExpansion = judgeforge_field(default_factory=PromptExpansion)
     prompt_template: str | None = judgeforge_field(
         None,
         description="The request of each call, replacing the default one: `{placeholders}` "
         "judgeforge fills, `{{placeholders}}` from prompt_expansion.",
     )
-    prompt_expansion: PromptExpansion = judgeforge_field(default_factory=PromptExpansion)
     generators: list[GeneratorChoice] = judgeforge_field(
         default_factory=list,
         description="Several generators in one run, each with a weight (share of calls); "
@@ -206,18 +213,57 @@ class DiversityConfig(StrictModel):
             return {k: {"name": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
+    @field_validator("languages")
+    @classmethod
+    def _language_rates(cls, languages: dict[str, Language]) -> dict[str, Language]:
+        rates = {code: language.sample_rate for code, language in languages.items()}
+        raise_broken("languages", rates_rule(rates, "languages"))
+        return languages
+
+    @field_validator("personas_file")
+    @classmethod
+    def _readable_personas(cls, path: str | None) -> str | None:
+        if path is not None:
+            try:
+                loaded = read_personas(path)
+            except (OSError, ValueError, KeyError) as error:
+                raise broken(f"cannot be read as personas: {error}") from None
+            if not loaded:
+                raise broken("holds no personas")
+        return path
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _fillable(cls, template: str | None, info: ValidationInfo) -> str | None:
+        # it reads fields declared before it; when one of them failed, it is reported there
+        needed = (
+            "sampled_attributes",
+            "personas",
+            "personas_file",
+            "languages",
+            "prompt_expansion",
+        )
+        if template is None or any(name not in info.data for name in needed):
+            return template
+        data = info.data
+        has_personas = bool(data["personas"] or data["personas_file"])
+        problems = placeholder_problems(
+            template,
+            {a.id for a in data["sampled_attributes"]},
+            set(data["prompt_expansion"].placeholders),
+            bool(data["languages"]),
+            has_personas,
+        )
+        raise_broken("prompt_template", [Broken((), template, rule) for rule in problems])
+        return template
+
     @model_rules
     def _rules(self) -> list[Broken]:
-        """Return every broken diversity rule (unknown placeholders, rates, personas)."""
-        problems = self._persona_file_problems()
-        problems += [
-            Broken(("languages", *p.loc), p.value, p.rule)
-            for p in rates_rule(
-                {c: lang.sample_rate for c, lang in self.languages.items()}, "languages"
-            )
-        ]
+        """Return every broken rule between the diversity fields (rates, generators, combinations)."""
+        if self.personas_file is not None:
+            self._file_personas = read_personas(self.personas_file)
         names = [g.name for g in self.generators]
-        problems += [
+        problems = [
             Broken(("generators",), names, f"generators must be distinct ({name} repeated)")
             for name in sorted({n for n in names if names.count(n) > 1})
         ]
@@ -233,62 +279,46 @@ class DiversityConfig(StrictModel):
             problems.append(
                 Broken(("combination_sampling",), total, f"rates sum to {total:g}, over 1")
             )
-        if self.prompt_template is not None:
-            problems += [
-                Broken(("prompt_template",), self.prompt_template, rule)
-                for rule in self.placeholder_problems(self.prompt_template)
-            ]
-        return problems
-
-    def _persona_file_problems(self) -> list[Broken]:
-        if self.personas_file is None:
-            return []
-        loc = ("personas_file",)
-        try:
-            loaded = read_personas(self.personas_file)
-        except (OSError, ValueError, KeyError) as error:
-            return [Broken(loc, self.personas_file, f"cannot be read as personas: {error}")]
-        if not loaded:
-            return [Broken(loc, self.personas_file, "holds no personas")]
-        self._file_personas = loaded
-        return []
-
-    def placeholder_problems(self, template: str) -> list[str]:
-        """Return one line per placeholder of `template` that judgeforge cannot fill."""
-        problems = [
-            f"{{{{{name}}}}} has no values in prompt_expansion.placeholders"
-            for name in OPTIONAL_PLACEHOLDER.findall(template)
-            if name not in self.prompt_expansion.placeholders
-        ]
-        attributes = {a.id for a in self.sampled_attributes}
-        known = sorted({*FILLED_PLACEHOLDERS, *attributes})
-        try:
-            fields = [
-                f for _, f, _, _ in string.Formatter().parse(OPTIONAL_PLACEHOLDER.sub("", template))
-            ]
-        except ValueError as error:
-            return [*problems, f"is not a valid template: {error}"]
-        unset = {
-            "language": "languages" if not self.languages else None,
-            "persona": "personas" if not self.all_personas else None,
-        }
-        for field in filter(None, fields):
-            root, _, part = field.partition(".")
-            needs = unset.get(root.removesuffix("_name").removesuffix("_id"))
-            if needs:
-                problems.append(f"{{{field}}} needs {needs}, and none are set")
-            elif root not in known:
-                problems.append(f"{{{field}}} is unknown; known: {', '.join(known)}")
-            elif part and (root not in attributes or part not in VALUE_PARTS):
-                problems.append(
-                    f"{{{field}}}: only attribute values have parts ({', '.join(VALUE_PARTS)})"
-                )
         return problems
 
     @property
     def all_personas(self) -> list[Persona]:
         """Return the inline personas followed by those of personas_file."""
         return [*self.personas, *self._file_personas]
+
+
+def placeholder_problems(
+    template: str, attributes: set[str], optional: set[str], has_languages: bool, has_personas: bool
+) -> list[str]:
+    """Return one line per placeholder of `template` that judgeforge cannot fill."""
+    problems = [
+        f"{{{{{name}}}}} has no values in prompt_expansion.placeholders"
+        for name in OPTIONAL_PLACEHOLDER.findall(template)
+        if name not in optional
+    ]
+    known = sorted({*FILLED_PLACEHOLDERS, *attributes})
+    try:
+        fields = [
+            f for _, f, _, _ in string.Formatter().parse(OPTIONAL_PLACEHOLDER.sub("", template))
+        ]
+    except ValueError as error:
+        return [*problems, f"is not a valid template: {error}"]
+    unset = {
+        "language": None if has_languages else "languages",
+        "persona": None if has_personas else "personas",
+    }
+    for field in filter(None, fields):
+        root, _, part = field.partition(".")
+        needs = unset.get(root.removesuffix("_name").removesuffix("_id"))
+        if needs:
+            problems.append(f"{{{field}}} needs {needs}, and none are set")
+        elif root not in known:
+            problems.append(f"{{{field}}} is unknown; known: {', '.join(known)}")
+        elif part and (root not in attributes or part not in VALUE_PARTS):
+            problems.append(
+                f"{{{field}}}: only attribute values have parts ({', '.join(VALUE_PARTS)})"
+            )
+    return problems
 
 
 def read_personas(path: str) -> list[Persona]:
@@ -299,6 +329,8 @@ def read_personas(path: str) -> list[Persona]:
         if location.suffix in {".jsonl", ".ndjson"}
         else pd.read_csv(location, dtype=str)
     )
+    if table.empty:
+        return []
     missing = {"id", "description"} - set(table.columns)
     if missing:
         raise ValueError(f"missing column(s) {', '.join(sorted(missing))}")
