@@ -407,3 +407,46 @@ def test_a_generator_without_credentials_fails_before_any_call(
     assert done.returncode != 0
     assert "no API key for provider 'gemini'" in done.stderr
     assert openai_server.requests == []
+
+
+def test_a_local_model_gets_the_plan_values_in_its_final_request_only(
+    metric, enhancement, holdout
+) -> None:
+    from judgeforge.config.data_generation import LLMConfig
+    from judgeforge.pipelines.synthesis.generation import ExampleGenerator
+    from judgeforge.pipelines.synthesis.prompts import example_shape
+
+    class LocalStub:
+        provider = "local"
+
+    local, generation = LLMConfig(provider="local"), generation_config(context_examples=2)
+    diversity = DiversityConfig(sampled_attributes=[TONE], languages={"it": "Italian"})
+    plan = build_generation_plan(
+        {"1": 1, "0": 0},
+        enhancement,
+        metric,
+        local,
+        generation,
+        diversity,
+        DatasetColumns(features=["text"]),
+        SamplingConfig(seed=7),
+    )
+    generator = ExampleGenerator(
+        LocalStub(),
+        metric,
+        local,
+        generation,
+        diversity,
+        example_shape("single", ["text"]),
+        enhancement,
+        holdout,
+        "label",
+        7,
+    )
+    messages = generator.planned_call(plan.iloc[0].to_dict()).request.messages
+    asks = [m.content for m in messages if m.role == "user"]
+    assert asks[:-1] == ["Write one new complaint example."] * 2
+    assert asks[-1].startswith(
+        "Write one new complaint example. Give the new examples these properties:\n- tone: "
+    )
+    assert asks[-1].endswith("Write them in Italian.")
