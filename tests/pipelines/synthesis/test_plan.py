@@ -22,6 +22,7 @@ from judgeforge.pipelines.synthesis.plan import (
     expand_templates,
 )
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
+from tests.support.openai_server import Reply
 
 TONE = {
     "id": "tone",
@@ -276,10 +277,13 @@ def test_every_plan_value_reaches_the_prompt_and_the_row(
     assert "- tone: angry (furious, capital letters)" in "".join(prompts)
 
 
-def test_kedro_run_writes_the_plan_and_every_row_keeps_its_values(
+def test_kedro_run_writes_the_plan_rows_keep_its_values_and_diagnostics_measure_them(
     project_copy: Path, openai_server
 ) -> None:
-    openai_server.respond_with(unique_examples_responder())
+    chat = unique_examples_responder()
+    openai_server.respond_with(
+        lambda request: Reply() if request.path.endswith("/embeddings") else chat(request)
+    )
     personas = project_copy / "personas.csv"
     personas.write_text("id,description\nretiree,a retired teacher\ncourier,a bike courier\n")
     local = {
@@ -303,22 +307,39 @@ def test_kedro_run_writes_the_plan_and_every_row_keeps_its_values(
         }
     }
     (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
+    command = [
+        sys.executable,
+        "-m",
+        "kedro",
+        "run",
+        "--pipelines",
+        "ingestion,synthesis,diagnostics",
+    ]
     done = subprocess.run(
         command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
     plan = pd.read_parquet(project_copy / "data/02_intermediate/generation_plan.parquet")
     synthetic = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
-    assert len(plan) == len(synthetic) == len(openai_server.requests) == 8
+    generation_calls = [r for r in openai_server.requests if r.path.endswith("/chat/completions")]
+    assert len(plan) == len(synthetic) == len(generation_calls) == 8
     assert set(plan.persona_id) == {"retiree", "courier"} and set(plan.language) == {"es"}
     merged = synthetic.merge(plan, on="plan_call_id", suffixes=("", "_planned"))
     assert (merged.attr_tone == merged.attr_tone_planned).all() and (
         merged.persona_id == merged.persona_id_planned
     ).all()
-    prompts = "\n".join(request.last_user_message for request in openai_server.requests)
+    prompts = "\n".join(request.last_user_message for request in generation_calls)
     assert prompts.count("Write them in Spanish.") == 8
     assert prompts.count("a retired teacher") == prompts.count("a bike courier") == 4
+    summary = json.loads(
+        (project_copy / "data/generated_data/artifacts/diagnostics_summary.json").read_text()
+    )
+    coverage = summary["coverage"]
+    assert coverage["status"] == "ok"
+    assert set(coverage["per_value"]) == {"attr_tone", "language", "persona_id", "generator"}
+    assert sum(v["rows"] for v in coverage["per_value"]["attr_tone"].values()) == 8
+    assert set(coverage["shares"]["attr_tone"]) == {"angry", "polite", "sarcastic"}
+    assert set(coverage["overall"]) == {"precision", "recall", "density", "coverage"}
 
 
 def test_several_generators_share_the_calls_by_weight_and_the_report_breaks_down_by_generator(
