@@ -131,5 +131,8 @@ def test_bad_diversity_settings_are_listed_together_one_line_each(tmp_path: Path
     )
     assert "data_generation.diversity.sampled_attributes[1].possible_values: [] —" in err
     assert "personas.jsonl' — holds no personas" in err
-    assert "data_generation.diversity.languages: 0.5 — the sample_rate values of languages sum to 0.5, not 1" in err
+    assert (
+        "data_generation.diversity.languages: 0.5 — the sample_rate values of languages sum to 0.5, not 1"
+        in err
+    )
     assert "data_generation.diversity.generators[0].provider: 'openia' — must be one of" in err
