@@ -28,9 +28,11 @@ from judgeforge.config.data_generation import (
     MetricConfig,
     SamplingConfig,
 )
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.training import TrainingConfig
 from judgeforge.llm import build_llm_client
 from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples, plan_class_quotas
+from judgeforge.pipelines.synthesis.plan import build_generation_plan
 from judgeforge.pipelines.training import nodes
 
 PROMPT_TEMPLATE = "Is the following movie review positive?\nReview: {text}\nAnswer true or false."
@@ -75,8 +77,10 @@ def synthetic_train_split(seeds: pd.DataFrame, test: pd.DataFrame, count: int, c
     generation = GenerationConfig(total_examples=count, examples_per_call=1, context_examples=3, label_distribution={"1": 0.5, "0": 0.5})
     client = build_llm_client("local", local_batch_size=32, cache_path=cache_path, show_progress=False)
     quotas = plan_class_quotas(test, SENTIMENT, generation, columns)
+    llm, sampling, diversity = LLMConfig(provider="local"), SamplingConfig(seed=0), DiversityConfig()
+    plan = build_generation_plan(quotas, seeds, SENTIMENT, llm, generation, diversity, columns, sampling)
     synthetic, rejects, stats, _ = generate_synthetic_examples(
-        quotas, seeds, test, SENTIMENT, LLMConfig(provider="local"), generation, columns, SamplingConfig(seed=0), client
+        plan, quotas, seeds, test, SENTIMENT, llm, generation, diversity, columns, sampling, client
     )
     client.close()
     print(json.dumps({"generation": {"delivered": len(synthetic), "calls": sum(stats["calls_per_class"].values()), "rejects": rejects["reason"].value_counts().to_dict(), "seconds": stats["wall_time_s"]}}))

@@ -19,6 +19,7 @@ from judgeforge.datasets.seed_data import read_table_file
 from judgeforge.llm import build_llm_client
 from judgeforge.pipelines.ingestion.nodes import split_seed_rows, validate_seed_rows
 from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples, plan_class_quotas
+from judgeforge.pipelines.synthesis.plan import build_generation_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,8 +59,12 @@ def main() -> None:
         client = build_llm_client("local", local_batch_size=args.batch_size, cache_path=Path(cache_dir) / "c.sqlite", show_progress=False)
         client.chat.generate_batch([__import__("judgeforge.llm", fromlist=["LLMRequest"]).LLMRequest.from_prompt("hi", max_tokens=1)])  # load the model
         started = time.perf_counter()
+        plan = build_generation_plan(
+            quotas, enhancement, metric, config.llm, config.generation, config.diversity, columns, config.source_data.sampling
+        )
         synthetic, rejects, stats, _ = generate_synthetic_examples(
-            quotas, enhancement, holdout, metric, config.llm, config.generation, columns, config.source_data.sampling, client
+            plan, quotas, enhancement, holdout, metric, config.llm, config.generation, config.diversity, columns,
+            config.source_data.sampling, client,
         )
         elapsed = time.perf_counter() - started
         calls = sum(stats["calls_per_class"].values())

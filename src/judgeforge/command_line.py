@@ -85,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="Kedro project folder (default: found from the current folder)",
     )
 
+    preview = commands.add_parser(
+        "preview",
+        parents=[after_command],
+        help="build the generation plan, send its first calls, estimate the run",
+    )
+    preview.add_argument("-c", "--config", required=True, help="path to the run YAML")
+    preview.add_argument(
+        "-n", "--calls", type=int, default=5, help="how many planned calls to send (default 5)"
+    )
+    preview.add_argument(
+        "-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)"
+    )
+    preview.add_argument(
+        "--project-path", default=None, help="Kedro project folder (default: found from the current folder)"
+    )
+
     predict = commands.add_parser(
         "predict",
         parents=[after_command],
@@ -124,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             run_command(args.config, args.env, args.project_path)
         elif args.command == "report":
             report_command(args.config, args.env, args.project_path)
+        elif args.command == "preview":
+            from judgeforge.preview import preview_generation, print_preview
+
+            print_preview(preview_generation(args.config, args.calls, args.env, args.project_path))
         elif args.command == "predict":
             predict_rows(args.model, args.input, args.output)
     except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback

@@ -69,7 +69,9 @@ def run_globals(
         "artifacts": None,
         "drift_scores_file": None,
         "faiss_index_dir": None,
-        "clients": dict.fromkeys(("generator_llm", "judge_llm", "embedding_client", "engine")),
+        "clients": dict.fromkeys(
+            ("generator_llm", "generators", "judge_llm", "embedding_client", "engine")
+        ),
         "training_dataset": {"path": None, "archive_url": None},
         "judge": None,
     }
@@ -124,14 +126,14 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
     """Return the generator, judge and embedding clients' settings, and the engine settings they share."""
     llm = config.llm
 
-    def chat(provider: str, model: str) -> dict[str, Any]:
+    def chat(provider: str, model: str, base_url: str | None = None) -> dict[str, Any]:
         # the primary llm's address and API version only apply to its own provider
         same_provider = provider == llm.provider
         return {
             "provider": provider,
             "model": model,
             "embedding_model": None,
-            "base_url": llm.base_url if same_provider else None,
+            "base_url": base_url or (llm.base_url if same_provider else None),
             "api_version": llm.api_version if same_provider else None,
         }
 
@@ -139,6 +141,8 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
     engine = config.generation.async_config
     return {
         "generator_llm": chat(config.generator_provider, config.generator_model),
+        # diversity.generators: one client each (datasets.LLMClientPoolDataset)
+        "generators": [chat(g.provider, g.model, g.base_url) for g in config.diversity.generators],
         "judge_llm": chat(config.judge_provider, config.judge_model),
         "embedding_client": {
             "provider": "local" if local_embeddings else llm.provider,

@@ -54,4 +54,31 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "training.model.head",
         "training.model.encoder_name",
         "training.model.encoder_learning_rate",
+        *(
+            f"data_generation.diversity.{leaf}"
+            for leaf in (
+                "sampled_attributes.id",
+                "sampled_attributes.name",
+                "sampled_attributes.description",
+                "sampled_attributes.possible_values.id",
+                "sampled_attributes.possible_values.name",
+                "sampled_attributes.possible_values.description",
+                "sampled_attributes.possible_values.sample_rate",
+                "combination_sampling.combination",
+                "combination_sampling.sample_rate",
+                "personas.id",
+                "personas.description",
+                "personas_file",
+                "languages.name",
+                "languages.sample_rate",
+                "prompt_template",
+                "prompt_expansion.placeholders",
+                "prompt_expansion.combinatorial",
+                "prompt_expansion.num_random_samples",
+                "generators.provider",
+                "generators.model",
+                "generators.weight",
+                "generators.base_url",
+            )
+        ),
     }

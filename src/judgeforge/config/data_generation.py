@@ -18,6 +18,7 @@ from judgeforge.config.base import (
     raise_broken,
     required_when,
 )
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.llm.providers import (
     DEFAULT_PROVIDER,
@@ -502,6 +503,11 @@ class DataGenerationConfig(StrictModel):
     source_data: SourceDataConfig
     llm: LLMConfig = Field(default_factory=LLMConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    diversity: DiversityConfig = judgeforge_field(
+        default_factory=DiversityConfig,
+        description="What varies between generation calls: attributes, personas, languages, "
+        "prompt template.",
+    )
     output: OutputConfig
     labelling: LabellingConfig = Field(default_factory=LabellingConfig)
     data_quality_metrics: DataQualityMetricsConfig = Field(default_factory=DataQualityMetricsConfig)

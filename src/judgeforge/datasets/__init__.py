@@ -3,7 +3,7 @@
 from judgeforge.datasets.dataset_dict import DatasetDictDataset
 from judgeforge.datasets.faiss_index import FaissIndexDataset
 from judgeforge.datasets.judge_model_dataset import JudgeModelDataset
-from judgeforge.datasets.llm_client import LLMClientDataset
+from judgeforge.datasets.llm_client import LLMClientDataset, LLMClientPoolDataset
 from judgeforge.datasets.publishing import HubClientDataset, ObjectStoreDataset, OptionalJSONDataset
 from judgeforge.datasets.seed_data import SeedDataset
 
@@ -13,6 +13,7 @@ __all__ = [
     "HubClientDataset",
     "JudgeModelDataset",
     "LLMClientDataset",
+    "LLMClientPoolDataset",
     "ObjectStoreDataset",
     "OptionalJSONDataset",
     "SeedDataset",

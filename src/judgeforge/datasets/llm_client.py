@@ -84,6 +84,42 @@ class LLMClientDataset(AbstractDataset[None, Any]):
         raise DatasetError("an LLM client is built from configuration and cannot be saved")
 
 
+class LLMClientPoolDataset(AbstractDataset[None, dict[str, Any]]):
+    """Loads {provider/model: client} for several generators, each built as an LLMClientDataset builds one.
+
+    `clients` is a list of client settings (run globals `clients.generators`); empty or null
+    gives an empty pool. Every client is built (credentials checked) when the pool loads,
+    before any of them sends a request.
+    """
+
+    def __init__(
+        self,
+        clients: list[Mapping[str, Any]] | None,
+        engine: Mapping[str, Any] | None = None,
+        cache_path: str | None = None,
+        prices: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._members = {
+            f"{client['provider']}/{client['model']}": LLMClientDataset(
+                client, engine, cache_path, prices, credentials
+            )
+            for client in clients or []
+        }
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"generators": list(self._members)}
+
+    def _load(self) -> dict[str, Any]:
+        # built now, not on first use: every generator's key is checked before any call
+        return {name: member.build_client() for name, member in self._members.items()}
+
+    def _save(self, data: dict[str, Any]) -> None:
+        raise DatasetError("LLM clients are built from configuration and cannot be saved")
+
+
 class DeferredLLMClient:
     """Stands in for an LLMClient: the first attribute a node reads builds the client."""
 

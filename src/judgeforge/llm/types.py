@@ -127,6 +127,8 @@ class ModelPrice:
 
 
 # List prices (USD / 1M tokens) at the time of writing; override them with `price_table=`.
+# The month they were read from the providers' price pages (pre-run estimates print it).
+PRICES_AS_OF = "2025-06"
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gpt-4o-mini": ModelPrice(0.15, 0.60),
     "gpt-4o": ModelPrice(2.50, 10.00),

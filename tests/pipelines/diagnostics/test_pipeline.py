@@ -16,6 +16,7 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import ParquetDataset
 
 from judgeforge.config.data_generation import DataQualityMetricsConfig, DatasetColumns, MetricConfig
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.datasets import FaissIndexDataset
 from judgeforge.pipelines.diagnostics import create_pipeline
 from tests.diagnostics.fakes import TableEmbedder, cluster
@@ -62,6 +63,16 @@ def _tables(holdout_labels: list[str], inside: int = 20, far: int = 5, holdout_r
     return train, holdout, embedder
 
 
+DIVERSITY = DiversityConfig(sampled_attributes=[{"id": "tone", "possible_values": [{"id": "calm", "sample_rate": 0.5}, {"id": "odd"}]}])
+
+
+def plan_values(train: pd.DataFrame) -> pd.DataFrame:
+    """Return synthetic_examples for the synthetic train rows: the rows in the holdout's cluster are calm, the far ones odd."""
+    synthetic = train[train.row_id.str.startswith("syn-")]
+    far = synthetic.row_id.str.slice(4).astype(int) >= 20
+    return synthetic.assign(attr_tone=np.where(far, "odd", "calm"), language="", persona_id="", generator="openai/test-model")
+
+
 def _run(tmp_path: Path, train: pd.DataFrame, holdout: pd.DataFrame, embedder: TableEmbedder, settings) -> dict[str, Any]:
     """Run the pipeline; return every saved output, loaded back."""
     outputs = {name: ParquetDataset(filepath=str(tmp_path / f"{name}.parquet")) for name in TABLES}
@@ -75,6 +86,8 @@ def _run(tmp_path: Path, train: pd.DataFrame, holdout: pd.DataFrame, embedder: T
         "params:data_generation.metric": MemoryDataset(METRIC),
         "params:data_generation.source_data.dataset.columns": MemoryDataset(COLUMNS),
         "params:data_generation.data_quality_metrics": MemoryDataset(settings),
+        "params:data_generation.diversity": MemoryDataset(DIVERSITY),
+        "synthetic_examples": MemoryDataset(plan_values(train)),
     }
     SequentialRunner().run(create_pipeline(), DataCatalog(inputs | outputs))
     saved = {name: dataset.load() for name, dataset in outputs.items() if name not in PLOTS}
@@ -104,6 +117,24 @@ def test_far_synthetic_rows_are_flagged_and_the_summary_reports_them(tmp_path: P
     assert summary["umap"] == {"status": "disabled"} and saved["umap_coordinates"].empty
     assert all(saved[name] > 0 for name in PLOTS)
     assert len(embedder.calls) == 1
+
+
+def test_coverage_per_class_and_per_attribute_value_tells_the_far_rows_apart(tmp_path: Path) -> None:
+    train, holdout, embedder = _tables(["1", "0"], far=10)
+    coverage = _run(tmp_path, train, holdout, embedder, _settings())["diagnostics_summary"]["coverage"]
+    assert coverage["status"] == "ok" and coverage["neighbours"] == 5
+    calm, odd = coverage["per_value"]["attr_tone"]["calm"], coverage["per_value"]["attr_tone"]["odd"]
+    assert (calm["rows"], odd["rows"]) == (20, 10)
+    assert calm["precision"] == 1.0 and odd["precision"] == 0.0
+    assert odd["coverage"] == 0.0 and calm["coverage"] > 0
+    assert calm["distinct_1gram_ratio"] == pytest.approx(23 / 80)  # "made up message <i>": 3 shared words + 20 numbers
+    assert coverage["overall"]["precision"] == pytest.approx(2 / 3)  # 20 of 30 synthetic rows lie among real ones
+    assert set(coverage["per_class"]) == {"0", "1"}
+    assert coverage["shares"]["attr_tone"] == {
+        "calm": {"requested": 0.5, "realised": 0.6667, "difference": 0.1667},
+        "odd": {"requested": 0.5, "realised": 0.3333, "difference": -0.1667},
+    }
+    assert "attr_tone" in coverage["per_value"] and "language" not in coverage["per_value"]
 
 
 def test_umap_coordinates_and_plot_are_saved(tmp_path: Path) -> None:

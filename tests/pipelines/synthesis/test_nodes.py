@@ -5,17 +5,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from judgeforge.config.data_generation import DatasetColumns, GenerationConfig
+from judgeforge.config.data_generation import DatasetColumns, GenerationConfig, SamplingConfig
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.llm.errors import DeliveryShortfall
-from judgeforge.pipelines.synthesis.generation import stable_seed
 from judgeforge.pipelines.synthesis.nodes import (
     SynthesisError,
     assemble_train_and_test,
     build_generation_report,
     generate_synthetic_examples,
-    largest_remainder,
     plan_class_quotas,
     require_delivery,
+)
+from judgeforge.pipelines.synthesis.plan import (
+    build_generation_plan,
+    largest_remainder,
+    stable_seed,
 )
 from tests.pipelines.synthesis.conftest import (
     generation_config,
@@ -48,8 +52,10 @@ def test_quotas_need_class_labels(metric, columns, holdout) -> None:
         plan_class_quotas(holdout, metric, generation_config(), columns)
 
 
-def run_generation(client, quotas, metric, llm, columns, sampling, enhancement, holdout, **overrides):
-    return generate_synthetic_examples(quotas, enhancement, holdout, metric, llm, generation_config(**overrides), columns, sampling, client)
+def run_generation(client, quotas, metric, llm, columns, sampling, enhancement, holdout, diversity=None, **overrides):
+    generation, diversity = generation_config(**overrides), diversity or DiversityConfig()
+    plan = build_generation_plan(quotas, enhancement, metric, llm, generation, diversity, columns, sampling)
+    return generate_synthetic_examples(plan, quotas, enhancement, holdout, metric, llm, generation, diversity, columns, sampling, client)
 
 
 def test_exact_class_quotas_are_delivered(openai_server, client_factory, metric, llm, columns, sampling, enhancement, holdout) -> None:
@@ -185,10 +191,11 @@ def test_local_model_gets_a_few_shot_conversation_of_the_target_class(metric, co
     class LocalStub:
         provider = "local"
 
-    generator = ExampleGenerator(
-        LocalStub(), metric, LLMConfig(provider="local"), generation_config(context_examples=2), example_shape("single", ["text"]), enhancement, holdout, "label", 7
-    )
-    call = generator._call(metric.class_labels[0], "1/r0/c0", 1)
+    local, generation, diversity = LLMConfig(provider="local"), generation_config(context_examples=2), DiversityConfig()
+    plan = build_generation_plan({"1": 1, "0": 0}, enhancement, metric, local, generation, diversity, DatasetColumns(features=["text"]), SamplingConfig(seed=7))
+    generator = ExampleGenerator(LocalStub(), metric, local, generation, diversity, example_shape("single", ["text"]), enhancement, holdout, "label", 7)
+    row = plan.iloc[0].to_dict()
+    call = generator._call(row, row["plan_call_id"], row["seed"], 1)
     roles = [m.role for m in call.request.messages]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
     shown = {m.content for m in call.request.messages if m.role == "assistant"}

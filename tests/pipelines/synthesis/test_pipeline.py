@@ -16,6 +16,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from judgeforge.config.data_generation import LabellingConfig
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.pipelines.synthesis import create_pipeline
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
 from tests.support.memory import KeptMemoryDataset
@@ -29,11 +30,13 @@ def in_memory_catalog(server, client_factory, metric, llm, columns, sampling, ou
             "holdout_table": MemoryDataset(holdout),
             "enhancement_table": MemoryDataset(enhancement),
             "generator_llm": MemoryDataset(client_factory(server), copy_mode="assign"),
+            "generator_pool": MemoryDataset({}, copy_mode="assign"),
             "judge_llm": MemoryDataset(client_factory(server, "judge.sqlite"), copy_mode="assign"),
             "params:data_generation.labelling": MemoryDataset(LabellingConfig(), copy_mode="assign"),
             "params:data_generation.metric": MemoryDataset(metric, copy_mode="assign"),
             "params:data_generation.llm": MemoryDataset(llm, copy_mode="assign"),
             "params:data_generation.generation": MemoryDataset(generation_config(total_examples=6), copy_mode="assign"),
+            "params:data_generation.diversity": MemoryDataset(DiversityConfig(), copy_mode="assign"),
             "params:data_generation.source_data.dataset.columns": MemoryDataset(columns, copy_mode="assign"),
             "params:data_generation.source_data.sampling": MemoryDataset(sampling, copy_mode="assign"),
             "params:data_generation.output": MemoryDataset(output, copy_mode="assign"),

@@ -18,7 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from judgeforge.config.data_generation import DataQualityMetricsConfig, DatasetColumns, MetricConfig
-from judgeforge.diagnostics import drift, plots, quality
+from judgeforge.config.diversity import DiversityConfig, shares_with_remainder
+from judgeforge.diagnostics import coverage, drift, plots, quality
 from judgeforge.diagnostics.embedding import TextEmbedder, embed_texts
 from judgeforge.diagnostics.projection import MIN_FIT_ROWS, fit_rows, project
 from judgeforge.diagnostics.texts import (
@@ -29,6 +30,7 @@ from judgeforge.diagnostics.texts import (
     build_diagnostic_table,
     empty_diagnostic_table,
 )
+from judgeforge.pipelines.synthesis.plan import ATTRIBUTE_PREFIX
 from judgeforge.schema import ROW_ID
 
 logger = logging.getLogger(__name__)
@@ -222,10 +224,11 @@ def summarise_diagnostics(
     drift_scores: pd.DataFrame,
     drift_report: dict[str, Any],
     umap_report: dict[str, Any],
+    coverage_report: dict[str, Any],
     columns: DatasetColumns,
     settings: DataQualityMetricsConfig,
 ) -> dict[str, Any]:
-    """Return the JSON summary: drift rates, score quantiles, near-duplicates, class balance, lengths, diversity."""
+    """Return the JSON summary: drift rates, score quantiles, near-duplicates, class balance, lengths, diversity, coverage."""
     if not settings.enabled:
         return {"status": DISABLED, "notes": ["data_quality_metrics.enabled is false"]}
     splits = {split: _rows_of(text_embeddings, split) for split in (SYNTHETIC_SPLIT, HOLDOUT_SPLIT)}
@@ -242,9 +245,54 @@ def summarise_diagnostics(
             for split, rows in splits.items()
         },
         "diversity": {split: _diversity(rows, columns) for split, rows in splits.items()},
+        "coverage": coverage_report,
         "drift": _drift_section(drift_scores, drift_report, columns),
         "near_duplicates": _near_duplicate_section(drift_scores, splits, drift_report),
         "umap": umap_report,
+    }
+
+
+def measure_coverage(
+    text_embeddings: pd.DataFrame,
+    synthetic_examples: pd.DataFrame,
+    columns: DatasetColumns,
+    diversity: DiversityConfig,
+    settings: DataQualityMetricsConfig,
+) -> dict[str, Any]:
+    """Return precision/recall/density/coverage against the holdout (overall, per class, per plan value), distinct-n per value, and realised vs requested shares."""
+    if not settings.enabled:
+        return {"status": DISABLED}
+    holdout = _rows_of(text_embeddings, HOLDOUT_SPLIT)
+    values = [c for c in synthetic_examples.columns if c.startswith(ATTRIBUTE_PREFIX)] + ["language", "persona_id", "generator"]
+    values = [c for c in values if c in synthetic_examples.columns and synthetic_examples[c].astype(str).str.len().any()]
+    synthetic = _rows_of(text_embeddings, SYNTHETIC_SPLIT).merge(synthetic_examples[[ROW_ID, *values]], on=ROW_ID, how="left")
+    real = _matrix(holdout)
+    per_class = {}
+    if columns.label:
+        for label, rows in synthetic.groupby(synthetic[columns.label].astype(str)):
+            per_class[label] = {"rows": len(rows), **coverage.prdc(_matrix(holdout[holdout[columns.label].astype(str) == label]), _matrix(rows))}
+    per_value = {
+        column: {
+            str(value): {"rows": len(rows), **coverage.prdc(real, _matrix(rows)), **quality.distinct_ngram_ratios(rows[EMBEDDED_TEXT])}
+            for value, rows in synthetic.groupby(column)
+        }
+        for column in values
+    }
+    requested = {f"{ATTRIBUTE_PREFIX}{a.id}": a.shares() for a in diversity.sampled_attributes}
+    if diversity.languages:
+        requested["language"] = shares_with_remainder({code: lang.sample_rate for code, lang in diversity.languages.items()})
+    shares = {
+        column: coverage.share_gaps(wanted, synthetic_examples[column].astype(str).value_counts(normalize=True).to_dict())
+        for column, wanted in requested.items()
+        if column in synthetic_examples.columns
+    }
+    return {
+        "status": OK,
+        "neighbours": coverage.PRDC_NEIGHBOURS,
+        "overall": coverage.prdc(real, _matrix(synthetic)),
+        "per_class": per_class,
+        "per_value": per_value,
+        "shares": shares,
     }
 
 

@@ -6,6 +6,7 @@ from judgeforge.pipelines.diagnostics.nodes import (
     build_holdout_index,
     collect_diagnostic_rows,
     embed_diagnostic_rows,
+    measure_coverage,
     plot_drift_by_class,
     plot_drift_histogram,
     plot_umap,
@@ -72,12 +73,25 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_drift_by_class",
             ),
             Node(
+                measure_coverage,
+                inputs=[
+                    "text_embeddings",
+                    "synthetic_examples",
+                    COLUMNS,
+                    "params:data_generation.diversity",
+                    SETTINGS,
+                ],
+                outputs="coverage_report",
+                name="measure_coverage",
+            ),
+            Node(
                 summarise_diagnostics,
                 inputs=[
                     "text_embeddings",
                     "drift_scores",
                     "drift_report",
                     "umap_report",
+                    "coverage_report",
                     COLUMNS,
                     SETTINGS,
                 ],

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from judgeforge.config.data_generation import ClassLabel, GenerationConfig, LLMConfig, MetricConfig
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.llm import LLMRequest, LLMResponse
 from judgeforge.llm.providers import PROVIDERS
 from judgeforge.pipelines.ingestion.nodes import normalise_text
 from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
+from judgeforge.pipelines.synthesis.plan import (
+    PLAN_CALL_ID,
+    call_steering,
+    generator_name,
+    row_plan_values,
+    stable_seed,
+)
 from judgeforge.pipelines.synthesis.prompts import (
     ExampleShape,
     compact_messages,
     generation_messages,
     generation_request,
 )
+from judgeforge.schema import ROW_ID
 
 
 class RejectReason(StrEnum):
@@ -61,6 +68,10 @@ class Call:
     call_id: str
     target: ClassLabel
     request: LLMRequest
+    key: str
+    plan_row: Mapping[str, Any]
+    examples: int
+    structured: bool
 
 
 @dataclass
@@ -70,15 +81,10 @@ class GenerationResult:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     calls_per_class: dict[str, int] = field(default_factory=dict)
+    calls_per_generator: dict[str, int] = field(default_factory=dict)
     surplus: int = 0
     rounds: int = 0
     debug_records: list[dict[str, Any]] = field(default_factory=list)
-
-
-def stable_seed(*parts: Any) -> int:
-    """Return a 31-bit seed from parts, identical across processes (unlike `hash`)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def fingerprint(example: Mapping[str, Any], fields: Sequence[str]) -> str:
@@ -124,22 +130,26 @@ class ExampleGenerator:
         metric: MetricConfig,
         llm: LLMConfig,
         generation: GenerationConfig,
+        diversity: DiversityConfig,
         shape: ExampleShape,
         context_pool: pd.DataFrame,
         holdout: pd.DataFrame,
         label_column: str,
         seed: int,
+        pool: Mapping[str, Any] | None = None,
     ):
-        self.client = client
+        # the plan's `generator` column names the client of each call
+        self.clients = {generator_name(llm, generation): client, **(pool or {})}
         self.label_column = label_column
         self.metric = metric
         self.generation = generation
         self.shape = shape
         self.seed = seed
-        self.context_pool = context_pool
+        self.diversity = diversity
+        self.context_rows = {str(row[ROW_ID]): row for row in context_pool.to_dict("records")}
+        self.targets = {label_key(c.label): c for c in metric.class_labels or []}
         self.class_names = {label_key(c.label): c.name for c in metric.class_labels or []}
         self.temperature = llm.temperature
-        self.structured = PROVIDERS[client.provider].structured_output
         reference = pd.concat([context_pool, holdout], ignore_index=True)
         self.max_tokens = max_answer_tokens(reference, shape, generation.examples_per_call, llm.max_output_tokens)
         self.limits = length_limits(reference, shape)
@@ -149,66 +159,105 @@ class ExampleGenerator:
         self.seed_prints = {fingerprint(row, shape.fields) for row in context_pool.to_dict("records")}
         self.taken: set[str] = set()
 
-    def run(self, quotas: Mapping[str, int]) -> GenerationResult:
-        """Return the accepted examples (at most each quota) and everything set aside."""
+    def run(self, plan: pd.DataFrame, quotas: Mapping[str, int]) -> GenerationResult:
+        """Return the accepted examples (at most each quota) and everything set aside.
+
+        The first round sends the plan's calls. While a class lacks examples and has budget
+        left, the next round copies the plan rows of its calls that fell short (the values of
+        the plan stay; only the call id and seed are new).
+        """
         result = GenerationResult(calls_per_class={key: 0 for key in quotas})
         accepted = {key: 0 for key in quotas}
         budgets = {key: call_budget(q, self.generation.examples_per_call, self.generation.max_attempts_per_example) for key, q in quotas.items()}
-        while True:
-            calls = self._plan_round(quotas, accepted, budgets, result)
-            if not calls:
-                return result
-            responses = self.client.generate_sync([call.request for call in calls])
-            for call, response in zip(calls, responses):
-                self._take(call, response, quotas, accepted, result)
+        calls = [self.planned_call(row) for row in plan.to_dict("records")]
+        while calls:
+            for call in calls:
+                result.calls_per_class[call.key] += 1
+                generator = call.plan_row["generator"]
+                result.calls_per_generator[generator] = result.calls_per_generator.get(generator, 0) + 1
+            responses = self._send(calls)
+            delivered = {call.call_id: self._take(call, response, quotas, accepted, result) for call, response in zip(calls, responses)}
             result.rounds += 1
+            calls = self._follow_ups(calls, delivered, quotas, accepted, budgets, result)
+        return result
 
-    def _plan_round(self, quotas: Mapping[str, int], accepted: dict[str, int], budgets: dict[str, int], result: GenerationResult) -> list[Call]:
-        calls = []
+    def planned_call(self, plan_row: Mapping[str, Any]) -> Call:
+        """Return the first-round call a plan row describes (its request is built, not sent)."""
+        return self._call(plan_row, plan_row[PLAN_CALL_ID], int(plan_row["seed"]), int(plan_row["examples"]))
+
+    def _send(self, calls: Sequence[Call]) -> list[LLMResponse]:
+        """Return the responses to `calls`, each sent through its plan row's generator (one generator after another)."""
+        by_generator: dict[str, list[int]] = {}
+        for index, call in enumerate(calls):
+            by_generator.setdefault(call.plan_row["generator"], []).append(index)
+        responses: list[Any] = [None] * len(calls)
+        for name, indices in by_generator.items():
+            answers = self._client(name).generate_sync([calls[i].request for i in indices])
+            for index, answer in zip(indices, answers):
+                responses[index] = answer
+        return responses
+
+    def _client(self, name: str) -> Any:
+        if name not in self.clients:
+            raise ValueError(f"the generation plan names generator {name}, which has no client (diversity.generators)")
+        return self.clients[name]
+
+    def _follow_ups(
+        self,
+        previous: Sequence[Call],
+        delivered: Mapping[str, int],
+        quotas: Mapping[str, int],
+        accepted: Mapping[str, int],
+        budgets: Mapping[str, int],
+        result: GenerationResult,
+    ) -> list[Call]:
+        """Return the next round: copies of the plan rows of calls that fell short, for classes still missing examples."""
         per_call = self.generation.examples_per_call
-        for target in self.metric.class_labels or []:
-            key = label_key(target.label)
-            missing = quotas.get(key, 0) - accepted[key]
-            if missing <= 0:
+        calls = []
+        for key, quota in quotas.items():
+            missing = quota - accepted[key]
+            of_class = [call for call in previous if call.key == key]
+            short = [call for call in of_class if delivered[call.call_id] < call.examples] or of_class
+            if missing <= 0 or not short:
                 continue
             count = min(math.ceil(missing / per_call), budgets[key] - result.calls_per_class[key])
-            for index in range(count):
-                calls.append(self._call(target, f"{key}/r{result.rounds}/c{index}", min(per_call, missing)))
-            result.calls_per_class[key] += max(count, 0)
+            for index in range(max(count, 0)):
+                row = short[index % len(short)].plan_row
+                call_id = f"{row[PLAN_CALL_ID]}/r{result.rounds}/{index}"
+                calls.append(self._call(row, call_id, stable_seed(self.seed, call_id), min(per_call, missing)))
         return calls
 
-    def _call(self, target: ClassLabel, call_id: str, count: int) -> Call:
-        seed = stable_seed(self.seed, call_id)
-        context = self._context_examples(label_key(target.label), np.random.default_rng(seed))
-        if self.structured:
-            messages = generation_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, True)
+    def _call(self, plan_row: Mapping[str, Any], call_id: str, seed: int, count: int) -> Call:
+        key = str(plan_row["class"])
+        target = self.targets[key]
+        context = self._context_examples(plan_row["context_ids"])
+        ask, guidance = call_steering(plan_row, self.diversity, target, count)
+        structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
+        if structured:
+            messages = generation_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, True, ask, guidance)
         else:
-            messages = compact_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions)
-        request = generation_request(messages, self.shape, count, self.structured, self.temperature, self.max_tokens, seed)
-        return Call(call_id, target, request)
+            messages = compact_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, ask, guidance)
+        request = generation_request(messages, self.shape, count, structured, self.temperature, self.max_tokens, seed)
+        return Call(call_id, target, request, key, plan_row, count, structured)
 
-    def _context_examples(self, key: str, rng: np.random.Generator) -> list[tuple[str, dict[str, str]]]:
-        """Return real examples of the target class (any class when it has none), seeded."""
-        same_class = self.context_pool[self.context_pool[self.label_column].astype(str) == key]
-        pool = same_class if len(same_class) else self.context_pool
-        size = min(self.generation.context_examples, len(pool))
-        if size == 0:
-            return []
-        rows = pool.iloc[rng.choice(len(pool), size=size, replace=False)]
+    def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+        """Return the real examples the plan shows a call, as (class name, fields)."""
+        rows = [self.context_rows[row_id] for row_id in row_ids]
         return [
             (self.class_names.get(str(row[self.label_column]), str(row[self.label_column])), {f: str(row[f]) for f in self.shape.fields})
-            for row in rows.to_dict("records")
+            for row in rows
         ]
 
-    def _take(self, call: Call, response: LLMResponse, quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> None:
-        key = label_key(call.target.label)
+    def _take(self, call: Call, response: LLMResponse, quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> int:
+        """Return how many of the call's examples were accepted; record them and the rejects."""
+        key = call.key
         outcome: list[str] = []
         if not response.ok:
             self._reject(result, call, RejectReason.REQUEST_FAILED, response.error or "", response.text)
             outcome.append(RejectReason.REQUEST_FAILED.value)
         else:
             try:
-                examples = parse_examples(response.text, self.shape, json_only=self.structured)
+                examples = parse_examples(response.text, self.shape, json_only=call.structured)
             except UnreadableAnswer as error:
                 examples = []
                 self._reject(result, call, RejectReason.INVALID_OUTPUT, str(error), response.text)
@@ -226,7 +275,14 @@ class ExampleGenerator:
                     continue
                 self.taken.add(fingerprint(example, self.shape.fields))
                 accepted[key] += 1
-                result.accepted.append({**{f: example[f].strip() for f in self.shape.fields}, self.label_column: key, "call_id": call.call_id})
+                result.accepted.append(
+                    {
+                        **{f: example[f].strip() for f in self.shape.fields},
+                        self.label_column: key,
+                        "call_id": call.call_id,
+                        **row_plan_values(call.plan_row, self.diversity),
+                    }
+                )
                 outcome.append("accepted")
         if self.generation.debug_save_prompts:
             result.debug_records.append(
@@ -240,6 +296,7 @@ class ExampleGenerator:
                     "outcome": outcome,
                 }
             )
+        return outcome.count("accepted")
 
     def _check(self, example: Mapping[str, Any], key: str, cut_off: bool) -> tuple[RejectReason | None, str]:
         """Return (reject reason or None, detail) for one parsed example."""
@@ -269,6 +326,13 @@ class ExampleGenerator:
         return None, ""
 
     def _reject(self, result: GenerationResult, call: Call, reason: RejectReason, detail: str, raw: str, example: Mapping[str, Any] | None = None) -> None:
-        record = {"call_id": call.call_id, "class": call.target.name, "reason": reason.value, "detail": detail, "raw_answer": raw[:2000]}
+        record = {
+            "call_id": call.call_id,
+            "class": call.target.name,
+            "reason": reason.value,
+            "detail": detail,
+            "raw_answer": raw[:2000],
+            "generator": call.plan_row["generator"],
+        }
         record.update({f: str((example or {}).get(f, "")) for f in self.shape.fields})
         result.rejects.append(record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import datasets
@@ -17,10 +18,12 @@ from judgeforge.config.data_generation import (
     OutputConfig,
     SamplingConfig,
 )
+from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.errors import UserError
 from judgeforge.llm.errors import DeliveryShortfall, shortfall
 from judgeforge.pipelines.synthesis.generation import ExampleGenerator, RejectReason
+from judgeforge.pipelines.synthesis.plan import largest_remainder, row_plan_columns
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
 
@@ -51,37 +54,32 @@ def plan_class_quotas(holdout: pd.DataFrame, metric: MetricConfig, generation: G
     return largest_remainder(shares, generation.total_examples)
 
 
-def largest_remainder(shares: dict[str, float], total: int) -> dict[str, int]:
-    """Return integer counts proportional to `shares` that add up to `total` exactly."""
-    weight = sum(shares.values())
-    exact = {key: total * share / weight for key, share in shares.items()}
-    counts = {key: int(value) for key, value in exact.items()}
-    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - counts[key]), key))
-    for key in by_remainder[: total - sum(counts.values())]:
-        counts[key] += 1
-    return counts
-
-
 def generate_synthetic_examples(
+    plan: pd.DataFrame,
     quotas: dict[str, int],
     enhancement: pd.DataFrame,
     holdout: pd.DataFrame,
     metric: MetricConfig,
     llm: LLMConfig,
     generation: GenerationConfig,
+    diversity: DiversityConfig,
     columns: DatasetColumns,
     sampling: SamplingConfig,
     generator_llm: Any,
+    generator_pool: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
-    """Return (accepted synthetic rows, rejected answers, generation stats, debug prompt records)."""
+    """Return (accepted synthetic rows with their plan values, rejected answers, generation stats, debug prompt records)."""
     shape = example_shape(metric.input_format, columns.features)
     label = columns.label_column
-    generator = ExampleGenerator(generator_llm, metric, llm, generation, shape, enhancement, holdout, label, sampling.seed)
+    generator = ExampleGenerator(
+        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool
+    )
     started = time.perf_counter()
-    result = generator.run(quotas)
-    synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id"])
+    result = generator.run(plan, quotas)
+    synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)])
     synthetic.insert(0, ROW_ID, [f"syn-{i:06d}" for i in range(len(synthetic))])
-    rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer"])
+    rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer", "generator"])
+    usages = {name: generator.clients[name].usage.as_dict() for name in result.calls_per_generator}
     delivered = synthetic[label].value_counts()
     stats = {
         "provider": generator_llm.provider,
@@ -90,7 +88,16 @@ def generate_synthetic_examples(
         "calls_per_class": result.calls_per_class,
         "surplus_examples": result.surplus,
         "missing_per_class": {key: max(0, quota - int(delivered.get(key, 0))) for key, quota in quotas.items()},
-        "usage": generator_llm.usage.as_dict(),
+        "usage": total_usage(usages.values()) if usages else generator_llm.usage.as_dict(),
+        "by_generator": {
+            name: {
+                "calls": calls,
+                "delivered": int((synthetic["generator"] == name).sum()),
+                "rejected": int((rejects["generator"] == name).sum()),
+                "usage": usages[name],
+            }
+            for name, calls in result.calls_per_generator.items()
+        },
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
     stats["shortfall"] = shortfall(sum(quotas.values()), len(synthetic), generation.max_shortfall_fraction)
@@ -117,6 +124,15 @@ def require_delivery(synthetic: pd.DataFrame, generation_report: dict[str, Any])
         f"(generation.max_shortfall_fraction {gap['max_shortfall_fraction']:g} allows {gap['allowed']}); "
         f"{cause}. The report and every paid answer are kept: a re-run continues from the cache"
     )
+
+
+def total_usage(usages: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Return the sum of several clients' usage dicts (priced only when every one is)."""
+    usages = list(usages)
+    return {
+        key: all(u[key] for u in usages) if isinstance(value, bool) else round(sum(u[key] for u in usages), 6)
+        for key, value in usages[0].items()
+    }
 
 
 def assemble_train_and_test(

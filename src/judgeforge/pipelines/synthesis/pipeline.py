@@ -10,12 +10,13 @@ from judgeforge.pipelines.synthesis.nodes import (
     plan_class_quotas,
     require_delivery,
 )
+from judgeforge.pipelines.synthesis.plan import build_generation_plan
 
 COLUMNS = "params:data_generation.source_data.dataset.columns"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Return holdout + enhancement + generator LLM → synthetic rows → train/test DatasetDict + report.
+    """Return holdout + enhancement + generator LLM → generation plan → synthetic rows → train/test DatasetDict + report.
 
     The report is written before `require_delivery`, which stops the run when synthesis fell
     short of total_examples beyond generation.max_shortfall_fraction.
@@ -37,17 +38,35 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plan_class_quotas",
             ),
             Node(
+                build_generation_plan,
+                inputs=[
+                    "class_quotas",
+                    "enhancement_table",
+                    "resolved_metric",
+                    "params:data_generation.llm",
+                    "params:data_generation.generation",
+                    "params:data_generation.diversity",
+                    COLUMNS,
+                    "params:data_generation.source_data.sampling",
+                ],
+                outputs="generation_plan",
+                name="build_generation_plan",
+            ),
+            Node(
                 generate_synthetic_examples,
                 inputs=[
+                    "generation_plan",
                     "class_quotas",
                     "enhancement_table",
                     "holdout_table",
                     "resolved_metric",
                     "params:data_generation.llm",
                     "params:data_generation.generation",
+                    "params:data_generation.diversity",
                     COLUMNS,
                     "params:data_generation.source_data.sampling",
                     "generator_llm",
+                    "generator_pool",
                 ],
                 outputs=[
                     "synthetic_examples",

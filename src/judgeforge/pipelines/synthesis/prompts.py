@@ -69,8 +69,13 @@ def compact_messages(
     context_rows: Sequence[tuple[str, Mapping[str, str]]],
     count: int,
     special_instructions: str | None,
+    ask: str | None = None,
+    guidance: str | None = None,
 ) -> tuple[ChatMessage, ...]:
     """Return a few-shot conversation for small local models: each real example is an earlier answer.
+
+    `ask` (a rendered prompt template) replaces the final request; `guidance` (the call's plan
+    values) is added to it: the real examples shown before were not written to them.
 
     A 135M model imitates earlier assistant turns far better than it follows a long prompt:
     with the class table and rubrics in one message it mostly echoes them or continues lists.
@@ -79,11 +84,12 @@ def compact_messages(
     system = " ".join(
         part for part in (metric.description, f"{target.name}: {target.rubric}" if target.rubric else None, special_instructions) if part
     )
-    ask = f"Write one new {target.name} example." + ("" if single else f" {_format_instructions(shape, 1, structured=False)}")
+    shot_ask = f"Write one new {target.name} example." + ("" if single else f" {_format_instructions(shape, 1, structured=False)}")
     turns = [ChatMessage("system", system)]
     for _, row in context_rows:
-        turns += [ChatMessage("user", ask), ChatMessage("assistant", row[shape.fields[0]] if single else render_example(row, shape))]
-    turns.append(ChatMessage("user", ask))
+        turns += [ChatMessage("user", shot_ask), ChatMessage("assistant", row[shape.fields[0]] if single else render_example(row, shape))]
+    final = " ".join(part for part in (ask or shot_ask, guidance) if part)
+    turns.append(ChatMessage("user", final))
     return tuple(turns)
 
 
@@ -95,8 +101,14 @@ def generation_messages(
     count: int,
     special_instructions: str | None,
     structured: bool,
+    ask: str | None = None,
+    guidance: str | None = None,
 ) -> tuple[ChatMessage, ...]:
-    """Return the chat messages asking for `count` new examples of class `target`."""
+    """Return the chat messages asking for `count` new examples of class `target`.
+
+    `ask` (a rendered prompt template) replaces the default request; `guidance` (the call's
+    attributes, persona and language) follows it.
+    """
     classes = "\n".join(f"- {c.name}: {c.rubric}" for c in metric.class_labels or [])
     shown = "\n\n".join(f"Example of class {name}:\n{render_example(row, shape)}" for name, row in context_rows)
     parts = [
@@ -108,9 +120,12 @@ def generation_messages(
         parts.append(f"Real examples, for domain and style only (do not copy them):\n\n{shown}")
     noun = "example" if count == 1 else "examples"
     parts.append(
-        f"Write {count} new, different {noun} of class {target.name}: {target.rubric}"
+        ask
+        or f"Write {count} new, different {noun} of class {target.name}: {target.rubric}"
         " Vary topic, wording, tone and length."
     )
+    if guidance:
+        parts.append(guidance)
     if special_instructions:
         parts.append(special_instructions.strip())
     parts.append(_format_instructions(shape, count, structured))

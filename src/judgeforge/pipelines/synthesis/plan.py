@@ -1,0 +1,285 @@
+"""The generation plan: one row per LLM call, with everything that call will use, built before any call.
+
+Shares are exact per class: each value of an attribute (language, persona, prompt variant)
+gets the largest-remainder count of the class's calls, then the values are shuffled over the
+calls with a seeded generator. Retry rounds do not sample again: a follow-up call copies the
+plan row of a call that fell short, with a new call id and seed (generation.ExampleGenerator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from judgeforge.config.data_generation import (
+    ClassLabel,
+    DatasetColumns,
+    GenerationConfig,
+    LLMConfig,
+    MetricConfig,
+    SamplingConfig,
+)
+from judgeforge.config.diversity import OPTIONAL_PLACEHOLDER, DiversityConfig, shares_with_remainder
+from judgeforge.config.labels import label_key
+from judgeforge.schema import ROW_ID
+
+ATTRIBUTE_PREFIX = "attr_"
+PLAN_CALL_ID = "plan_call_id"
+# The plan's values every synthetic row keeps (besides the attr_<id> columns).
+ROW_PLAN_COLUMNS = (PLAN_CALL_ID, "persona_id", "language", "prompt_variant", "generator")
+# Share of the calls left to the attributes' own rates once the combinations are placed.
+OTHER = "\x00other"
+
+
+def stable_seed(*parts: Any) -> int:
+    """Return a 31-bit seed from parts, identical across processes (unlike `hash`)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def largest_remainder(shares: Mapping[str, float], total: int) -> dict[str, int]:
+    """Return integer counts proportional to `shares` that add up to `total` exactly."""
+    weight = sum(shares.values())
+    if weight <= 0:
+        shares, weight = dict.fromkeys(shares, 1.0), float(len(shares))
+    exact = {key: total * share / weight for key, share in shares.items()}
+    counts = {key: int(value) for key, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - counts[key]), key))
+    for key in by_remainder[: total - sum(counts.values())]:
+        counts[key] += 1
+    return counts
+
+
+def spread(shares: Mapping[str, float], calls: int, rng: np.random.Generator) -> list[str]:
+    """Return `calls` keys with exact largest-remainder counts, in a seeded random order."""
+    counts = largest_remainder(shares, calls)
+    keys = [key for key, count in counts.items() for _ in range(count)]
+    return [keys[i] for i in rng.permutation(len(keys))]
+
+
+def expand_templates(diversity: DiversityConfig, seed: int) -> list[str]:
+    """Return the prompt variants: the template with every `{{name}}` replaced, all combinations or N drawn."""
+    template = diversity.prompt_template
+    if template is None:
+        return [""]
+    expansion = diversity.prompt_expansion
+    used = [
+        name for name in expansion.placeholders if name in OPTIONAL_PLACEHOLDER.findall(template)
+    ]
+    combinations = list(itertools.product(*(expansion.placeholders[name] for name in used)))
+    if not expansion.combinatorial and expansion.num_random_samples < len(combinations):
+        rng = np.random.default_rng(stable_seed(seed, "prompt_expansion"))
+        picked = sorted(rng.choice(len(combinations), expansion.num_random_samples, replace=False))
+        combinations = [combinations[i] for i in picked]
+
+    def fill(values: Sequence[str]) -> str:
+        chosen = dict(zip(used, values))
+        # a value's own braces must not read as placeholders afterwards
+        return OPTIONAL_PLACEHOLDER.sub(
+            lambda m: chosen[m.group(1)].replace("{", "{{").replace("}", "}}"), template
+        )
+
+    return [fill(values) for values in combinations]
+
+
+def attribute_columns(
+    diversity: DiversityConfig, calls: int, rng: np.random.Generator
+) -> dict[str, list[str]]:
+    """Return attr_<id> → value id per call: combinations at their joint rates, each attribute's rates overall."""
+    combos = diversity.combination_sampling
+    shares = {str(i): c.sample_rate for i, c in enumerate(combos)}
+    shares[OTHER] = max(0.0, 1 - sum(shares.values()))
+    placed = spread(shares, calls, rng) if combos else [OTHER] * calls
+    columns = {}
+    for attribute in diversity.sampled_attributes:
+        fixed: list[str | None] = [
+            None if slot == OTHER else combos[int(slot)].combination.get(attribute.id)
+            for slot in placed
+        ]
+        target = largest_remainder(attribute.shares(), calls)
+        for value in filter(None, fixed):
+            target[value] -= 1
+        free = [i for i, value in enumerate(fixed) if value is None]
+        left = {value: max(0, count) for value, count in target.items()}
+        values = spread(left if sum(left.values()) else attribute.shares(), len(free), rng)
+        for position, value in zip(free, values):
+            fixed[position] = value
+        columns[f"{ATTRIBUTE_PREFIX}{attribute.id}"] = fixed
+    return columns
+
+
+def context_ids(
+    pool: pd.DataFrame, label: str, key: str, size: int, rng: np.random.Generator
+) -> list[str]:
+    """Return the row ids of real examples shown to one call: the target class's rows (any when it has none)."""
+    same_class = pool[pool[label].astype(str) == key]
+    candidates = same_class if len(same_class) else pool
+    size = min(size, len(candidates))
+    if size == 0:
+        return []
+    return (
+        candidates[ROW_ID]
+        .astype(str)
+        .iloc[rng.choice(len(candidates), size=size, replace=False)]
+        .tolist()
+    )
+
+
+def generator_name(llm: LLMConfig, generation: GenerationConfig) -> str:
+    """Return provider/model of the generator (the generation override, else the primary llm)."""
+    return f"{generation.llm_provider or llm.provider}/{generation.llm_model or llm.model}"
+
+
+def build_generation_plan(
+    quotas: Mapping[str, int],
+    enhancement: pd.DataFrame,
+    metric: MetricConfig,
+    llm: LLMConfig,
+    generation: GenerationConfig,
+    diversity: DiversityConfig,
+    columns: DatasetColumns,
+    sampling: SamplingConfig,
+) -> pd.DataFrame:
+    """Return the generation plan: one row per first-round call, exact shares per class, seeded."""
+    per_call = generation.examples_per_call
+    variants = expand_templates(diversity, sampling.seed)
+    personas = [p.id for p in diversity.all_personas]
+    languages = {code: lang.sample_rate for code, lang in diversity.languages.items()}
+    generators = {g.name: g.weight for g in diversity.generators} or {
+        generator_name(llm, generation): 1.0
+    }
+    rows: list[dict[str, Any]] = []
+    for target in metric.class_labels or []:
+        key = label_key(target.label)
+        quota = quotas.get(key, 0)
+        calls = math.ceil(quota / per_call)
+        if calls == 0:
+            continue
+        rng = np.random.default_rng(stable_seed(sampling.seed, "plan", key))
+        per_class = {
+            "persona_id": spread(dict.fromkeys(personas, 1.0), calls, rng)
+            if personas
+            else [""] * calls,
+            "language": spread(shares_with_remainder(languages), calls, rng)
+            if languages
+            else [""] * calls,
+            "prompt_variant": [
+                int(v)
+                for v in spread(dict.fromkeys(map(str, range(len(variants))), 1.0), calls, rng)
+            ],
+            **attribute_columns(diversity, calls, rng),
+            "generator": spread(generators, calls, rng),
+        }
+        for index in range(calls):
+            call_id = f"{key}/c{index}"
+            seed = stable_seed(sampling.seed, call_id)
+            variant = per_class["prompt_variant"][index]
+            rows.append(
+                {
+                    PLAN_CALL_ID: call_id,
+                    "class": key,
+                    "examples": min(per_call, quota - index * per_call),
+                    "seed": seed,
+                    "context_ids": context_ids(
+                        enhancement,
+                        columns.label_column,
+                        key,
+                        generation.context_examples,
+                        np.random.default_rng(seed),
+                    ),
+                    "prompt_template": variants[variant],
+                    **{name: values[index] for name, values in per_class.items()},
+                }
+            )
+    return pd.DataFrame(rows, columns=plan_columns(diversity))
+
+
+def plan_columns(diversity: DiversityConfig) -> list[str]:
+    """Return the plan's columns, in order."""
+    fixed = [PLAN_CALL_ID, "class", "examples", "seed", "context_ids", "persona_id", "language"]
+    attributes = [f"{ATTRIBUTE_PREFIX}{a.id}" for a in diversity.sampled_attributes]
+    return [*fixed, *attributes, "prompt_variant", "prompt_template", "generator"]
+
+
+def row_plan_columns(diversity: DiversityConfig) -> list[str]:
+    """Return the plan columns every synthetic row keeps."""
+    return [*ROW_PLAN_COLUMNS, *(f"{ATTRIBUTE_PREFIX}{a.id}" for a in diversity.sampled_attributes)]
+
+
+def row_plan_values(plan_row: Mapping[str, Any], diversity: DiversityConfig) -> dict[str, Any]:
+    """Return the plan values a synthetic row keeps from the plan row of its call."""
+    return {name: plan_row[name] for name in row_plan_columns(diversity)}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An attribute value as templates see it: `{tone}` is its name, `{tone.description}` its description."""
+
+    id: str
+    name: str
+    description: str
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
+
+class StrictFormatter(string.Formatter):
+    """str.format that names the placeholder it cannot fill (validation catches these first)."""
+
+    def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if key not in kwargs:
+            raise KeyError(f"the prompt template names {{{key}}}, which judgeforge does not fill")
+        return kwargs[key]
+
+
+def template_values(
+    plan_row: Mapping[str, Any], diversity: DiversityConfig, target: ClassLabel, count: int
+) -> dict[str, Any]:
+    """Return what a call's template placeholders stand for."""
+    personas = {p.id: p.description for p in diversity.all_personas}
+    language = plan_row["language"]
+    values: dict[str, Any] = {
+        "num_examples": count,
+        "class_name": target.name,
+        "class_rubric": target.rubric or "",
+        "language": language,
+        "language_name": diversity.languages[language].name if language else "",
+        "persona_id": plan_row["persona_id"],
+        "persona": personas.get(plan_row["persona_id"], ""),
+    }
+    for attribute in diversity.sampled_attributes:
+        value = next(
+            v
+            for v in attribute.possible_values
+            if v.id == plan_row[f"{ATTRIBUTE_PREFIX}{attribute.id}"]
+        )
+        values[attribute.id] = Choice(value.id, value.label, value.description)
+    return values
+
+
+def call_steering(
+    plan_row: Mapping[str, Any], diversity: DiversityConfig, target: ClassLabel, count: int
+) -> tuple[str | None, str | None]:
+    """Return (the request replacing the default one, or None; guidance added to the prompt, or None)."""
+    values = template_values(plan_row, diversity, target, count)
+    if plan_row["prompt_template"]:
+        return StrictFormatter().format(plan_row["prompt_template"], **values), None
+    lines = []
+    for attribute in diversity.sampled_attributes:
+        choice = values[attribute.id]
+        detail = f" ({choice.description})" if choice.description else ""
+        lines.append(f"- {attribute.name or attribute.id}: {choice.name}{detail}")
+    parts = ["Give the new examples these properties:\n" + "\n".join(lines)] if lines else []
+    if values["persona"]:
+        parts.append(f"Write them as this person would: {values['persona']}")
+    if values["language_name"]:
+        parts.append(f"Write them in {values['language_name']}.")
+    return None, "\n".join(parts) or None
