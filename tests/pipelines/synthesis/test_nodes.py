@@ -183,6 +183,9 @@ def test_local_model_gets_a_few_shot_conversation_of_the_target_class(metric, co
     class LocalStub:
         provider = "local"
 
+        def count_tokens(self, texts):
+            return [len(text.split()) for text in texts]
+
     generator = ExampleGenerator(
         LocalStub(), metric, LLMConfig(provider="local"), generation_config(context_examples=2), example_shape("single", ["text"]), enhancement, holdout, "label", 7
     )
@@ -205,3 +208,31 @@ def test_answers_that_repeat_the_rubric_are_rejected(openai_server, client_facto
     )
     assert rejects["reason"].tolist() == ["echoes_prompt"]
     assert len(synthetic) == 1
+
+
+def test_answer_budgets_follow_each_fields_own_lengths() -> None:
+    from judgeforge.pipelines.synthesis.generation import answer_token_budget, field_token_lengths
+
+    rows = pd.DataFrame({"query": ["a b"] * 20, "context": ["w " * 60] * 19 + ["w " * 600]})
+    lengths = field_token_lengths(rows, ["query", "context"], lambda texts: [len(t.split()) for t in texts])
+    # The 95th percentile: one outlier-long context does not size every call.
+    assert lengths["query"] == 2 and lengths["context"] < 100
+    one = answer_token_budget(lengths, count=1, ceiling=4096)
+    assert one < 200 and answer_token_budget(lengths, count=3, ceiling=4096) > 2 * one
+    assert answer_token_budget(lengths, count=10, ceiling=300) == 300
+    assert answer_token_budget({"text": 1.0}, count=1, ceiling=4096) == 32
+
+
+def test_plain_answers_of_one_example_stop_where_a_next_example_would_start() -> None:
+    from judgeforge.pipelines.synthesis.prompts import (
+        example_shape,
+        generation_request,
+        plain_stops,
+    )
+
+    rag = example_shape("rag", ["query", "context", "response"])
+    assert plain_stops(rag) == ("\n###", "\nquery:")
+    assert plain_stops(example_shape("single", ["text"])) == ("\n###",)
+    messages = ({"role": "user", "content": "x"},)
+    assert generation_request(messages, rag, 1, False, 0.7, 64, 1).stop == plain_stops(rag)
+    assert generation_request(messages, rag, 1, True, 0.7, 64, 1).stop == ()

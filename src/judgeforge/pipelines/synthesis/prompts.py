@@ -139,4 +139,13 @@ def generation_request(
         json_schema=json_schema(shape, count) if structured else None,
         schema_name="synthetic_examples",
         seed=seed,
+        stop=() if structured or count > 1 else plain_stops(shape),
     )
+
+
+def plain_stops(shape: ExampleShape) -> tuple[str, ...]:
+    """Return the texts that end a plain answer of one example: a separator, or a next example's first field."""
+    stops = [f"\n{PLAIN_SEPARATOR}"]
+    if len(shape.fields) > 1:
+        stops.append(f"\n{shape.fields[0]}:")
+    return tuple(stops)
