@@ -231,7 +231,7 @@ def test_plain_answers_of_one_example_stop_where_a_next_example_would_start() ->
     )
 
     rag = example_shape("rag", ["query", "context", "response"])
-    assert plain_stops(rag) == ("\n###", "\nquery:")
+    assert plain_stops(rag) == ("\n###", "\n\n")
     assert plain_stops(example_shape("single", ["text"])) == ("\n###",)
     messages = ({"role": "user", "content": "x"},)
     assert generation_request(messages, rag, 1, False, 0.7, 64, 1).stop == plain_stops(rag)

@@ -144,8 +144,9 @@ def generation_request(
 
 
 def plain_stops(shape: ExampleShape) -> tuple[str, ...]:
-    """Return the texts that end a plain answer of one example: a separator, or a next example's first field."""
-    stops = [f"\n{PLAIN_SEPARATOR}"]
-    if len(shape.fields) > 1:
-        stops.append(f"\n{shape.fields[0]}:")
-    return tuple(stops)
+    """Return the texts that end a plain answer of one example: a separator, or (several fields) a blank line.
+
+    The few-shot examples write their fields on consecutive lines, so a blank line means the
+    example is over; a single text may hold paragraphs, so only the separator ends it.
+    """
+    return (f"\n{PLAIN_SEPARATOR}", "\n\n") if len(shape.fields) > 1 else (f"\n{PLAIN_SEPARATOR}",)
