@@ -83,6 +83,29 @@ def test_a_row_that_finishes_early_frees_its_slot(tiny_model_dir: Path) -> None:
     assert len(passes) == chat.forward_passes == 21
 
 
+def test_rows_join_the_batch_shortest_prompt_first(tiny_model_dir: Path) -> None:
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=2, show_progress=False)
+    model = load_causal_lm(tiny_model_dir).model
+    prefills: list[tuple[int, int]] = []  # (rows, prompt width) of each forward pass with a prompt
+
+    def record(_module, args, kwargs, _output):
+        ids = kwargs["input_ids"]
+        if ids.shape[1] > 1:
+            prefills.append(tuple(ids.shape))
+
+    hook = model.register_forward_hook(record, with_kwargs=True)
+    long_prompt = "A long prompt about many things, " * 4
+    requests = [LLMRequest.from_prompt(text, max_tokens=3)
+                for text in (long_prompt, "Short one.", long_prompt + "!", "Short two.")]
+    try:
+        chat.generate_batch(requests)
+    finally:
+        hook.remove()
+    short, long = prefills[0], prefills[1]
+    assert short[0] == 2 and long[0] == 2  # the two short prompts together, then the two long ones
+    assert short[1] < long[1]
+
+
 def test_rows_decoded_together_match_rows_decoded_alone(tiny_model_dir: Path) -> None:
     chat = LocalChat(model_dir=tiny_model_dir, batch_size=3, show_progress=False)
     requests = [
