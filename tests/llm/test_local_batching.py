@@ -95,8 +95,10 @@ def test_rows_join_the_batch_shortest_prompt_first(tiny_model_dir: Path) -> None
 
     hook = model.register_forward_hook(record, with_kwargs=True)
     long_prompt = "A long prompt about many things, " * 4
-    requests = [LLMRequest.from_prompt(text, max_tokens=3)
-                for text in (long_prompt, "Short one.", long_prompt + "!", "Short two.")]
+    requests = [
+        LLMRequest.from_prompt(text, max_tokens=3)
+        for text in (long_prompt, "Short one.", long_prompt + "!", "Short two.")
+    ]
     try:
         chat.generate_batch(requests)
     finally:

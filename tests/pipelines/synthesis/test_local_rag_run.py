@@ -25,7 +25,12 @@ def test_rag_example_on_the_embedded_model_delivers(project_copy: Path, tmp_path
         text=True,
         timeout=2400,
         check=False,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "KEDRO_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1"},
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "KEDRO_DISABLE_TELEMETRY": "1",
+            "OMP_NUM_THREADS": "1",
+        },
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
