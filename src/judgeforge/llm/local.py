@@ -126,8 +126,8 @@ class ContinuousBatch:
     """Rows decoded together over one KV cache, left-padded; rows join and leave between steps.
 
     transformers' own continuous batching (`generate_batch`, paged attention) ran at 2 tokens/s
-    on this 2-core CPU where this loop runs at the batched `generate` speed, and it has no stop
-    sequences or per-request seeds; hence this loop.
+    on a 2-core CPU, where this loop spends per generated token about what a static batched
+    `generate` spends (BENCHMARKS.md); it also has no stop texts and no per-request seeds.
     """
 
     def __init__(self, model: Any, pad_token_id: int):
@@ -261,7 +261,7 @@ class LocalChat:
         self.batch_size = batch_size
         self.show_progress = show_progress
         self._model_dir = model_dir
-        self.forward_passes = 0
+        self.forward_passes = 0  # model calls so far (prefills and decoding steps)
 
     async def complete(
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
