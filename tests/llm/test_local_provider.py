@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from judgeforge.llm import LLMRequest, build_llm_client
-from judgeforge.llm.local import answer_prefix, json_skeleton, plan_batches
+from judgeforge.llm.local import answer_prefix, json_skeleton
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,14 @@ def test_structured_answer_from_the_real_model_is_a_json_object(local_client):
     assert answer.finish_reason == "stop" and isinstance(answer.json()["text"], str)
 
 
-def test_batches_group_equal_settings_and_respect_the_batch_size():
-    requests = [LLMRequest.from_prompt("x" * n, max_tokens=8 if n % 2 else 16) for n in range(1, 8)]
-    batches = plan_batches(requests, batch_size=2)
-    assert sorted(i for b in batches for i in b) == list(range(7))
-    assert all(len(b) <= 2 and len({requests[i].max_tokens for i in b}) == 1 for b in batches)
+def test_a_json_answer_ends_where_its_object_closes(local_client):
+    """The judge path: a JSON request stops at its closing brace, not at the token budget."""
+    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": ["0", "1"]},
+                                               "rationale": {"type": "string"}}}
+    request = LLMRequest.from_prompt(
+        'Is "my parcel never came and nobody answers" a complaint? Answer 1 for yes, 0 for no.',
+        system="Answer with JSON only.", json_schema=schema, max_tokens=400,
+    )
+    [answer] = asyncio.run(local_client.generate([request]))
+    assert answer.finish_reason == "stop" and answer.output_tokens < 400
+    assert set(answer.json()) >= {"label"}

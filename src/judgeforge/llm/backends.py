@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,6 +28,13 @@ class ChatBackend(Protocol):
     async def complete(
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
     ) -> list[LLMResponse]: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A chat backend whose model's tokenizer is on this machine."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
 @dataclass(frozen=True, slots=True)

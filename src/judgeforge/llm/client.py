@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import time
 from collections.abc import Collection, Coroutine, Mapping, Sequence
 from dataclasses import replace
@@ -13,12 +14,14 @@ from typing import Any, TypeVar
 import numpy as np
 from typing_extensions import Self
 
-from judgeforge.llm.backends import ChatBackend, EmbeddingBackend, EmbeddingError
+from judgeforge.llm.backends import ChatBackend, EmbeddingBackend, EmbeddingError, TokenCounter
 from judgeforge.llm.cache import BatchWriter, ResponseCache, request_key
 from judgeforge.llm.secrets import Redactor
 from judgeforge.llm.types import LLMRequest, LLMResponse, ModelPrice, Usage
 
 T = TypeVar("T")
+# Characters per token assumed for a chat model whose tokenizer is not on this machine.
+CHARS_PER_TOKEN = 3.5
 
 
 class LLMClient:
@@ -54,6 +57,12 @@ class LLMClient:
     def redact(self, text: str) -> str:
         """`text` with this client's secrets replaced by `***` (for prompts and answers saved to disk)."""
         return self._redact(text)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of `texts`: the chat model's own tokenizer when it runs here, else estimated."""
+        if isinstance(self.chat, TokenCounter):
+            return self.chat.count_tokens(texts)
+        return [math.ceil(len(text) / CHARS_PER_TOKEN) for text in texts]
 
     def request_key(self, request: LLMRequest) -> str:
         """Cache key of a request for this client's chat model."""

@@ -37,6 +37,7 @@ def gemini_request(request: LLMRequest) -> tuple[list[types.Content], types.Gene
         temperature=request.temperature,
         max_output_tokens=request.max_tokens,
         seed=request.seed,
+        stop_sequences=list(request.stop) or None,
         candidate_count=1,
         response_mime_type="application/json" if request.json_schema is not None else None,
         response_json_schema=dict(request.json_schema) if request.json_schema is not None else None,

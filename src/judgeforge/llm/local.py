@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import threading
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,40 +79,171 @@ def json_skeleton(schema: Any) -> Any:
     if "enum" in schema:
         return "|".join(str(choice) for choice in schema["enum"])
     if schema.get("type") == "object" or "properties" in schema:
-        return {key: json_skeleton(value) for key, value in (schema.get("properties") or {}).items()}
+        return {
+            key: json_skeleton(value) for key, value in (schema.get("properties") or {}).items()
+        }
     if schema.get("type") == "array":
         return [json_skeleton(schema.get("items"))]
     return {"integer": 0, "number": 0.0, "boolean": True}.get(schema.get("type"), "...")
 
 
-def plan_batches(requests: Sequence[LLMRequest], batch_size: int) -> list[list[int]]:
-    """Indices grouped by generation settings, then by prompt size, so batches pad little."""
-    groups: dict[tuple[float, int], list[int]] = {}
-    for index, request in enumerate(requests):
-        groups.setdefault((request.temperature, request.max_tokens), []).append(index)
-    batches: list[list[int]] = []
-    for indices in groups.values():
-        indices.sort(key=lambda i: sum(len(m.content) for m in requests[i].messages))
-        batches.extend(indices[start : start + batch_size] for start in range(0, len(indices), batch_size))
-    return batches
+def answer_end(text: str, stop: Sequence[str], closes_json: bool) -> int | None:
+    """Where an answer is complete: before its first stop sequence, or after its JSON object closes.
+
+    `text` is the whole answer so far (with the prefix written for the model); None while it
+    is not complete yet.
+    """
+    ends = [found for found in (text.find(sequence) for sequence in stop if sequence) if found >= 0]
+    if closes_json and text.lstrip().startswith("{"):
+        start = len(text) - len(text.lstrip())
+        try:
+            _, length = json.JSONDecoder().raw_decode(text[start:])
+        except json.JSONDecodeError:
+            pass
+        else:
+            ends.append(start + length)
+    return min(ends, default=None)
 
 
-def batch_seed(requests: Sequence[LLMRequest]) -> int | None:
-    """One sampling seed for a batch, derived from its requests' seeds (None when none is seeded)."""
-    seeds = [r.seed for r in requests if r.seed is not None]
-    if not seeds:
-        return None
-    digest = hashlib.sha256(json.dumps(seeds).encode()).digest()
-    return int.from_bytes(digest[:8], "little") % (2**63)
-
-
-# Rows generated together on the CPU: 32 reached 83 tokens/s against 60 at 16 and 18 single
-# stream on the reference machine (BENCHMARKS.md); a 135M model needs little memory per row.
+# Rows decoded together on the CPU. A finished row leaves at once and a queued one takes its
+# slot, so a larger batch costs no waiting, only memory: 32 rows of 1,500 tokens hold ~2 GiB
+# of SmolLM2 keys and values.
 LOCAL_BATCH_SIZE = 32
 
 
+@dataclass(slots=True)
+class ActiveRow:
+    """A request being decoded: its prompt size, sampler and the tokens generated so far."""
+
+    position: int
+    request: LLMRequest
+    prompt_tokens: int
+    sampler: Any  # a seeded torch.Generator at temperature > 0, else None (greedy)
+    tokens: list[int] = field(default_factory=list)
+
+
+class ContinuousBatch:
+    """Rows decoded together over one KV cache, left-padded; rows join and leave between steps.
+
+    transformers' own continuous batching (`generate_batch`, paged attention) ran at 2 tokens/s
+    on a 2-core CPU, where this loop spends per generated token about what a static batched
+    `generate` spends (BENCHMARKS.md); it also has no stop texts and no per-request seeds.
+    """
+
+    def __init__(self, model: Any, pad_token_id: int):
+        self.model = model
+        self.pad_token_id = pad_token_id
+        self.rows: list[ActiveRow] = []
+        self.cache: Any = None
+        self.mask: Any = None  # [rows, cached tokens]: 1 for real tokens, 0 for left padding
+        self.forward_passes = 0
+
+    def admit(self, rows: Sequence[ActiveRow], prompts: Sequence[list[int]]) -> None:
+        """Prefill `rows` (their prompts left-padded together) and pick each one's first token."""
+        import torch
+        from transformers import DynamicCache
+
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[self.pad_token_id] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        cache = DynamicCache()
+        logits = self._forward(ids, mask, cache)
+        for row, row_logits in zip(rows, logits):
+            row.tokens.append(_next_token(row_logits, row))
+        if self.cache is None:
+            self.rows, self.cache, self.mask = list(rows), cache, mask
+            return
+        self.cache, self.mask = _join_caches(self.cache, self.mask, cache, mask)
+        self.rows.extend(rows)
+
+    def step(self) -> None:
+        """One decoding step: every row gets its next token."""
+        import torch
+
+        last = torch.tensor([[row.tokens[-1]] for row in self.rows])
+        self.mask = torch.cat(
+            [self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype)], dim=1
+        )
+        logits = self._forward(last, self.mask, self.cache)
+        for row, row_logits in zip(self.rows, logits):
+            row.tokens.append(_next_token(row_logits, row))
+
+    def release(self, finished: set[int]) -> None:
+        """Drop finished rows (by position in `rows`) and the padding columns no row needs any more."""
+        import torch
+
+        keep = [i for i in range(len(self.rows)) if i not in finished]
+        if not keep:
+            self.rows, self.cache, self.mask = [], None, None
+            return
+        index = torch.tensor(keep)
+        self.rows = [self.rows[i] for i in keep]
+        self.mask = self.mask[index]
+        first_real = int(self.mask.any(dim=0).int().argmax())
+        self.mask = self.mask[:, first_real:]
+        self.cache = _rebuild_cache(
+            [
+                (keys[index, :, first_real:], values[index, :, first_real:])
+                for keys, values, _ in self.cache
+            ]
+        )
+
+    def _forward(self, ids: Any, mask: Any, cache: Any) -> Any:
+        """Last-position logits of `ids` appended to `cache` (updated in place)."""
+        # Positions count only real tokens, so a left-padded row sees the same positions as alone.
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+        output = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.forward_passes += 1
+        return output.logits[:, -1, :]
+
+
+def _next_token(logits: Any, row: ActiveRow) -> int:
+    """Greedy at temperature 0, otherwise a sample from the tempered distribution (its own seed)."""
+    import torch
+
+    if row.sampler is None:
+        return int(logits.argmax())
+    probabilities = torch.softmax(logits.float() / row.request.temperature, dim=-1)
+    return int(torch.multinomial(probabilities, 1, generator=row.sampler))
+
+
+def _join_caches(cache: Any, mask: Any, other: Any, other_mask: Any) -> tuple[Any, Any]:
+    """One cache holding the rows of both, the shorter left-padded to the longer."""
+    import torch
+
+    width = max(mask.shape[1], other_mask.shape[1])
+
+    def pad(tensor: Any, dim: int) -> Any:
+        missing = width - tensor.shape[dim]
+        if not missing:
+            return tensor
+        shape = list(tensor.shape)
+        shape[dim] = missing
+        return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+    layers = [
+        (torch.cat([pad(k, 2), pad(k2, 2)]), torch.cat([pad(v, 2), pad(v2, 2)]))
+        for (k, v, _), (k2, v2, _) in zip(cache, other)
+    ]
+    return _rebuild_cache(layers), torch.cat([pad(mask, 1), pad(other_mask, 1)])
+
+
+def _rebuild_cache(layers: Sequence[tuple[Any, Any]]) -> Any:
+    """A DynamicCache holding the given (keys, values) per layer."""
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=layers)
+
+
 class LocalChat:
-    """Batched generation with the embedded SmolLM2 (or any causal LM directory); no network."""
+    """Continuously batched generation with the embedded SmolLM2 (or any causal LM directory)."""
 
     provider = "local"
     endpoint = "transformers"
@@ -130,69 +261,107 @@ class LocalChat:
         self.batch_size = batch_size
         self.show_progress = show_progress
         self._model_dir = model_dir
+        self.forward_passes = 0  # model calls so far (prefills and decoding steps)
 
     async def complete(
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
     ) -> list[LLMResponse]:
-        """Answer every request, batch by batch, off the event loop."""
-        responses: list[LLMResponse] = [LLMResponse()] * len(requests)
+        """Answer every request off the event loop; each answer is handed on as soon as it is final."""
+        loop = asyncio.get_running_loop()
         # disable=None hides the bar when stderr is not a terminal.
-        with tqdm(total=len(requests), desc=self.provider, unit="req",
-                  disable=None if self.show_progress else True) as progress:
-            for indices in plan_batches(requests, self.batch_size):
-                answers = await asyncio.to_thread(self.generate_batch, [requests[i] for i in indices])
-                for index, answer in zip(indices, answers):
-                    responses[index] = answer
-                    on_response(index, answer)
-                progress.update(len(indices))
-        return responses
+        with tqdm(
+            total=len(requests),
+            desc=self.provider,
+            unit="req",
+            disable=None if self.show_progress else True,
+        ) as progress:
 
-    def generate_batch(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
-        """One padded forward generation for requests that share temperature and max_tokens."""
+            def finished(index: int, answer: LLMResponse) -> None:
+                loop.call_soon_threadsafe(on_response, index, answer)
+                loop.call_soon_threadsafe(progress.update, 1)
+
+            return await asyncio.to_thread(self.generate_batch, requests, finished)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of `texts` with this model's tokenizer."""
+        tokenizer = self._loaded().tokenizer
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def generate_batch(
+        self, requests: Sequence[LLMRequest], on_answer: ResponseSink | None = None
+    ) -> list[LLMResponse]:
+        """Answers to `requests`, decoded `batch_size` rows at a time; a finished row's slot is refilled at once.
+
+        Queued requests are taken shortest prompt first, so rows decoded together pad little.
+        """
         import torch
 
-        loaded = load_causal_lm(self._model_dir or embedded_model_dir())
+        loaded = self._loaded()
         tokenizer = loaded.tokenizer
-        prompts = [render_prompt(tokenizer, r) for r in requests]
-        encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        settings = _generation_settings(requests[0], tokenizer)
-        seed = batch_seed(requests)
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.inference_mode():
-            generated = loaded.model.generate(**encoded, **settings)
-        new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        input_lengths = encoded["attention_mask"].sum(dim=1).tolist()
-        return [
-            _decode(tokenizer, row.tolist(), input_tokens, answer_prefix(request))
-            for row, input_tokens, request in zip(new_tokens, input_lengths, requests)
+        prompts = [
+            tokenizer(render_prompt(tokenizer, r), add_special_tokens=False)["input_ids"]
+            for r in requests
         ]
+        queue = deque(sorted(range(len(requests)), key=lambda i: len(prompts[i])))
+        responses: list[LLMResponse] = [LLMResponse()] * len(requests)
+        batch = ContinuousBatch(loaded.model, tokenizer.pad_token_id)
+        with torch.inference_mode():
+            while queue or batch.rows:
+                free = self.batch_size - len(batch.rows)
+                if free and queue:
+                    joining = [queue.popleft() for _ in range(min(free, len(queue)))]
+                    batch.admit(
+                        [_active_row(i, requests[i], len(prompts[i])) for i in joining],
+                        [prompts[i] for i in joining],
+                    )
+                else:
+                    batch.step()
+                done = {}
+                for slot, row in enumerate(batch.rows):
+                    answer = _finished_answer(tokenizer, row)
+                    if answer is not None:
+                        done[slot] = (row.position, answer)
+                for position, answer in done.values():
+                    responses[position] = answer
+                    if on_answer is not None:
+                        on_answer(position, answer)
+                if done:
+                    batch.release(set(done))
+        self.forward_passes += batch.forward_passes
+        return responses
+
+    def _loaded(self) -> LoadedCausalLM:
+        return load_causal_lm(self._model_dir or embedded_model_dir())
 
 
-def _generation_settings(request: LLMRequest, tokenizer: Any) -> dict[str, Any]:
-    """generate() arguments: greedy at temperature 0, sampling otherwise."""
-    settings: dict[str, Any] = {
-        "max_new_tokens": request.max_tokens,
-        "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
+def _active_row(position: int, request: LLMRequest, prompt_tokens: int) -> ActiveRow:
+    """A queued request made active, with its own seeded sampler when it samples."""
+    import torch
+
+    sampler = None
     if request.temperature > 0:
-        settings.update(do_sample=True, temperature=request.temperature, top_p=1.0, top_k=0)
-    else:
-        settings.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    return settings
+        sampler = torch.Generator()
+        if request.seed is None:
+            sampler.seed()
+        else:
+            sampler.manual_seed(request.seed)
+    return ActiveRow(position, request, prompt_tokens, sampler)
 
 
-def _decode(tokenizer: Any, token_ids: list[int], input_tokens: int, prefix: str) -> LLMResponse:
-    """Text (after the prefix we wrote), token count and finish reason of one generated row."""
-    eos = tokenizer.eos_token_id
-    stopped = eos in token_ids
-    kept = token_ids[: token_ids.index(eos)] if stopped else token_ids
+def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
+    """The row's answer once it ended (end of turn, a stop, its JSON closed, or its budget); else None."""
+    prefix = answer_prefix(row.request)
+    ended_turn = row.tokens[-1] == tokenizer.eos_token_id
+    kept = row.tokens[:-1] if ended_turn else row.tokens
+    text = prefix + tokenizer.decode(kept, skip_special_tokens=True)
+    end = answer_end(text, row.request.stop, row.request.json_schema is not None)
+    if end is None and not ended_turn and len(row.tokens) < row.request.max_tokens:
+        return None
     return LLMResponse(
-        text=(prefix + tokenizer.decode(kept, skip_special_tokens=True)).strip(),
-        input_tokens=int(input_tokens),
-        output_tokens=len(kept) + (1 if stopped else 0),
-        finish_reason="stop" if stopped else "length",
+        text=(text if end is None else text[:end]).strip(),
+        input_tokens=row.prompt_tokens,
+        output_tokens=len(row.tokens),
+        finish_reason="stop" if ended_turn or end is not None else "length",
     )
 
 
@@ -222,6 +391,10 @@ class LocalEmbeddings:
         """Vectors for `texts`, computed off the event loop."""
         encoder = load_minilm()
         vectors = await asyncio.to_thread(
-            encoder.encode, list(texts), batch_size=64, convert_to_numpy=True, show_progress_bar=False
+            encoder.encode,
+            list(texts),
+            batch_size=64,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return EmbeddingBatch(vectors=vectors)

@@ -39,9 +39,12 @@ class LLMRequest:
     json_schema: Mapping[str, Any] | None = None
     schema_name: str = "response"
     seed: int | None = None
+    # The answer ends before the first of these texts (OpenAI's `stop`); empty: no stop text.
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "messages", tuple(_as_message(m) for m in self.messages))
+        object.__setattr__(self, "stop", tuple(self.stop))
         if not self.messages:
             raise LLMConfigError("an LLMRequest needs at least one message")
         if self.max_tokens < 1:
@@ -64,6 +67,8 @@ class LLMRequest:
             "json_schema": self.json_schema,
             "schema_name": self.schema_name if self.json_schema is not None else None,
             "seed": self.seed,
+            # Only when set, so requests without stop texts keep the cache keys they always had.
+            **({"stop": list(self.stop)} if self.stop else {}),
         }
 
 

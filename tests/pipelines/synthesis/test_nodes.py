@@ -191,6 +191,9 @@ def test_local_model_gets_a_few_shot_conversation_of_the_target_class(metric, co
     class LocalStub:
         provider = "local"
 
+        def count_tokens(self, texts):
+            return [len(text.split()) for text in texts]
+
     local, generation, diversity = LLMConfig(provider="local"), generation_config(context_examples=2), DiversityConfig()
     plan = build_generation_plan({"1": 1, "0": 0}, enhancement, metric, local, generation, diversity, DatasetColumns(features=["text"]), SamplingConfig(seed=7))
     generator = ExampleGenerator(LocalStub(), metric, local, generation, diversity, example_shape("single", ["text"]), enhancement, holdout, "label", 7)
@@ -229,3 +232,30 @@ def test_a_shortfall_beyond_the_tolerance_stops_the_run_naming_the_cause(openai_
     strict = build_generation_report(quotas, synthetic, rejects, strict_stats, columns)
     with pytest.raises(DeliveryShortfall, match=r"synthesis delivered 8 of 10 examples, short by 2 \(generation.max_shortfall_fraction 0.1 allows 1\); rejects by reason: \{'request_failed': \d+\}; first failed request: PermanentError: HTTP 400: prompt too long"):
         require_delivery(synthetic, strict)
+
+
+def test_answer_budgets_follow_each_fields_own_lengths() -> None:
+    from judgeforge.pipelines.synthesis.generation import answer_token_budget, field_token_lengths
+
+    rows = pd.DataFrame({"query": ["a b"] * 20, "context": ["w " * 60] * 19 + ["w " * 600]})
+    lengths = field_token_lengths(rows, ["query", "context"], lambda texts: [len(t.split()) for t in texts])
+    # The 95th percentile: one outlier-long context does not size every call.
+    assert lengths["query"] == 2 and lengths["context"] < 100
+    one = answer_token_budget(lengths, count=1, ceiling=4096)
+    assert one < 200 and answer_token_budget(lengths, count=3, ceiling=4096) > 2 * one
+    assert answer_token_budget(lengths, count=10, ceiling=300) == 300
+    assert answer_token_budget({"text": 1.0}, count=1, ceiling=4096) == 32
+
+
+def test_plain_answers_of_one_example_stop_at_the_example_separator() -> None:
+    from judgeforge.pipelines.synthesis.prompts import (
+        example_shape,
+        generation_request,
+        plain_stops,
+    )
+
+    rag = example_shape("rag", ["query", "context", "response"])
+    assert plain_stops(rag) == plain_stops(example_shape("single", ["text"])) == ("\n###",)
+    messages = ({"role": "user", "content": "x"},)
+    assert generation_request(messages, rag, 1, False, 0.7, 64, 1).stop == plain_stops(rag)
+    assert generation_request(messages, rag, 1, True, 0.7, 64, 1).stop == ()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from judgeforge.config.data_generation import ClassLabel, GenerationConfig, LLMConfig, MetricConfig
@@ -58,7 +59,19 @@ ECHO_NGRAM = 6
 # A generated field may be this many times longer than the longest real one (and ≥ the floor).
 MAX_LENGTH_FACTOR = 3
 MAX_LENGTH_FLOOR = 200
-CHARS_PER_TOKEN = 3.5
+# Answer budgets fit this percentile of each field's real lengths: an outlier-long seed row
+# no longer sizes every call, and a longer answer costs only its own row (rows leave a batch
+# when they finish).
+FIELD_LENGTH_PERCENTILE = 95
+# A generated field may run this many times that length before its answer is cut off.
+FIELD_BUDGET_HEADROOM = 1.5
+# Per field: its name and line break, or its JSON key, quotes and comma.
+FIELD_OVERHEAD_TOKENS = 8
+# Per answer: the JSON wrapper or separators, and the end of turn.
+ANSWER_OVERHEAD_TOKENS = 16
+MIN_ANSWER_TOKENS = 32
+# Field length assumed when there are no real rows to measure.
+DEFAULT_FIELD_TOKENS = 60.0
 
 
 @dataclass(frozen=True)
@@ -97,11 +110,22 @@ def call_budget(quota: int, examples_per_call: int, attempts_per_example: float)
     return math.ceil(math.ceil(quota / examples_per_call) * attempts_per_example)
 
 
-def max_answer_tokens(seed_rows: pd.DataFrame, shape: ExampleShape, examples_per_call: int, ceiling: int) -> int:
-    """Return an answer token limit that fits `examples_per_call` examples as long as the longest seed."""
-    longest = max((seed_rows[f].astype(str).str.len().max() for f in shape.fields), default=200) if len(seed_rows) else 200
-    per_example = len(shape.fields) * (longest / CHARS_PER_TOKEN * 1.5 + 12)
-    return int(max(32, min(ceiling, per_example * examples_per_call + 24)))
+def field_token_lengths(
+    seed_rows: pd.DataFrame, fields: Sequence[str], count_tokens: Callable[[Sequence[str]], list[int]]
+) -> dict[str, float]:
+    """Return each field's FIELD_LENGTH_PERCENTILE-th percentile length in tokens over the real rows."""
+    if not len(seed_rows):
+        return {f: DEFAULT_FIELD_TOKENS for f in fields}
+    return {
+        f: float(np.percentile(count_tokens(seed_rows[f].astype(str).tolist()), FIELD_LENGTH_PERCENTILE))
+        for f in fields
+    }
+
+
+def answer_token_budget(field_tokens: Mapping[str, float], count: int, ceiling: int) -> int:
+    """Return the token limit of an answer holding `count` examples with fields of about `field_tokens`."""
+    per_example = sum(tokens * FIELD_BUDGET_HEADROOM + FIELD_OVERHEAD_TOKENS for tokens in field_tokens.values())
+    return int(max(MIN_ANSWER_TOKENS, min(ceiling, math.ceil(per_example * count + ANSWER_OVERHEAD_TOKENS))))
 
 
 def length_limits(seed_rows: pd.DataFrame, shape: ExampleShape) -> dict[str, tuple[int, int]]:
@@ -151,7 +175,8 @@ class ExampleGenerator:
         self.class_names = {label_key(c.label): c.name for c in metric.class_labels or []}
         self.temperature = llm.temperature
         reference = pd.concat([context_pool, holdout], ignore_index=True)
-        self.max_tokens = max_answer_tokens(reference, shape, generation.examples_per_call, llm.max_output_tokens)
+        self.field_tokens = field_token_lengths(reference, shape.fields, client.count_tokens)
+        self.max_output_tokens = llm.max_output_tokens
         self.limits = length_limits(reference, shape)
         self.holdout_prints = {fingerprint(row, shape.fields) for row in holdout.to_dict("records")}
         instructions = [metric.description or "", *[c.rubric or "" for c in metric.class_labels or []]]
@@ -235,9 +260,12 @@ class ExampleGenerator:
         structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
         if structured:
             messages = generation_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, True, ask, guidance)
+            asked = count
         else:
             messages = compact_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, ask, guidance)
-        request = generation_request(messages, self.shape, count, structured, self.temperature, self.max_tokens, seed)
+            asked = 1  # the few-shot conversation asks for one example
+        max_tokens = answer_token_budget(self.field_tokens, asked, self.max_output_tokens)
+        request = generation_request(messages, self.shape, asked, structured, self.temperature, max_tokens, seed)
         return Call(call_id, target, request, key, plan_row, count, structured)
 
     def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:

@@ -154,4 +154,15 @@ def generation_request(
         json_schema=json_schema(shape, count) if structured else None,
         schema_name="synthetic_examples",
         seed=seed,
+        stop=() if structured or count > 1 else plain_stops(shape),
     )
+
+
+def plain_stops(shape: ExampleShape) -> tuple[str, ...]:
+    """Return the texts that end a plain answer of one example: the example separator.
+
+    Not a blank line or a repeated first field: the 135M model writes both inside examples
+    it then completes (on rag rows either stop cut a quarter to a half of the answers before
+    their last fields).
+    """
+    return (f"\n{PLAIN_SEPARATOR}",)

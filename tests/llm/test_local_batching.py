@@ -1,0 +1,146 @@
+"""Continuous batching and stop conditions of the local provider, on a tiny random model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from judgeforge.llm import LLMRequest
+from judgeforge.llm.local import LocalChat, answer_end, load_causal_lm
+from judgeforge.models.embedded import embedded_model_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with the embedded model's tokenizer, saved like a real checkpoint."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    target = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def test_a_stop_text_ends_generation_early(tiny_model_dir: Path) -> None:
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=4, show_progress=False)
+    request = LLMRequest.from_prompt("Tell me something.", max_tokens=24)
+    [free] = chat.generate_batch([request])
+    assert free.finish_reason == "length" and free.output_tokens == 24
+    # A stop text first found halfway through the free-running answer.
+    start = next(
+        i for i in range(len(free.text) // 2, len(free.text)) if not free.text[i].isspace()
+    )
+    stop = next(
+        free.text[start:end]
+        for end in range(start + 1, len(free.text) + 1)
+        if free.text.find(free.text[start:end]) == start
+    )
+    assert stop.strip() == stop
+
+    [stopped] = chat.generate_batch(
+        [LLMRequest.from_prompt("Tell me something.", max_tokens=24, stop=(stop,))]
+    )
+    assert stopped.finish_reason == "stop"
+    assert stopped.text == free.text[:start].strip()
+    assert stopped.output_tokens < free.output_tokens
+
+
+def test_a_row_that_finishes_early_frees_its_slot(tiny_model_dir: Path) -> None:
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=2, show_progress=False)
+    model = load_causal_lm(tiny_model_dir).model
+    passes: list[int] = []
+    hook = model.register_forward_hook(lambda *_: passes.append(1))
+    answered_after: dict[int, int] = {}
+    requests = [
+        LLMRequest.from_prompt(f"Row {name}.", max_tokens=budget)
+        for name, budget in (("a", 2), ("b", 20), ("c", 2))
+    ]
+    try:
+        answers = chat.generate_batch(
+            requests, lambda index, _: answered_after.setdefault(index, len(passes))
+        )
+    finally:
+        hook.remove()
+    assert [a.output_tokens for a in answers] == [2, 20, 2]
+    # Row c takes row a's slot while row b is still decoding, instead of waiting for b to finish.
+    assert answered_after[0] < answered_after[2] < answered_after[1]
+    # b: one prefill + 19 steps, plus c's prefill; a static batch would need 20 + 2.
+    assert len(passes) == chat.forward_passes == 21
+
+
+def test_rows_join_the_batch_shortest_prompt_first(tiny_model_dir: Path) -> None:
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=2, show_progress=False)
+    model = load_causal_lm(tiny_model_dir).model
+    prefills: list[tuple[int, int]] = []  # (rows, prompt width) of each forward pass with a prompt
+
+    def record(_module, args, kwargs, _output):
+        ids = kwargs["input_ids"]
+        if ids.shape[1] > 1:
+            prefills.append(tuple(ids.shape))
+
+    hook = model.register_forward_hook(record, with_kwargs=True)
+    long_prompt = "A long prompt about many things, " * 4
+    requests = [
+        LLMRequest.from_prompt(text, max_tokens=3)
+        for text in (long_prompt, "Short one.", long_prompt + "!", "Short two.")
+    ]
+    try:
+        chat.generate_batch(requests)
+    finally:
+        hook.remove()
+    short, long = prefills[0], prefills[1]
+    assert short[0] == 2 and long[0] == 2  # the two short prompts together, then the two long ones
+    assert short[1] < long[1]
+
+
+def test_rows_decoded_together_match_rows_decoded_alone(tiny_model_dir: Path) -> None:
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=3, show_progress=False)
+    requests = [
+        LLMRequest.from_prompt(prompt, max_tokens=budget)
+        for prompt, budget in (
+            ("Short.", 3),
+            ("A much longer prompt than the first one, padded on the left.", 12),
+            ("Medium prompt here.", 8),
+            ("Joins later with its own length.", 6),
+        )
+    ]
+    together = chat.generate_batch(requests)
+    alone = [chat.generate_batch([request])[0] for request in requests]
+    assert [a.text for a in together] == [a.text for a in alone]
+
+
+def test_seeded_sampling_does_not_depend_on_the_batch(tiny_model_dir: Path) -> None:
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=4, show_progress=False)
+    sampled = LLMRequest.from_prompt("Say anything.", temperature=1.0, seed=11, max_tokens=10)
+    others = [
+        LLMRequest.from_prompt(f"Other {i}.", temperature=1.0, seed=i, max_tokens=5)
+        for i in range(3)
+    ]
+    assert chat.generate_batch([sampled])[0].text == chat.generate_batch([*others, sampled])[3].text
+
+
+def test_an_answer_ends_at_its_first_stop_text_or_where_its_json_closes() -> None:
+    assert (
+        answer_end("query: a\ncontext: b\nquery: c", ("\nquery:", "\n###"), closes_json=False) == 19
+    )
+    assert answer_end("text: one\n###\ntext: two", ("\n###",), closes_json=False) == 9
+    assert answer_end("no stop yet", ("\n###",), closes_json=False) is None
+    answer = '{"label": "1", "rationale": "a } in a string"}'
+    assert answer_end(answer + " and more", (), closes_json=True) == len(answer)
+    assert answer_end('{"label": "1", "rationale": "unfinished', (), closes_json=True) is None
+    assert answer_end('{"a": 1} ###', (), closes_json=False) is None
