@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
 
+from judgeforge import progress
 from judgeforge.llm.backends import EmbeddingBatch, ResponseSink
 from judgeforge.llm.providers import LOCAL_EMBEDDING_MODEL
 from judgeforge.llm.types import LLMConfigError, LLMRequest, LLMResponse
@@ -268,17 +268,15 @@ class LocalChat:
     ) -> list[LLMResponse]:
         """Answer every request off the event loop; each answer is handed on as soon as it is final."""
         loop = asyncio.get_running_loop()
-        # disable=None hides the bar when stderr is not a terminal.
-        with tqdm(
-            total=len(requests),
-            desc=self.provider,
-            unit="req",
-            disable=None if self.show_progress else True,
-        ) as progress:
+        with progress.stage(self.provider, len(requests), enabled=self.show_progress) as shown:
 
             def finished(index: int, answer: LLMResponse) -> None:
                 loop.call_soon_threadsafe(on_response, index, answer)
-                loop.call_soon_threadsafe(progress.update, 1)
+                # the stage has its own lock: safe to count from the decoding thread
+                shown.advance(
+                    rejected=int(not answer.ok),
+                    tokens=answer.input_tokens + answer.output_tokens,
+                )
 
             return await asyncio.to_thread(self.generate_batch, requests, finished)
 
