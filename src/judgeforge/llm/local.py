@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from judgeforge import progress
 from judgeforge.llm.backends import EmbeddingBatch, ResponseSink
 from judgeforge.llm.providers import LOCAL_EMBEDDING_MODEL
