@@ -26,46 +26,40 @@ def build_parser() -> argparse.ArgumentParser:
     after_command.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser(
-        "run", parents=[after_command], help="run the steps listed in run_steps of a run YAML"
-    )
-    run.add_argument("-c", "--config", required=True, help="path to the run YAML")
-    run.add_argument(
+    # where the Kedro project and its conf are: every command that runs or reads a project
+    in_project = argparse.ArgumentParser(add_help=False, parents=[after_command])
+    in_project.add_argument(
         "-e",
         "--env",
         default=None,
         help="Kedro environment for catalog and credentials (default: local)",
     )
-    run.add_argument(
+    in_project.add_argument(
         "--project-path",
         default=None,
         help="Kedro project folder (default: found from the current folder)",
     )
+    commands = parser.add_subparsers(dest="command", required=True)
 
-    validate = commands.add_parser(
+    def command(
+        name: str, help_text: str, parent: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[parent], help=help_text)
+
+    run = command("run", "run the steps listed in run_steps of a run YAML", in_project)
+    run.add_argument("-c", "--config", required=True, help="path to the run YAML")
+
+    validate = command(
         "validate",
-        parents=[after_command],
-        help="check a run YAML and what its run needs (files, tokens, keys, folders); list every problem",
+        "check a run YAML and what its run needs (files, tokens, keys, folders); list every problem",
+        in_project,
     )
     validate.add_argument("-c", "--config", required=True, help="path to the run YAML")
-    validate.add_argument(
-        "-e",
-        "--env",
-        default=None,
-        help="Kedro environment whose credentials are checked (default: local)",
-    )
-    validate.add_argument(
-        "--project-path",
-        default=None,
-        help="Kedro project folder (default: found from the current folder)",
-    )
 
-    report = commands.add_parser(
+    report = command(
         "report",
-        parents=[after_command],
-        help="write data/08_reporting/report.html from the outputs on disk of the last run",
+        "write data/08_reporting/report.html from the outputs on disk of the last run",
+        in_project,
     )
     report.add_argument(
         "-c",
@@ -73,38 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the run YAML of that run (default: the Kedro parameters in conf/)",
     )
-    report.add_argument(
-        "-e",
-        "--env",
-        default=None,
-        help="Kedro environment for catalog and credentials (default: local)",
-    )
-    report.add_argument(
-        "--project-path",
-        default=None,
-        help="Kedro project folder (default: found from the current folder)",
-    )
 
-    preview = commands.add_parser(
-        "preview",
-        parents=[after_command],
-        help="build the generation plan, send its first calls, estimate the run",
+    preview = command(
+        "preview", "build the generation plan, send its first calls, estimate the run", in_project
     )
     preview.add_argument("-c", "--config", required=True, help="path to the run YAML")
     preview.add_argument(
         "-n", "--calls", type=int, default=5, help="how many planned calls to send (default 5)"
     )
-    preview.add_argument(
-        "-e", "--env", default=None, help="Kedro environment for catalog and credentials (default: local)"
-    )
-    preview.add_argument(
-        "--project-path", default=None, help="Kedro project folder (default: found from the current folder)"
-    )
 
-    predict = commands.add_parser(
-        "predict",
-        parents=[after_command],
-        help="score a CSV / Parquet / JSONL file with a trained judge",
+    predict = command(
+        "predict", "score a CSV / Parquet / JSONL file with a trained judge", after_command
     )
     predict.add_argument(
         "-m",

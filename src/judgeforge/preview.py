@@ -28,8 +28,8 @@ from kedro.pipeline import Node, Pipeline
 
 from judgeforge.config import RunConfig, load_run_config
 from judgeforge.config_loader import RUN_YAML
-from judgeforge.llm.types import DEFAULT_PRICES, PRICES_AS_OF
-from judgeforge.pipelines.synthesis.generation import CHARS_PER_TOKEN, ExampleGenerator
+from judgeforge.llm.types import CHARS_PER_TOKEN, DEFAULT_PRICES, PRICES_AS_OF
+from judgeforge.pipelines.synthesis.generation import ExampleGenerator
 from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples
 from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID
 from judgeforge.pipelines.synthesis.prompts import example_shape

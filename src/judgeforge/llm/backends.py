@@ -10,12 +10,10 @@ import numpy as np
 
 from judgeforge.llm.engine import Outcome, RequestEngine
 from judgeforge.llm.errors import DeliveryShortfall
-from judgeforge.llm.types import LLMRequest, LLMResponse
+from judgeforge.llm.types import CHARS_PER_TOKEN, LLMRequest, LLMResponse
 
 # Sees each final response; may return an awaitable that is done once the response is stored.
 ResponseSink = Callable[[int, LLMResponse], Awaitable[None] | None]
-# Characters per token of English text, for token estimates before the provider counts them.
-CHARS_PER_TOKEN = 4
 
 
 class ChatBackend(Protocol):
@@ -76,7 +74,7 @@ async def run_chat_jobs(
 
 def estimated_tokens(request: LLMRequest) -> int:
     """Tokens a request may cost, as providers count it against a tokens-per-minute limit."""
-    return sum(len(m.content) for m in request.messages) // CHARS_PER_TOKEN + request.max_tokens
+    return int(sum(len(m.content) for m in request.messages) / CHARS_PER_TOKEN) + request.max_tokens
 
 
 def as_response(outcome: Outcome[LLMResponse]) -> LLMResponse:
@@ -100,7 +98,7 @@ async def run_embedding_jobs(
     """
     batches = [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
     outcomes = await engine.run(
-        batches, send, lambda index, outcome: None, tokens=lambda batch: sum(map(len, batch)) // CHARS_PER_TOKEN
+        batches, send, lambda index, outcome: None, tokens=lambda batch: int(sum(map(len, batch)) / CHARS_PER_TOKEN)
     )
     failures = [outcome.error for outcome in outcomes if outcome.result is None]
     if failures:

@@ -17,11 +17,9 @@ from typing_extensions import Self
 from judgeforge.llm.backends import ChatBackend, EmbeddingBackend, EmbeddingError, TokenCounter
 from judgeforge.llm.cache import BatchWriter, ResponseCache, request_key
 from judgeforge.llm.secrets import Redactor
-from judgeforge.llm.types import LLMRequest, LLMResponse, ModelPrice, Usage
+from judgeforge.llm.types import CHARS_PER_TOKEN, LLMRequest, LLMResponse, ModelPrice, Usage
 
 T = TypeVar("T")
-# Characters per token assumed for a chat model whose tokenizer is not on this machine.
-CHARS_PER_TOKEN = 3.5
 
 
 class LLMClient:

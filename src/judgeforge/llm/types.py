@@ -9,6 +9,10 @@ from typing import Any, Literal
 
 from judgeforge.errors import UserError
 
+# Characters per token assumed where a model's tokenizer is not on this machine (estimates,
+# pacing by tokens_per_minute, the pre-run cost estimate).
+CHARS_PER_TOKEN = 3.5
+
 Role = Literal["system", "user", "assistant"]
 ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
 
