@@ -123,6 +123,9 @@ def test_switched_off_stages_are_told_apart_from_absent_ones(config: dict) -> No
     assert (
         "The diagnostics stage ran switched off (off in config)" in sections_of(html)["diagnostics"]
     )
+    # the default run's shape: labelling switched off writes a report with a status only
+    html = render(config, labelling=report_labelling({"status": "disabled"}, None, {}, config))
+    assert "The labelling stage ran switched off" in sections_of(html)["labelling"]
 
 
 def test_run_totals_add_the_usage_each_stage_records(config: dict) -> None:

@@ -495,7 +495,7 @@ def report_labelling(
     if labelling_report is None:
         return {"status": ABSENT}
     if labelling_report.get("status") == DISABLED:
-        return {"status": DISABLED}
+        return {"status": DISABLED, "notes": ["labelling.enabled is false"]}
     agreement = labelling_report.get("agreement") or {}
     matrix = labelling_report.get("confusion_matrix") or {}
     disagreements = []
