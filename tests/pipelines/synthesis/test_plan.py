@@ -440,6 +440,9 @@ def test_a_local_model_gets_the_plan_values_in_its_final_request_only(
     class LocalStub:
         provider = "local"
 
+        def count_tokens(self, texts):
+            return [len(text.split()) for text in texts]
+
     local, generation = LLMConfig(provider="local"), generation_config(context_examples=2)
     diversity = DiversityConfig(sampled_attributes=[TONE], languages={"it": "Italian"})
     plan = build_generation_plan(
