@@ -169,10 +169,15 @@ def run_preview(
         sampling.seed,
         generator_pool,
     )
-    characters = {
-        row[PLAN_CALL_ID]: sum(len(m.content) for m in builder.planned_call(row).request.messages)
-        for row in plan.to_dict("records")
+    requests = {
+        row[PLAN_CALL_ID]: builder.planned_call(row).request for row in plan.to_dict("records")
     }
+    characters = {
+        call_id: sum(len(m.content) for m in request.messages)
+        for call_id, request in requests.items()
+    }
+    # each call's answer limit follows its own fields' budget (pipelines.synthesis.generation)
+    answer_limits = {call_id: request.max_tokens for call_id, request in requests.items()}
     concurrency = once.async_config.max_concurrent_requests
     estimates = [
         estimate_generator(
@@ -180,7 +185,7 @@ def run_preview(
             plan[plan.generator == name][PLAN_CALL_ID].map(characters),
             head[head.generator == name][PLAN_CALL_ID].map(characters),
             stats["by_generator"].get(name),
-            builder.max_tokens,
+            float(plan[plan.generator == name][PLAN_CALL_ID].map(answer_limits).mean()),
             concurrency,
         )
         for name in plan.generator.unique()
@@ -193,7 +198,7 @@ def estimate_generator(
     planned_chars: pd.Series,
     previewed_chars: pd.Series,
     measured: dict[str, Any] | None,
-    answer_token_limit: int,
+    answer_token_limit: float,
     concurrency: int,
 ) -> GeneratorEstimate:
     """Return one generator's estimate from its planned prompts and what its preview calls measured."""
