@@ -150,6 +150,8 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
             "embedding_model": llm.embedding_model,
             "base_url": None if local_embeddings else llm.base_url,
             "api_version": None if local_embeddings else llm.api_version,
+            # embeddings are sent online; the batch API here carries chat calls only
+            "batch": False,
         },
         "engine": engine.model_dump(),
     }

@@ -3,7 +3,8 @@
 It answers `POST /v1/chat/completions`, `POST /v1/embeddings`, their Azure forms
 (`/openai/deployments/{deployment}/...`, base_url = `server.root_url`) and Gemini's
 `POST /v1beta/models/{model}:generateContent`, records every request, and counts the most
-requests it ever held at once.
+requests it ever held at once. It also runs OpenAI's Batch API: `POST /v1/files` (upload),
+`GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}` (see "Batches" below).
 
 In tests (the server runs in a background thread of the test process)::
 
@@ -40,6 +41,15 @@ retry_after=..., code=...)`, `Reply.malformed()` (200 with a broken JSON body),
 
 An endpoint that refuses connections: `closed_port_url()` (a port nothing listens on).
 
+Batches: a created batch is `validating`; each retrieve moves it on (`in_progress`, then
+`finalizing`) and the `batch_polls`-th retrieve ends it with `batch_outcome` ("completed",
+"failed", "expired" or "cancelled"). On ending, each line of its input file is answered the way
+an online request would be (queue, responder, faults, default) and recorded in `requests` with
+`batch_id` set; 200s go to the output file, the others to the error file. An expired or
+cancelled batch answers its first half and lists the rest as errors (`batch_expired`); a failed
+one answers nothing. `batch_hold = True` keeps every batch `in_progress` (a run to kill while it
+waits). Files and batches are the provider's state: `reset()` keeps them.
+
 `reset()` forgets queued replies, responder, records and counters. From another process use the
 control endpoints: `GET /_control/stats` (requests, max_in_flight, answered_twice,
 status_counts) and `POST /_control/reset`. Standalone (benchmarks)::
@@ -63,6 +73,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,6 +156,8 @@ class ReceivedRequest:
     delivered: bool = False
     received_at: float = 0.0
     query: Mapping[str, str] = field(default_factory=dict)
+    # the batch that carried this chat request (None: sent online)
+    batch_id: str | None = None
 
     @property
     def last_user_message(self) -> str:
@@ -263,6 +276,13 @@ class OpenAIServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+        # the Batch API's state: uploaded files {id: (filename, purpose, content)}, batch objects
+        self.files: dict[str, tuple[str, str, bytes]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_polls = 2
+        self.batch_outcome = "completed"
+        self.batch_hold = False
+        self._batch_retrieves: Counter[str] = Counter()
 
     @property
     def root_url(self) -> str:
@@ -310,6 +330,8 @@ class OpenAIServer:
             "answered_twice": len(self.answered_twice()),
             "delivered": sum(1 for r in self.requests if r.delivered),
             "status_counts": dict(Counter(r.status for r in self.requests)),
+            "batches_created": len(self.batches),
+            "batch_requests": sum(1 for r in self.requests if r.batch_id is not None),
         }
 
     def start(self) -> OpenAIServer:
@@ -347,6 +369,10 @@ class OpenAIServer:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._handle)
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._handle)
         app.router.add_post("/{version}/models/{model}:generateContent", self._handle)
+        app.router.add_post("/v1/files", self._upload_file)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._create_batch)
+        app.router.add_get("/v1/batches/{batch_id}", self._retrieve_batch)
         app.router.add_get("/_control/stats", self._stats)
         app.router.add_post("/_control/reset", self._reset)
         return app
@@ -384,7 +410,8 @@ class OpenAIServer:
                 payload = reply.body
                 delivered = reply.status == 200 and not isinstance(_parse(payload), str)
             else:
-                payload, delivered = self._body(request, body, reply), reply.status == 200
+                model = request.match_info.get("model", "")
+                payload, delivered = self._body(request.path, body, reply, model), reply.status == 200
             self._record(
                 ReceivedRequest(request.path, body, headers, reply.status, delivered, received_at, query)
             )
@@ -423,17 +450,17 @@ class OpenAIServer:
         with self._lock:
             self.requests.append(received)
 
-    def _body(self, request: web.Request, body: Any, reply: Reply) -> bytes:
+    def _body(self, path: str, body: Any, reply: Reply, model: str = "") -> bytes:
         """The JSON body of a successful answer in the format the path speaks."""
         spec = dict(reply.body or {})
-        received = ReceivedRequest(request.path, body, {}, 200)
-        if request.path.endswith("/embeddings"):
+        received = ReceivedRequest(path, body, {}, 200)
+        if path.endswith("/embeddings"):
             return json.dumps(self._embeddings(body)).encode()
         content = spec.get("content")
         if content is None:
             content = f"echo: {received.last_user_message or _gemini_text(body)}"
-        if request.path.endswith(":generateContent"):
-            return json.dumps(gemini_payload(content, request.match_info["model"])).encode()
+        if path.endswith(":generateContent"):
+            return json.dumps(gemini_payload(content, model)).encode()
         return json.dumps(chat_completion(content, body, spec.get("finish_reason") or "stop",
                                           spec.get("completion_tokens"))).encode()
 
@@ -446,6 +473,113 @@ class OpenAIServer:
         tokens = sum(len(str(t).split()) for t in texts)
         return {"object": "list", "data": data, "model": body.get("model", "test"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        """`POST /v1/files`: keep the uploaded file (multipart `file` and `purpose`)."""
+        form = await request.post()
+        upload, purpose = form["file"], str(form.get("purpose", ""))
+        content = upload.file.read() if isinstance(upload, web.FileField) else str(upload).encode()
+        filename = upload.filename if isinstance(upload, web.FileField) else "upload"
+        file_id = self._record_control(request, {"purpose": purpose, "bytes": len(content)}, "file")
+        with self._lock:
+            self.files[file_id] = (filename, purpose, content)
+        return web.json_response(_file_object(file_id, filename, purpose, content))
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        """`GET /v1/files/{id}/content`: the file's bytes."""
+        file_id = request.match_info["file_id"]
+        self._record_control(request, None)
+        if file_id not in self.files:
+            return _not_found(f"No such File object: {file_id}")
+        return web.Response(body=self.files[file_id][2], content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        """`POST /v1/batches`: a batch of the lines of an uploaded file, `validating`."""
+        body = _parse(await request.read())
+        input_file_id = body.get("input_file_id") if isinstance(body, dict) else None
+        if input_file_id not in self.files:
+            self._record_control(request, body)
+            return _not_found(f"No such File object: {input_file_id}")
+        batch_id = self._record_control(request, body, "batch")
+        lines = self.files[input_file_id][2].decode().splitlines()
+        batch = {
+            "id": batch_id, "object": "batch", "endpoint": body.get("endpoint"),
+            "input_file_id": input_file_id, "completion_window": body.get("completion_window"),
+            "status": "validating", "created_at": int(time.time()), "output_file_id": None,
+            "error_file_id": None, "errors": None, "metadata": body.get("metadata"),
+            "request_counts": {"total": sum(1 for line in lines if line.strip()), "completed": 0,
+                               "failed": 0},
+        }
+        with self._lock:
+            self.batches[batch_id] = batch
+        return web.json_response(batch)
+
+    async def _retrieve_batch(self, request: web.Request) -> web.Response:
+        """`GET /v1/batches/{id}`: the batch, moved one step on (ended at the `batch_polls`-th retrieve)."""
+        batch_id = request.match_info["batch_id"]
+        self._record_control(request, None)
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            return _not_found(f"No such Batch object: {batch_id}")
+        if batch["status"] in ("validating", "in_progress", "finalizing") and not self.batch_hold:
+            self._batch_retrieves[batch_id] += 1
+            if self._batch_retrieves[batch_id] >= self.batch_polls:
+                self._end_batch(batch)
+            else:
+                batch["status"] = "in_progress" if batch["status"] == "validating" else "finalizing"
+        elif batch["status"] == "validating":
+            batch["status"] = "in_progress"
+        return web.json_response(batch)
+
+    def _end_batch(self, batch: dict[str, Any]) -> None:
+        """Answer the batch's lines (all, half, or none by `batch_outcome`) into its output and error files."""
+        outcome = self.batch_outcome
+        lines = [json.loads(line) for line in self.files[batch["input_file_id"]][2].decode().splitlines()
+                 if line.strip()]
+        answered = {"completed": len(lines), "failed": 0}.get(outcome, len(lines) // 2)
+        outputs, errors = [], []
+        for number, line in enumerate(lines):
+            if number >= answered:
+                if outcome != "failed":
+                    errors.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"],
+                                   "response": None, "error": {"code": f"batch_{outcome}",
+                                   "message": f"This request could not be executed before the batch was {outcome}."}})
+                continue
+            outputs_or_errors, entry = self._answer_line(batch["id"], number, line)
+            (outputs if outputs_or_errors else errors).append(entry)
+        batch["status"] = outcome
+        batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
+        if outcome == "failed":
+            batch["errors"] = {"object": "list", "data": [{"code": "invalid_request", "line": None,
+                                                           "param": None, "message": "scripted batch failure"}]}
+        for key, entries in (("output_file_id", outputs), ("error_file_id", errors)):
+            if entries:
+                content = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
+                file_id = f"file-{uuid.uuid4().hex[:24]}"
+                with self._lock:
+                    self.files[file_id] = (f"{batch['id']}_{key}.jsonl", "batch_output", content)
+                batch[key] = file_id
+
+    def _answer_line(self, batch_id: str, number: int, line: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Answer one input line as an online request would be; (answered 200, its output line)."""
+        path, body = line.get("url", ""), line.get("body")
+        reply = self._choose(ReceivedRequest(path, body, {}, 0, False, time.monotonic()))
+        if isinstance(reply.body, bytes):
+            parsed = _parse(reply.body)
+            delivered = reply.status == 200 and not isinstance(parsed, str)
+        else:
+            parsed, delivered = json.loads(self._body(path, body, reply)), reply.status == 200
+        self._record(ReceivedRequest(path, body, {}, reply.status, delivered, time.monotonic(),
+                                     batch_id=batch_id))
+        entry = {"id": f"batch_req_{number}", "custom_id": line["custom_id"],
+                 "response": {"status_code": reply.status, "request_id": f"req_{number}", "body": parsed},
+                 "error": None}
+        return reply.status == 200, entry
+
+    def _record_control(self, request: web.Request, body: Any, prefix: str | None = None) -> str:
+        """Record a Batch API call; return a new object id with `prefix` (when one is made)."""
+        self._record(ReceivedRequest(request.path, body, dict(request.headers), 200, True, time.monotonic()))
+        return f"{prefix}-{uuid.uuid4().hex[:24]}" if prefix else ""
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
@@ -483,6 +617,17 @@ def gemini_payload(text: str, model: str) -> dict[str, Any]:
         "modelVersion": model,
         "responseId": "test-response",
     }
+
+
+def _file_object(file_id: str, filename: str, purpose: str, content: bytes) -> dict[str, Any]:
+    """A file object as OpenAI's /v1/files sends it."""
+    return {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+            "filename": filename, "purpose": purpose, "status": "processed"}
+
+
+def _not_found(message: str) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": None}}
+    return web.json_response(body, status=404)
 
 
 def _gemini_text(body: Any) -> str:

@@ -295,6 +295,12 @@ class AsyncConfig(StrictModel):
     tokens_per_minute: float | None = judgeforge_field(
         None, gt=0, description="The provider's token quota, when known: starts are paced to it."
     )
+    batch: bool = judgeforge_field(
+        False,
+        description="Send the generation and labelling calls through the provider's batch API "
+        "(OpenAI: half price, answers within 24 h); the batch id is kept with the response "
+        "cache, so a killed run resumes it instead of paying twice. Embeddings stay online.",
+    )
 
 
 class GenerationConfig(StrictModel):

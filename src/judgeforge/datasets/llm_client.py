@@ -35,9 +35,10 @@ class LLMClientDataset(AbstractDataset[None, Any]):
         metadata: dict[str, Any] | None = None,
     ):
         self._configured = client is not None
+        # a client's own setting (the embedding client's batch: false) overrides the shared engine's
         self._options = {
-            **(client or {}),
             **(engine or {}),
+            **(client or {}),
             "cache_path": cache_path,
             "prices": prices,
         }

@@ -1,4 +1,8 @@
-"""Content-addressed response cache in SQLite, committed in small batches so a killed run keeps its answers."""
+"""Content-addressed response cache in SQLite, committed in small batches so a killed run keeps its answers.
+
+It also keeps the ledger of provider batches (async_config.batch): which batch carries which
+request keys, so a killed run resumes the batch it submitted instead of paying for it twice.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,15 @@ CREATE TABLE IF NOT EXISTS embeddings (
     provider TEXT NOT NULL,
     model TEXT NOT NULL,
     vector BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    request_keys TEXT NOT NULL,
+    open INTEGER NOT NULL,
     created_at REAL NOT NULL
 );
 """
@@ -94,6 +107,26 @@ class ResponseCache:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows)
+
+    def record_batch(
+        self, batch_id: str, provider: str, model: str, endpoint: str, keys: Iterable[str]
+    ) -> None:
+        """Note a submitted provider batch and the request keys it carries (its custom_ids)."""
+        row = (batch_id, provider, model, endpoint, json.dumps(list(keys)), 1, time.time())
+        self._db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+
+    def open_batches(self, provider: str, model: str, endpoint: str) -> dict[str, list[str]]:
+        """Request keys of each submitted batch of this chat model whose answers are not collected."""
+        rows = self._db.execute(
+            "SELECT batch_id, request_keys FROM batches "
+            "WHERE open = 1 AND provider = ? AND model = ? AND endpoint = ? ORDER BY created_at",
+            (provider, model, endpoint),
+        ).fetchall()
+        return {batch_id: json.loads(keys) for batch_id, keys in rows}
+
+    def close_batch(self, batch_id: str) -> None:
+        """Mark a batch as done with: its answers are cached, or it ended without them."""
+        self._db.execute("UPDATE batches SET open = 0 WHERE batch_id = ?", (batch_id,))
 
     def count_responses(self) -> int:
         """Number of cached responses."""

@@ -23,7 +23,10 @@ T = TypeVar("T")
 
 
 class LLMClient:
-    """A chat model and an embedding model behind a response cache, with running usage totals."""
+    """A chat model and an embedding model behind a response cache, with running usage totals.
+
+    `chat_price_factor` scales the list price of chat answers: a batch API bills a share of it.
+    """
 
     def __init__(
         self,
@@ -34,12 +37,14 @@ class LLMClient:
         prices: Mapping[str, ModelPrice],
         usage: Usage,
         redact: Redactor,
+        chat_price_factor: float = 1.0,
     ) -> None:
         self.chat = chat
         self.embeddings = embeddings
         self.cache = cache
         self.prices = prices
         self.usage = usage
+        self.chat_price_factor = chat_price_factor
         self._redact = redact
 
     @property
@@ -155,22 +160,26 @@ class LLMClient:
             self.usage.failed += 1
             return
         self.usage.succeeded += 1
-        self._charge(self.chat.model, response.input_tokens, response.output_tokens)
+        self._charge(
+            self.chat.model, response.input_tokens, response.output_tokens, self.chat_price_factor
+        )
 
     def _scrub(self, response: LLMResponse) -> LLMResponse:
         """The response with any secret an endpoint echoed back removed from its text."""
         scrubbed = self._redact(response.text)
         return response if scrubbed == response.text else replace(response, text=scrubbed)
 
-    def _charge(self, model: str, input_tokens: int, output_tokens: int) -> None:
-        """Add tokens, and their cost when the model has a price."""
+    def _charge(
+        self, model: str, input_tokens: int, output_tokens: int, price_factor: float = 1.0
+    ) -> None:
+        """Add tokens, and their cost (the list price times `price_factor`) when the model has a price."""
         self.usage.input_tokens += input_tokens
         self.usage.output_tokens += output_tokens
         price = self.prices.get(model)
         if price is None:
             self.usage.priced = self.usage.priced and (input_tokens + output_tokens == 0)
             return
-        self.usage.cost_usd += price.cost(input_tokens, output_tokens)
+        self.usage.cost_usd += price.cost(input_tokens, output_tokens) * price_factor
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:

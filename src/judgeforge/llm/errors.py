@@ -23,6 +23,10 @@ class ProviderUnreachable(ProviderError):
     """No connection to the endpoint succeeded for `max_connection_failures` attempts in a row."""
 
 
+class BatchFailed(ProviderError):
+    """A provider batch could not be submitted, or ended failed, expired or cancelled."""
+
+
 class DeliveryShortfall(UserError, RuntimeError):
     """A stage delivered less than asked beyond its tolerance; what it did make is kept (cache, report)."""
 

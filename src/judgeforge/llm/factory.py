@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from judgeforge.llm.backends import ChatBackend, EmbeddingBackend
+from judgeforge.llm.batch import BatchChat
 from judgeforge.llm.cache import ResponseCache
 from judgeforge.llm.client import LLMClient
 from judgeforge.llm.engine import EngineSettings, RequestEngine
@@ -21,6 +22,7 @@ from judgeforge.llm.openai_compatible import (
     openai_endpoint,
 )
 from judgeforge.llm.providers import (
+    BATCH_PROVIDERS,
     LOCAL_EMBEDDING_MODEL,
     LOCAL_EMBEDDING_MODELS,
     PROVIDER_NAMES,
@@ -75,12 +77,15 @@ def build_llm_client(
     local_batch_size: int = LOCAL_BATCH_SIZE,
     adaptive_concurrency: bool = True,
     show_progress: bool = True,
+    batch: bool = False,
 ) -> LLMClient:
     """A client for `provider`/`model`, validated before any request is made.
 
     `credentials` is a Kedro credentials entry: `{api_key, base_url, api_version}`, or such a
     dict under the provider's name. Keys may also come from the environment (`Provider.key_env_vars`).
     `prices` maps a model to `{input, output}` USD per million tokens, over DEFAULT_PRICES.
+    `batch` sends chat requests through the provider's batch API (llm/batch.py), billed at its
+    batch price; the batch ledger lives in the response cache, so without it nothing resumes.
     """
     settings = _engine_settings(
         provider,
@@ -103,7 +108,7 @@ def build_llm_client(
     usage = Usage()
     redact = Redactor([connection.api_key])
     engine = RequestEngine(settings, usage, redact)
-    chat = _chat_backend(connection, chat_model, engine, local_batch_size, show_progress)
+    price_factor = _batch_price_factor(provider) if batch else 1.0
     embedding_name = embedding_model or PROVIDERS[provider].embedding_model
     embeddings = _embedding_backend(connection, embedding_name, engine)
     cache = (
@@ -111,9 +116,31 @@ def build_llm_client(
         if use_cache
         else None
     )
-    return LLMClient(
-        chat, embeddings, cache=cache, prices=price_table(prices), usage=usage, redact=redact
+    chat = (
+        _batch_backend(connection, chat_model, engine, redact, cache)
+        if batch
+        else _chat_backend(connection, chat_model, engine, local_batch_size, show_progress)
     )
+    return LLMClient(
+        chat,
+        embeddings,
+        cache=cache,
+        prices=price_table(prices),
+        usage=usage,
+        redact=redact,
+        chat_price_factor=price_factor,
+    )
+
+
+def _batch_price_factor(provider: str) -> float:
+    """The share of the list price a provider's batch API charges; refuses providers without one."""
+    factor = PROVIDERS[provider].batch_price_factor
+    if factor is None:
+        raise LLMConfigError(
+            f"async_config.batch: provider {provider!r} has no batch API judgeforge submits to; "
+            f"batch works with {', '.join(BATCH_PROVIDERS)} (set batch: false for {provider})"
+        )
+    return factor
 
 
 def _engine_settings(provider: str, settings: EngineSettings) -> EngineSettings:
@@ -243,6 +270,29 @@ def _chat_backend(
         connection, model, PROVIDERS[connection.provider].embedding_model
     )
     return OpenAICompatibleChat(connection.provider, model, endpoint, engine)
+
+
+def _batch_backend(
+    connection: Connection,
+    model: str,
+    engine: RequestEngine,
+    redact: Redactor,
+    ledger: ResponseCache | None,
+) -> ChatBackend:
+    """The chat backend sending requests as batches of an OpenAI-protocol provider."""
+    endpoint = _openai_style_endpoint(
+        connection, model, PROVIDERS[connection.provider].embedding_model
+    )
+    return BatchChat(
+        connection.provider,
+        model,
+        endpoint,
+        connection.base_url,
+        connection.api_key,
+        engine.settings,
+        redact,
+        ledger,
+    )
 
 
 def _embedding_backend(

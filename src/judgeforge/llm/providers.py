@@ -28,13 +28,30 @@ class Provider:
     embedding_model: str
     # can be asked to answer in a JSON schema (the embedded model cannot)
     structured_output: bool = True
+    # share of the list price its batch API charges (async_config.batch); None: judgeforge does
+    # not submit batches to it
+    batch_price_factor: float | None = None
 
+
+# OpenAI's Batch API bills half the online price for input and output tokens, as its pricing
+# page stated it when read (the same reading as types.PRICES_AS_OF). Gemini's Batch API is
+# also half price, but judgeforge does not submit Gemini batches (docs/configuration.md).
+BATCH_PRICES_AS_OF = "2025-06"
+OPENAI_BATCH_PRICE_FACTOR = 0.5
 
 # The seed's order, used in every "must be one of" message.
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("openai", True, False, ("OPENAI_API_KEY",), "gpt-4.1", "text-embedding-3-small"),
+        Provider(
+            "openai",
+            True,
+            False,
+            ("OPENAI_API_KEY",),
+            "gpt-4.1",
+            "text-embedding-3-small",
+            batch_price_factor=OPENAI_BATCH_PRICE_FACTOR,
+        ),
         Provider("azure", True, False, ("AZURE_OPENAI_API_KEY",), None, "text-embedding-3-small"),
         Provider("vegas", True, True, ("VEGAS_API_KEY",), None, "text-embedding-3-small"),
         # GOOGLE_API_KEY first, as google-genai itself prefers it.
@@ -51,4 +68,5 @@ PROVIDERS: dict[str, Provider] = {
 }
 PROVIDER_NAMES = tuple(PROVIDERS)
 OPENAI_PROTOCOL_PROVIDERS = tuple(p.name for p in PROVIDERS.values() if p.openai_protocol)
+BATCH_PROVIDERS = tuple(p.name for p in PROVIDERS.values() if p.batch_price_factor is not None)
 DEFAULT_PROVIDER = "openai"

@@ -1,0 +1,277 @@
+"""Chat requests through the OpenAI Batch API: JSONL upload, batch create, poll, download, answers by custom_id.
+
+A batch is billed at the provider's batch price (`Provider.batch_price_factor`) and answers
+within its 24-hour window instead of seconds. Each request's custom_id is its cache key, so
+answers land in the response cache exactly as online answers do (a rerun pays nothing, and
+switching `batch` on or off reuses them). The batch id goes into the cache's ledger as soon as
+the batch exists: a killed run finds it there and resumes polling instead of paying twice.
+Control calls (files, batches) go through the official `openai` client, which retries them
+itself; throughput is no concern here, unlike the online path (see openai_compatible.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import openai
+
+from judgeforge import progress
+from judgeforge.llm.backends import ResponseSink
+from judgeforge.llm.cache import ResponseCache, request_key
+from judgeforge.llm.engine import EngineSettings, PermanentError, TransientError
+from judgeforge.llm.errors import BatchFailed, ProviderError, ProviderUnreachable
+from judgeforge.llm.openai_compatible import (
+    OPENAI_BASE_URL,
+    Endpoint,
+    chat_payload,
+    http_error,
+    parse_chat_completion,
+)
+from judgeforge.llm.secrets import Redactor
+from judgeforge.llm.types import LLMRequest, LLMResponse
+
+BATCH_ENDPOINT = "/v1/chat/completions"
+COMPLETION_WINDOW = "24h"
+# OpenAI's limit on requests in one batch input file.
+MAX_BATCH_REQUESTS = 50_000
+# Polls start at the engine's backoff base and double up to this.
+MAX_POLL_SECONDS = 60.0
+ENDED = frozenset({"failed", "expired", "cancelled"})
+
+
+class BatchChat:
+    """A chat backend that sends the uncached requests of each `complete` call as provider batches."""
+
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        endpoint: Endpoint,
+        base_url: str | None,
+        api_key: str | None,
+        settings: EngineSettings,
+        redact: Redactor,
+        ledger: ResponseCache | None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        # The online endpoint: batch and online answers to one request share a cache key.
+        self.endpoint = endpoint.chat_url
+        self._target = endpoint
+        self._base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
+        self._api_key = api_key
+        self._settings = settings
+        self._redact = redact
+        self._ledger = ledger
+
+    async def complete(
+        self, requests: Sequence[LLMRequest], on_response: ResponseSink
+    ) -> list[LLMResponse]:
+        """Answer every request from batches: resumed ones that carry it, else one submitted now.
+
+        Answers are handed to `on_response` (cached) as each batch is collected; a batch that
+        failed, expired or was cancelled raises BatchFailed once every answer that did come
+        back has been handed over.
+        """
+        responses = [LLMResponse()] * len(requests)
+        if not requests:
+            return responses
+        keys = [self._key(request) for request in requests]
+        positions = {key: index for index, key in enumerate(keys)}
+        label = f"{self._settings.progress_label} batch"
+        async with self._api() as api:
+            with progress.stage(
+                label, len(requests), enabled=self._settings.show_progress
+            ) as shown:
+                waiting = self._resumable(positions.keys())
+                carried = {key for carried_keys in waiting.values() for key in carried_keys}
+                fresh = [index for index, key in enumerate(keys) if key not in carried]
+                for start in range(0, len(fresh), MAX_BATCH_REQUESTS):
+                    chunk = fresh[start : start + MAX_BATCH_REQUESTS]
+                    batch_id = await self._submit(api, [(keys[i], requests[i]) for i in chunk])
+                    waiting[batch_id] = [keys[i] for i in chunk]
+                collected = await asyncio.gather(
+                    *(self._collect(api, batch_id) for batch_id in waiting), return_exceptions=True
+                )
+                ended: list[str] = []
+                for batch_id, outcome in zip(waiting, collected, strict=True):
+                    if isinstance(outcome, BaseException):
+                        raise outcome  # the batch stays open in the ledger: a rerun resumes it
+                    answers, problem = outcome
+                    for key in waiting[batch_id]:
+                        answer = answers.get(key) or LLMResponse(
+                            error=f"batch {batch_id} returned no answer for this request",
+                            attempts=1,
+                        )
+                        if key in positions:
+                            index = positions[key]
+                            responses[index] = answer
+                            stored = on_response(index, answer)
+                            if stored is not None:
+                                await stored
+                            shown.advance(
+                                rejected=int(not answer.ok),
+                                tokens=answer.input_tokens + answer.output_tokens,
+                            )
+                        elif answer.ok and self._ledger is not None:
+                            # paid for by an earlier run whose request is not asked again now
+                            self._ledger.put_responses(
+                                self.provider, self.model, {key: answer.to_record()}
+                            )
+                    if self._ledger is not None:
+                        self._ledger.close_batch(batch_id)
+                    if problem:
+                        ended.append(problem)
+        if ended:
+            raise BatchFailed(self._redact("; ".join(ended)))
+        return responses
+
+    def _key(self, request: LLMRequest) -> str:
+        return request_key(self.provider, self.model, self.endpoint, request.canonical())
+
+    def _resumable(self, keys: Any) -> dict[str, list[str]]:
+        """The ledger's open batches of this model that carry any of `keys` (submitted by a killed run)."""
+        if self._ledger is None:
+            return {}
+        open_batches = self._ledger.open_batches(self.provider, self.model, self.endpoint)
+        return {
+            batch_id: carried
+            for batch_id, carried in open_batches.items()
+            if not keys.isdisjoint(carried)
+        }
+
+    async def _submit(self, api: openai.AsyncOpenAI, items: list[tuple[str, LLMRequest]]) -> str:
+        """Upload the JSONL of `items`, create their batch, note it in the ledger; return its id."""
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": key,
+                    "method": "POST",
+                    "url": BATCH_ENDPOINT,
+                    "body": chat_payload(self.model, request, self._target),
+                },
+                ensure_ascii=False,
+            )
+            for key, request in items
+        ]
+        content = ("\n".join(lines) + "\n").encode("utf-8")
+        async with self._calling("files"):
+            upload = await api.files.create(
+                file=("judgeforge-batch.jsonl", content), purpose="batch"
+            )
+        async with self._calling("batches"):
+            batch = await api.batches.create(
+                input_file_id=upload.id,
+                endpoint=BATCH_ENDPOINT,
+                completion_window=COMPLETION_WINDOW,
+                metadata={"submitted_by": "judgeforge"},
+            )
+        if self._ledger is not None:
+            self._ledger.record_batch(
+                batch.id, self.provider, self.model, self.endpoint, [key for key, _ in items]
+            )
+        return batch.id
+
+    async def _collect(
+        self, api: openai.AsyncOpenAI, batch_id: str
+    ) -> tuple[dict[str, LLMResponse], str]:
+        """Poll a batch until it ends; return its answers by custom_id and, unless it completed, why not."""
+        delay = max(self._settings.backoff_base_seconds, 0.05)
+        while True:
+            async with self._calling("batches"):
+                batch = await api.batches.retrieve(batch_id)
+            if batch.status == "completed" or batch.status in ENDED:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_POLL_SECONDS)
+        answers: dict[str, LLMResponse] = {}
+        # An expired or cancelled batch still returns (and bills) the requests it finished.
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                async with self._calling("files"):
+                    content = await api.files.content(file_id)
+                answers.update(read_batch_lines(content.text))
+        if batch.status == "completed":
+            return answers, ""
+        answered = sum(1 for answer in answers.values() if answer.ok)
+        total = batch.request_counts.total if batch.request_counts else "?"
+        return answers, (
+            f"{self.provider} batch {batch_id} {batch.status}{_batch_errors(batch)}: "
+            f"{answered} of {total} requests answered and cached; rerun to submit the rest "
+            "as a new batch"
+        )
+
+    @asynccontextmanager
+    async def _api(self) -> AsyncIterator[openai.AsyncOpenAI]:
+        """An openai client for one `complete` call (its connections belong to this event loop)."""
+        client = openai.AsyncOpenAI(
+            api_key=self._api_key or "no-key",
+            base_url=self._base_url,
+            max_retries=self._settings.max_retries,
+            timeout=self._settings.request_timeout_seconds,
+        )
+        async with client:
+            yield client
+
+    @asynccontextmanager
+    async def _calling(self, resource: str) -> AsyncIterator[None]:
+        """Turn the openai client's errors (after its own retries) into one line that ends the run."""
+        where = f"{self.provider} at {self._base_url}/{resource}"
+        try:
+            yield
+        except openai.APIConnectionError as error:
+            raise ProviderUnreachable(
+                self._redact(
+                    f"{where}: {error}; check the provider's base_url and that the server is running"
+                )
+            ) from None
+        except openai.APIStatusError as error:
+            failure = http_error(
+                error.status_code, error.response.headers, error.response.content, where
+            )
+            if isinstance(failure, ProviderError):
+                raise type(failure)(self._redact(str(failure))) from None
+            raise BatchFailed(self._redact(f"{where}: {failure}")) from None
+
+
+def read_batch_lines(text: str) -> dict[str, LLMResponse]:
+    """The responses in a batch output or error file (JSONL), by custom_id."""
+    answers: dict[str, LLMResponse] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        answers[str(record["custom_id"])] = _batch_answer(record)
+    return answers
+
+
+def _batch_answer(record: Mapping[str, Any]) -> LLMResponse:
+    """One line of a batch file as a response: the chat completion, or the error it carries."""
+    response = record.get("response") or {}
+    status = response.get("status_code")
+    body = response.get("body")
+    if status == 200:
+        try:
+            parsed = parse_chat_completion(body)
+        except (TransientError, PermanentError) as error:
+            return LLMResponse(error=f"{type(error).__name__}: {error}", attempts=1)
+        return LLMResponse(
+            parsed.text, parsed.input_tokens, parsed.output_tokens, parsed.finish_reason, attempts=1
+        )
+    error = record.get("error")
+    if not error and isinstance(body, Mapping):
+        error = body.get("error")
+    detail = error.get("message") if isinstance(error, Mapping) else error
+    code = error.get("code") if isinstance(error, Mapping) else None
+    prefix = f"HTTP {status}" if status else f"batch error {code or ''}".rstrip()
+    return LLMResponse(error=f"{prefix}: {detail}", attempts=1)
+
+
+def _batch_errors(batch: Any) -> str:
+    """' (first error message)' of a failed batch, or ''."""
+    errors = getattr(batch.errors, "data", None) or []
+    return f" ({errors[0].message})" if errors and errors[0].message else ""
