@@ -476,6 +476,8 @@ class OpenAIServer:
 
     async def _upload_file(self, request: web.Request) -> web.Response:
         """`POST /v1/files`: keep the uploaded file (multipart `file` and `purpose`)."""
+        if self.refuse_status is not None:
+            return self._refuse_control(request)
         form = await request.post()
         upload, purpose = form["file"], str(form.get("purpose", ""))
         content = upload.file.read() if isinstance(upload, web.FileField) else str(upload).encode()
@@ -495,6 +497,8 @@ class OpenAIServer:
 
     async def _create_batch(self, request: web.Request) -> web.Response:
         """`POST /v1/batches`: a batch of the lines of an uploaded file, `validating`."""
+        if self.refuse_status is not None:
+            return self._refuse_control(request)
         body = _parse(await request.read())
         input_file_id = body.get("input_file_id") if isinstance(body, dict) else None
         if input_file_id not in self.files:
@@ -575,6 +579,12 @@ class OpenAIServer:
                  "response": {"status_code": reply.status, "request_id": f"req_{number}", "body": parsed},
                  "error": None}
         return reply.status == 200, entry
+
+    def _refuse_control(self, request: web.Request) -> web.Response:
+        """A Batch API call refused as `refuse_status` refuses every call (a bad key refuses uploads too)."""
+        reply = refusal(self.refuse_status or 401, {})
+        self._record(ReceivedRequest(request.path, None, dict(request.headers), reply.status, False, time.monotonic()))
+        return web.Response(status=reply.status, body=reply.body, content_type="application/json")
 
     def _record_control(self, request: web.Request, body: Any, prefix: str | None = None) -> str:
         """Record a Batch API call; return a new object id with `prefix` (when one is made)."""
