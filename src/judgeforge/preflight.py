@@ -2,7 +2,7 @@
 
 Checked offline, for the pipelines the run will execute (by the datasets they read and write):
 every Hub push has a token, every LLM client a node will call can be built (known provider and
-model, a key), and every output folder can be written. `RunConfigHook.before_pipeline_run` runs
+model, a key; each of diversity.generators too), and every output folder can be written. `RunConfigHook.before_pipeline_run` runs
 these on each Kedro run; the run-YAML door runs them once for all its stages before the first.
 `judgeforge validate` runs them, and also checks that the seed files exist and can be read (a
 run reads them in its first node anyway).
@@ -162,18 +162,21 @@ def _llm_client_problems(
         "embedding_client": generation.data_quality_metrics.enabled,
     }
     needed = [name for name, used in called.items() if used and name in inputs]
-    if not needed:
-        return []
     settings = llm_clients(generation)
+    credentials = dict(llm_credentials or {})
     clients = {
-        name: LLMClientDataset(settings[name], settings["engine"], credentials=dict(llm_credentials or {}))
+        name: LLMClientDataset(settings[name], settings["engine"], credentials=credentials)
         for name in needed
     }
+    if "generator_pool" in inputs:  # diversity.generators: each one is a client of its own
+        for index, generator in enumerate(settings["generators"]):
+            name = f"diversity.generators[{index}] {generator['provider']}/{generator['model']}"
+            clients[name] = LLMClientDataset(generator, settings["engine"], credentials=credentials)
     problems: list[UserError] = []
     seen: set[str] = set()
-    for name in needed:
+    for name, client in clients.items():
         try:
-            clients[name].check()
+            client.check()
         except LLMConfigError as error:
             line = f"{name}: {error}"
             if str(error) not in seen:  # one missing key is reported once, not per client
