@@ -41,6 +41,7 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "data_generation.generation.async_config.max_connection_failures",
         "data_generation.generation.async_config.requests_per_minute",
         "data_generation.generation.async_config.tokens_per_minute",
+        "data_generation.generation.async_config.batch",
         "data_generation.generation.max_attempts_per_example",
         "data_generation.generation.max_shortfall_fraction",
         "data_generation.labelling.judge_provider",
