@@ -136,3 +136,34 @@ def test_bad_diversity_settings_are_listed_together_one_line_each(tmp_path: Path
         in err
     )
     assert "data_generation.diversity.generators[0].provider: 'openia' — must be one of" in err
+
+
+def test_a_batch_run_is_previewed_online_and_estimated_at_the_batch_price(
+    project_copy: Path, openai_server, tmp_path: Path
+) -> None:
+    from judgeforge.llm import DEFAULT_PRICES
+    from judgeforge.llm.providers import OPENAI_BATCH_PRICE_FACTOR
+
+    openai_server.respond_with(text_answers())
+    priced = {"provider": "openai", "model": "gpt-4o-mini", "base_url": openai_server.base_url}
+    online_yaml = loopback_run_yaml(
+        COMPLAINTS,
+        openai_server.base_url,
+        tmp_path / "online.yaml",
+        run_steps=["data_generation"],
+        data_generation__llm={**priced, "embedding_model": "text-embedding-3-small"},
+        data_generation__generation__total_examples=12,
+    )
+    config = yaml.safe_load(online_yaml.read_text())
+    config["data_generation"]["generation"]["async_config"]["batch"] = True
+    batch_yaml = tmp_path / "batch.yaml"
+    batch_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    [batched] = preview_generation(batch_yaml, calls=4, project_path=project_copy).estimates
+    assert openai_server.batches == {}  # the preview's calls went out online
+    list_price = DEFAULT_PRICES["gpt-4o-mini"].cost(batched.prompt_tokens, batched.completion_tokens)
+    assert batched.cost_usd == round(list_price * OPENAI_BATCH_PRICE_FACTOR, 4) > 0
+
+    run_data_generation(batch_yaml, project_path=project_copy)
+    [batch] = openai_server.batches.values()
+    assert batch["request_counts"]["total"] == 8  # the previewed calls came from the cache

@@ -12,7 +12,9 @@ finds them there and does not pay twice). The estimate covers the plan's first-r
   remote ones ships offline with judgeforge.
 - completion tokens: the preview calls' mean answer length × calls (or the answer token limit
   per call when nothing was measured: an upper bound).
-- cost: llm.types.DEFAULT_PRICES (list prices as of PRICES_AS_OF), per generator.
+- cost: llm.types.DEFAULT_PRICES (list prices as of PRICES_AS_OF), per generator; with
+  `async_config.batch` at the provider's batch price. The preview's own calls are sent online
+  even then (a batch may take hours), into the same cache entries the batch run reads.
 - wall time: the preview's time per wave of concurrent calls × the waves the plan needs.
 """
 
@@ -28,6 +30,7 @@ from kedro.pipeline import Node, Pipeline
 
 from judgeforge.config import RunConfig, load_run_config
 from judgeforge.config_loader import RUN_YAML
+from judgeforge.llm.providers import PROVIDERS
 from judgeforge.llm.types import CHARS_PER_TOKEN, DEFAULT_PRICES, PRICES_AS_OF
 from judgeforge.pipelines.synthesis.generation import ExampleGenerator
 from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples
@@ -99,7 +102,9 @@ def preview_generation(
         raise ValueError(f"{config_path}: has no data_generation section")
     project = Path(project_path) if project_path else find_project_root()
     bootstrap_project(project)
-    runtime_params = {RUN_YAML: config.model_dump(mode="json", exclude_none=False)}
+    online = config.model_copy(deep=True)
+    online.data_generation.generation.async_config.batch = False  # type: ignore[union-attr]
+    runtime_params = {RUN_YAML: online.model_dump(mode="json", exclude_none=False)}
     with KedroSession.create(
         project_path=project, env=env, runtime_params=runtime_params
     ) as session:
@@ -187,6 +192,7 @@ def run_preview(
             stats["by_generator"].get(name),
             float(plan[plan.generator == name][PLAN_CALL_ID].map(answer_limits).mean()),
             concurrency,
+            batch_price_factor(name) if once.async_config.batch else 1.0,
         )
         for name in plan.generator.unique()
     ]
@@ -200,8 +206,12 @@ def estimate_generator(
     measured: dict[str, Any] | None,
     answer_token_limit: float,
     concurrency: int,
+    price_factor: float = 1.0,
 ) -> GeneratorEstimate:
-    """Return one generator's estimate from its planned prompts and what its preview calls measured."""
+    """Return one generator's estimate from its planned prompts and what its preview calls measured.
+
+    `price_factor` scales the list price (a batch API bills a share of it).
+    """
     usage = (measured or {}).get("usage", {})
     sent = (measured or {}).get("calls", 0)
     paid = usage.get("succeeded", 0) - usage.get("cache_hits", 0)
@@ -220,7 +230,11 @@ def estimate_generator(
     prompt_tokens = round(planned_chars.sum() * tokens_per_char)
     completion_tokens = round(answer * calls)
     price = DEFAULT_PRICES.get(name.split("/", 1)[1])
-    cost = None if price is None else round(price.cost(prompt_tokens, completion_tokens), 4)
+    cost = (
+        None
+        if price is None
+        else round(price.cost(prompt_tokens, completion_tokens) * price_factor, 4)
+    )
     wave = (
         usage.get("wall_time_s", 0) / math.ceil(sent / concurrency)
         if sent and usage.get("wall_time_s")
@@ -228,6 +242,11 @@ def estimate_generator(
     )
     wall = None if wave is None else round(wave * math.ceil(calls / concurrency), 1)
     return GeneratorEstimate(name, calls, prompt_tokens, completion_tokens, method, cost, wall)
+
+
+def batch_price_factor(generator: str) -> float:
+    """The share of the list price the batch API of a `provider/model` generator bills."""
+    return PROVIDERS[generator.split("/", 1)[0]].batch_price_factor or 1.0
 
 
 def print_preview(preview: GenerationPreview, console: Any = None) -> None:
