@@ -161,7 +161,9 @@ def test_a_batch_run_is_previewed_online_and_estimated_at_the_batch_price(
 
     [batched] = preview_generation(batch_yaml, calls=4, project_path=project_copy).estimates
     assert openai_server.batches == {}  # the preview's calls went out online
-    list_price = DEFAULT_PRICES["gpt-4o-mini"].cost(batched.prompt_tokens, batched.completion_tokens)
+    list_price = DEFAULT_PRICES["gpt-4o-mini"].cost(
+        batched.prompt_tokens, batched.completion_tokens
+    )
     assert batched.cost_usd == round(list_price * OPENAI_BATCH_PRICE_FACTOR, 4) > 0
 
     run_data_generation(batch_yaml, project_path=project_copy)
