@@ -52,7 +52,8 @@ waits). Files and batches are the provider's state: `reset()` keeps them.
 
 `reset()` forgets queued replies, responder, records and counters. From another process use the
 control endpoints: `GET /_control/stats` (requests, max_in_flight, answered_twice,
-status_counts) and `POST /_control/reset`. Standalone (benchmarks)::
+status_counts, batches_created, batch_requests, batch_api_calls), `POST /_control/reset` and
+`POST /_control/batches` (JSON `{"hold": true, "outcome": "expired", "polls": 2}`). Standalone (benchmarks)::
 
     python -m tests.support.openai_server --latency 0.2 --rate-429 0.2 --retry-after 0.2
     python -m tests.support.openai_server --bucket-rate 300 --bucket-capacity 30
@@ -174,6 +175,7 @@ class ReceivedRequest:
 
 
 Responder = Callable[[ReceivedRequest], Reply]
+BATCH_API_PATHS = ("/v1/files", "/v1/batches")
 
 # What a provider says when it refuses every call, per status (OpenAI's wording and codes).
 REFUSALS = {
@@ -318,8 +320,9 @@ class OpenAIServer:
             self.max_in_flight = self.in_flight
 
     def answered_twice(self, path_suffix: str = "") -> list[str]:
-        """Fingerprints of requests that received a 200 more than once."""
-        counts = Counter(r.fingerprint for r in self.requests if r.delivered and r.path.endswith(path_suffix))
+        """Fingerprints of model requests (online or in a batch) that received a 200 more than once."""
+        counts = Counter(r.fingerprint for r in self.requests if r.delivered and r.path.endswith(path_suffix)
+                         and not r.path.startswith(BATCH_API_PATHS))
         return [fingerprint for fingerprint, count in counts.items() if count > 1]
 
     def stats(self) -> dict[str, Any]:
@@ -332,6 +335,7 @@ class OpenAIServer:
             "status_counts": dict(Counter(r.status for r in self.requests)),
             "batches_created": len(self.batches),
             "batch_requests": sum(1 for r in self.requests if r.batch_id is not None),
+            "batch_api_calls": sum(1 for r in self.requests if r.path.startswith(BATCH_API_PATHS)),
         }
 
     def start(self) -> OpenAIServer:
@@ -375,6 +379,7 @@ class OpenAIServer:
         app.router.add_get("/v1/batches/{batch_id}", self._retrieve_batch)
         app.router.add_get("/_control/stats", self._stats)
         app.router.add_post("/_control/reset", self._reset)
+        app.router.add_post("/_control/batches", self._control_batches)
         return app
 
     def _serve(self, listener: socket.socket, ready: threading.Event) -> None:
@@ -593,6 +598,14 @@ class OpenAIServer:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats())
+
+    async def _control_batches(self, request: web.Request) -> web.Response:
+        """Set `batch_hold` / `batch_outcome` / `batch_polls` from another process (JSON body)."""
+        settings = await request.json()
+        for name in ("hold", "outcome", "polls"):
+            if name in settings:
+                setattr(self, f"batch_{name}", settings[name])
+        return web.json_response({"hold": self.batch_hold, "outcome": self.batch_outcome})
 
     async def _reset(self, request: web.Request) -> web.Response:
         self.reset()

@@ -98,37 +98,65 @@ class BatchChat:
                     *(self._collect(api, batch_id) for batch_id in waiting), return_exceptions=True
                 )
                 ended: list[str] = []
+                failure: BaseException | None = None
                 for batch_id, outcome in zip(waiting, collected, strict=True):
                     if isinstance(outcome, BaseException):
-                        raise outcome  # the batch stays open in the ledger: a rerun resumes it
+                        # not collected: it stays open in the ledger, and a rerun resumes it
+                        failure = failure or outcome
+                        continue
                     answers, problem = outcome
-                    for key in waiting[batch_id]:
-                        answer = answers.get(key) or LLMResponse(
-                            error=f"batch {batch_id} returned no answer for this request",
-                            attempts=1,
-                        )
-                        if key in positions:
-                            index = positions[key]
-                            responses[index] = answer
-                            stored = on_response(index, answer)
-                            if stored is not None:
-                                await stored
-                            shown.advance(
-                                rejected=int(not answer.ok),
-                                tokens=answer.input_tokens + answer.output_tokens,
-                            )
-                        elif answer.ok and self._ledger is not None:
-                            # paid for by an earlier run whose request is not asked again now
-                            self._ledger.put_responses(
-                                self.provider, self.model, {key: answer.to_record()}
-                            )
+                    await self._deliver(
+                        batch_id,
+                        waiting[batch_id],
+                        answers,
+                        positions,
+                        responses,
+                        on_response,
+                        shown,
+                    )
                     if self._ledger is not None:
                         self._ledger.close_batch(batch_id)
                     if problem:
                         ended.append(problem)
+                if failure is not None:
+                    raise failure
         if ended:
             raise BatchFailed(self._redact("; ".join(ended)))
         return responses
+
+    async def _deliver(
+        self,
+        batch_id: str,
+        keys: Sequence[str],
+        answers: Mapping[str, LLMResponse],
+        positions: Mapping[str, int],
+        responses: list[LLMResponse],
+        on_response: ResponseSink,
+        shown: progress.Stage,
+    ) -> None:
+        """Hand a collected batch's answers to `on_response`; return once they are stored."""
+        stored = []
+        unasked: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            answer = answers.get(key) or LLMResponse(
+                error=f"batch {batch_id} returned no answer for this request", attempts=1
+            )
+            if key not in positions:
+                if (
+                    answer.ok
+                ):  # paid for by an earlier run, not asked again now: cached all the same
+                    unasked[key] = answer.to_record()
+                continue
+            responses[positions[key]] = answer
+            commit = on_response(positions[key], answer)
+            if commit is not None:
+                stored.append(commit)
+            shown.advance(
+                rejected=int(not answer.ok), tokens=answer.input_tokens + answer.output_tokens
+            )
+        if unasked and self._ledger is not None:
+            self._ledger.put_responses(self.provider, self.model, unasked)
+        await asyncio.gather(*stored)
 
     def _key(self, request: LLMRequest) -> str:
         return request_key(self.provider, self.model, self.endpoint, request.canonical())
