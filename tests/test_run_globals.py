@@ -149,3 +149,20 @@ def test_a_config_without_a_section_builds_every_entry_and_says_what_is_missing(
     )
     with pytest.raises(DatasetError, match=message):
         catalog.load(entry)
+
+
+def test_batch_applies_to_the_chat_clients_and_embeddings_stay_online(
+    raw_config: dict, tmp_path: Path
+) -> None:
+    generation = raw_config["data_generation"]
+    generation["llm"] = {
+        "provider": "openai",
+        "model": "gpt-4.1",
+        "embedding_model": "text-embedding-3-small",
+        "base_url": "http://127.0.0.1:9/v1",
+    }
+    generation["generation"] = {"async_config": {"batch": True}}
+    catalog = catalog_for(raw_config, tmp_path)
+    assert catalog.get("generator_llm")._options["batch"] is True
+    assert catalog.get("judge_llm")._options["batch"] is True
+    assert catalog.get("embedding_client")._options["batch"] is False
