@@ -2,8 +2,9 @@
 
 Checked offline, for the pipelines the run will execute (by the datasets they read and write):
 every Hub push has a token, every LLM client a node will call can be built (known provider and
-model, a key; each of diversity.generators too), and every output folder can be written. `RunConfigHook.before_pipeline_run` runs
-these on each Kedro run; the run-YAML door runs them once for all its stages before the first.
+model, a key; each of diversity.generators too), and every output folder can be written.
+`RunConfigHook.before_pipeline_run` runs these on each Kedro run; the run-YAML door runs them
+once for all its stages before the first.
 `judgeforge validate` runs them, and also checks that the seed files exist and can be read (a
 run reads them in its first node anyway).
 """
