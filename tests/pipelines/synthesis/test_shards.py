@@ -167,7 +167,8 @@ def test_a_failed_sharded_run_resends_only_the_unfinished_shard(
 
     openai_server.respond_with(respond)
     command = ("run", "--pipelines", "ingestion+synthesis", "--env", "loopback")
-    first = kedro(project_copy, *command)
+    # the shards run at once in threads, then (the resumed run) in processes
+    first = kedro(project_copy, *command, "--runner", "ThreadRunner")
     assert first.returncode != 0
     assert "Error: synthesis shard_2 delivered 0 of 4 examples" in first.stderr
     assert "scripted outage" in first.stderr
@@ -181,7 +182,7 @@ def test_a_failed_sharded_run_resends_only_the_unfinished_shard(
 
     outage = False
     sent = len(openai_server.requests)
-    second = kedro(project_copy, *command)
+    second = kedro(project_copy, *command, "--runner", "ParallelRunner")
     assert second.returncode == 0, second.stderr[-3000:]
     seeds = [r.body.get("seed") for r in openai_server.requests[sent:]]
     assert not answered & set(
