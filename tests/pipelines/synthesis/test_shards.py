@@ -15,7 +15,14 @@ import yaml
 from judgeforge.config.data_generation import GenerationConfig
 from judgeforge.pipeline_registry import register_pipelines, shape_pipelines
 from judgeforge.pipelines.synthesis.generation import RejectReason, fingerprint
-from judgeforge.pipelines.synthesis.shards import drop_repeats, refill_plan, split_generation_plan
+from judgeforge.pipelines.synthesis.nodes import SynthesisError
+from judgeforge.pipelines.synthesis.shards import (
+    drop_repeats,
+    plan_digest,
+    refill_plan,
+    require_current_shards,
+    split_generation_plan,
+)
 from judgeforge.schema import REJECT_REASON
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.openai_server import OpenAIServer, ReceivedRequest, Reply, example_answers
@@ -233,6 +240,19 @@ def test_split_deals_each_class_over_the_shards_and_keeps_every_call() -> None:
         {"1": 1, "0": 2},
     ]
     assert sorted(pd.concat(parts)["plan_call_id"]) == sorted(plan["plan_call_id"])
+
+
+def test_merge_refuses_shard_files_made_for_another_plan() -> None:
+    plan = plan_of(["1"] * 4)
+    generation = GenerationConfig(shards=2)
+    current = [
+        {"plan_digest": plan_digest(part)} for part in split_generation_plan(plan, generation)
+    ]
+    require_current_shards(plan, generation, current)
+    with pytest.raises(
+        SynthesisError, match="the datasets of shard_2 were made for another generation plan"
+    ):
+        require_current_shards(plan, generation, [current[0], {"plan_digest": "stale"}])
 
 
 def test_merge_drops_a_text_an_earlier_shard_made_and_a_holdout_text() -> None:

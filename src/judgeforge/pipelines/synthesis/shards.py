@@ -31,7 +31,11 @@ from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.llm.errors import DeliveryShortfall, shortfall
 from judgeforge.pipelines.synthesis.generation import RejectReason, call_budget, fingerprint
-from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples, total_usage
+from judgeforge.pipelines.synthesis.nodes import (
+    SynthesisError,
+    generate_synthetic_examples,
+    total_usage,
+)
 from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID
@@ -214,7 +218,7 @@ def require_current_shards(
     ]
     if stale:
         names = ", ".join(shard_namespace(index) for index in stale)
-        raise DeliveryShortfall(
+        raise SynthesisError(
             f"the datasets of {names} were made for another generation plan (an earlier run with "
             "other settings): run the whole synthesis pipeline to generate them again"
         )
