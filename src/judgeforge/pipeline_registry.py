@@ -12,6 +12,7 @@ from collections.abc import Callable
 from itertools import product
 from typing import TYPE_CHECKING
 
+from kedro.framework import project
 from kedro.pipeline import Pipeline, pipeline
 
 from judgeforge.pipelines import (
@@ -45,7 +46,8 @@ STAGES: dict[str, Callable[[], Pipeline]] = {
 # What of the run config shapes the pipelines: generation.shards, the number of synthesis shard
 # nodes. The project's config loader (judgeforge.config_loader) sets it through
 # `shape_pipelines` when it validates the parameters, which every door (kedro run, judgeforge
-# run, kedro-viz) does before Kedro first registers the pipelines.
+# run, kedro-viz) does before it runs or draws a pipeline; pipelines Kedro registered earlier in
+# the process (`kedro run` checks the pipeline names first) are registered again.
 PIPELINE_SHAPE = {"shards": 1}
 
 
@@ -56,10 +58,8 @@ def shape_pipelines(config: RunConfig) -> None:
     if shards == PIPELINE_SHAPE["shards"]:
         return
     PIPELINE_SHAPE["shards"] = shards
-    from kedro.framework.project import PACKAGE_NAME, pipelines
-
-    if PACKAGE_NAME:  # a configured project: drop the pipelines registered with the old shape
-        pipelines.configure(f"{PACKAGE_NAME}.pipeline_registry")
+    if project.PACKAGE_NAME:  # a configured project: drop the pipelines of the old shape
+        project.pipelines.configure(f"{project.PACKAGE_NAME}.pipeline_registry")
 
 
 # Order of the default chain: each stage reads what the one before it wrote.
