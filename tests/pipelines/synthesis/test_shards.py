@@ -200,6 +200,22 @@ def test_a_failed_sharded_run_resends_only_the_unfinished_shard(
     assert openai_server.answered_twice() == []
 
 
+def test_kedro_viz_draws_each_shard_as_a_box_inside_synthesis(project_copy: Path) -> None:
+    (project_copy / "conf/local/parameters_shards.yml").write_text(
+        yaml.safe_dump({"data_generation": {"generation": {"shards": SHARDS}}})
+    )
+    result = kedro(project_copy, "viz", "build")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    drawn = json.loads((project_copy / "build/api/main").read_text())
+    boxes = {f"synthesis.shard_{i}" for i in range(1, SHARDS + 1)}
+    assert boxes <= set(drawn["modular_pipelines"])
+    in_synthesis = {child["id"] for child in drawn["modular_pipelines"]["synthesis"]["children"]}
+    assert boxes <= in_synthesis
+    tasks = [node for node in drawn["nodes"] if node["type"] == "task"]
+    assert sum(node["name"] == "generate_shard" for node in tasks) == SHARDS
+    assert {"split_generation_plan", "merge_shards"} <= {node["name"] for node in tasks}
+
+
 def test_the_registry_builds_as_many_shard_nodes_as_the_run_config_asks(raw_config) -> None:
     from judgeforge.config import validate_run_config
 
