@@ -112,70 +112,67 @@ def create_pipeline(shards: int = 1, **kwargs) -> Pipeline:
     The metric comes from `resolved_metric`: the configured one, with whatever it leaves out
     derived from llmaj_source_prompt.
     """
-    return (
-        metric_pipeline()
-        + Pipeline(generation_nodes(shards))
-        + pipeline(
-            [
-                Node(
-                    plan_class_quotas,
-                    inputs=[
-                        "holdout_table",
-                        "resolved_metric",
-                        "params:data_generation.generation",
-                        COLUMNS,
-                    ],
-                    outputs="class_quotas",
-                    name="plan_class_quotas",
-                ),
-                Node(
-                    build_generation_plan,
-                    inputs=[
-                        "class_quotas",
-                        "enhancement_table",
-                        "resolved_metric",
-                        "params:data_generation.llm",
-                        "params:data_generation.generation",
-                        "params:data_generation.diversity",
-                        COLUMNS,
-                        "params:data_generation.source_data.sampling",
-                    ],
-                    outputs="generation_plan",
-                    name="build_generation_plan",
-                ),
-                Node(
-                    require_delivery,
-                    inputs=["synthetic_examples", "generation_report"],
-                    outputs="delivered_synthetic_examples",
-                    name="require_delivery",
-                ),
-                Node(
-                    assemble_train_and_test,
-                    inputs=[
-                        "delivered_synthetic_examples",
-                        "enhancement_table",
-                        "holdout_table",
-                        COLUMNS,
-                        "params:data_generation.source_data.sampling",
-                        "params:data_generation.output",
-                    ],
-                    outputs=["train_table", "generated_dataset"],
-                    name="assemble_train_and_test",
-                ),
-                Node(
-                    build_generation_report,
-                    inputs=[
-                        "class_quotas",
-                        "synthetic_examples",
-                        "synthetic_rejects",
-                        "generation_stats",
-                        COLUMNS,
-                    ],
-                    outputs="generation_report",
-                    name="report_generation",
-                ),
-            ],
-            namespace=NAMESPACE,
-            prefix_datasets_with_namespace=False,
-        )
+    around_generation = pipeline(
+        [
+            Node(
+                plan_class_quotas,
+                inputs=[
+                    "holdout_table",
+                    "resolved_metric",
+                    "params:data_generation.generation",
+                    COLUMNS,
+                ],
+                outputs="class_quotas",
+                name="plan_class_quotas",
+            ),
+            Node(
+                build_generation_plan,
+                inputs=[
+                    "class_quotas",
+                    "enhancement_table",
+                    "resolved_metric",
+                    "params:data_generation.llm",
+                    "params:data_generation.generation",
+                    "params:data_generation.diversity",
+                    COLUMNS,
+                    "params:data_generation.source_data.sampling",
+                ],
+                outputs="generation_plan",
+                name="build_generation_plan",
+            ),
+            Node(
+                require_delivery,
+                inputs=["synthetic_examples", "generation_report"],
+                outputs="delivered_synthetic_examples",
+                name="require_delivery",
+            ),
+            Node(
+                assemble_train_and_test,
+                inputs=[
+                    "delivered_synthetic_examples",
+                    "enhancement_table",
+                    "holdout_table",
+                    COLUMNS,
+                    "params:data_generation.source_data.sampling",
+                    "params:data_generation.output",
+                ],
+                outputs=["train_table", "generated_dataset"],
+                name="assemble_train_and_test",
+            ),
+            Node(
+                build_generation_report,
+                inputs=[
+                    "class_quotas",
+                    "synthetic_examples",
+                    "synthetic_rejects",
+                    "generation_stats",
+                    COLUMNS,
+                ],
+                outputs="generation_report",
+                name="report_generation",
+            ),
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )
+    return metric_pipeline() + Pipeline(generation_nodes(shards)) + around_generation
