@@ -9,6 +9,7 @@ from typing import Any
 from kedro.config import MissingConfigException, OmegaConfigLoader
 
 from judgeforge.config import RunConfig, validate_run_config
+from judgeforge.pipeline_registry import shape_pipelines
 from judgeforge.run_globals import DATA_FOLDER, DATA_ROOT, RUN_GLOBALS, run_globals
 
 # The runtime param that carries a validated run YAML (judgeforge.sdk); its value is the whole
@@ -17,12 +18,13 @@ RUN_YAML = "run_yaml"
 
 
 class RunConfigLoader(OmegaConfigLoader):
-    """OmegaConfigLoader that validates the parameters once and adds the global `run` the catalog reads.
+    """OmegaConfigLoader that validates the parameters once, adds the global `run` the catalog reads, and shapes the pipelines.
 
     The parameters are base + env + runtime params, or exactly the run YAML when one comes as
     the runtime param `run_yaml`. A bad config fails here, with every problem, before any
     catalog entry or node exists. The global `run` (judgeforge.run_globals) is derived here, not
-    in a hook, so every reader of the catalog (kedro-viz runs without hooks) sees the same paths.
+    in a hook, so every reader of the catalog (kedro-viz runs without hooks) sees the same paths;
+    likewise the pipelines get their shape (generation.shards) from here.
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class RunConfigLoader(OmegaConfigLoader):
             return
         run_env = self.env or self.default_run_env
         self.run_config = validate_run_config(parameters, source=f"parameters (env {run_env})")
+        shape_pipelines(self.run_config)
         data_root = str(self._globals.get(DATA_ROOT, DATA_FOLDER))
         self["globals"] = {
             **self._globals,

@@ -6,9 +6,13 @@ these names and `kedro run --pipelines <name>` runs the same thing. `__default__
 chain.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from itertools import product
+from typing import TYPE_CHECKING
 
+from kedro.framework import project
 from kedro.pipeline import Pipeline, pipeline
 
 from judgeforge.pipelines import (
@@ -22,12 +26,15 @@ from judgeforge.pipelines import (
     training,
 )
 
+if TYPE_CHECKING:
+    from judgeforge.config import RunConfig
+
 REPORTING = "reporting"
 # Every stage by name. Listed here, not discovered: Kedro's discovery loads only the pipelines a
 # run names, and a composition needs all of its stages.
 STAGES: dict[str, Callable[[], Pipeline]] = {
     "ingestion": ingestion.create_pipeline,
-    "synthesis": synthesis.create_pipeline,
+    "synthesis": lambda: synthesis.create_pipeline(shards=PIPELINE_SHAPE["shards"]),
     "labelling": labelling.create_pipeline,
     "label_only": label_only.create_pipeline,
     "diagnostics": diagnostics.create_pipeline,
@@ -35,6 +42,25 @@ STAGES: dict[str, Callable[[], Pipeline]] = {
     "training": training.create_pipeline,
     REPORTING: reporting.create_pipeline,
 }
+
+# What of the run config shapes the pipelines: generation.shards, the number of synthesis shard
+# nodes. The project's config loader (judgeforge.config_loader) sets it through
+# `shape_pipelines` when it validates the parameters, which every door (kedro run, judgeforge
+# run, kedro-viz) does before it runs or draws a pipeline; pipelines Kedro registered earlier in
+# the process (`kedro run` checks the pipeline names first) are registered again.
+PIPELINE_SHAPE = {"shards": 1}
+
+
+def shape_pipelines(config: RunConfig) -> None:
+    """Shape the registered pipelines after `config`; when the shape changes, Kedro registers them again."""
+    generation = config.data_generation
+    shards = generation.generation.shards if generation is not None else 1
+    if shards == PIPELINE_SHAPE["shards"]:
+        return
+    PIPELINE_SHAPE["shards"] = shards
+    if project.PACKAGE_NAME:  # a configured project: drop the pipelines of the old shape
+        project.pipelines.configure(f"{project.PACKAGE_NAME}.pipeline_registry")
+
 
 # Order of the default chain: each stage reads what the one before it wrote.
 DEFAULT_CHAIN = ("ingestion", "synthesis", "labelling", "diagnostics", "training")

@@ -44,6 +44,7 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "data_generation.generation.async_config.batch",
         "data_generation.generation.max_attempts_per_example",
         "data_generation.generation.max_shortfall_fraction",
+        "data_generation.generation.shards",
         "data_generation.labelling.judge_provider",
         "data_generation.labelling.judge_model",
         "data_generation.labelling.disagreement_policy",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -184,17 +184,35 @@ class ExampleGenerator:
         self.seed_prints = {fingerprint(row, shape.fields) for row in context_pool.to_dict("records")}
         self.taken: set[str] = set()
 
-    def run(self, plan: pd.DataFrame, quotas: Mapping[str, int]) -> GenerationResult:
+    def run(
+        self,
+        plan: pd.DataFrame,
+        quotas: Mapping[str, int],
+        budgets: Mapping[str, int] | None = None,
+        taken: Iterable[str] = (),
+        refill: str | None = None,
+    ) -> GenerationResult:
         """Return the accepted examples (at most each quota) and everything set aside.
 
         The first round sends the plan's calls. While a class lacks examples and has budget
         left, the next round copies the plan rows of its calls that fell short (the values of
-        the plan stay; only the call id and seed are new).
+        the plan stay; only the call id and seed are new). `budgets` (calls per class) defaults
+        to `call_budget` of each quota; `taken` holds fingerprints of examples accepted
+        elsewhere (other shards), which count as duplicates here. With `refill` (a round name),
+        the plan rows are copies asking again for what is missing: call `i` gets the id
+        `<plan_call_id>/<refill>/<i>` and a seed of its own, so its request is new.
         """
         result = GenerationResult(calls_per_class={key: 0 for key in quotas})
         accepted = {key: 0 for key in quotas}
-        budgets = {key: call_budget(q, self.generation.examples_per_call, self.generation.max_attempts_per_example) for key, q in quotas.items()}
-        calls = [self.planned_call(row) for row in plan.to_dict("records")]
+        self.taken.update(taken)
+        if budgets is None:
+            budgets = {key: call_budget(q, self.generation.examples_per_call, self.generation.max_attempts_per_example) for key, q in quotas.items()}
+        rows = plan.to_dict("records")
+        if refill is None:
+            calls = [self.planned_call(row) for row in rows]
+        else:
+            ids = [f"{row[PLAN_CALL_ID]}/{refill}/{i}" for i, row in enumerate(rows)]
+            calls = [self._call(row, call_id, stable_seed(self.seed, call_id), int(row["examples"])) for call_id, row in zip(ids, rows)]
         while calls:
             for call in calls:
                 result.calls_per_class[call.key] += 1

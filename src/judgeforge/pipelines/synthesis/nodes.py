@@ -67,15 +67,21 @@ def generate_synthetic_examples(
     sampling: SamplingConfig,
     generator_llm: Any,
     generator_pool: dict[str, Any] | None = None,
+    budgets: dict[str, int] | None = None,
+    taken: Iterable[str] = (),
+    refill: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
-    """Return (accepted synthetic rows with their plan values, rejected answers, generation stats, debug prompt records)."""
+    """Return (accepted synthetic rows with their plan values, rejected answers, generation stats, debug prompt records).
+
+    `budgets`, `taken` and `refill` go to `ExampleGenerator.run` (the shard merge refills what it dropped).
+    """
     shape = example_shape(metric.input_format, columns.features)
     label = columns.label_column
     generator = ExampleGenerator(
         generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool
     )
     started = time.perf_counter()
-    result = generator.run(plan, quotas)
+    result = generator.run(plan, quotas, budgets, taken, refill)
     synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)])
     synthetic.insert(0, ROW_ID, [f"syn-{i:06d}" for i in range(len(synthetic))])
     rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer", "generator"])

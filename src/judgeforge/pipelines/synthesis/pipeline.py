@@ -11,12 +11,100 @@ from judgeforge.pipelines.synthesis.nodes import (
     require_delivery,
 )
 from judgeforge.pipelines.synthesis.plan import build_generation_plan
+from judgeforge.pipelines.synthesis.shards import (
+    SHARD_OUTPUTS,
+    generate_shard,
+    merge_shards,
+    shard_namespace,
+    split_generation_plan,
+)
 
+NAMESPACE = "synthesis"
 COLUMNS = "params:data_generation.source_data.dataset.columns"
+# What generation reads besides the plan: the real rows, the metric, settings and clients.
+GENERATION_INPUTS = [
+    "enhancement_table",
+    "holdout_table",
+    "resolved_metric",
+    "params:data_generation.llm",
+    "params:data_generation.generation",
+    "params:data_generation.diversity",
+    COLUMNS,
+    "params:data_generation.source_data.sampling",
+    "generator_llm",
+    "generator_pool",
+]
+GENERATION_OUTPUTS = [
+    "synthetic_examples",
+    "synthetic_rejects",
+    "generation_stats",
+    "generation_debug_log",
+]
+# Shared by every shard; the rest of a shard's inputs are its own (`synthesis.shard_<i>.generation_plan`,
+# and its own clients `synthesis.shard_<i>.generator_llm` / `.generator_pool`, so each counts its usage).
+SHARED_INPUTS = {"enhancement_table", "holdout_table", "resolved_metric"}
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def generation_nodes(shards: int) -> list[Node | Pipeline]:
+    """Return the nodes from the plan to the synthetic rows: one node, or split → `synthesis.shard_<i>` fragments → merge.
+
+    These nodes carry the `synthesis` namespace themselves (`create_pipeline` wraps the others
+    in it), so a shard's datasets can be `synthesis.shard_<i>.*`, named after its namespace.
+    """
+    if shards == 1:
+        return [
+            Node(
+                generate_synthetic_examples,
+                inputs=["generation_plan", "class_quotas", *GENERATION_INPUTS],
+                outputs=GENERATION_OUTPUTS,
+                name="generate_synthetic_examples",
+                namespace=NAMESPACE,
+            )
+        ]
+    fragment = Pipeline(
+        [
+            Node(
+                generate_shard,
+                inputs=["generation_plan", *GENERATION_INPUTS],
+                outputs=list(SHARD_OUTPUTS),
+                name="generate_shard",
+            )
+        ]
+    )
+    namespaces = [f"{NAMESPACE}.{shard_namespace(index)}" for index in range(1, shards + 1)]
+    parameters = {name for name in GENERATION_INPUTS if name.startswith("params:")}
+    return [
+        Node(
+            split_generation_plan,
+            inputs=["generation_plan", "params:data_generation.generation"],
+            outputs=[f"{namespace}.generation_plan" for namespace in namespaces],
+            name="split_generation_plan",
+            namespace=NAMESPACE,
+        ),
+        *(
+            pipeline(fragment, namespace=namespace, inputs=SHARED_INPUTS, parameters=parameters)
+            for namespace in namespaces
+        ),
+        Node(
+            merge_shards,
+            inputs=[
+                "class_quotas",
+                "generation_plan",
+                *GENERATION_INPUTS,
+                *(f"{namespace}.{name}" for namespace in namespaces for name in SHARD_OUTPUTS),
+            ],
+            outputs=GENERATION_OUTPUTS,
+            name="merge_shards",
+            namespace=NAMESPACE,
+        ),
+    ]
+
+
+def create_pipeline(shards: int = 1, **kwargs) -> Pipeline:
     """Return holdout + enhancement + generator LLM → generation plan → synthetic rows → train/test DatasetDict + report.
+
+    With `shards` > 1 (generation.shards) the plan is generated in that many namespaced
+    shards and merged (`generation_nodes`).
 
     The report is written before `require_delivery`, which stops the run when synthesis fell
     short of total_examples beyond generation.max_shortfall_fraction.
@@ -24,7 +112,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     The metric comes from `resolved_metric`: the configured one, with whatever it leaves out
     derived from llmaj_source_prompt.
     """
-    return metric_pipeline() + pipeline(
+    around_generation = pipeline(
         [
             Node(
                 plan_class_quotas,
@@ -51,30 +139,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="generation_plan",
                 name="build_generation_plan",
-            ),
-            Node(
-                generate_synthetic_examples,
-                inputs=[
-                    "generation_plan",
-                    "class_quotas",
-                    "enhancement_table",
-                    "holdout_table",
-                    "resolved_metric",
-                    "params:data_generation.llm",
-                    "params:data_generation.generation",
-                    "params:data_generation.diversity",
-                    COLUMNS,
-                    "params:data_generation.source_data.sampling",
-                    "generator_llm",
-                    "generator_pool",
-                ],
-                outputs=[
-                    "synthetic_examples",
-                    "synthetic_rejects",
-                    "generation_stats",
-                    "generation_debug_log",
-                ],
-                name="generate_synthetic_examples",
             ),
             Node(
                 require_delivery,
@@ -108,6 +172,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_generation",
             ),
         ],
-        namespace="synthesis",
+        namespace=NAMESPACE,
         prefix_datasets_with_namespace=False,
     )
+    return metric_pipeline() + Pipeline(generation_nodes(shards)) + around_generation

@@ -1,0 +1,193 @@
+"""Sharded synthesis (generation.shards) on the loopback latency server: 1 shard vs 2 and 4 shards.
+
+Each arm is a `kedro run --pipelines ingestion+synthesis` in a fresh copy of this checkout (its
+own response cache, so every arm sends every call), against one loopback OpenAI-compatible server
+started in its own process (`python -m tests.support.openai_server --json-examples`, every
+answer a new example after `--latency` seconds). The arms run side by side in one invocation,
+`--repeats` times each, interleaved. Throughput is delivered examples per second of synthesis
+wall time (the report's `wall_time_s`: the generation node, or from the first shard's start to
+the last shard's end plus the merge's refill). Every arm checks its result: each class quota met
+exactly (class_quotas.json), no text twice, and no request answered twice (the server's count).
+
+    .venv/bin/python benchmarks/sharded_synthesis.py
+    .venv/bin/python benchmarks/sharded_synthesis.py --examples 400 --concurrency 32 --latency 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import copy_project
+
+# (label, shards, kedro runner)
+ARMS = (
+    ("1 shard, SequentialRunner", 1, "SequentialRunner"),
+    ("2 shards, ParallelRunner", 2, "ParallelRunner"),
+    ("4 shards, ParallelRunner", 4, "ParallelRunner"),
+)
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    """Start the loopback server in its own process; return it and its base URL."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.openai_server",
+            "--json-examples",
+            "--latency",
+            str(latency),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = server.stdout.readline() if server.stdout else ""
+    if not line.startswith("READY "):
+        server.kill()
+        raise RuntimeError(f"the loopback server did not start: {line!r}")
+    return server, line.split()[1]
+
+
+def server_stats(base_url: str) -> dict:
+    """Return the server's counters since its last reset."""
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/_control/stats") as answer:
+        return json.load(answer)
+
+
+def reset_server(base_url: str) -> None:
+    """Forget the requests so far (each arm has a cache of its own and asks everything again)."""
+    request = urllib.request.Request(
+        base_url.removesuffix("/v1") + "/_control/reset", method="POST"
+    )
+    urllib.request.urlopen(request).close()
+
+
+def run_arm(base_url: str, shards: int, runner: str, args: argparse.Namespace) -> dict:
+    """Return one arm's figures, after checking its result."""
+    with tempfile.TemporaryDirectory(prefix="judgeforge-shards-") as tmp:
+        project = copy_project(Path(tmp) / "project")
+        env_folder = project / "conf" / "bench"
+        env_folder.mkdir()
+        parameters = {
+            "data_generation": {
+                "llm": {
+                    "provider": "openai",
+                    "model": "test-model",
+                    "embedding_model": "text-embedding-3-small",
+                    "base_url": base_url,
+                },
+                "generation": {
+                    "total_examples": args.examples,
+                    "examples_per_call": 1,
+                    "shards": shards,
+                    "async_config": {"max_concurrent_requests": args.concurrency},
+                },
+                "data_quality_metrics": {"enabled": False},
+            }
+        }
+        (env_folder / "parameters_bench.yml").write_text(yaml.safe_dump(parameters))
+        environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        environment.update(
+            PYTHONPATH=str(project / "src"), KEDRO_DISABLE_TELEMETRY="1", JUDGEFORGE_MLFLOW="0"
+        )
+        reset_server(base_url)
+        started = time.perf_counter()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kedro",
+                "run",
+                "--pipelines",
+                "ingestion+synthesis",
+                "--env",
+                "bench",
+                "--runner",
+                runner,
+            ],
+            cwd=project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        run_seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{shards} shards, {runner}: kedro run failed\n{result.stderr[-3000:]}"
+            )
+        after = server_stats(base_url)
+        report = json.loads((project / "data/08_reporting/generation_report.json").read_text())
+        quotas = json.loads((project / "data/02_intermediate/class_quotas.json").read_text())
+        rows = pd.read_parquet(project / "data/03_primary/synthetic_examples.parquet")
+        exact = rows["label"].astype(str).value_counts().to_dict() == {
+            k: v for k, v in quotas.items() if v
+        }
+        duplicates = int(rows["text"].duplicated().sum())
+        if not exact or duplicates or after["answered_twice"]:
+            raise RuntimeError(
+                f"{shards} shards: counts exact {exact}, duplicates {duplicates}, "
+                f"requests answered twice {after['answered_twice']}"
+            )
+        return {
+            "synthesis_s": report["wall_time_s"],
+            "run_s": run_seconds,
+            "delivered": report["delivered_total"],
+            "requests": after["requests"],
+            "exact": exact,
+            "duplicates": duplicates,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    server, base_url = start_server(args.latency)
+    try:
+        figures: dict[str, list[dict]] = {label: [] for label, _, _ in ARMS}
+        for _ in range(args.repeats):
+            for label, shards, runner in ARMS:
+                figures[label].append(run_arm(base_url, shards, runner, args))
+                print(label, figures[label][-1], flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    baseline = statistics.median(f["delivered"] / f["synthesis_s"] for f in figures[ARMS[0][0]])
+    print(
+        "| arm | synthesis s (median) | examples/s (median) | ratio to 1 shard | whole run s (median) | requests | exact counts | duplicates |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for label, _, _ in ARMS:
+        runs = figures[label]
+        rate = statistics.median(f["delivered"] / f["synthesis_s"] for f in runs)
+        print(
+            f"| {label} | {statistics.median(f['synthesis_s'] for f in runs):.2f} | {rate:.1f} | "
+            f"{rate / baseline:.2f} | {statistics.median(f['run_s'] for f in runs):.1f} | "
+            f"{statistics.median(f['requests'] for f in runs):.0f} | {all(f['exact'] for f in runs)} | "
+            f"{sum(f['duplicates'] for f in runs)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
