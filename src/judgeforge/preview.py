@@ -118,6 +118,7 @@ def preview_generation(
             catalog.load("generator_llm"),
             catalog.load("generator_pool"),
             calls,
+            catalog.load("document_segments"),
         )
 
 
@@ -130,6 +131,7 @@ def run_preview(
     generator_llm: Any,
     generator_pool: dict[str, Any],
     calls: int,
+    segments: pd.DataFrame | None = None,
 ) -> GenerationPreview:
     """Send the plan's first `calls` rows (no retries) and estimate the whole plan from them."""
     generation_config = config.data_generation
@@ -155,6 +157,7 @@ def run_preview(
         sampling,
         generator_llm,
         generator_pool,
+        segments,
     )
     builder = ExampleGenerator(
         generator_llm,
@@ -168,6 +171,7 @@ def run_preview(
         columns.label_column,
         sampling.seed,
         generator_pool,
+        segments,
     )
     requests = {
         row[PLAN_CALL_ID]: builder.planned_call(row).request for row in plan.to_dict("records")

@@ -67,12 +67,13 @@ def generate_synthetic_examples(
     sampling: SamplingConfig,
     generator_llm: Any,
     generator_pool: dict[str, Any] | None = None,
+    segments: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """Return (accepted synthetic rows with their plan values, rejected answers, generation stats, debug prompt records)."""
     shape = example_shape(metric.input_format, columns.features)
     label = columns.label_column
     generator = ExampleGenerator(
-        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool
+        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool, segments
     )
     started = time.perf_counter()
     result = generator.run(plan, quotas)
