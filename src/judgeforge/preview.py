@@ -14,6 +14,10 @@ finds them there and does not pay twice). The estimate covers the plan's first-r
   per call when nothing was measured: an upper bound).
 - cost: llm.types.DEFAULT_PRICES (list prices as of PRICES_AS_OF), per generator.
 - wall time: the preview's time per wave of concurrent calls × the waves the plan needs.
+
+Building the plan grows the topic tree first when `diversity.topic_tree` asks for one and
+none was saved for its settings: those calls are paid once, saved in the catalog, reused by
+the full run, and not part of the estimate.
 """
 
 from __future__ import annotations

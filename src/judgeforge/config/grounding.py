@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import field_validator
+from tokenizers import Tokenizer
 
 from judgeforge.config.base import Broken, StrictModel, broken, judgeforge_field, model_rules
 
@@ -63,8 +64,14 @@ class SegmentationParams(StrictModel):
     @field_validator("tokenizer")
     @classmethod
     def _tokenizer_file(cls, path: str | None) -> str | None:
-        if path is not None and not tokenizer_file(path).is_file():
+        if path is None:
+            return path
+        if not tokenizer_file(path).is_file():
             raise broken(f"no tokenizer.json at {path}")
+        try:
+            Tokenizer.from_file(str(tokenizer_file(path)))
+        except Exception as error:  # noqa: BLE001 - whatever the file holds, it is not a tokenizer
+            raise broken(f"cannot be read as a tokenizer: {error}") from None
         return path
 
     @model_rules

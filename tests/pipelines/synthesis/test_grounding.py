@@ -151,6 +151,16 @@ def test_token_segments_follow_the_tokenizer(tmp_path: Path) -> None:
             {"path": "notes.txt", "segmentation_params": {"segmentation_strategy": "TOKENS"}},
             "required when segmentation_strategy is TOKENS",
         ),
+        (
+            {
+                "path": "notes.txt",
+                "segmentation_params": {
+                    "segmentation_strategy": "TOKENS",
+                    "tokenizer": "notes.txt",
+                },
+            },
+            "cannot be read as a tokenizer",
+        ),
     ],
 )
 def test_bad_documents_fail_validation_with_one_line(
@@ -229,6 +239,38 @@ def test_a_topic_tree_grows_degree_by_depth_and_spreads_the_calls_over_its_leave
         counts = calls.topic.value_counts()
         assert set(counts.index) <= set(leaves) and counts.sum() == len(calls)
         assert counts.max() - counts.min() <= 1 and len(counts) == min(4, len(calls))
+
+
+def test_a_run_without_topics_keeps_the_saved_tree_and_its_plan_ignores_it(
+    enhancement, llm, columns, sampling
+) -> None:
+    saved = {
+        "settings": {"topics": ["a", "b"]},
+        "root": {"topic": "", "subtopics": [{"topic": "a"}]},
+    }
+    kept = grow_topic_tree(
+        saved,
+        enhancement,
+        METRIC,
+        llm,
+        DiversityConfig(),
+        columns,
+        pd.DataFrame(columns=["text"]),
+        None,
+    )
+    assert kept == saved
+    plan = build_generation_plan(
+        {"1": 2, "0": 2},
+        enhancement,
+        METRIC,
+        llm,
+        generation_config(),
+        DiversityConfig(),
+        columns,
+        sampling,
+        kept,
+    )
+    assert (plan.topic == "").all() and (plan.segment_id == "").all()
 
 
 def test_a_topic_tree_the_generator_answers_junk_for_fails_with_one_line(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tokenizers import Tokenizer
 
 from judgeforge.config.data_generation import DatasetColumns, LLMConfig, MetricConfig
 from judgeforge.config.diversity import DiversityConfig
@@ -101,8 +102,6 @@ def document_names(paths: list[str]) -> dict[str, str]:
 def segment_spans(text: str, params: SegmentationParams) -> list[tuple[int, int]]:
     """Return the (start, end) character spans of a text's segments, whitespace-only ones left out."""
     if params.segmentation_strategy == SegmentationStrategy.TOKENS:
-        from tokenizers import Tokenizer
-
         tokenizer = Tokenizer.from_file(str(tokenizer_file(str(params.tokenizer))))
         offsets = tokenizer.encode(text, add_special_tokens=False).offsets
         windows = windows_of(len(offsets), params.segment_length, params.segment_overlap)
@@ -132,12 +131,17 @@ def grow_topic_tree(
     segments: pd.DataFrame,
     generator_llm: Any,
 ) -> dict[str, Any]:
-    """Return the topic tree: the saved one when grown for the same settings, else grown now ({} without topics)."""
+    """Return the topic tree: the saved one when grown for the same settings, else grown now.
+
+    Without topic_tree or topics, the saved tree (or {}) is returned as it is: a run without
+    topics does not overwrite a tree paid for; the plan leaves it unused.
+    """
+    saved = saved if isinstance(saved, Mapping) else {}
     if diversity.topics:
         return {"settings": {"topics": diversity.topics}, "root": tree_of(diversity.topics)}
     config = diversity.topic_tree
     if config is None:
-        return {}
+        return dict(saved)
     settings = {
         "topic_prompt": config.topic_prompt or f"{metric.name}: {metric.description or ''}".strip(),
         "degree": config.degree,

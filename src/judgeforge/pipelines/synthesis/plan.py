@@ -194,7 +194,8 @@ def build_generation_plan(
     Topics (the leaves of `topic_tree`) and document `segments` are spread evenly over each
     class's calls.
     """
-    topics = topic_paths(topic_tree or {})
+    # the catalog keeps the last grown tree; only a run that asks for topics uses it
+    topics = topic_paths(topic_tree or {}) if diversity.topic_tree or diversity.topics else []
     segment_ids = [] if segments is None else segments["segment_id"].astype(str).tolist()
     per_call = generation.examples_per_call
     variants = expand_templates(diversity, sampling.seed)
