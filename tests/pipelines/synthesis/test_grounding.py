@@ -28,7 +28,7 @@ from judgeforge.pipelines.synthesis.grounding import (
     grow_topic_tree,
     segment_documents,
 )
-from judgeforge.pipelines.synthesis.plan import build_generation_plan, topic_paths
+from judgeforge.pipelines.synthesis.plan import build_generation_plan, call_steering, topic_paths
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
 from tests.support.openai_server import Reply, example_answers
 
@@ -439,3 +439,50 @@ def test_a_prompt_template_naming_segment_needs_documents(raw_config) -> None:
     raw_config["data_generation"]["diversity"] = {"prompt_template": "Write about {segment}."}
     with pytest.raises(ConfigError, match=r"\{segment\} needs input_documents"):
         validate_run_config(raw_config)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """Return the one-line error a failed `judgeforge run` ends with (exit status 2, no traceback)."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    return [line for line in result.stderr.splitlines() if line.strip()][-1]
+
+
+def test_judgeforge_run_stops_on_an_unparseable_document_before_any_call(
+    project_copy: Path, tmp_path: Path, openai_server
+) -> None:
+    openai_server.respond_with(example_answers)
+    write_documents(tmp_path / "runs" / "docs")
+    (tmp_path / "runs" / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    run_yaml = rag_run_yaml(project_copy, tmp_path / "runs", openai_server.base_url, total=2)
+    line = error_line(judgeforge_run(project_copy, run_yaml))
+    assert line.startswith("judgeforge: ") and "broken.pdf cannot be parsed" in line
+    assert openai_server.requests == []  # neither the topic tree nor any example was paid for
+
+
+def test_judgeforge_run_stops_with_one_line_when_the_tree_cannot_be_grown(
+    project_copy: Path, tmp_path: Path, openai_server
+) -> None:
+    openai_server.respond_with(lambda request: Reply.json({"topics": "whatever you like"}))
+    write_documents(tmp_path / "runs" / "docs")
+    run_yaml = rag_run_yaml(project_copy, tmp_path / "runs", openai_server.base_url, total=2)
+    line = error_line(judgeforge_run(project_copy, run_yaml))
+    assert "topic_tree cannot be grown" in line and "give diversity.topics" in line
+    assert len(openai_server.requests) == 1  # the root's subtopics; no example call followed
+
+
+def test_prompt_templates_place_the_topic_and_the_segment(tmp_path: Path) -> None:
+    (tmp_path / "refunds.txt").write_text(REFUNDS)
+    diversity = DiversityConfig(
+        topics=["billing"],
+        input_documents=[{"path": str(tmp_path / "refunds.txt")}],
+        prompt_template="Write {num_examples} about {topic}, grounded in: {segment}",
+    )
+    row = {
+        "topic": "billing",
+        "language": "",
+        "persona_id": "",
+        "prompt_template": diversity.prompt_template,
+    }
+    ask, guidance = call_steering(row, diversity, METRIC.class_labels[0], 2, "Refunds take 5 days.")
+    assert ask == "Write 2 about billing, grounded in: Refunds take 5 days." and guidance is None
