@@ -151,13 +151,21 @@ def document_problem(path: str) -> str:
     if suffix not in DOCUMENT_PARSERS:
         return f"{suffix or 'no suffix'} is not a supported document type ({', '.join(DOCUMENT_PARSERS)})"
     parser = DOCUMENT_PARSERS[suffix]
-    if parser and importlib.util.find_spec(parser[0]) is None:
+    if parser and not importable(parser[0]):
         return f"{suffix} documents need the package {parser[1]}: {DOCUMENTS_EXTRA_HINT}"
     if not os.access(path, os.R_OK):
         return "cannot be read (permission denied)"
     if os.path.getsize(path) == 0:
         return "is empty"
     return ""
+
+
+def importable(module: str) -> bool:
+    """Return whether a module can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # a module blocked in sys.modules has no spec
+        return False
 
 
 def tokenizer_file(path: str) -> Path:

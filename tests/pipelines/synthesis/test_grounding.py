@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from fpdf import FPDF
+from kedro.io.core import DatasetError
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
@@ -21,7 +22,8 @@ from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.problems import ConfigError
 from judgeforge.config.run import load_run_config, validate_run_config
-from judgeforge.datasets.documents import DocumentsDataset
+from judgeforge.datasets.documents import DocumentsDataset, DocumentsExtraMissing
+from judgeforge.errors import user_error_in
 from judgeforge.pipelines.synthesis.grounding import (
     DocumentError,
     TopicTreeError,
@@ -486,3 +488,17 @@ def test_prompt_templates_place_the_topic_and_the_segment(tmp_path: Path) -> Non
     }
     ask, guidance = call_steering(row, diversity, METRIC.class_labels[0], 2, "Refunds take 5 days.")
     assert ask == "Write 2 about billing, grounded in: Refunds take 5 days." and guidance is None
+
+
+def test_a_missing_parser_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) -> None:
+    files = write_documents(tmp_path / "docs")
+    monkeypatch.setitem(sys.modules, "pypdf", None)  # as if pypdf were not installed
+    with pytest.raises(
+        ValueError, match=r"need the package pypdf: pip install 'judgeforge\[documents\]'"
+    ):
+        DiversityConfig(input_documents=[{"path": str(files[".pdf"])}])
+    # Kedro wraps a dataset's error; both doors report the user error behind it, in one line
+    with pytest.raises(DatasetError) as failure:
+        DocumentsDataset(paths=[str(files[".pdf"])]).load()
+    missing = user_error_in(failure.value)
+    assert isinstance(missing, DocumentsExtraMissing) and "judgeforge[documents]" in str(missing)
