@@ -16,6 +16,10 @@ finds them there and does not pay twice). The estimate covers the plan's first-r
   `async_config.batch` at the provider's batch price. The preview's own calls are sent online
   even then (a batch may take hours), into the same cache entries the batch run reads.
 - wall time: the preview's time per wave of concurrent calls × the waves the plan needs.
+
+Building the plan grows the topic tree first when `diversity.topic_tree` asks for one and
+none was saved for its settings: those calls are paid once, saved in the catalog, reused by
+the full run, and not part of the estimate.
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ def preview_generation(
             catalog.load("generator_llm"),
             catalog.load("generator_pool"),
             calls,
+            catalog.load("document_segments"),
         )
 
 
@@ -135,6 +140,7 @@ def run_preview(
     generator_llm: Any,
     generator_pool: dict[str, Any],
     calls: int,
+    segments: pd.DataFrame | None = None,
 ) -> GenerationPreview:
     """Send the plan's first `calls` rows (no retries) and estimate the whole plan from them."""
     generation_config = config.data_generation
@@ -160,6 +166,7 @@ def run_preview(
         sampling,
         generator_llm,
         generator_pool,
+        segments,
     )
     builder = ExampleGenerator(
         generator_llm,
@@ -173,6 +180,7 @@ def run_preview(
         columns.label_column,
         sampling.seed,
         generator_pool,
+        segments,
     )
     requests = {
         row[PLAN_CALL_ID]: builder.planned_call(row).request for row in plan.to_dict("records")

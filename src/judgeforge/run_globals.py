@@ -74,6 +74,7 @@ def run_globals(
         ),
         "training_dataset": {"path": None, "archive_url": None},
         "judge": None,
+        "documents": [],
     }
     if generation is not None:
         source = generation.source_data.dataset
@@ -99,6 +100,10 @@ def run_globals(
             "drift_scores_file": quality.drift.output_filename,
             "faiss_index_dir": output(quality.drift.index_dir.rstrip("/")),
             "clients": llm_clients(generation),
+            "documents": [
+                project_location(document.path, project_path)
+                for document in generation.diversity.input_documents
+            ],
         }
     if training is not None:
         dataset = training.dataset

@@ -81,6 +81,18 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
                 "generators.model",
                 "generators.weight",
                 "generators.base_url",
+                "topic_tree.degree",
+                "topic_tree.depth",
+                "topic_tree.topic_prompt",
+                "topics",
+                "input_documents.path",
+                "input_documents.id",
+                "input_documents.skip_unparseable",
+                "input_documents.segmentation_params.id",
+                "input_documents.segmentation_params.segmentation_strategy",
+                "input_documents.segmentation_params.tokenizer",
+                "input_documents.segmentation_params.segment_length",
+                "input_documents.segmentation_params.segment_overlap",
             )
         ),
     }

@@ -23,6 +23,7 @@ from judgeforge.config.base import (
     model_rules,
     raise_broken,
 )
+from judgeforge.config.grounding import InputDocument, TopicTreeConfig
 from judgeforge.llm.providers import PROVIDER_NAMES, PROVIDERS
 
 RATE_TOLERANCE = 0.01
@@ -38,6 +39,8 @@ FILLED_PLACEHOLDERS = {
     "language_name": "the language's name",
     "persona": "the persona's description",
     "persona_id": "the persona's id",
+    "topic": "the call's topic path (topic_tree or topics)",
+    "segment": "the call's document segment (input_documents)",
 }
 # What `{attribute.<part>}` may name.
 VALUE_PARTS = ("id", "name", "description")
@@ -192,6 +195,21 @@ class DiversityConfig(StrictModel):
         description="Language code → name (or {name, sample_rate}); the language of each call.",
     )
     prompt_expansion: PromptExpansion = judgeforge_field(default_factory=PromptExpansion)
+    topic_tree: TopicTreeConfig | None = judgeforge_field(
+        None,
+        description="A topic tree the generator grows from the metric and the real examples "
+        "(DeepFabric); calls are spread over its leaves. Saved as the catalog's topic_tree and "
+        "reused by later runs with the same settings.",
+    )
+    topics: list[str] = judgeforge_field(
+        default_factory=list,
+        description="Topics given instead of a grown tree; calls are spread over them.",
+    )
+    input_documents: list[InputDocument] = judgeforge_field(
+        default_factory=list,
+        description="Documents whose segments ground the calls (Oumi): a rag call's context is "
+        "a real segment, other calls write about one.",
+    )
     prompt_template: str | None = judgeforge_field(
         None,
         description="The request of each call, replacing the default one: `{placeholders}` "
@@ -242,6 +260,9 @@ class DiversityConfig(StrictModel):
             "personas_file",
             "languages",
             "prompt_expansion",
+            "topic_tree",
+            "topics",
+            "input_documents",
         )
         if template is None or any(name not in info.data for name in needed):
             return template
@@ -253,6 +274,8 @@ class DiversityConfig(StrictModel):
             set(data["prompt_expansion"].placeholders),
             bool(data["languages"]),
             has_personas,
+            bool(data["topic_tree"] or data["topics"]),
+            bool(data["input_documents"]),
         )
         raise_broken("prompt_template", [Broken((), template, rule) for rule in problems])
         return template
@@ -274,6 +297,10 @@ class DiversityConfig(StrictModel):
                 if known is None or value not in {v.id for v in known.possible_values}:
                     loc = ("combination_sampling", index, "combination", attribute)
                     problems.append(Broken(loc, value, "names no sampled attribute value"))
+        if self.topic_tree is not None and self.topics:
+            problems.append(Broken(("topics",), self.topics, "set topic_tree or topics, not both"))
+        blank = [i for i, topic in enumerate(self.topics) if not topic.strip()]
+        problems += [Broken(("topics", i), "", "a topic cannot be blank") for i in blank]
         total = sum(c.sample_rate for c in self.combination_sampling)
         if total > 1 + RATE_TOLERANCE:
             problems.append(
@@ -288,7 +315,13 @@ class DiversityConfig(StrictModel):
 
 
 def placeholder_problems(
-    template: str, attributes: set[str], optional: set[str], has_languages: bool, has_personas: bool
+    template: str,
+    attributes: set[str],
+    optional: set[str],
+    has_languages: bool,
+    has_personas: bool,
+    has_topics: bool,
+    has_documents: bool,
 ) -> list[str]:
     """Return one line per placeholder of `template` that judgeforge cannot fill."""
     problems = [
@@ -306,6 +339,8 @@ def placeholder_problems(
     unset = {
         "language": None if has_languages else "languages",
         "persona": None if has_personas else "personas",
+        "topic": None if has_topics else "topic_tree or topics",
+        "segment": None if has_documents else "input_documents",
     }
     for field in filter(None, fields):
         root, _, part = field.partition(".")

@@ -17,6 +17,7 @@ from judgeforge.config.data_generation import (
     MetricConfig,
     SourceDataset,
 )
+from judgeforge.config.grounding import anchor_document_paths
 from judgeforge.config.labels import label_key
 from judgeforge.config.problems import (
     UNKNOWN_FIELD,
@@ -140,7 +141,8 @@ def judge_output_dir(config: RunConfig) -> str:
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Return the validated run config read from a YAML file (YAML 1.2, no repeated keys)."""
-    return validate_run_config(read_yaml_file(path), source=str(path))
+    raw = anchor_document_paths(read_yaml_file(path), Path(path).resolve().parent)
+    return validate_run_config(raw, source=str(path))
 
 
 def _part(raw: Mapping, model: type[Part], *keys: str) -> Part | None:

@@ -12,6 +12,7 @@ from typing import Any
 from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.pandas import CSVDataset as _CSVDataset
 from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
+from kedro_datasets.yaml import YAMLDataset as _YAMLDataset
 
 
 class _AbsentReadsAsNone:
@@ -31,3 +32,7 @@ class ParquetDataset(_AbsentReadsAsNone, _ParquetDataset):
 
 class CSVDataset(_AbsentReadsAsNone, _CSVDataset):
     """`pandas.CSVDataset` whose missing file loads as None."""
+
+
+class YAMLDataset(_AbsentReadsAsNone, _YAMLDataset):
+    """`yaml.YAMLDataset` whose missing file loads as None."""

@@ -17,6 +17,7 @@ from kedro.runner import SequentialRunner
 
 from judgeforge.config.data_generation import LabellingConfig
 from judgeforge.config.diversity import DiversityConfig
+from judgeforge.datasets.documents import DOCUMENT_COLUMNS
 from judgeforge.pipelines.synthesis import create_pipeline
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
 from tests.support.memory import KeptMemoryDataset
@@ -31,6 +32,8 @@ def in_memory_catalog(server, client_factory, metric, llm, columns, sampling, ou
             "enhancement_table": MemoryDataset(enhancement),
             "generator_llm": MemoryDataset(client_factory(server), copy_mode="assign"),
             "generator_pool": MemoryDataset({}, copy_mode="assign"),
+            "input_documents": MemoryDataset(pd.DataFrame(columns=DOCUMENT_COLUMNS)),
+            "saved_topic_tree": MemoryDataset({}, copy_mode="assign"),
             "judge_llm": MemoryDataset(client_factory(server, "judge.sqlite"), copy_mode="assign"),
             "params:data_generation.labelling": MemoryDataset(LabellingConfig(), copy_mode="assign"),
             "params:data_generation.metric": MemoryDataset(metric, copy_mode="assign"),

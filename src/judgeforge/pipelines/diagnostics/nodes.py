@@ -263,7 +263,7 @@ def measure_coverage(
     if not settings.enabled:
         return {"status": DISABLED}
     holdout = _rows_of(text_embeddings, HOLDOUT_SPLIT)
-    values = [c for c in synthetic_examples.columns if c.startswith(ATTRIBUTE_PREFIX)] + ["language", "persona_id", "generator"]
+    values = [c for c in synthetic_examples.columns if c.startswith(ATTRIBUTE_PREFIX)] + ["language", "persona_id", "generator", "topic"]
     values = [c for c in values if c in synthetic_examples.columns and synthetic_examples[c].astype(str).str.len().any()]
     synthetic = _rows_of(text_embeddings, SYNTHETIC_SPLIT).merge(synthetic_examples[[ROW_ID, *values]], on=ROW_ID, how="left")
     real = _matrix(holdout)

@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from judgeforge.config.data_generation import ClassLabel, GenerationConfig, LLMConfig, MetricConfig
+from judgeforge.config.data_generation import (
+    RAG_ROLES,
+    ClassLabel,
+    GenerationConfig,
+    LLMConfig,
+    MetricConfig,
+)
 from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.llm import LLMRequest, LLMResponse
@@ -30,6 +36,7 @@ from judgeforge.pipelines.synthesis.prompts import (
     compact_messages,
     generation_messages,
     generation_request,
+    segment_guidance,
 )
 from judgeforge.schema import ROW_ID
 
@@ -85,6 +92,9 @@ class Call:
     plan_row: Mapping[str, Any]
     examples: int
     structured: bool
+    # the fields the model writes (a rag call grounded in a segment gets the segment as context)
+    shape: ExampleShape
+    segment: str = ""
 
 
 @dataclass
@@ -161,6 +171,7 @@ class ExampleGenerator:
         label_column: str,
         seed: int,
         pool: Mapping[str, Any] | None = None,
+        segments: pd.DataFrame | None = None,
     ):
         # the plan's `generator` column names the client of each call
         self.clients = {generator_name(llm, generation): client, **(pool or {})}
@@ -183,6 +194,9 @@ class ExampleGenerator:
         self.instruction_ngrams = set().union(*(word_ngrams(text) for text in instructions))
         self.seed_prints = {fingerprint(row, shape.fields) for row in context_pool.to_dict("records")}
         self.taken: set[str] = set()
+        self.segments = {} if segments is None else dict(zip(segments["segment_id"].astype(str), segments["text"].astype(str)))
+        # rag: a segment is the context itself; other formats write about it
+        self.context_field = shape.fields[RAG_ROLES.index("context")] if shape.roles == RAG_ROLES else None
 
     def run(
         self,
@@ -274,17 +288,22 @@ class ExampleGenerator:
         key = str(plan_row["class"])
         target = self.targets[key]
         context = self._context_examples(plan_row["context_ids"])
-        ask, guidance = call_steering(plan_row, self.diversity, target, count)
+        segment = self.segments.get(plan_row["segment_id"], "")
+        ask, guidance = call_steering(plan_row, self.diversity, target, count, segment)
+        shape = self.shape.without(self.context_field) if segment and self.context_field else self.shape
+        if segment and "{segment}" not in (plan_row["prompt_template"] or ""):
+            guidance = "\n\n".join(filter(None, [guidance, segment_guidance(segment, bool(self.context_field))]))
         structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
         if structured:
-            messages = generation_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, True, ask, guidance)
+            messages = generation_messages(self.metric, shape, target, context, count, self.generation.special_instructions, True, ask, guidance)
             asked = count
         else:
-            messages = compact_messages(self.metric, self.shape, target, context, count, self.generation.special_instructions, ask, guidance)
+            messages = compact_messages(self.metric, shape, target, context, count, self.generation.special_instructions, ask, guidance)
             asked = 1  # the few-shot conversation asks for one example
-        max_tokens = answer_token_budget(self.field_tokens, asked, self.max_output_tokens)
-        request = generation_request(messages, self.shape, asked, structured, self.temperature, max_tokens, seed)
-        return Call(call_id, target, request, key, plan_row, count, structured)
+        field_tokens = {f: self.field_tokens[f] for f in shape.fields}
+        max_tokens = answer_token_budget(field_tokens, asked, self.max_output_tokens)
+        request = generation_request(messages, shape, asked, structured, self.temperature, max_tokens, seed)
+        return Call(call_id, target, request, key, plan_row, count, structured, shape, segment)
 
     def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
         """Return the real examples the plan shows a call, as (class name, fields)."""
@@ -303,14 +322,16 @@ class ExampleGenerator:
             outcome.append(RejectReason.REQUEST_FAILED.value)
         else:
             try:
-                examples = parse_examples(response.text, self.shape, json_only=call.structured)
+                examples = parse_examples(response.text, call.shape, json_only=call.structured)
+                if call.shape != self.shape:
+                    examples = [{**example, self.context_field: call.segment} for example in examples]
             except UnreadableAnswer as error:
                 examples = []
                 self._reject(result, call, RejectReason.INVALID_OUTPUT, str(error), response.text)
                 outcome.append(RejectReason.INVALID_OUTPUT.value)
             for position, example in enumerate(examples):
                 cut_off = response.finish_reason == "length" and position == len(examples) - 1
-                reason, detail = self._check(example, key, cut_off)
+                reason, detail = self._check(example, key, cut_off, call.shape.fields)
                 if reason is None and accepted[key] >= quotas[key]:
                     result.surplus += 1
                     outcome.append("surplus")
@@ -344,9 +365,9 @@ class ExampleGenerator:
             )
         return outcome.count("accepted")
 
-    def _check(self, example: Mapping[str, Any], key: str, cut_off: bool) -> tuple[RejectReason | None, str]:
-        """Return (reject reason or None, detail) for one parsed example."""
-        for f in self.shape.fields:
+    def _check(self, example: Mapping[str, Any], key: str, cut_off: bool, written: Sequence[str]) -> tuple[RejectReason | None, str]:
+        """Return (reject reason or None, detail) for one parsed example; lengths and echoes are checked on the `written` fields."""
+        for f in written:
             value = str(example[f]).strip()
             if not value:
                 return RejectReason.EMPTY_FIELD, f"field {f} is empty"

@@ -67,6 +67,7 @@ def generate_synthetic_examples(
     sampling: SamplingConfig,
     generator_llm: Any,
     generator_pool: dict[str, Any] | None = None,
+    segments: pd.DataFrame | None = None,
     budgets: dict[str, int] | None = None,
     taken: Iterable[str] = (),
     refill: str | None = None,
@@ -78,7 +79,7 @@ def generate_synthetic_examples(
     shape = example_shape(metric.input_format, columns.features)
     label = columns.label_column
     generator = ExampleGenerator(
-        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool
+        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool, segments
     )
     started = time.perf_counter()
     result = generator.run(plan, quotas, budgets, taken, refill)

@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline, pipeline
 
 from judgeforge.pipelines.labelling.pipeline import metric_pipeline
+from judgeforge.pipelines.synthesis.grounding import grow_topic_tree, segment_documents
 from judgeforge.pipelines.synthesis.nodes import (
     assemble_train_and_test,
     build_generation_report,
@@ -33,6 +34,7 @@ GENERATION_INPUTS = [
     "params:data_generation.source_data.sampling",
     "generator_llm",
     "generator_pool",
+    "document_segments",
 ]
 GENERATION_OUTPUTS = [
     "synthetic_examples",
@@ -42,7 +44,7 @@ GENERATION_OUTPUTS = [
 ]
 # Shared by every shard; the rest of a shard's inputs are its own (`synthesis.shard_<i>.generation_plan`,
 # and its own clients `synthesis.shard_<i>.generator_llm` / `.generator_pool`, so each counts its usage).
-SHARED_INPUTS = {"enhancement_table", "holdout_table", "resolved_metric"}
+SHARED_INPUTS = {"enhancement_table", "holdout_table", "resolved_metric", "document_segments"}
 
 
 def generation_nodes(shards: int) -> list[Node | Pipeline]:
@@ -126,6 +128,28 @@ def create_pipeline(shards: int = 1, **kwargs) -> Pipeline:
                 name="plan_class_quotas",
             ),
             Node(
+                segment_documents,
+                inputs=["input_documents", "params:data_generation.diversity"],
+                outputs="document_segments",
+                name="segment_documents",
+            ),
+            # after the segments: a document that cannot be parsed stops the run before any call
+            Node(
+                grow_topic_tree,
+                inputs=[
+                    "saved_topic_tree",
+                    "enhancement_table",
+                    "resolved_metric",
+                    "params:data_generation.llm",
+                    "params:data_generation.diversity",
+                    COLUMNS,
+                    "document_segments",
+                    "generator_llm",
+                ],
+                outputs="topic_tree",
+                name="grow_topic_tree",
+            ),
+            Node(
                 build_generation_plan,
                 inputs=[
                     "class_quotas",
@@ -136,6 +160,8 @@ def create_pipeline(shards: int = 1, **kwargs) -> Pipeline:
                     "params:data_generation.diversity",
                     COLUMNS,
                     "params:data_generation.source_data.sampling",
+                    "topic_tree",
+                    "document_segments",
                 ],
                 outputs="generation_plan",
                 name="build_generation_plan",

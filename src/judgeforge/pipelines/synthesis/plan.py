@@ -34,7 +34,17 @@ from judgeforge.schema import ROW_ID
 ATTRIBUTE_PREFIX = "attr_"
 PLAN_CALL_ID = "plan_call_id"
 # The plan's values every synthetic row keeps (besides the attr_<id> columns).
-ROW_PLAN_COLUMNS = (PLAN_CALL_ID, "persona_id", "language", "prompt_variant", "generator")
+ROW_PLAN_COLUMNS = (
+    PLAN_CALL_ID,
+    "persona_id",
+    "language",
+    "prompt_variant",
+    "generator",
+    "topic",
+    "segment_id",
+)
+# Joins the topics of a path from the tree's first level to a leaf.
+TOPIC_SEPARATOR = " > "
 # Share of the calls left to the attributes' own rates once the combinations are placed.
 OTHER = "\x00other"
 
@@ -63,6 +73,35 @@ def spread(shares: Mapping[str, float], calls: int, rng: np.random.Generator) ->
     counts = largest_remainder(shares, calls)
     keys = [key for key, count in counts.items() for _ in range(count)]
     return [keys[i] for i in rng.permutation(len(keys))]
+
+
+def topic_paths(tree: Mapping[str, Any]) -> list[str]:
+    """Return the path of every leaf of a saved topic tree ("a > b > c", the root left out)."""
+    paths: list[str] = []
+
+    def walk(node: Mapping[str, Any], path: list[str]) -> None:
+        if not node.get("subtopics"):
+            paths.append(TOPIC_SEPARATOR.join(path))
+        for child in node.get("subtopics", []):
+            walk(child, [*path, child["topic"]])
+
+    if tree.get("root", {}).get("subtopics"):
+        walk(tree["root"], [])
+    return paths
+
+
+def spread_evenly(keys: Sequence[str], calls: int, rng: np.random.Generator) -> list[str]:
+    """Return `calls` keys in equal largest-remainder shares, the remainder going to seeded keys.
+
+    With more keys than calls (many topics or segments), `spread`'s tie-break by name would
+    give every class the same first keys; here each class draws its own.
+    """
+    if not keys:
+        return [""] * calls
+    base, extra = divmod(calls, len(keys))
+    chosen = [keys[i] for i in sorted(rng.choice(len(keys), size=extra, replace=False))]
+    placed = [key for key in keys for _ in range(base)] + chosen
+    return [placed[i] for i in rng.permutation(len(placed))]
 
 
 def expand_templates(diversity: DiversityConfig, seed: int) -> list[str]:
@@ -147,8 +186,17 @@ def build_generation_plan(
     diversity: DiversityConfig,
     columns: DatasetColumns,
     sampling: SamplingConfig,
+    topic_tree: Mapping[str, Any] | None = None,
+    segments: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Return the generation plan: one row per first-round call, exact shares per class, seeded."""
+    """Return the generation plan: one row per first-round call, exact shares per class, seeded.
+
+    Topics (the leaves of `topic_tree`) and document `segments` are spread evenly over each
+    class's calls.
+    """
+    # the catalog keeps the last grown tree; only a run that asks for topics uses it
+    topics = topic_paths(topic_tree or {}) if diversity.topic_tree or diversity.topics else []
+    segment_ids = [] if segments is None else segments["segment_id"].astype(str).tolist()
     per_call = generation.examples_per_call
     variants = expand_templates(diversity, sampling.seed)
     personas = [p.id for p in diversity.all_personas]
@@ -177,6 +225,8 @@ def build_generation_plan(
             ],
             **attribute_columns(diversity, calls, rng),
             "generator": spread(generators, calls, rng),
+            "topic": spread_evenly(topics, calls, rng),
+            "segment_id": spread_evenly(segment_ids, calls, rng),
         }
         for index in range(calls):
             call_id = f"{key}/c{index}"
@@ -206,7 +256,15 @@ def plan_columns(diversity: DiversityConfig) -> list[str]:
     """Return the plan's columns, in order."""
     fixed = [PLAN_CALL_ID, "class", "examples", "seed", "context_ids", "persona_id", "language"]
     attributes = [f"{ATTRIBUTE_PREFIX}{a.id}" for a in diversity.sampled_attributes]
-    return [*fixed, *attributes, "prompt_variant", "prompt_template", "generator"]
+    return [
+        *fixed,
+        *attributes,
+        "prompt_variant",
+        "prompt_template",
+        "generator",
+        "topic",
+        "segment_id",
+    ]
 
 
 def row_plan_columns(diversity: DiversityConfig) -> list[str]:
@@ -241,7 +299,11 @@ class StrictFormatter(string.Formatter):
 
 
 def template_values(
-    plan_row: Mapping[str, Any], diversity: DiversityConfig, target: ClassLabel, count: int
+    plan_row: Mapping[str, Any],
+    diversity: DiversityConfig,
+    target: ClassLabel,
+    count: int,
+    segment: str = "",
 ) -> dict[str, Any]:
     """Return what a call's template placeholders stand for."""
     personas = {p.id: p.description for p in diversity.all_personas}
@@ -254,6 +316,8 @@ def template_values(
         "language_name": diversity.languages[language].name if language else "",
         "persona_id": plan_row["persona_id"],
         "persona": personas.get(plan_row["persona_id"], ""),
+        "topic": plan_row["topic"],
+        "segment": segment,
     }
     for attribute in diversity.sampled_attributes:
         value = next(
@@ -266,10 +330,18 @@ def template_values(
 
 
 def call_steering(
-    plan_row: Mapping[str, Any], diversity: DiversityConfig, target: ClassLabel, count: int
+    plan_row: Mapping[str, Any],
+    diversity: DiversityConfig,
+    target: ClassLabel,
+    count: int,
+    segment: str = "",
 ) -> tuple[str | None, str | None]:
-    """Return (the request replacing the default one, or None; guidance added to the prompt, or None)."""
-    values = template_values(plan_row, diversity, target, count)
+    """Return (the request replacing the default one, or None; guidance added to the prompt, or None).
+
+    `segment` is the text of the plan row's document segment; the default guidance leaves it
+    to the caller, which knows whether it is the examples' context or their subject.
+    """
+    values = template_values(plan_row, diversity, target, count, segment)
     if plan_row["prompt_template"]:
         return StrictFormatter().format(plan_row["prompt_template"], **values), None
     lines = []
@@ -277,6 +349,8 @@ def call_steering(
         choice = values[attribute.id]
         detail = f" ({choice.description})" if choice.description else ""
         lines.append(f"- {attribute.name or attribute.id}: {choice.name}{detail}")
+    if values["topic"]:
+        lines.append(f"- Topic: {values['topic']}")
     parts = ["Give the new examples these properties:\n" + "\n".join(lines)] if lines else []
     if values["persona"]:
         parts.append(f"Write them as this person would: {values['persona']}")

@@ -34,6 +34,11 @@ class ExampleShape:
         """Return one line per field: its name and what it holds."""
         return "\n".join(f"- {field}: {ROLE_HINTS.get(role, 'text')}" for field, role in zip(self.fields, self.roles))
 
+    def without(self, field: str) -> ExampleShape:
+        """Return the shape less one field (one the call is given, not asked to write)."""
+        kept = [(f, role) for f, role in zip(self.fields, self.roles) if f != field]
+        return ExampleShape(tuple(f for f, _ in kept), tuple(role for _, role in kept))
+
 
 def example_shape(input_format: str, features: Sequence[str]) -> ExampleShape:
     """Return the shape of one example: single text, a tuple of texts, or query/context/response."""
@@ -155,6 +160,20 @@ def generation_request(
         schema_name="synthetic_examples",
         seed=seed,
         stop=() if structured or count > 1 else plain_stops(shape),
+    )
+
+
+def segment_guidance(segment: str, is_context: bool) -> str:
+    """Return the prompt part that grounds a call in a document segment: as the examples' context, or as their subject."""
+    if is_context:
+        return (
+            "Every new example uses this real passage as its context (it is given: do not "
+            "write a context field). Write a query a user would ask about it and a response "
+            f"that relies on it:\n<<<\n{segment}\n>>>"
+        )
+    return (
+        "Write the new examples about what this real passage covers (its subject, facts and "
+        f"terms), without copying it:\n<<<\n{segment}\n>>>"
     )
 
 

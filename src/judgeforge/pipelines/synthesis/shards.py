@@ -95,6 +95,7 @@ def generate_shard(
     sampling: SamplingConfig,
     generator_llm: Any,
     generator_pool: dict[str, Any] | None = None,
+    segments: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """Return one shard's (rows, rejects, stats, debug records); raise when it fell short beyond tolerance.
 
@@ -116,6 +117,7 @@ def generate_shard(
         sampling,
         generator_llm,
         generator_pool,
+        segments,
     )
     gap = stats["shortfall"]
     if not gap["within_tolerance"]:
@@ -147,6 +149,7 @@ def merge_shards(
     sampling: SamplingConfig,
     generator_llm: Any,
     generator_pool: dict[str, Any] | None,
+    segments: pd.DataFrame | None,
     *shard_outputs: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """Return the shards as one result (rows, rejects, stats, debug records): no example twice, none from the holdout, quotas refilled.
@@ -191,6 +194,7 @@ def merge_shards(
                 sampling,
                 generator_llm,
                 generator_pool,
+                segments,
                 budgets,
                 seen,
                 REFILL,
