@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from judgeforge.config import load_run_config
 from judgeforge.console import restore_verbose_logging
@@ -76,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--calls", type=int, default=5, help="how many planned calls to send (default 5)"
     )
 
+    init = command(
+        "init",
+        "write a ready Kedro project (conf, run.yaml, a seed file) into a new or empty folder",
+        after_command,
+    )
+    init.add_argument("folder", help="the project folder to write")
+
     predict = command(
         "predict", "score a CSV / Parquet / JSONL file with a trained judge", after_command
     )
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             from judgeforge.preview import preview_generation, print_preview
 
             print_preview(preview_generation(args.config, args.calls, args.env, args.project_path))
+        elif args.command == "init":
+            init_command(args.folder)
         elif args.command == "predict":
             predict_rows(args.model, args.input, args.output)
     except Exception as error:  # noqa: BLE001 -- every failure ends here: one line, or a bug's traceback
@@ -133,31 +141,20 @@ def predict_rows(model_dir: str, input_path: str, output_path: str) -> None:
 
 
 def validate_command(config_path: str, env: str | None, project_path: str | None) -> None:
-    """Check the run YAML, then (inside a Kedro project) what its run needs; print that it is valid."""
-    from kedro.framework.project import settings
-    from kedro.framework.startup import bootstrap_project
-
+    """Check the run YAML and what its run needs (seed files, tokens, keys, folders); print that it is valid."""
     from judgeforge.preflight import (
         PreflightError,
         planned_pipeline,
         project_credentials,
         validate_problems,
     )
-    from judgeforge.sdk import find_project_root, pipeline_name
+    from judgeforge.sdk import open_run_project, pipeline_name
 
     config = load_run_config(config_path)
-    try:
-        project = Path(project_path) if project_path else find_project_root()
-    except FileNotFoundError:
-        print(
-            f"{config_path}: valid (run_steps: {', '.join(config.run_steps)}); not in a Kedro project, so seed files, tokens, keys and folders were not checked (pass --project-path)"
-        )
-        return
-    bootstrap_project(project)
+    project = open_run_project(config_path, project_path)
     pipeline = planned_pipeline([pipeline_name(config)])
-    problems = validate_problems(
-        config, pipeline, project_credentials(project / settings.CONF_SOURCE, env, config), project
-    )
+    credentials = project_credentials(project.conf_source, env, config)
+    problems = validate_problems(config, pipeline, credentials, project.path)
     if problems:
         raise PreflightError(problems)
     print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)})")
@@ -166,10 +163,10 @@ def validate_command(config_path: str, env: str | None, project_path: str | None
 def run_command(config_path: str, env: str | None, project_path: str | None) -> None:
     """Run every step of `run_steps` and print where the results are."""
     from judgeforge.config.run import judge_output_dir
-    from judgeforge.sdk import pipeline_name, run_config
+    from judgeforge.sdk import open_run_project, pipeline_name, run_config
 
     config = load_run_config(config_path)
-    run_config(config, pipeline_name(config), env=env, project_path=project_path)
+    run_config(config, pipeline_name(config), open_run_project(config_path, project_path), env=env)
     if config.data_generation is not None and "data_generation" in config.run_steps:
         print(f"dataset: {config.data_generation.dataset_path}")
     if config.training is not None and "training" in config.run_steps:
@@ -181,6 +178,17 @@ def report_command(config_path: str | None, env: str | None, project_path: str |
     from judgeforge.pipelines.reporting.on_demand import write_report
 
     print(f"report: {write_report(config_path, env=env, project_path=project_path)}")
+
+
+def init_command(folder: str) -> None:
+    """Write a Kedro project into `folder` and print how to run it."""
+    from judgeforge.project import write_project
+
+    run_yaml = write_project(folder)
+    print(
+        f"{folder}: Kedro project written; in it run `judgeforge run -c {run_yaml.name}` "
+        "or `kedro run`"
+    )
 
 
 def console_main() -> None:

@@ -15,6 +15,9 @@ from judgeforge.run_globals import DATA_FOLDER, DATA_ROOT, RUN_GLOBALS, run_glob
 # The runtime param that carries a validated run YAML (judgeforge.sdk); its value is the whole
 # of the parameters, so no value from conf/<env>/parameters*.yml reaches a run-YAML run.
 RUN_YAML = "run_yaml"
+# The runtime param naming the folder a run outside any Kedro project is anchored at (the run
+# YAML's folder, judgeforge.project): the conf then lies in the installed package, not there.
+RUN_FOLDER = "run_folder"
 
 
 class RunConfigLoader(OmegaConfigLoader):
@@ -31,9 +34,8 @@ class RunConfigLoader(OmegaConfigLoader):
         self, conf_source: str, *args: Any, project_path: str | Path | None = None, **kwargs: Any
     ) -> None:
         super().__init__(conf_source, *args, **kwargs)
-        self.project_path = (
-            Path(project_path) if project_path else Path(conf_source).resolve().parent
-        )
+        run_folder = (self.runtime_params or {}).get(RUN_FOLDER)
+        self.project_path = Path(project_path or run_folder or Path(conf_source).resolve().parent)
         self.run_config: RunConfig | None = None
         try:
             parameters = self["parameters"]

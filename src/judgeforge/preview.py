@@ -33,7 +33,6 @@ import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
 from judgeforge.config import RunConfig, load_run_config
-from judgeforge.config_loader import RUN_YAML
 from judgeforge.llm.providers import PROVIDERS
 from judgeforge.llm.types import CHARS_PER_TOKEN, DEFAULT_PRICES, PRICES_AS_OF
 from judgeforge.pipelines.synthesis.generation import ExampleGenerator
@@ -96,21 +95,22 @@ def preview_generation(
     """Build the plan of a run YAML, send its first `calls` calls, and estimate the full run."""
     from kedro.framework.project import pipelines
     from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
     from kedro.runner import SequentialRunner
 
-    from judgeforge.sdk import find_project_root
+    from judgeforge.sdk import open_run_project, run_parameters
 
     config = load_run_config(config_path)
     if config.data_generation is None:
         raise ValueError(f"{config_path}: has no data_generation section")
-    project = Path(project_path) if project_path else find_project_root()
-    bootstrap_project(project)
+    project = open_run_project(config_path, project_path)
+    # the preview's own calls go out online (into the same cache entries) even with batch on
     online = config.model_copy(deep=True)
     online.data_generation.generation.async_config.batch = False  # type: ignore[union-attr]
-    runtime_params = {RUN_YAML: online.model_dump(mode="json", exclude_none=False)}
     with KedroSession.create(
-        project_path=project, env=env, runtime_params=runtime_params
+        project_path=project.path,
+        env=env,
+        runtime_params=run_parameters(online, project),
+        conf_source=str(project.conf_source),
     ) as session:
         catalog = session.load_context().catalog
         to_plan = pipelines[PLAN_STAGES].to_outputs("generation_plan")

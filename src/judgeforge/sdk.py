@@ -7,8 +7,9 @@ from typing import Any
 
 from judgeforge.config import RunConfig, load_run_config
 from judgeforge.config.run import RunStep, judge_output_dir
-from judgeforge.config_loader import RUN_YAML
+from judgeforge.config_loader import RUN_FOLDER, RUN_YAML
 from judgeforge.pipeline_registry import REPORTING, composition_name
+from judgeforge.project import KedroProject, open_project
 
 
 def data_generation_pipelines(config: RunConfig) -> list[str]:
@@ -49,9 +50,8 @@ def run_data_generation(
     config = load_run_config(config_path)
     if config.data_generation is None:
         raise ValueError(f"{config_path}: has no data_generation section")
-    run_config(
-        config, pipeline_name(config, ["data_generation"]), env=env, project_path=project_path
-    )
+    project = open_run_project(config_path, project_path)
+    run_config(config, pipeline_name(config, ["data_generation"]), project, env=env)
     return config.data_generation.dataset_path
 
 
@@ -62,35 +62,38 @@ def run_training(
     config = load_run_config(config_path)
     if config.training is None:
         raise ValueError(f"{config_path}: has no training section")
-    run_config(config, pipeline_name(config, ["training"]), env=env, project_path=project_path)
+    project = open_run_project(config_path, project_path)
+    run_config(config, pipeline_name(config, ["training"]), project, env=env)
     return judge_output_dir(config)
 
 
+def open_run_project(
+    config_path: str | Path, project_path: str | Path | None = None
+) -> KedroProject:
+    """Return the project a run YAML runs in; outside any Kedro project, the YAML's folder anchors it."""
+    return open_project(project_path, standalone_folder=Path(config_path).resolve().parent)
+
+
+def run_parameters(config: RunConfig, project: KedroProject) -> dict[str, Any]:
+    """Return the runtime params that make the run config the whole of a session's parameters."""
+    # judgeforge.config_loader makes the run_yaml runtime param the whole of the parameters
+    return {
+        RUN_YAML: config.model_dump(mode="json", exclude_none=False),
+        RUN_FOLDER: str(project.path),
+    }
+
+
 def run_config(
-    config: RunConfig, name: str, env: str | None = None, project_path: str | Path | None = None
+    config: RunConfig, name: str, project: KedroProject, env: str | None = None
 ) -> dict[str, Any]:
     """Run the registered pipeline `name` in one Kedro session whose parameters are exactly the run config."""
     from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
 
-    project = Path(project_path) if project_path else find_project_root()
-    bootstrap_project(project)
-    # judgeforge.config_loader makes the run_yaml runtime param the whole of the parameters
-    runtime_params = {RUN_YAML: config.model_dump(mode="json", exclude_none=False)}
     with KedroSession.create(
-        project_path=project, env=env, runtime_params=runtime_params
+        project_path=project.path,
+        env=env,
+        runtime_params=run_parameters(config, project),
+        conf_source=str(project.conf_source),
     ) as session:
         # a single stage is registered without the report; every run of this door ends with it
         return session.run(pipeline_names=[name, REPORTING])
-
-
-def find_project_root(start: Path | None = None) -> Path:
-    """Return the nearest folder at or above `start` (default: cwd) holding a Kedro pyproject."""
-    start = (start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "[tool.kedro]" in pyproject.read_text(encoding="utf-8"):
-            return folder
-    raise FileNotFoundError(
-        f"no Kedro project (pyproject.toml with [tool.kedro]) at or above {start}; pass project_path"
-    )

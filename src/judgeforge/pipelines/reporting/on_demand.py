@@ -28,19 +28,22 @@ def write_report(
     """
     from kedro.framework.project import settings
     from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
     from kedro.io import DatasetError
 
+    from judgeforge.project import open_project
     from judgeforge.run_globals import project_location
-    from judgeforge.sdk import find_project_root, run_config
+    from judgeforge.sdk import open_run_project, run_config
 
-    project = Path(project_path) if project_path else find_project_root()
-    bootstrap_project(project)
+    project = (
+        open_run_project(config_path, project_path) if config_path else open_project(project_path)
+    )
     try:
         if config_path is not None:
-            run_config(load_run_config(config_path), PIPELINE, env=env, project_path=project)
+            run_config(load_run_config(config_path), PIPELINE, project, env=env)
         else:
-            with KedroSession.create(project_path=project, env=env) as session:
+            with KedroSession.create(
+                project_path=project.path, env=env, conf_source=str(project.conf_source)
+            ) as session:
                 session.run(pipeline_names=[PIPELINE])
     except DatasetError as error:
         # an output that exists but cannot be read: name it, and what rewrites it
@@ -49,6 +52,6 @@ def write_report(
             f"{reason} (re-run the stage that writes it, or delete the file)"
         ) from None
     loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project / settings.CONF_SOURCE), env=env, **settings.CONFIG_LOADER_ARGS
+        conf_source=str(project.conf_source), env=env, **settings.CONFIG_LOADER_ARGS
     )
-    return project_location(loader["catalog"][REPORT_ENTRY]["filepath"], project)
+    return project_location(loader["catalog"][REPORT_ENTRY]["filepath"], project.path)
