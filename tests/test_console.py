@@ -148,7 +148,8 @@ def test_kedro_run_verbose_restores_every_kedro_line(loopback_project: Path) -> 
 
 
 def test_kedro_run_is_tracked_in_a_local_mlflow_store(loopback_project: Path, monkeypatch) -> None:
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow  # the `tracking` extra, part of `dev`
+
     # MLflow 3 opens a file store only when told
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     result = kedro_run(loopback_project)

@@ -76,7 +76,7 @@ def test_preview_command_prints_rows_with_their_attributes_and_the_estimate(
     out = result.stdout
     assert "3 rows from the first calls of the plan" in out
     assert "attr_tone" in out and "persona_id" in out and "student" in out
-    assert "Estimate of the full run (12 planned calls; prices as of 2025-06)" in out
+    assert "Estimate of the full run (12 planned calls; prices as of 2026-06)" in out
     assert "openai/test-model" in out and "no price" in out and "measured" in out
 
 

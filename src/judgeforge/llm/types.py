@@ -135,9 +135,10 @@ class ModelPrice:
         ) / 1e6
 
 
-# List prices (USD / 1M tokens) at the time of writing; override them with `price_table=`.
-# The month they were read from the providers' price pages (pre-run estimates print it).
-PRICES_AS_OF = "2025-06"
+# List prices (USD / 1M tokens); override them with `price_table=`. PRICES_AS_OF is the month of
+# the newest copy of the providers' price pages they were checked against (pre-run estimates
+# print it): unchanged from 2025-06 through 2026-06; gemini-2.0-flash was retired on 2026-06-01.
+PRICES_AS_OF = "2026-06"
 DEFAULT_PRICES: dict[str, ModelPrice] = {
     "gpt-4o-mini": ModelPrice(0.15, 0.60),
     "gpt-4o": ModelPrice(2.50, 10.00),
@@ -147,6 +148,7 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
     "text-embedding-3-small": ModelPrice(0.02, 0.0),
     "text-embedding-3-large": ModelPrice(0.13, 0.0),
     "gemini-2.0-flash": ModelPrice(0.10, 0.40),
+    "gemini-2.5-flash-lite": ModelPrice(0.10, 0.40),
     "gemini-2.5-flash": ModelPrice(0.30, 2.50),
     "gemini-2.5-pro": ModelPrice(1.25, 10.00),
     "gemini-embedding-001": ModelPrice(0.15, 0.0),
