@@ -19,12 +19,11 @@ from rich.table import Table
 
 from judgeforge import progress
 from judgeforge.datasets.llm_client import DeferredLLMClient
+from judgeforge.errors import VERBOSE_ENV_VAR, verbose_from_environment
 from judgeforge.llm.types import Usage
 
 logger = logging.getLogger(__name__)
 
-# Set by --verbose for the process (and the runs it starts): every Kedro INFO line comes back.
-VERBOSE_ENV = "JUDGEFORGE_VERBOSE"
 # Kedro loggers that conf/logging.yml raises to WARNING; --verbose lowers them back to INFO.
 QUIET_LOGGERS = (
     "kedro.io",
@@ -45,14 +44,10 @@ OUTPUT_ROWS = {
 }
 
 
-def verbose_requested() -> bool:
-    """Return whether this process was asked for every log line."""
-    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
-
-
 def restore_verbose_logging() -> None:
     """Bring back Kedro's per-dataset and per-node INFO lines for this process and its runs."""
-    os.environ[VERBOSE_ENV] = "1"
+    # set for the process and the runs it starts
+    os.environ[VERBOSE_ENV_VAR] = "1"
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
 
@@ -96,7 +91,7 @@ class ConsoleHook:
         self._catalog = catalog
         self._node_count = len(pipeline.nodes)
         widen_log_file_lines()
-        if verbose_requested():
+        if verbose_from_environment():
             restore_verbose_logging()
         else:
             quiet_library_progress_bars()

@@ -72,7 +72,7 @@ def met_errors() -> tuple[type[BaseException], ...]:
 
 
 def verbose_from_environment() -> bool:
-    """Return whether JUDGEFORGE_VERBOSE asks for tracebacks."""
+    """Return whether JUDGEFORGE_VERBOSE (or --verbose) asks for every log line and traceback."""
     return os.environ.get(VERBOSE_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 

@@ -34,7 +34,8 @@ class RunConfigHook:
         """Keep the credentials entries for the pre-flight check."""
         self._credentials = dict(conf_creds or {})
 
-    @hook_impl
+    # first among the hooks: a run that cannot start opens nothing (no MLflow run, no console stage)
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         """Fail before any node runs when the run lacks a token, a key or a writable output folder."""
         if self._config is not None:

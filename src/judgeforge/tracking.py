@@ -28,6 +28,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from judgeforge.console import dataset_location
+from judgeforge.errors import verbose_from_environment
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,10 @@ class MlflowHook:
             return
         import mlflow
 
+        if not verbose_from_environment():
+            # MLflow logs through its own handler; its INFO lines ("Creating a new experiment")
+            # would break the one-line console of a quiet run
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             mlflow.set_tracking_uri((self._project_path / LOCAL_STORE).resolve().as_uri())
