@@ -20,6 +20,7 @@ from judgeforge.training.calibration import (
 )
 from judgeforge.training.formatting import field_allowances
 from judgeforge.training.judge import probability_column
+from judgeforge.training.selection import better
 from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
 
 GOOD, BAD, _ = SEPARABLE_TEXTS
@@ -85,9 +86,8 @@ def test_validation_rows_are_real_train_rows_never_test_rows(head_run: dict) -> 
     assert head_run["log"]["summary"]["train_examples"] == 32 - validation["rows"]
     entry = head_run["log"]["candidates"][head_run["head"]]
     assert [e["epoch"] for e in entry["epochs"]] == list(range(1, len(entry["epochs"]) + 1))
-    assert entry["validation"] == max(
-        entry["epochs"], key=lambda e: (e["macro_f1"], -e["log_loss"])
-    )
+    assert entry["validation"] in entry["epochs"]
+    assert not any(better(epoch, entry["validation"]) for epoch in entry["epochs"])
 
 
 def test_early_stopping_ends_training_after_patience_epochs_without_gain(
@@ -283,3 +283,36 @@ def test_validation_comes_from_seed_rows_else_from_all_train_rows_else_none() ->
     assert len(validation) == 2
     fit, validation, origin = validation_split(rows.iloc[:1], "label", 0.2, seed=0)
     assert validation.empty and len(fit) == 1 and origin.startswith("none")
+
+
+def test_encoder_head_mean_pools_real_tokens_so_padding_changes_nothing(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    from judgeforge.training.encoder import HEAD_FILE, MeanPooledClassifier
+    from judgeforge.training.loading import ModelLoadError
+    from judgeforge.training.runtime import resolve_runtime_options
+
+    config = head_config(tiny_llama_dir, tiny_bert_dir, "encoder")
+    judge = Judge.trainable(
+        config, resolve_runtime_options(config.training, config.model), "encoder"
+    )
+    assert isinstance(judge.model, MeanPooledClassifier)
+    torch = pytest.importorskip("torch")
+    torch.nn.init.normal_(judge.model.head.weight)  # a zero head would score every row alike
+    short, long = judge.prompt_ids("good"), judge.prompt_ids(" ".join(["bad"] * 40))
+    alone = judge.model(input_ids=torch.tensor([short])).logits
+    padded = torch.tensor([short + [judge.tokenizer.pad_token_id] * (len(long) - len(short)), long])
+    mask = torch.tensor([[1] * len(short) + [0] * (len(long) - len(short)), [1] * len(long)])
+    batched = judge.model(input_ids=padded, attention_mask=mask).logits
+    torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(batched[0], batched[1])
+
+    judge.save(tmp_path)
+    assert (tmp_path / HEAD_FILE).is_file()
+    rows = pd.DataFrame({"text": [GOOD, BAD]})
+    pd.testing.assert_frame_equal(
+        judge.predict(rows), Judge.load(tmp_path).predict(rows), atol=1e-5
+    )
+    (tmp_path / HEAD_FILE).unlink()
+    with pytest.raises(ModelLoadError, match=HEAD_FILE):
+        Judge.load(tmp_path)

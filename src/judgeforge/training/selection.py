@@ -17,6 +17,9 @@ from judgeforge.training.calibration import negative_log_likelihood
 
 logger = logging.getLogger(__name__)
 
+# A smaller drop in validation log-loss at equal macro-F1 is float noise, not a better epoch.
+MIN_LOG_LOSS_GAIN = 1e-4
+
 
 def validation_split(
     examples: pd.DataFrame, label_column: str, fraction: float, seed: int
@@ -57,11 +60,10 @@ def validation_scores(logits: np.ndarray, truth: np.ndarray, n_classes: int) -> 
 
 
 def better(scores: dict[str, float], than: dict[str, float] | None) -> bool:
-    """Return whether scores beat `than`: higher macro-F1, then lower log-loss."""
-    return than is None or (scores["macro_f1"], -scores["log_loss"]) > (
-        than["macro_f1"],
-        -than["log_loss"],
-    )
+    """Return whether scores beat `than`: higher macro-F1, then a log-loss lower by a real margin."""
+    if than is None or scores["macro_f1"] != than["macro_f1"]:
+        return than is None or scores["macro_f1"] > than["macro_f1"]
+    return scores["log_loss"] < than["log_loss"] - MIN_LOG_LOSS_GAIN
 
 
 class BestEpoch(TrainerCallback):

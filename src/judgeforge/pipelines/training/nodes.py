@@ -563,8 +563,9 @@ def write_model_card(
         + "; class probabilities come from one forward pass over the first token of each answer.",
         CLASSIFY: "A classification head over the classes reads its last token; one forward pass, "
         "softmax over the classes.",
-        "encoder": f"An encoder ({config.model.encoder_name}) fine-tuned with a classification "
-        "head reads the rendered prompt; one forward pass, softmax over the classes.",
+        "encoder": f"An encoder ({config.model.encoder_name}) reads the rendered prompt; a linear "
+        "classification head on its token states, mean-pooled over the attention mask; one "
+        "forward pass, softmax over the classes.",
     }[head]
     weights = (
         f"the encoder **{config.model.encoder_name}**, every weight fine-tuned"
