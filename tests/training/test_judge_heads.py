@@ -49,7 +49,8 @@ def head_config(tiny_llama_dir: Path, tiny_bert_dir: Path, head: str, **training
 @pytest.fixture(scope="module", params=["classify", "encoder"])
 def head_run(request, tiny_llama_dir: Path, tiny_bert_dir: Path) -> dict:
     """One training run per classification head, shared by the tests that read its results."""
-    config = head_config(tiny_llama_dir, tiny_bert_dir, request.param)
+    # Held-out validation (3 of the 16 seed rows), not k-fold: cross-validation has its own test.
+    config = head_config(tiny_llama_dir, tiny_bert_dir, request.param, cross_validation_below=0)
     train, test = nodes.format_judge_examples(seeded_dataset(), config)
     fit, validation = nodes.split_validation(train, config)
     judge, log = nodes.train_judge(fit, validation, config)
@@ -100,6 +101,7 @@ def test_early_stopping_ends_training_after_patience_epochs_without_gain(
         "encoder",
         num_train_epochs=6,
         early_stopping_patience=1,
+        cross_validation_below=0,
     ).model_copy(deep=True)
     config.model.encoder_learning_rate = 1e-12
     train, _ = nodes.format_judge_examples(seeded_dataset(), config)
@@ -140,7 +142,9 @@ def test_temperature_scaling_reduces_ece_of_an_overconfident_model() -> None:
 def test_calibration_is_applied_with_enough_validation_rows_and_said_so(
     tiny_llama_dir: Path, tiny_bert_dir: Path
 ) -> None:
-    config = head_config(tiny_llama_dir, tiny_bert_dir, "encoder", validation_fraction=0.5)
+    config = head_config(
+        tiny_llama_dir, tiny_bert_dir, "encoder", validation_fraction=0.5, cross_validation_below=0
+    )
     train, test = nodes.format_judge_examples(seeded_dataset(32, 8, 24), config)
     judge, log = nodes.train_judge(*nodes.split_validation(train, config), config)
     calibration = log["calibration"]
@@ -316,3 +320,40 @@ def test_encoder_head_mean_pools_real_tokens_so_padding_changes_nothing(
     (tmp_path / HEAD_FILE).unlink()
     with pytest.raises(ModelLoadError, match=HEAD_FILE):
         Judge.load(tmp_path)
+
+
+def test_k_fold_over_few_seed_rows_picks_the_epoch_out_of_fold_and_never_touches_the_test_split(
+    tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    config = head_config(
+        tiny_llama_dir,
+        tiny_bert_dir,
+        "encoder",
+        num_train_epochs=3,
+        cross_validation_below=20,
+        cross_validation_folds=3,
+    )
+    train, test = nodes.format_judge_examples(seeded_dataset(32, 16, 12), config)
+    seed_ids = set(train.loc[train["source"] == "seed", "row_id"])
+    fit, validation = nodes.split_validation(train, config)
+    assert len(fit) == 32 and set(validation["row_id"]) == seed_ids
+    judge, log = nodes.train_judge(fit, validation, config)
+
+    folds = log["validation"]["fold_row_ids"]
+    assert log["validation"]["folds"] == len(folds) == 3 and log["validation"]["rows"] == 12
+    fold_ids = [row_id for ids in folds.values() for row_id in ids]
+    assert sorted(fold_ids) == sorted(seed_ids)  # each seed row validates once, in one fold
+    assert not set(fold_ids) & set(test["row_id"])
+    entry = log["candidates"]["encoder"]
+    # each fold's model trained on the 32 train rows less its own fold
+    assert entry["fold_train_rows"] == [32 - len(ids) for ids in folds.values()]
+    assert [len(epochs) for epochs in entry["fold_epochs"]] == [3, 3, 3]
+    assert [scores["epoch"] for scores in entry["epochs"]] == [1, 2, 3]
+    assert entry["validation"] == entry["epochs"][entry["best_epoch"] - 1]
+    assert not any(better(scores, entry["validation"]) for scores in entry["epochs"])
+    # the judge itself trained on every train row, for the chosen number of epochs
+    assert log["summary"]["train_examples"] == 32
+    assert log["summary"]["epochs_run"] == entry["best_epoch"]
+    assert log["calibration"]["applied"] and log["calibration"]["validation_rows"] == 12
+    predictions, _ = nodes.score_with_judge(judge, test)
+    assert predictions["correct"].mean() > 0.75

@@ -13,12 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from sklearn.linear_model import LogisticRegression
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 # Saved next to the encoder's own weights; the encoder's config.json carries num_labels.
 HEAD_FILE = "classification_head.safetensors"
+ABSENT_CLASS_BIAS = -10.0
 
 
 class MeanPooledClassifier(torch.nn.Module):
@@ -43,12 +46,46 @@ class MeanPooledClassifier(torch.nn.Module):
         """Return the class logits (and the cross-entropy loss when labels are given)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        logits = self.head(pooled)
+        logits = self.head(self.pool(input_ids, attention_mask))
         loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Return each row's token states averaged over its real (unmasked) tokens."""
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def probe_head(self, vectors: np.ndarray, class_indices: np.ndarray, seed: int) -> None:
+        """Set the head to a logistic regression fitted on the frozen encoder's pooled vectors.
+
+        Fine-tuning then starts from a linear probe instead of a blank head (LP-FT, Kumar et al.
+        2022): a blank head's first gradients are noise that distorts the pretrained encoder, which
+        made the 200-row movie-review judge collapse to one class (BENCHMARKS.md).
+        """
+        labels = self.head.out_features
+        if len(np.unique(class_indices)) < 2:
+            return  # one class: nothing to tell apart, the blank head stays
+        # Standardised: the template's fixed tokens, averaged in, shrink what varies between rows,
+        # and an L2-penalised fit on raw vectors then stays near its intercept (one class).
+        mean, scale = vectors.mean(axis=0), vectors.std(axis=0) + 1e-6
+        probe = LogisticRegression(max_iter=1000, random_state=seed)
+        probe.fit((vectors - mean) / scale, class_indices)
+        # The standardisation folded into the head: w·(x - mean)/scale + b = (w/scale)·x + b'.
+        coef = probe.coef_ / scale
+        intercept = probe.intercept_ - coef @ mean
+        weight = np.zeros((labels, vectors.shape[1]))
+        # A class absent from the rows never wins.
+        bias = np.full(labels, ABSENT_CLASS_BIAS)
+        if len(probe.classes_) == 2:
+            # Binary: scikit-learn keeps one logit z; softmax over (-z/2, z/2) gives sigmoid(z).
+            for sign, label in ((-0.5, probe.classes_[0]), (0.5, probe.classes_[1])):
+                weight[label], bias[label] = sign * coef[0], sign * intercept[0]
+        else:
+            weight[probe.classes_], bias[probe.classes_] = coef, intercept
+        with torch.no_grad():
+            self.head.weight.copy_(torch.from_numpy(weight))
+            self.head.bias.copy_(torch.from_numpy(bias))
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the encoder as a transformers model and the head next to it."""
