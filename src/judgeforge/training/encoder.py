@@ -66,14 +66,8 @@ class MeanPooledClassifier(torch.nn.Module):
         labels = self.head.out_features
         if len(np.unique(class_indices)) < 2:
             return  # one class: nothing to tell apart, the blank head stays
-        # Standardised: the template's fixed tokens, averaged in, shrink what varies between rows,
-        # and an L2-penalised fit on raw vectors then stays near its intercept (one class).
-        mean, scale = vectors.mean(axis=0), vectors.std(axis=0) + 1e-6
-        probe = LogisticRegression(max_iter=1000, random_state=seed)
-        probe.fit((vectors - mean) / scale, class_indices)
-        # The standardisation folded into the head: w·(x - mean)/scale + b = (w/scale)·x + b'.
-        coef = probe.coef_ / scale
-        intercept = probe.intercept_ - coef @ mean
+        probe = LogisticRegression(max_iter=1000, random_state=seed).fit(vectors, class_indices)
+        coef, intercept = probe.coef_, probe.intercept_
         weight = np.zeros((labels, vectors.shape[1]))
         # A class absent from the rows never wins.
         bias = np.full(labels, ABSENT_CLASS_BIAS)
