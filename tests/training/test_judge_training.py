@@ -134,76 +134,26 @@ def test_judgeforge_predict_command_line(boolean_run: dict, tmp_path: Path, caps
         == 0
     )
     assert "2 rows scored" in capsys.readouterr().out
-    assert list(pd.read_csv(tmp_path / "out.csv", dtype=str)[PREDICTION_COLUMN]) == [
-        "true",
-        "false",
-    ]
-    assert (
-        main(
-            [
-                "predict",
-                "-m",
-                str(tmp_path / "no-judge"),
-                "-i",
-                str(source),
-                "-o",
-                str(tmp_path / "x.csv"),
-            ]
-        )
-        == 2
-    )
+    assert list(pd.read_csv(tmp_path / "out.csv", dtype=str)[PREDICTION_COLUMN]) == ["true", "false"]
+    assert main(["predict", "-m", str(tmp_path / "no-judge"), "-i", str(source), "-o", str(tmp_path / "x.csv")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("judgeforge: ") and "\n" not in error
 
 
-def test_judgeforge_predict_refuses_blank_texts_and_names_an_empty_file(
-    boolean_run: dict, tmp_path: Path, capsys
-) -> None:
+def test_judgeforge_predict_refuses_blank_texts_and_names_an_empty_file(boolean_run: dict, tmp_path: Path, capsys) -> None:
     from judgeforge.command_line import main
 
     boolean_run["judge"].save(boolean_run["dir"])
     blank = tmp_path / "blank.csv"
     pd.DataFrame({"text": [GOOD, "   ", BAD, "\t"]}).to_csv(blank, index=False)
-    assert (
-        main(
-            [
-                "predict",
-                "-m",
-                str(boolean_run["dir"]),
-                "-i",
-                str(blank),
-                "-o",
-                str(tmp_path / "out.csv"),
-            ]
-        )
-        == 2
-    )
+    assert main(["predict", "-m", str(boolean_run["dir"]), "-i", str(blank), "-o", str(tmp_path / "out.csv")]) == 2
     # the last line of stderr (a progress bar may come before it)
-    assert (
-        capsys.readouterr().err.strip().splitlines()[-1]
-        == f"judgeforge: {blank}: column text is empty or whitespace only in row(s) 2, 4: fill or remove them"
-    )
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"judgeforge: {blank}: column text is empty or whitespace only in row(s) 2, 4: fill or remove them"
     assert not (tmp_path / "out.csv").exists()
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
-    assert (
-        main(
-            [
-                "predict",
-                "-m",
-                str(boolean_run["dir"]),
-                "-i",
-                str(empty),
-                "-o",
-                str(tmp_path / "out.csv"),
-            ]
-        )
-        == 2
-    )
-    assert (
-        capsys.readouterr().err.strip()
-        == f"judgeforge: {empty}: the input file is empty: no rows to score"
-    )
+    assert main(["predict", "-m", str(boolean_run["dir"]), "-i", str(empty), "-o", str(tmp_path / "out.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"judgeforge: {empty}: the input file is empty: no rows to score"
 
 
 def test_predict_names_the_missing_template_column(boolean_run: dict) -> None:
