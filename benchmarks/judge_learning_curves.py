@@ -39,6 +39,7 @@ from judgeforge.training.runtime import use_free_cores
 
 PROMPT_TEMPLATE = "Is the following movie review positive?\nReview: {text}\nAnswer true or false."
 LABELS = ("false", "true")
+POOL_ROWS = 500
 
 
 def sentences(
@@ -152,7 +153,8 @@ def main() -> None:
 
     out = Path(args.out)
     for repeat in range(args.repeats):
-        pool, test = sentences(args.csv, repeat, max(args.sizes), args.test_rows)
+        # The test rows follow a pool of at least POOL_ROWS, so runs with other sizes score the same rows.
+        pool, test = sentences(args.csv, repeat, max([*args.sizes, POOL_ROWS]), args.test_rows)
         use_free_cores()
         started = time.perf_counter()
         test_minilm = embed_texts(test["text"].tolist())

@@ -52,6 +52,8 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "data_generation.labelling.max_unlabelled_fraction",
         "training.training.validation_fraction",
         "training.training.early_stopping_patience",
+        "training.training.cross_validation_below",
+        "training.training.cross_validation_folds",
         "training.training.calibrate",
         "training.model.head",
         "training.model.encoder_name",

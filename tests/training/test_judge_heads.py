@@ -20,6 +20,7 @@ from judgeforge.training.calibration import (
 )
 from judgeforge.training.formatting import field_allowances
 from judgeforge.training.judge import probability_column
+from judgeforge.training.selection import better
 from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
 
 GOOD, BAD, _ = SEPARABLE_TEXTS
@@ -48,7 +49,8 @@ def head_config(tiny_llama_dir: Path, tiny_bert_dir: Path, head: str, **training
 @pytest.fixture(scope="module", params=["classify", "encoder"])
 def head_run(request, tiny_llama_dir: Path, tiny_bert_dir: Path) -> dict:
     """One training run per classification head, shared by the tests that read its results."""
-    config = head_config(tiny_llama_dir, tiny_bert_dir, request.param)
+    # Held-out validation (3 of the 16 seed rows), not k-fold: cross-validation has its own test.
+    config = head_config(tiny_llama_dir, tiny_bert_dir, request.param, cross_validation_below=0)
     train, test = nodes.format_judge_examples(seeded_dataset(), config)
     fit, validation = nodes.split_validation(train, config)
     judge, log = nodes.train_judge(fit, validation, config)
@@ -85,9 +87,8 @@ def test_validation_rows_are_real_train_rows_never_test_rows(head_run: dict) -> 
     assert head_run["log"]["summary"]["train_examples"] == 32 - validation["rows"]
     entry = head_run["log"]["candidates"][head_run["head"]]
     assert [e["epoch"] for e in entry["epochs"]] == list(range(1, len(entry["epochs"]) + 1))
-    assert entry["validation"] == max(
-        entry["epochs"], key=lambda e: (e["macro_f1"], -e["log_loss"])
-    )
+    assert entry["validation"] in entry["epochs"]
+    assert not any(better(epoch, entry["validation"]) for epoch in entry["epochs"])
 
 
 def test_early_stopping_ends_training_after_patience_epochs_without_gain(
@@ -100,6 +101,7 @@ def test_early_stopping_ends_training_after_patience_epochs_without_gain(
         "encoder",
         num_train_epochs=6,
         early_stopping_patience=1,
+        cross_validation_below=0,
     ).model_copy(deep=True)
     config.model.encoder_learning_rate = 1e-12
     train, _ = nodes.format_judge_examples(seeded_dataset(), config)
@@ -140,7 +142,9 @@ def test_temperature_scaling_reduces_ece_of_an_overconfident_model() -> None:
 def test_calibration_is_applied_with_enough_validation_rows_and_said_so(
     tiny_llama_dir: Path, tiny_bert_dir: Path
 ) -> None:
-    config = head_config(tiny_llama_dir, tiny_bert_dir, "encoder", validation_fraction=0.5)
+    config = head_config(
+        tiny_llama_dir, tiny_bert_dir, "encoder", validation_fraction=0.5, cross_validation_below=0
+    )
     train, test = nodes.format_judge_examples(seeded_dataset(32, 8, 24), config)
     judge, log = nodes.train_judge(*nodes.split_validation(train, config), config)
     calibration = log["calibration"]
@@ -283,3 +287,73 @@ def test_validation_comes_from_seed_rows_else_from_all_train_rows_else_none() ->
     assert len(validation) == 2
     fit, validation, origin = validation_split(rows.iloc[:1], "label", 0.2, seed=0)
     assert validation.empty and len(fit) == 1 and origin.startswith("none")
+
+
+def test_encoder_head_mean_pools_real_tokens_so_padding_changes_nothing(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    from judgeforge.training.encoder import HEAD_FILE, MeanPooledClassifier
+    from judgeforge.training.loading import ModelLoadError
+    from judgeforge.training.runtime import resolve_runtime_options
+
+    config = head_config(tiny_llama_dir, tiny_bert_dir, "encoder")
+    judge = Judge.trainable(
+        config, resolve_runtime_options(config.training, config.model), "encoder"
+    )
+    assert isinstance(judge.model, MeanPooledClassifier)
+    torch = pytest.importorskip("torch")
+    torch.nn.init.normal_(judge.model.head.weight)  # a zero head would score every row alike
+    short, long = judge.prompt_ids("good"), judge.prompt_ids(" ".join(["bad"] * 40))
+    alone = judge.model(input_ids=torch.tensor([short])).logits
+    padded = torch.tensor([short + [judge.tokenizer.pad_token_id] * (len(long) - len(short)), long])
+    mask = torch.tensor([[1] * len(short) + [0] * (len(long) - len(short)), [1] * len(long)])
+    batched = judge.model(input_ids=padded, attention_mask=mask).logits
+    torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(batched[0], batched[1])
+
+    judge.save(tmp_path)
+    assert (tmp_path / HEAD_FILE).is_file()
+    rows = pd.DataFrame({"text": [GOOD, BAD]})
+    pd.testing.assert_frame_equal(
+        judge.predict(rows), Judge.load(tmp_path).predict(rows), atol=1e-5
+    )
+    (tmp_path / HEAD_FILE).unlink()
+    with pytest.raises(ModelLoadError, match=HEAD_FILE):
+        Judge.load(tmp_path)
+
+
+def test_k_fold_over_few_seed_rows_picks_the_epoch_out_of_fold_and_never_touches_the_test_split(
+    tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    config = head_config(
+        tiny_llama_dir,
+        tiny_bert_dir,
+        "encoder",
+        num_train_epochs=3,
+        cross_validation_below=20,
+        cross_validation_folds=3,
+    )
+    train, test = nodes.format_judge_examples(seeded_dataset(32, 16, 12), config)
+    seed_ids = set(train.loc[train["source"] == "seed", "row_id"])
+    fit, validation = nodes.split_validation(train, config)
+    assert len(fit) == 32 and set(validation["row_id"]) == seed_ids
+    judge, log = nodes.train_judge(fit, validation, config)
+
+    folds = log["validation"]["fold_row_ids"]
+    assert log["validation"]["folds"] == len(folds) == 3 and log["validation"]["rows"] == 12
+    fold_ids = [row_id for ids in folds.values() for row_id in ids]
+    assert sorted(fold_ids) == sorted(seed_ids)  # each seed row validates once, in one fold
+    assert not set(fold_ids) & set(test["row_id"])
+    entry = log["candidates"]["encoder"]
+    # each fold's model trained on the 32 train rows less its own fold
+    assert entry["fold_train_rows"] == [32 - len(ids) for ids in folds.values()]
+    assert [len(epochs) for epochs in entry["fold_epochs"]] == [3, 3, 3]
+    assert [scores["epoch"] for scores in entry["epochs"]] == [1, 2, 3]
+    assert entry["validation"] == entry["epochs"][entry["best_epoch"] - 1]
+    assert not any(better(scores, entry["validation"]) for scores in entry["epochs"])
+    # the judge itself trained on every train row, for the chosen number of epochs
+    assert log["summary"]["train_examples"] == 32
+    assert log["summary"]["epochs_run"] == entry["best_epoch"]
+    assert log["calibration"]["applied"] and log["calibration"]["validation_rows"] == 12
+    predictions, _ = nodes.score_with_judge(judge, test)
+    assert predictions["correct"].mean() > 0.75

@@ -167,6 +167,18 @@ class HyperparametersConfig(StrictModel):
         description="Epochs without a better validation score before training stops; the best "
         "epoch's weights are kept.",
     )
+    cross_validation_below: int = judgeforge_field(
+        20,
+        ge=0,
+        description="When the held-out validation rows would be fewer than this, the epoch, the "
+        "head and the temperature are chosen by k-fold over the same pool instead; 0: never.",
+    )
+    cross_validation_folds: int = judgeforge_field(
+        3,
+        ge=2,
+        description="Folds of that k-fold; training then runs once per fold and head, plus once on "
+        "every train row.",
+    )
     calibrate: bool = judgeforge_field(
         True,
         description="Fit a temperature on the validation rows so that class probabilities are "

@@ -4,7 +4,8 @@
   each answer's first token at the answer position.
 - `classify`: the same causal LM with a sequence-classification head (+ LoRA); one forward pass,
   the head's logits over the classes.
-- `encoder`: a small encoder (default the embedded MiniLM) fine-tuned with a classification head.
+- `encoder`: a small encoder (default the embedded MiniLM) fine-tuned with a classification head on
+  its mean-pooled token states (how sentence encoders make their sentence vectors).
 
 Every head reads the rendered prompt template (the encoder too: the template's wording is then part
 of its input, the same for every row), each field cut so that the whole fits `max_seq_length`.
@@ -26,6 +27,7 @@ import torch
 from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.errors import UserError
 from judgeforge.training.calibration import probabilities_at
+from judgeforge.training.encoder import HEAD_FILE
 from judgeforge.training.formatting import (
     AnswerSpace,
     check_template_columns,
@@ -36,9 +38,11 @@ from judgeforge.training.formatting import (
     uses_chat_template,
 )
 from judgeforge.training.loading import (
+    ModelLoadError,
     base_model_source,
     encoder_source,
     load_base_model,
+    load_mean_pooled_classifier,
     load_merged_adapter,
     load_sequence_classifier,
     load_tokenizer,
@@ -118,9 +122,7 @@ class Judge:
         if head == ENCODER:
             source = encoder_source(config.model)
             tokenizer = load_tokenizer(source, use_unsloth_tokenizer=False)
-            model = load_sequence_classifier(
-                source, labels, tokenizer.pad_token_id, options.model_dtype
-            )
+            model = load_mean_pooled_classifier(source, labels, options.model_dtype)
             return cls(model, tokenizer, config, head)
         source = base_model_source(config.model)
         tokenizer = load_tokenizer(source, options.use_unsloth_tokenizer)
@@ -149,6 +151,12 @@ class Judge:
         source = saved["base_model"] if adapter else str(directory)
         if head == GENERATE:
             model = load_base_model(source, _inference_dtype())
+        elif head == ENCODER:
+            if not (directory / HEAD_FILE).is_file():
+                raise ModelLoadError(
+                    f"{directory} is not a complete encoder judge: it has no {HEAD_FILE}"
+                )
+            model = load_mean_pooled_classifier(source, len(saved["labels"]), _inference_dtype())
         else:
             model = load_sequence_classifier(
                 source, len(saved["labels"]), tokenizer.pad_token_id, _inference_dtype()
@@ -279,7 +287,9 @@ def predict_command(model_dir: str | Path, input_path: str | Path, output_path: 
     source, target = Path(input_path), Path(output_path)
     for path, formats in ((source, READERS), (target, WRITERS)):
         if path.suffix.lower() not in formats:
-            raise PredictInputError(f"{path}: unsupported file type; use one of {', '.join(formats)}")
+            raise PredictInputError(
+                f"{path}: unsupported file type; use one of {', '.join(formats)}"
+            )
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such input file")
     if not source.read_bytes().strip():
@@ -299,8 +309,14 @@ def predict_command(model_dir: str | Path, input_path: str | Path, output_path: 
 def _check_no_blank_texts(rows: pd.DataFrame, columns: list[str], source: Path) -> None:
     """Raise naming the rows whose prompt columns are empty or whitespace only (a judge cannot score them)."""
     for column in (c for c in columns if c in rows.columns):
-        blank = rows[column].map(lambda v: v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip())
+        blank = rows[column].map(
+            lambda v: v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip()
+        )
         if blank.any():
             numbers = [str(i + 1) for i in np.flatnonzero(blank.to_numpy())]
-            shown = ", ".join(numbers[:10]) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
-            raise PredictInputError(f"{source}: column {column} is empty or whitespace only in row(s) {shown}: fill or remove them")
+            shown = ", ".join(numbers[:10]) + (
+                f" and {len(numbers) - 10} more" if len(numbers) > 10 else ""
+            )
+            raise PredictInputError(
+                f"{source}: column {column} is empty or whitespace only in row(s) {shown}: fill or remove them"
+            )

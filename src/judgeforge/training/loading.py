@@ -104,6 +104,16 @@ def load_sequence_classifier(
         transformers.logging.set_verbosity(verbosity)
 
 
+def load_mean_pooled_classifier(source: str, labels: int, dtype: torch.dtype) -> Any:
+    """Return the encoder at `source` mean-pooled into a `labels`-way head (its saved one, or a new one)."""
+    from judgeforge.training.encoder import MeanPooledClassifier
+
+    try:
+        return MeanPooledClassifier.from_pretrained(source, labels, dtype)
+    except OSError as error:
+        raise ModelLoadError(_load_failure("encoder", source, error)) from None
+
+
 def with_lora(base_model: Any, model: ModelConfig, task_type: str = "CAUSAL_LM") -> Any:
     """Return a trainable PeftModel: the `peft_model_map` adapter for this base model, or a fresh LoRA.
 

@@ -97,6 +97,27 @@ def classifier_logits(
     )
 
 
+@torch.inference_mode()
+def mean_pooled_vectors(
+    model: Any,
+    prompts_ids: Sequence[list[int]],
+    pad_token_id: int,
+    max_length: int,
+    batch_size: int,
+) -> np.ndarray:
+    """Return an (n_prompts, hidden size) array: a MeanPooledClassifier's pooled encoder states."""
+    clipped = [ids[:max_length] for ids in prompts_ids]
+    return _batched(
+        model,
+        clipped,
+        model.config.hidden_size,
+        pad_token_id,
+        batch_size,
+        model.pool,
+        pad_left=False,
+    )
+
+
 def _batched(
     model: Any,
     prompts_ids: list[list[int]],

@@ -62,11 +62,17 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
         "lift_over"
     ].keys()
     assert set(log["validation"]["row_ids"]) <= set(train["row_id"][:16])
+    # 16 seed rows would hold out 3: too few (cross_validation_below 20), so 3-fold over all 16.
+    assert log["validation"]["folds"] == 3
+    fold_ids = [i for ids in log["validation"]["fold_row_ids"].values() for i in ids]
+    assert sorted(fold_ids) == sorted(train["row_id"][:16])
+    assert not set(fold_ids) & set(test["row_id"])
     assert (project_copy / "data/08_reporting/reliability_diagram.png").stat().st_size > 0
     baselines = pd.read_parquet(project_copy / "data/07_model_output/baseline_predictions.parquet")
     assert set(baselines["model"]) == {"minilm_lr_seed_rows", "minilm_lr_train_split"}
     card = (judge_dir / "README.md").read_text()
     assert f"head `{head}`" in card and "Cost of 1,000 judgments" in card
+    assert "3-fold cross-validation" in card
 
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"text": [SEPARABLE_TEXTS[0], SEPARABLE_TEXTS[1]]}).to_csv(rows, index=False)

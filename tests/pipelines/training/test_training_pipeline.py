@@ -50,7 +50,9 @@ def test_training_pipeline_trains_evaluates_and_saves_the_judge(
     tiny_llama_dir: Path, tmp_path: Path
 ) -> None:
     config = TrainingConfig.model_validate(
-        tiny_judge_config(tiny_llama_dir, training={"num_train_epochs": 2})
+        tiny_judge_config(
+            tiny_llama_dir, training={"num_train_epochs": 2, "cross_validation_below": 0}
+        )
     )
     judge_dir = tmp_path / "tiny-judge"
     catalog = DataCatalog(

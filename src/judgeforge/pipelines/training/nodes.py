@@ -33,14 +33,24 @@ from judgeforge.training.formatting import (
 )
 from judgeforge.training.judge import (
     CLASSIFY,
+    ENCODER,
     GENERATE,
     HEADS,
     PREDICTION_COLUMN,
+    SCORING_BATCH_SIZE,
     Judge,
     probability_column,
 )
 from judgeforge.training.runtime import RuntimeOptions, resolve_runtime_options, use_free_cores
-from judgeforge.training.selection import BestEpoch, better, validation_split
+from judgeforge.training.scoring import mean_pooled_vectors
+from judgeforge.training.selection import (
+    FOLD,
+    BestEpoch,
+    StopAtEpoch,
+    better,
+    validation_scores,
+    validation_split,
+)
 from judgeforge.training.trainer import train_adapter, train_classifier
 
 logger = logging.getLogger(__name__)
@@ -151,9 +161,19 @@ def resolve_training_config(config: TrainingConfig, object_store: ObjectStore) -
 def split_validation(
     train_examples: pd.DataFrame, config: TrainingConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (the rows the judge trains on, the validation rows): real seed rows of the train split, never test rows."""
+    """Return (the rows the judge trains on, the validation rows): real seed rows of the train split, never test rows.
+
+    Under k-fold selection the validation rows carry their fold in column `validation_fold` and
+    the rows to train on are all train rows.
+    """
+    hyperparameters = config.training
     fit, validation, origin = validation_split(
-        train_examples, LABEL, config.training.validation_fraction, config.training.seed
+        train_examples,
+        LABEL,
+        hyperparameters.validation_fraction,
+        hyperparameters.seed,
+        hyperparameters.cross_validation_below,
+        hyperparameters.cross_validation_folds,
     )
     logger.info(
         "validation: %d of %d train rows, from %s", len(validation), len(train_examples), origin
@@ -173,16 +193,18 @@ def train_judge(
             "head auto needs validation rows and there are none; training the generate head"
         )
         heads = (GENERATE,)
-    chosen: tuple[Judge, dict[str, Any]] | None = None
+    cross_validated = FOLD in validation_examples
+    select = _cross_validate if cross_validated else _hold_out
     candidates: dict[str, dict[str, Any]] = {}
+    held_out: dict[str, tuple[Judge | None, np.ndarray, np.ndarray]] = {}
     for head in heads:
-        judge, log = _train_head(head, fit_examples, validation_examples, config, options)
-        candidates[head] = log["selection"]
-        if chosen is None or better(
-            log["selection"]["validation"], chosen[1]["selection"]["validation"]
-        ):
-            chosen = (judge, log)
-    judge, log = chosen
+        candidates[head], held_out[head] = select(
+            head, fit_examples, validation_examples, config, options
+        )
+    best = heads[0]
+    for head in heads[1:]:
+        if better(candidates[head]["validation"], candidates[best]["validation"]):
+            best = head
     if len(heads) > 1:
         logger.info(
             "head auto: %s",
@@ -190,9 +212,29 @@ def train_judge(
                 f"{head} {entry['validation']['macro_f1']:.3f}"
                 for head, entry in candidates.items()
             )
-            + f" (validation macro-F1) -> {judge.head}",
+            + f" (validation macro-F1) -> {best}",
         )
-    calibration = _calibrate(judge, validation_examples, config)
+    judge, validation_logits, truth = held_out[best]
+    if cross_validated:
+        logger.info(
+            "training the %s head on all %d train rows for the %s epoch(s) k-fold chose",
+            best,
+            len(fit_examples),
+            candidates[best]["best_epoch"],
+        )
+        judge, log, _ = _train_head(
+            best,
+            fit_examples,
+            fit_examples.iloc[:0],
+            config,
+            options,
+            candidates[best]["best_epoch"],
+        )
+    else:
+        log = candidates[best].pop("log")
+    for entry in candidates.values():
+        entry.pop("log", None)
+    calibration = _calibrate(judge, validation_logits, truth, config)
     return judge, {
         "history": log["history"],
         "summary": log["summary"],
@@ -200,10 +242,19 @@ def train_judge(
         "head": judge.head,
         "candidates": candidates,
         "validation": {
+            "method": f"{config.training.cross_validation_folds}-fold cross-validation"
+            if cross_validated
+            else "held out",
+            "folds": config.training.cross_validation_folds if cross_validated else None,
             "rows": len(validation_examples),
             "row_ids": validation_examples[ROW_ID].tolist()
             if ROW_ID in validation_examples
             else [],
+            **(
+                {"fold_row_ids": _fold_row_ids(validation_examples)}
+                if cross_validated and ROW_ID in validation_examples
+                else {}
+            ),
             "by_source": validation_examples[SOURCE].value_counts().to_dict()
             if SOURCE in validation_examples
             else {},
@@ -212,15 +263,111 @@ def train_judge(
     }
 
 
+def _fold_row_ids(validation_examples: pd.DataFrame) -> dict[str, list[str]]:
+    return {
+        str(fold): rows[ROW_ID].tolist()
+        for fold, rows in validation_examples.groupby(FOLD, sort=True)
+    }
+
+
+def _hold_out(
+    head: str,
+    fit_examples: pd.DataFrame,
+    validation_examples: pd.DataFrame,
+    config: TrainingConfig,
+    options: RuntimeOptions,
+) -> tuple[dict[str, Any], tuple[Judge, np.ndarray, np.ndarray]]:
+    """Train one head, the held-out validation rows picking its epoch; return its entry and its validation logits."""
+    judge, log, selector = _train_head(head, fit_examples, validation_examples, config, options)
+    logits, truth = (
+        (selector.epoch_logits[selector.epochs.index(selector.best)], selector.truth)
+        if selector
+        else (np.zeros((0, len(judge.labels))), np.zeros(0, dtype=int))
+    )
+    entry = {
+        "head": head,
+        "epochs": selector.epochs if selector else [],
+        "best_epoch": selector.best["epoch"] if selector else None,
+        "validation": selector.best if selector else None,
+        "train_runtime_s": log["summary"]["train_runtime_s"],
+        "log": log,
+    }
+    return entry, (judge, logits, truth)
+
+
+def _cross_validate(
+    head: str,
+    fit_examples: pd.DataFrame,
+    validation_examples: pd.DataFrame,
+    config: TrainingConfig,
+    options: RuntimeOptions,
+) -> tuple[dict[str, Any], tuple[None, np.ndarray, np.ndarray]]:
+    """Train one head once per fold, all epochs, scoring the fold's rows after each; pick the epoch
+    whose out-of-fold predictions over all folds score best; return its entry and those logits."""
+    # Every fold runs every epoch, so that each epoch is scored on every validation row.
+    all_epochs = config.model_copy(
+        update={
+            "training": config.training.model_copy(
+                update={"early_stopping_patience": config.training.num_train_epochs}
+            )
+        }
+    )
+    fold_logits, fold_truth, fold_epochs, fold_train_rows, seconds = [], [], [], [], 0.0
+    for fold, held_out in validation_examples.groupby(FOLD, sort=True):
+        logger.info("%s head, fold %d: validating on %d rows", head, fold, len(held_out))
+        _, log, selector = _train_head(
+            head, fit_examples.drop(index=held_out.index), held_out, all_epochs, options
+        )
+        fold_logits.append(selector.epoch_logits)
+        fold_truth.append(selector.truth)
+        fold_epochs.append(selector.epochs)
+        fold_train_rows.append(log["summary"]["train_examples"])
+        seconds += log["summary"]["train_runtime_s"]
+    truth = np.concatenate(fold_truth)
+    labels = len(AnswerSpace.from_metric(config.metric).labels)
+    epochs_run = min(len(logits) for logits in fold_logits)
+    pooled = [
+        np.concatenate([logits[epoch] for logits in fold_logits]) for epoch in range(epochs_run)
+    ]
+    epochs = [
+        {"epoch": epoch + 1, **validation_scores(pooled[epoch], truth, labels)}
+        for epoch in range(epochs_run)
+    ]
+    best = None
+    for scores in epochs:
+        if better(scores, best):
+            best = scores
+    logger.info(
+        "%s head, %d-fold: out-of-fold macro-F1 per epoch %s -> epoch %d",
+        head,
+        len(fold_logits),
+        ", ".join(f"{scores['macro_f1']:.3f}" for scores in epochs),
+        best["epoch"],
+    )
+    entry = {
+        "head": head,
+        "epochs": epochs,
+        "fold_epochs": fold_epochs,
+        "fold_train_rows": fold_train_rows,
+        "best_epoch": best["epoch"],
+        "validation": best,
+        "train_runtime_s": seconds,
+    }
+    return entry, (None, pooled[best["epoch"] - 1], truth)
+
+
 def _train_head(
     head: str,
     fit_examples: pd.DataFrame,
     validation_examples: pd.DataFrame,
     config: TrainingConfig,
     options: RuntimeOptions,
-) -> tuple[Judge, dict[str, Any]]:
+    stop_at_epoch: int | None = None,
+) -> tuple[Judge, dict[str, Any], BestEpoch | None]:
+    """Train one head; validation rows, when given, pick its epoch; return the judge, its log and the selector."""
     judge = Judge.trainable(config, options, head)
     prompts, truncated = judge.render(fit_examples)
+    callbacks: list[Any] = [StopAtEpoch(stop_at_epoch)] if stop_at_epoch else []
     selector = None
     if not validation_examples.empty:
         validation_prompts, _ = judge.render(validation_examples)
@@ -230,7 +377,7 @@ def _train_head(
             _class_indices(validation_examples, judge),
             config.training.early_stopping_patience,
         )
-    callbacks = [selector] if selector else []
+        callbacks.append(selector)
     if head == GENERATE:
         records = [
             training_record(prompt, answer, judge.chat)
@@ -245,10 +392,23 @@ def _train_head(
             if head == CLASSIFY
             else config.model.encoder_learning_rate
         )
+        prompts_ids = [judge.prompt_ids(prompt) for prompt in prompts]
+        if head == ENCODER:
+            judge.model.probe_head(
+                mean_pooled_vectors(
+                    judge.model,
+                    prompts_ids,
+                    judge.tokenizer.pad_token_id,
+                    config.training.max_seq_length,
+                    SCORING_BATCH_SIZE,
+                ),
+                _class_indices(fit_examples, judge),
+                config.training.seed,
+            )
         log = train_classifier(
             judge.model,
             judge.tokenizer,
-            [judge.prompt_ids(prompt) for prompt in prompts],
+            prompts_ids,
             _class_indices(fit_examples, judge),
             config.training,
             options,
@@ -258,14 +418,7 @@ def _train_head(
     if selector:
         selector.restore_best()
     log["summary"]["truncated_rows"] = truncated
-    log["selection"] = {
-        "head": head,
-        "epochs": selector.epochs if selector else [],
-        "best_epoch": selector.best["epoch"] if selector else None,
-        "validation": selector.best if selector else None,
-        "train_runtime_s": log["summary"]["train_runtime_s"],
-    }
-    return judge, log
+    return judge, log, selector
 
 
 def _class_indices(examples: pd.DataFrame, judge: Judge) -> np.ndarray:
@@ -273,10 +426,10 @@ def _class_indices(examples: pd.DataFrame, judge: Judge) -> np.ndarray:
 
 
 def _calibrate(
-    judge: Judge, validation_examples: pd.DataFrame, config: TrainingConfig
+    judge: Judge, logits: np.ndarray, truth: np.ndarray, config: TrainingConfig
 ) -> dict[str, Any]:
-    """Fit the judge's temperature on the validation rows when asked and there are enough; return what was done."""
-    rows = len(validation_examples)
+    """Fit the judge's temperature on validation logits (held out, or out-of-fold) when asked and there are enough; return what was done."""
+    rows = len(truth)
     if not config.training.calibrate:
         return {"applied": False, "temperature": 1.0, "reason": "training.calibrate is false"}
     if rows < MIN_CALIBRATION_ROWS:
@@ -285,9 +438,6 @@ def _calibrate(
             "temperature": 1.0,
             "reason": f"{rows} validation rows; temperature scaling needs at least {MIN_CALIBRATION_ROWS}",
         }
-    prompts, _ = judge.render(validation_examples)
-    logits = judge.logits(prompts)
-    truth = _class_indices(validation_examples, judge)
     judge.temperature = fit_temperature(logits, truth)
     return {
         "applied": True,
@@ -449,7 +599,11 @@ def summarise_evaluation(
         },
         "selection": {
             "candidates": training_log["candidates"],
-            "validation": {k: v for k, v in training_log["validation"].items() if k != "row_ids"},
+            "validation": {
+                k: v
+                for k, v in training_log["validation"].items()
+                if k not in ("row_ids", "fold_row_ids")
+            },
         },
         "truncated_rows": {
             "train": training_log["summary"]["truncated_rows"],
@@ -532,6 +686,16 @@ def write_model_card(
         for name, entry in training_log["candidates"].items()
     )
     validation = training_log["validation"]
+    selection_method = (
+        f"{validation['method']}: each fold's model trains on the other train rows and scores its "
+        "fold after every epoch; the epoch (and head) whose out-of-fold predictions over all folds "
+        "score best (macro-F1, then log-loss) is chosen, then the judge trains on every train row "
+        "for that many epochs (fewer held-out validation rows than "
+        f"training.cross_validation_below={hyperparameters.cross_validation_below} would be noise)"
+        if validation["folds"]
+        else f"{validation['method']}: the best epoch (macro-F1, then log-loss) is kept, training "
+        f"stops after {hyperparameters.early_stopping_patience} epoch(s) without gain"
+    )
     calibration = training_metrics["calibration"]
     calibration_line = (
         f"Temperature scaling **applied**: T = {calibration['temperature']:.3f}, fitted on the "
@@ -563,8 +727,9 @@ def write_model_card(
         + "; class probabilities come from one forward pass over the first token of each answer.",
         CLASSIFY: "A classification head over the classes reads its last token; one forward pass, "
         "softmax over the classes.",
-        "encoder": f"An encoder ({config.model.encoder_name}) fine-tuned with a classification "
-        "head reads the rendered prompt; one forward pass, softmax over the classes.",
+        "encoder": f"An encoder ({config.model.encoder_name}) reads the rendered prompt; a linear "
+        "classification head on its token states, mean-pooled over the attention mask; one "
+        "forward pass, softmax over the classes.",
     }[head]
     weights = (
         f"the encoder **{config.model.encoder_name}**, every weight fine-tuned"
@@ -602,7 +767,7 @@ Per class (fine-tuned):
 
 ## Model selection (validation rows, never the test split)
 
-{validation["rows"]} validation rows ({", ".join(f"{n} {source}" for source, n in validation["by_source"].items()) or "none"}), head setting `{config.model.head}`; the best epoch (macro-F1, then log-loss) is kept, training stops after {hyperparameters.early_stopping_patience} epoch(s) without gain.
+{validation["rows"]} validation rows ({", ".join(f"{n} {source}" for source, n in validation["by_source"].items()) or "none"}), {selection_method}, head setting `{config.model.head}`.
 
 | head | validation macro-F1 | log-loss | best epoch | macro-F1 per epoch | training s |
 |---|---|---|---|---|---|
