@@ -17,7 +17,7 @@ from judgeforge.config.labels import label_key
 from judgeforge.llm import LLMRequest, LLMResponse
 from judgeforge.llm.providers import PROVIDERS
 from judgeforge.pipelines.ingestion.nodes import normalise_text
-from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
+from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples, whole_sentences
 from judgeforge.pipelines.synthesis.plan import (
     PLAN_CALL_ID,
     call_steering,
@@ -178,6 +178,7 @@ class ExampleGenerator:
         self.field_tokens = field_token_lengths(reference, shape.fields, client.count_tokens)
         self.max_output_tokens = llm.max_output_tokens
         self.limits = length_limits(reference, shape)
+        self.real_shortest = {f: int(reference[f].astype(str).str.len().min()) if len(reference) else MIN_FIELD_CHARS for f in shape.fields}
         self.holdout_prints = {fingerprint(row, shape.fields) for row in holdout.to_dict("records")}
         instructions = [metric.description or "", *[c.rubric or "" for c in metric.class_labels or []]]
         self.instruction_ngrams = set().union(*(word_ngrams(text) for text in instructions))
@@ -292,6 +293,8 @@ class ExampleGenerator:
                 outcome.append(RejectReason.INVALID_OUTPUT.value)
             for position, example in enumerate(examples):
                 cut_off = response.finish_reason == "length" and position == len(examples) - 1
+                if cut_off and not call.structured and len(self.shape.fields) == 1:
+                    example, cut_off = self._ended_at_a_sentence(example)
                 reason, detail = self._check(example, key, cut_off)
                 if reason is None and accepted[key] >= quotas[key]:
                     result.surplus += 1
@@ -325,6 +328,19 @@ class ExampleGenerator:
                 }
             )
         return outcome.count("accepted")
+
+    def _ended_at_a_sentence(self, example: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Return (the one-text example cut after its last whole sentence, whether it stays cut off).
+
+        A small local model rarely ends a long text (SmolLM2-135M never ends a ~1,500-character
+        one: it runs to the budget); its whole sentences up to there are a complete text, kept
+        when they are as long as the shortest real one. A text without a sentence end stays cut off.
+        """
+        field = self.shape.fields[0]
+        text = whole_sentences(str(example[field]))
+        if text is None or len(text) < self.real_shortest[field]:
+            return example, True
+        return {**example, field: text}, False
 
     def _check(self, example: Mapping[str, Any], key: str, cut_off: bool) -> tuple[RejectReason | None, str]:
         """Return (reject reason or None, detail) for one parsed example."""
