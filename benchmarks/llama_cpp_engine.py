@@ -8,7 +8,7 @@ Each engine runs in its own process (llama.cpp crashed when loaded next to torch
 
 llama.cpp comes from the `llama-cpp-py-sync` wheel (prebuilt libllama.so, CFFI ABI bindings).
 That wheel needs glibc 2.38 (it calls the C23 `__isoc23_strtol` family) while Debian 12 has 2.36,
-so it loads here only after `scripts/llama_cpp_py_sync_for_glibc236.sh DIR` (BENCHMARKS.md):
+so it loads here only after `bash benchmarks/llama_cpp_py_sync_glibc236.sh DIR` (BENCHMARKS.md):
 
     python benchmarks/llama_cpp_engine.py --llama-cpp-path DIR [--seqs 16 --prompt 256 --new 48]
 """
