@@ -108,17 +108,24 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
     from judgeforge.llm import LLMRequest, build_llm_client
     from judgeforge.pipelines.ingestion.nodes import split_seed_rows, validate_seed_rows
     from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples, plan_class_quotas
+    from judgeforge.pipelines.synthesis.plan import build_generation_plan
 
     if threads:
         torch.set_num_threads(threads)
     raw = yaml.safe_load(config_path.read_text())
     raw["data_generation"]["generation"]["total_examples"] = examples
     config = validate_run_config(raw).data_generation
-    columns, metric = config.source_data.dataset.columns, config.metric
+    columns, metric, sampling = (
+        config.source_data.dataset.columns,
+        config.metric,
+        config.source_data.sampling,
+    )
     seeds = read_table_file(config.source_data.dataset.csv.file_path, {})
-    clean, _ = validate_seed_rows(seeds, columns, metric)
-    enhancement, holdout = split_seed_rows(clean, config.source_data.sampling, columns.label)
+    clean, _ = validate_seed_rows(seeds, columns, metric, config.source_data.max_text_chars)
+    enhancement, holdout = split_seed_rows(clean, sampling, columns.label)
     quotas = plan_class_quotas(holdout, metric, config.generation, columns)
+    settings = (metric, config.llm, config.generation, config.diversity, columns, sampling)
+    plan = build_generation_plan(quotas, enhancement, *settings)
     with tempfile.TemporaryDirectory() as cache_dir:
         client = build_llm_client(
             "local", cache_path=Path(cache_dir) / "c.sqlite", show_progress=False
@@ -126,15 +133,7 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         client.chat.generate_batch([LLMRequest.from_prompt("hi", max_tokens=1)])  # load the model
         started, cpu_started = time.perf_counter(), time.process_time()
         synthetic, rejects, stats, _ = generate_synthetic_examples(
-            quotas,
-            enhancement,
-            holdout,
-            metric,
-            config.llm,
-            config.generation,
-            columns,
-            config.source_data.sampling,
-            client,
+            plan, quotas, enhancement, holdout, *settings, client
         )
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started

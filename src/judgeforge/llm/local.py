@@ -32,8 +32,10 @@ class LoadedCausalLM:
 
 @functools.cache
 def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
-    """Load a causal LM once per process; every client of the same directory shares it."""
+    """Load a causal LM once per process, its linear layers in int8; every client of the directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from judgeforge.llm.quantized import quantize_linears
 
     with _load_lock:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -41,6 +43,8 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         model.eval()
+        # Linear layers are ~3/4 of a CPU forward pass (py-spy, BENCHMARKS.md issue 15).
+        quantize_linears(model)
     return LoadedCausalLM(tokenizer=tokenizer, model=model)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
+from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples, whole_sentences
 from judgeforge.pipelines.synthesis.prompts import example_shape, json_schema
 
 SINGLE = example_shape("single", ["text"])
@@ -43,3 +43,10 @@ def test_schema_fixes_the_count_and_the_fields() -> None:
     items = schema["properties"]["examples"]
     assert items["minItems"] == items["maxItems"] == 3
     assert items["items"]["required"] == ["question", "passage", "answer"]
+
+
+def test_a_cut_off_text_keeps_its_whole_sentences() -> None:
+    assert whole_sentences('The box came late. I asked "why?" Then the lid fell off and') == 'The box came late. I asked "why?"'
+    assert whole_sentences("It broke (again.) The refund took 3.5 weeks… and still") == "It broke (again.) The refund took 3.5 weeks…"
+    assert whole_sentences("Complete sentence.") == "Complete sentence."
+    assert whole_sentences("no sentence ends in version 2.0 of this") is None

@@ -23,7 +23,7 @@ from judgeforge.config.labels import label_key
 from judgeforge.llm import LLMRequest, LLMResponse
 from judgeforge.llm.providers import PROVIDERS
 from judgeforge.pipelines.ingestion.nodes import normalise_text
-from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples
+from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples, whole_sentences
 from judgeforge.pipelines.synthesis.plan import (
     PLAN_CALL_ID,
     call_steering,
@@ -189,6 +189,7 @@ class ExampleGenerator:
         self.field_tokens = field_token_lengths(reference, shape.fields, client.count_tokens)
         self.max_output_tokens = llm.max_output_tokens
         self.limits = length_limits(reference, shape)
+        self.real_shortest = {f: int(reference[f].astype(str).str.len().min()) if len(reference) else MIN_FIELD_CHARS for f in shape.fields}
         self.holdout_prints = {fingerprint(row, shape.fields) for row in holdout.to_dict("records")}
         instructions = [metric.description or "", *[c.rubric or "" for c in metric.class_labels or []]]
         self.instruction_ngrams = set().union(*(word_ngrams(text) for text in instructions))
@@ -331,6 +332,8 @@ class ExampleGenerator:
                 outcome.append(RejectReason.INVALID_OUTPUT.value)
             for position, example in enumerate(examples):
                 cut_off = response.finish_reason == "length" and position == len(examples) - 1
+                if cut_off and not call.structured and len(call.shape.fields) == 1:
+                    example, cut_off = self._ended_at_a_sentence(example, call.shape.fields[0])
                 reason, detail = self._check(example, key, cut_off, call.shape.fields)
                 if reason is None and accepted[key] >= quotas[key]:
                     result.surplus += 1
@@ -364,6 +367,18 @@ class ExampleGenerator:
                 }
             )
         return outcome.count("accepted")
+
+    def _ended_at_a_sentence(self, example: dict[str, Any], field: str) -> tuple[dict[str, Any], bool]:
+        """Return (the one-text example cut after its last whole sentence, whether it stays cut off).
+
+        A small local model rarely ends a long text (SmolLM2-135M never ends a ~1,500-character
+        one: it runs to the budget); its whole sentences up to there are a complete text, kept
+        when they are as long as the shortest real one. A text without a sentence end stays cut off.
+        """
+        text = whole_sentences(str(example[field]))
+        if text is None or len(text) < self.real_shortest[field]:
+            return example, True
+        return {**example, field: text}, False
 
     def _check(self, example: Mapping[str, Any], key: str, cut_off: bool, written: Sequence[str]) -> tuple[RejectReason | None, str]:
         """Return (reject reason or None, detail) for one parsed example; lengths and echoes are checked on the `written` fields."""

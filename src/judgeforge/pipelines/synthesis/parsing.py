@@ -12,6 +12,8 @@ from judgeforge.pipelines.synthesis.prompts import PLAIN_SEPARATOR, ExampleShape
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 _WRAPPING_QUOTES = ('"', "'", "“", "”")
+# The end of a sentence: its mark, any closing quotes or brackets, then a space or the end.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s|$)")
 
 
 class UnreadableAnswer(ValueError):
@@ -49,6 +51,12 @@ def parse_examples(text: str, shape: ExampleShape, json_only: bool) -> list[dict
     if not examples:
         raise UnreadableAnswer(f"no example with the fields {', '.join(shape.fields)}")
     return examples
+
+
+def whole_sentences(text: str) -> str | None:
+    """Return `text` up to the end of its last complete sentence; None when no sentence ends in it."""
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].strip() if ends else None
 
 
 def _json_candidates(text: str) -> list[Any] | None:
