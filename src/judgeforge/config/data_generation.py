@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -297,6 +298,37 @@ class AsyncConfig(StrictModel):
     )
 
 
+class Postprocessing(StrictModel):
+    """Oumi's postprocessing_params for one generated field, applied in this order before validation."""
+
+    cut_prefix: str | None = judgeforge_field(
+        None, description="Remove this text and everything before it (when present)."
+    )
+    cut_suffix: str | None = judgeforge_field(
+        None, description="Remove this text and everything after it (when present)."
+    )
+    regex: str | None = judgeforge_field(
+        None,
+        description="Keep the first match (its first group when the pattern has groups); "
+        "a text without a match is kept as it is.",
+    )
+    strip_whitespace: bool = judgeforge_field(
+        True, description="Remove leading and trailing whitespace."
+    )
+    added_prefix: str = judgeforge_field("", description="Text put before the value.")
+    added_suffix: str = judgeforge_field("", description="Text put after the value.")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise broken(f"is not a valid regular expression: {error}") from None
+        return pattern
+
+
 class GenerationConfig(StrictModel):
     context_examples: int = Field(
         default=5, ge=0, description="Seed examples placed in the prompt per call (1 for rag)."
@@ -327,6 +359,11 @@ class GenerationConfig(StrictModel):
         ge=0,
         le=1,
         description="Share of total_examples a run may fall short by and still succeed.",
+    )
+    postprocessing: dict[str, Postprocessing] = judgeforge_field(
+        default_factory=dict,
+        description="Feature column → cleaning of its generated text (Oumi's "
+        "postprocessing_params), applied before validation.",
     )
 
     _known_provider = field_validator("llm_provider")(known_provider)
@@ -383,6 +420,9 @@ class HubConfig(StrictModel):
     organization: str = Field("rungalileo", description="Required if push_to_hub is true.")
 
 
+SFTFormat = Literal["messages", "instruction", "openai", "alpaca"]
+
+
 class OutputConfig(StrictModel):
     push_to_hub: bool = Field(True, description="Push to Hugging Face Hub.")
     push_to_object_store: bool = Field(
@@ -399,6 +439,25 @@ class OutputConfig(StrictModel):
     )
     dataset: OutputDataset
     hub: HubConfig = Field(default_factory=HubConfig)
+    sft_formats: list[SFTFormat] = judgeforge_field(
+        default_factory=list,
+        description="Besides the DatasetDict, write each split as JSON lines in these formats "
+        "(DeepFabric): messages, instruction, openai, alpaca, built from training.prompt_template "
+        "and the label, next to the dataset folder (<folder>-sft/<format>/<split>.jsonl).",
+    )
+    sys_msg: bool = judgeforge_field(
+        True,
+        description="Put a system message (the metric's description and the answers allowed) "
+        "in the sft_formats records (DeepFabric's sys_msg).",
+    )
+
+    @field_validator("sft_formats")
+    @classmethod
+    def _once_each(cls, formats: list[SFTFormat]) -> list[SFTFormat]:
+        repeated = sorted({f for f in formats if formats.count(f) > 1})
+        if repeated:
+            raise broken(f"formats must not repeat ({', '.join(repeated)} repeated)")
+        return formats
 
     @model_rules
     def _rules(self) -> list[Broken]:
