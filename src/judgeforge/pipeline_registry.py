@@ -18,11 +18,13 @@ from judgeforge.pipelines import (
     labelling,
     publishing,
     reporting,
+    sft_export,
     synthesis,
     training,
 )
 
 REPORTING = "reporting"
+SFT_EXPORT = "sft_export"
 # Every stage by name. Listed here, not discovered: Kedro's discovery loads only the pipelines a
 # run names, and a composition needs all of its stages.
 STAGES: dict[str, Callable[[], Pipeline]] = {
@@ -34,6 +36,7 @@ STAGES: dict[str, Callable[[], Pipeline]] = {
     "publishing": publishing.create_pipeline,
     "training": training.create_pipeline,
     REPORTING: reporting.create_pipeline,
+    SFT_EXPORT: sft_export.create_pipeline,
 }
 
 # Order of the default chain: each stage reads what the one before it wrote.
@@ -77,6 +80,8 @@ def compose(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline
             composed += pipeline(pipelines[stage], inputs={"training_dataset": final})
         else:
             composed += pipelines[stage]
+    # the SFT exports of the final dataset (written only when output.sft_formats asks)
+    composed += pipeline(pipelines[SFT_EXPORT], inputs={"labelled_dataset": final})
     return composed + pipelines[REPORTING]
 
 
