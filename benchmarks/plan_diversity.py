@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from local_synthesis import _merge, base_parameters
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-
-from local_synthesis import _merge, base_parameters
 
 from judgeforge.config import validate_run_config
 from judgeforge.diagnostics.coverage import prdc
@@ -156,7 +155,9 @@ def synthesise(
     return synthetic, stats
 
 
-def macro_f1(train: pd.DataFrame, train_x: np.ndarray, test: pd.DataFrame, test_x: np.ndarray) -> float:
+def macro_f1(
+    train: pd.DataFrame, train_x: np.ndarray, test: pd.DataFrame, test_x: np.ndarray
+) -> float:
     """Return the macro-F1 on the test rows of logistic regression on MiniLM vectors."""
     classifier = LogisticRegression(max_iter=1000).fit(train_x, train["label"].astype(str))
     return float(f1_score(test["label"].astype(str), classifier.predict(test_x), average="macro"))
@@ -180,7 +181,11 @@ def main() -> None:
     )
     test_x, seeds_x = embed_texts(test["text"].tolist()), embed_texts(seeds["text"].tolist())
     out = Path(args.out)
-    baseline = {"arm": "seeds only", "synthetic_rows": 0, "macro_f1": macro_f1(seeds, seeds_x, test, test_x)}
+    baseline = {
+        "arm": "seeds only",
+        "synthetic_rows": 0,
+        "macro_f1": macro_f1(seeds, seeds_x, test, test_x),
+    }
     _append(out, baseline)
     for arm in args.arms:
         started = time.perf_counter()
@@ -216,14 +221,23 @@ def _append(path: Path, line: dict) -> None:
 def print_table(path: Path) -> None:
     """Print the last result of each arm as a markdown table."""
     latest = {row["arm"]: row for row in map(json.loads, path.read_text().splitlines())}
-    names = ("precision", "recall", "density", "coverage", "distinct_1gram_ratio", "distinct_2gram_ratio")
+    names = (
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "distinct_1gram_ratio",
+        "distinct_2gram_ratio",
+    )
     print("| arm | synthetic rows | " + " | ".join(names) + " | macro-F1 | calls |")
     print("|---|---|" + "---|" * len(names) + "---|---|")
     for arm, row in latest.items():
         cells = " | ".join(
             f"{row[name]:.3f}" if isinstance(row.get(name), float) else "–" for name in names
         )
-        print(f"| {arm} | {row['synthetic_rows']} | {cells} | {row['macro_f1']:.3f} | {row.get('calls', '–')} |")
+        print(
+            f"| {arm} | {row['synthetic_rows']} | {cells} | {row['macro_f1']:.3f} | {row.get('calls', '–')} |"
+        )
 
 
 if __name__ == "__main__":
