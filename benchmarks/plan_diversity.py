@@ -91,7 +91,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "attributes + personas": ATTRIBUTES_AND_PERSONAS,
     "attributes + personas + near-miss pairs": {
         **ATTRIBUTES_AND_PERSONAS,
-        "near_miss": {"share": 0.5},
+        "near_miss_share": 0.5,
     },
 }
 
