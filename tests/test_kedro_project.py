@@ -105,7 +105,8 @@ def test_default_pipeline_is_the_whole_chain_in_order() -> None:
     # the dataset flows synthesis → labelling → the first training node that reads it
     assert order.index("assemble_train_and_test") < order.index("apply_disagreement_policy") < order.index("format_judge_examples")
     trains_on = {short_name(node) for node in default.nodes if "labelled_dataset" in node.inputs}
-    assert trains_on == {"format_judge_examples"}
+    # (and the SFT exports of the final dataset, written only when output.sft_formats asks)
+    assert trains_on == {"format_judge_examples", "export_sft_formats"}
     assert {"label_only", "publishing"} <= set(pipelines)
     assert not {node.name for node in pipelines["publishing"].nodes if node.name != "extract_metric"} & default_nodes
 

@@ -22,6 +22,7 @@ from judgeforge.pipelines import (
     labelling,
     publishing,
     reporting,
+    sft_export,
     synthesis,
     training,
 )
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from judgeforge.config import RunConfig
 
 REPORTING = "reporting"
+SFT_EXPORT = "sft_export"
 # Every stage by name. Listed here, not discovered: Kedro's discovery loads only the pipelines a
 # run names, and a composition needs all of its stages.
 STAGES: dict[str, Callable[[], Pipeline]] = {
@@ -41,6 +43,7 @@ STAGES: dict[str, Callable[[], Pipeline]] = {
     "publishing": publishing.create_pipeline,
     "training": training.create_pipeline,
     REPORTING: reporting.create_pipeline,
+    SFT_EXPORT: sft_export.create_pipeline,
 }
 
 # What of the run config shapes the pipelines: generation.shards, the number of synthesis shard
@@ -103,6 +106,8 @@ def compose(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline
             composed += pipeline(pipelines[stage], inputs={"training_dataset": final})
         else:
             composed += pipelines[stage]
+    # the SFT exports of the final dataset (written only when output.sft_formats asks)
+    composed += pipeline(pipelines[SFT_EXPORT], inputs={"labelled_dataset": final})
     return composed + pipelines[REPORTING]
 
 

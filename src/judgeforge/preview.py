@@ -37,7 +37,7 @@ from judgeforge.llm.providers import PROVIDERS
 from judgeforge.llm.types import CHARS_PER_TOKEN, DEFAULT_PRICES, PRICES_AS_OF
 from judgeforge.pipelines.synthesis.generation import ExampleGenerator
 from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples
-from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID
+from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID, planned_examples
 from judgeforge.pipelines.synthesis.prompts import example_shape
 
 PLAN_STAGES = "ingestion+synthesis"
@@ -152,7 +152,7 @@ def run_preview(
     )
     once = generation_config.generation.model_copy(update={"max_attempts_per_example": 1.0})
     head = plan.head(calls)
-    quotas = {str(k): int(v) for k, v in head.groupby("class")["examples"].sum().items()}
+    quotas = planned_examples(head)
     rows, rejects, stats, _ = generate_synthetic_examples(
         head,
         quotas,

@@ -45,6 +45,20 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "data_generation.generation.max_attempts_per_example",
         "data_generation.generation.max_shortfall_fraction",
         "data_generation.generation.shards",
+        *(
+            f"data_generation.generation.postprocessing.{leaf}"
+            for leaf in (
+                "cut_prefix",
+                "cut_suffix",
+                "regex",
+                "strip_whitespace",
+                "added_prefix",
+                "added_suffix",
+            )
+        ),
+        "data_generation.diversity.near_miss_share",
+        "data_generation.output.sft_formats",
+        "data_generation.output.sys_msg",
         "data_generation.labelling.judge_provider",
         "data_generation.labelling.judge_model",
         "data_generation.labelling.disagreement_policy",

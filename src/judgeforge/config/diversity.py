@@ -220,6 +220,14 @@ class DiversityConfig(StrictModel):
         description="Several generators in one run, each with a weight (share of calls); "
         "empty: the generation llm alone.",
     )
+    near_miss_share: float = judgeforge_field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of each class's examples written in near-miss pairs: one call asks for "
+        "two examples that differ as little as possible but fall in neighbouring classes (in "
+        "class_labels order); both rows keep the call's `pair_id`.",
+    )
     # read from personas_file when the rules run (a config file's part, like an include)
     _file_personas: list[Persona] = PrivateAttr(default_factory=list)
 

@@ -15,6 +15,7 @@ from judgeforge.config.data_generation import (
     GenerationConfig,
     LabellingConfig,
     MetricConfig,
+    OutputConfig,
     SourceDataset,
 )
 from judgeforge.config.grounding import anchor_document_paths
@@ -191,6 +192,19 @@ def cross_section_problems(raw: Mapping) -> list[Problem]:
         problems += _training_metric_problems(metric, training_metric)
     if dataset and training:
         problems += _template_problems(training.prompt_template, dataset.columns.features)
+    output = _part(raw, OutputConfig, "data_generation", "output")
+    if output and output.sft_formats:
+        problems += _export_problems(output, dataset, raw.get("training"), training)
+    if dataset and generation:
+        problems += [
+            Problem(
+                f"data_generation.generation.postprocessing.{name}",
+                name,
+                f"names no feature column (features: {', '.join(dataset.columns.features)})",
+            )
+            for name in generation.postprocessing
+            if name not in dataset.columns.features
+        ]
     training_dataset = _part(raw, TrainingDatasetConfig, "training", "dataset")
     if (
         raw.get("data_generation") is None
@@ -296,6 +310,52 @@ def _training_metric_problems(
                     f"must list the class label values of data_generation.metric.class_labels ({', '.join(label_keys)})",
                 )
             )
+    return problems
+
+
+def _export_problems(
+    output: OutputConfig,
+    dataset: SourceDataset | None,
+    raw_training: Any,
+    training: TrainingConfig | None,
+) -> list[Problem]:
+    """Return why the SFT exports cannot be built: no judge prompt, or a split or column the generated dataset lacks."""
+    path, formats = "data_generation.output.sft_formats", ", ".join(output.sft_formats)
+    if raw_training is None:
+        rule = "needs the judge's prompt: add a training section with prompt_template"
+        return [Problem(path, output.sft_formats, rule)]
+    if training is None or dataset is None:
+        return []  # their own problems are reported
+    splits = {output.dataset.splits.train, output.dataset.splits.test}
+    columns = [*dataset.columns.features, *filter(None, [dataset.columns.label])]
+    wanted = {
+        "training.dataset.split": training.dataset.split,
+        "training.dataset.test_split_name": training.dataset.test_split_name,
+    }
+    problems = [
+        Problem(
+            path,
+            output.sft_formats,
+            f"{formats} need split {split!r} ({field}), which the "
+            f"generated dataset lacks (splits: {', '.join(sorted(splits))})",
+        )
+        for field, split in wanted.items()
+        if split not in splits
+    ]
+    missing: dict[str, str] = {}  # column → the first field naming it
+    for field in ("train_label_column", "test_label_column"):
+        column = getattr(training.dataset, field)
+        if column not in columns:
+            missing.setdefault(column, f"training.dataset.{field}")
+    problems += [
+        Problem(
+            path,
+            output.sft_formats,
+            f"{formats} need column {column!r} ({field}), which the "
+            f"generated dataset lacks (columns: {', '.join(columns)})",
+        )
+        for column, field in missing.items()
+    ]
     return problems
 
 

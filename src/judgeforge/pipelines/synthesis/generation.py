@@ -23,8 +23,14 @@ from judgeforge.config.labels import label_key
 from judgeforge.llm import LLMRequest, LLMResponse
 from judgeforge.llm.providers import PROVIDERS
 from judgeforge.pipelines.ingestion.nodes import normalise_text
-from judgeforge.pipelines.synthesis.parsing import UnreadableAnswer, parse_examples, whole_sentences
+from judgeforge.pipelines.synthesis.parsing import (
+    UnreadableAnswer,
+    parse_examples,
+    postprocessed,
+    whole_sentences,
+)
 from judgeforge.pipelines.synthesis.plan import (
+    PAIR_CLASS,
     PLAN_CALL_ID,
     call_steering,
     generator_name,
@@ -36,6 +42,8 @@ from judgeforge.pipelines.synthesis.prompts import (
     compact_messages,
     generation_messages,
     generation_request,
+    pair_messages,
+    pair_request,
     segment_guidance,
 )
 from judgeforge.schema import ROW_ID
@@ -55,6 +63,7 @@ class RejectReason(StrEnum):
     DUPLICATE = "duplicate"
     HOLDOUT_LEAK = "holdout_leak"
     COPIES_SEED = "copies_seed_example"
+    PAIR_PARTNER_REJECTED = "pair_partner_rejected"
 
 
 MIN_FIELD_CHARS = 3
@@ -95,6 +104,8 @@ class Call:
     # the fields the model writes (a rag call grounded in a segment gets the segment as context)
     shape: ExampleShape
     segment: str = ""
+    # a near-miss pair call: the class of its second example (its first is `key`)
+    pair_key: str = ""
 
 
 @dataclass
@@ -153,6 +164,14 @@ def word_ngrams(text: str, size: int = ECHO_NGRAM) -> set[tuple[str, ...]]:
     """Return the runs of `size` consecutive normalised words in a text."""
     words = normalise_text(text).split()
     return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def single(call: Call, key: str) -> tuple[Call, Mapping[str, Any]]:
+    """Return the call and the plan row a follow-up single call for class `key` copies (a pair's row, made single)."""
+    if not call.pair_key:
+        return call, call.plan_row
+    shown = list(call.plan_row["context_ids"])[0 if key == call.key else 1 :: 2]
+    return call, {**call.plan_row, "class": key, PAIR_CLASS: "", "context_ids": shown}
 
 
 class ExampleGenerator:
@@ -272,17 +291,26 @@ class ExampleGenerator:
         """Return the next round: copies of the plan rows of calls that fell short, for classes still missing examples."""
         per_call = self.generation.examples_per_call
         calls = []
-        for key, quota in quotas.items():
-            missing = quota - accepted[key]
-            of_class = [call for call in previous if call.key == key]
-            short = [call for call in of_class if delivered[call.call_id] < call.examples] or of_class
-            if missing <= 0 or not short:
+        missing = {key: quota - accepted[key] for key, quota in quotas.items()}
+        for call in previous:
+            # a pair that fell short is asked again while both its classes still lack examples
+            pair = (call.key, call.pair_key)
+            if call.pair_key and delivered[call.call_id] < call.examples and min(missing[k] for k in pair) > 0 and budgets[call.key] > result.calls_per_class[call.key] + sum(c.key == call.key for c in calls):
+                call_id = f"{call.call_id}/r{result.rounds}"
+                calls.append(self._call(call.plan_row, call_id, stable_seed(self.seed, call_id), call.examples))
+                for key in pair:
+                    missing[key] -= 1
+        for key in quotas:
+            of_class = [single(call, key) for call in previous if key in (call.key, call.pair_key)]
+            count_so_far = sum(c.key == key for c in calls)
+            short = [row for call, row in of_class if delivered[call.call_id] < call.examples] or [row for _, row in of_class]
+            if missing[key] <= 0 or not short:
                 continue
-            count = min(math.ceil(missing / per_call), budgets[key] - result.calls_per_class[key])
+            count = min(math.ceil(missing[key] / per_call), budgets[key] - result.calls_per_class[key] - count_so_far)
             for index in range(max(count, 0)):
-                row = short[index % len(short)].plan_row
+                row = short[index % len(short)]
                 call_id = f"{row[PLAN_CALL_ID]}/r{result.rounds}/{index}"
-                calls.append(self._call(row, call_id, stable_seed(self.seed, call_id), min(per_call, missing)))
+                calls.append(self._call(row, call_id, stable_seed(self.seed, call_id), min(per_call, missing[key])))
         return calls
 
     def _call(self, plan_row: Mapping[str, Any], call_id: str, seed: int, count: int) -> Call:
@@ -295,6 +323,9 @@ class ExampleGenerator:
         if segment and "{segment}" not in (plan_row["prompt_template"] or ""):
             guidance = "\n\n".join(filter(None, [guidance, segment_guidance(segment, bool(self.context_field))]))
         structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
+        second = str(plan_row.get(PAIR_CLASS) or "")
+        if second:
+            return self._pair_call(plan_row, call_id, seed, context, guidance, structured)
         if structured:
             messages = generation_messages(self.metric, shape, target, context, count, self.generation.special_instructions, True, ask, guidance)
             asked = count
@@ -305,6 +336,25 @@ class ExampleGenerator:
         max_tokens = answer_token_budget(field_tokens, asked, self.max_output_tokens)
         request = generation_request(messages, shape, asked, structured, self.temperature, max_tokens, seed)
         return Call(call_id, target, request, key, plan_row, count, structured, shape, segment)
+
+    def _pair_call(
+        self,
+        plan_row: Mapping[str, Any],
+        call_id: str,
+        seed: int,
+        context: Sequence[tuple[str, dict[str, str]]],
+        guidance: str | None,
+        structured: bool,
+    ) -> Call:
+        """Return a near-miss pair call: two examples, the first of the row's class, the second of its pair class."""
+        first, second = self.targets[str(plan_row["class"])], self.targets[str(plan_row[PAIR_CLASS])]
+        if structured:
+            messages = generation_messages(self.metric, self.shape, first, context, 2, self.generation.special_instructions, True, pair_request(first, second), guidance)
+        else:
+            messages = pair_messages(self.metric, self.shape, first, second, context, self.generation.special_instructions, guidance)
+        max_tokens = answer_token_budget(self.field_tokens, 2, self.max_output_tokens)
+        request = generation_request(messages, self.shape, 2, structured, self.temperature, max_tokens, seed)
+        return Call(call_id, first, request, str(plan_row["class"]), plan_row, 2, structured, self.shape, pair_key=str(plan_row[PAIR_CLASS]))
 
     def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
         """Return the real examples the plan shows a call, as (class name, fields)."""
@@ -323,13 +373,18 @@ class ExampleGenerator:
             outcome.append(RejectReason.REQUEST_FAILED.value)
         else:
             try:
-                examples = parse_examples(response.text, call.shape, json_only=call.structured)
+                examples = [
+                    postprocessed(example, self.generation.postprocessing)
+                    for example in parse_examples(response.text, call.shape, json_only=call.structured)
+                ]
                 if call.shape != self.shape:
                     examples = [{**example, self.context_field: call.segment} for example in examples]
             except UnreadableAnswer as error:
                 examples = []
                 self._reject(result, call, RejectReason.INVALID_OUTPUT, str(error), response.text)
                 outcome.append(RejectReason.INVALID_OUTPUT.value)
+            if call.pair_key:
+                return self._take_pair(call, response, examples, quotas, accepted, result)
             for position, example in enumerate(examples):
                 cut_off = response.finish_reason == "length" and position == len(examples) - 1
                 if cut_off and not call.structured and len(call.shape.fields) == 1:
@@ -343,17 +398,54 @@ class ExampleGenerator:
                     self._reject(result, call, reason, detail, response.text, example)
                     outcome.append(reason.value)
                     continue
-                self.taken.add(fingerprint(example, self.shape.fields))
-                accepted[key] += 1
-                result.accepted.append(
-                    {
-                        **{f: example[f].strip() for f in self.shape.fields},
-                        self.label_column: key,
-                        "call_id": call.call_id,
-                        **row_plan_values(call.plan_row, self.diversity),
-                    }
-                )
+                self._accept(call, example, key, accepted, result)
                 outcome.append("accepted")
+        self._record_debug(call, response, outcome, result)
+        return outcome.count("accepted")
+
+    def _accept(self, call: Call, example: Mapping[str, Any], key: str, accepted: dict[str, int], result: GenerationResult) -> None:
+        """Record an accepted example of class `key` with its call's plan values."""
+        self.taken.add(fingerprint(example, self.shape.fields))
+        accepted[key] += 1
+        result.accepted.append(
+            {
+                **{f: example[f].strip() for f in self.shape.fields},
+                self.label_column: key,
+                "call_id": call.call_id,
+                **row_plan_values(call.plan_row, self.diversity, call.call_id),
+            }
+        )
+
+    def _take_pair(self, call: Call, response: LLMResponse, examples: Sequence[Mapping[str, Any]], quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> int:
+        """Return 2 when both examples of a near-miss pair were accepted (one per class), else 0: a pair is kept whole or not at all."""
+        outcome: list[str] = []
+        keys = (call.key, call.pair_key)
+        if len(examples) < 2:
+            self._reject(result, call, RejectReason.INVALID_OUTPUT, f"a near-miss pair needs 2 examples, the answer holds {len(examples)}", response.text, examples[0] if examples else None)
+            outcome.append(RejectReason.INVALID_OUTPUT.value)
+        elif any(accepted[key] >= quotas[key] for key in keys):
+            result.surplus += 2
+            outcome += ["surplus", "surplus"]
+        else:
+            cut_off = response.finish_reason == "length" and len(examples) == 2
+            checks = [self._check(examples[0], keys[0], False, call.shape.fields), self._check(examples[1], keys[1], cut_off, call.shape.fields)]
+            if checks[0][0] is None and fingerprint(examples[0], self.shape.fields) == fingerprint(examples[1], self.shape.fields):
+                checks[1] = (RejectReason.DUPLICATE, "the pair's two examples are the same text")
+            if all(reason is None for reason, _ in checks):
+                for example, key in zip(examples, keys):
+                    self._accept(call, example, key, accepted, result)
+                outcome += ["accepted", "accepted"]
+            else:
+                for position, (reason, detail) in enumerate(checks):
+                    if reason is None:
+                        reason, detail = RejectReason.PAIR_PARTNER_REJECTED, f"its pair's other example was rejected ({checks[1 - position][0]})"
+                    self._reject(result, call, reason, detail, response.text, examples[position], keys[position])
+                    outcome.append(reason.value)
+        self._record_debug(call, response, outcome, result)
+        return outcome.count("accepted")
+
+    def _record_debug(self, call: Call, response: LLMResponse, outcome: list[str], result: GenerationResult) -> None:
+        """Keep the call's prompt, answer and outcome when generation.debug_save_prompts is on."""
         if self.generation.debug_save_prompts:
             result.debug_records.append(
                 {
@@ -366,7 +458,6 @@ class ExampleGenerator:
                     "outcome": outcome,
                 }
             )
-        return outcome.count("accepted")
 
     def _ended_at_a_sentence(self, example: dict[str, Any], field: str) -> tuple[dict[str, Any], bool]:
         """Return (the one-text example cut after its last whole sentence, whether it stays cut off).
@@ -407,10 +498,10 @@ class ExampleGenerator:
             return RejectReason.DUPLICATE, "same text as an accepted synthetic example"
         return None, ""
 
-    def _reject(self, result: GenerationResult, call: Call, reason: RejectReason, detail: str, raw: str, example: Mapping[str, Any] | None = None) -> None:
+    def _reject(self, result: GenerationResult, call: Call, reason: RejectReason, detail: str, raw: str, example: Mapping[str, Any] | None = None, key: str = "") -> None:
         record = {
             "call_id": call.call_id,
-            "class": call.target.name,
+            "class": self.class_names[key] if key else call.target.name,
             "reason": reason.value,
             "detail": detail,
             "raw_answer": raw[:2000],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from judgeforge.config.data_generation import Postprocessing
 from judgeforge.pipelines.synthesis.prompts import PLAIN_SEPARATOR, ExampleShape
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
@@ -99,3 +101,28 @@ def _labelled_fields(block: str, shape: ExampleShape) -> dict[str, str]:
         field = next(f for f in shape.fields if f.lower() == match.group(1).lower())
         found.setdefault(field, block[match.end() : end].strip())
     return found
+
+
+def postprocess(text: str, rules: Postprocessing) -> str:
+    """Return a generated text cleaned as Oumi's postprocessing_params say: cut, extract, strip, add."""
+    if rules.cut_prefix and rules.cut_prefix in text:
+        text = text.split(rules.cut_prefix, 1)[1]
+    if rules.cut_suffix and rules.cut_suffix in text:
+        text = text.split(rules.cut_suffix, 1)[0]
+    if rules.regex:
+        match = re.search(rules.regex, text, flags=re.DOTALL)
+        if match:
+            text = match.group(1) if match.re.groups else match.group(0)
+    if rules.strip_whitespace:
+        text = text.strip()
+    return f"{rules.added_prefix}{text}{rules.added_suffix}"
+
+
+def postprocessed(
+    example: Mapping[str, Any], rules: Mapping[str, Postprocessing]
+) -> dict[str, Any]:
+    """Return an example with each field that has rules cleaned by them (the others as they are)."""
+    return {
+        name: postprocess(value, rules[name]) if name in rules and isinstance(value, str) else value
+        for name, value in example.items()
+    }

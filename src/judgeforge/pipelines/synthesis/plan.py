@@ -45,6 +45,10 @@ ROW_PLAN_COLUMNS = (
 )
 # Joins the topics of a path from the tree's first level to a leaf.
 TOPIC_SEPARATOR = " > "
+# Near-miss pairs: the plan column naming a pair call's second class (empty on other calls),
+# and the row column holding the call id both rows of a pair share.
+PAIR_CLASS = "pair_class"
+PAIR_ID = "pair_id"
 # Share of the calls left to the attributes' own rates once the combinations are placed.
 OTHER = "\x00other"
 
@@ -172,6 +176,34 @@ def context_ids(
     )
 
 
+def near_miss_pairs(
+    quotas: Mapping[str, int], class_labels: Sequence[ClassLabel], share: float
+) -> dict[tuple[str, str], int]:
+    """Return the pair calls of each two neighbouring classes (class_labels order, classes with a quota).
+
+    Each class offers `share` of its quota, split evenly between its neighbours; two
+    neighbours make as many pairs as the smaller of their offers to each other.
+    """
+    keys = [label_key(c.label) for c in class_labels if quotas.get(label_key(c.label), 0) > 0]
+    sides = {key: (index > 0) + (index < len(keys) - 1) for index, key in enumerate(keys)}
+    offers = {
+        key: math.floor(share * quotas[key] / sides[key]) if sides[key] else 0 for key in keys
+    }
+    couples = {(a, b): min(offers[a], offers[b]) for a, b in itertools.pairwise(keys)}
+    return {couple: count for couple, count in couples.items() if count > 0}
+
+
+def planned_examples(plan: pd.DataFrame) -> dict[str, int]:
+    """Return the examples the plan's calls ask for, per class (a pair call gives one to each of its classes)."""
+    counts: dict[str, int] = {}
+    for row in plan.to_dict("records"):
+        second = row.get(PAIR_CLASS) or ""
+        shares = {row["class"]: 1, second: 1} if second else {row["class"]: row["examples"]}
+        for key, examples in shares.items():
+            counts[str(key)] = counts.get(str(key), 0) + int(examples)
+    return counts
+
+
 def generator_name(llm: LLMConfig, generation: GenerationConfig) -> str:
     """Return provider/model of the generator (the generation override, else the primary llm)."""
     return f"{generation.llm_provider or llm.provider}/{generation.llm_model or llm.model}"
@@ -204,15 +236,10 @@ def build_generation_plan(
     generators = {g.name: g.weight for g in diversity.generators} or {
         generator_name(llm, generation): 1.0
     }
-    rows: list[dict[str, Any]] = []
-    for target in metric.class_labels or []:
-        key = label_key(target.label)
-        quota = quotas.get(key, 0)
-        calls = math.ceil(quota / per_call)
-        if calls == 0:
-            continue
-        rng = np.random.default_rng(stable_seed(sampling.seed, "plan", key))
-        per_class = {
+
+    def sampled(calls: int, rng: np.random.Generator) -> dict[str, list[Any]]:
+        """Return the persona, language, prompt variant, attribute values and generator of `calls` calls."""
+        return {
             "persona_id": spread(dict.fromkeys(personas, 1.0), calls, rng)
             if personas
             else [""] * calls,
@@ -228,6 +255,19 @@ def build_generation_plan(
             "topic": spread_evenly(topics, calls, rng),
             "segment_id": spread_evenly(segment_ids, calls, rng),
         }
+
+    pairs = near_miss_pairs(quotas, metric.class_labels or [], diversity.near_miss_share)
+    paired = {key: sum(n for couple, n in pairs.items() if key in couple) for key in quotas}
+    pairing = {PAIR_CLASS: ""} if pairs else {}
+    rows: list[dict[str, Any]] = []
+    for target in metric.class_labels or []:
+        key = label_key(target.label)
+        quota = quotas.get(key, 0) - paired.get(key, 0)
+        calls = math.ceil(quota / per_call)
+        if calls == 0:
+            continue
+        rng = np.random.default_rng(stable_seed(sampling.seed, "plan", key))
+        per_class = sampled(calls, rng)
         for index in range(calls):
             call_id = f"{key}/c{index}"
             seed = stable_seed(sampling.seed, call_id)
@@ -247,6 +287,36 @@ def build_generation_plan(
                     ),
                     "prompt_template": variants[variant],
                     **{name: values[index] for name, values in per_class.items()},
+                    **pairing,
+                }
+            )
+    for (first, second), calls in pairs.items():
+        rng = np.random.default_rng(stable_seed(sampling.seed, "plan", first, second))
+        per_pair = sampled(calls, rng)
+        for index in range(calls):
+            call_id = f"{first}~{second}/p{index}"
+            seed = stable_seed(sampling.seed, call_id)
+            shown = [
+                context_ids(
+                    enhancement,
+                    columns.label_column,
+                    key,
+                    generation.context_examples,
+                    np.random.default_rng(stable_seed(seed, key)),
+                )
+                for key in (first, second)
+            ]
+            rows.append(
+                {
+                    PLAN_CALL_ID: call_id,
+                    "class": first,
+                    "examples": 2,
+                    "seed": seed,
+                    # alternating: the examples of a real pair the few-shot prompt shows
+                    "context_ids": [row_id for couple in zip(*shown) for row_id in couple],
+                    "prompt_template": "",
+                    **{name: values[index] for name, values in per_pair.items()},
+                    PAIR_CLASS: second,
                 }
             )
     return pd.DataFrame(rows, columns=plan_columns(diversity))
@@ -256,6 +326,7 @@ def plan_columns(diversity: DiversityConfig) -> list[str]:
     """Return the plan's columns, in order."""
     fixed = [PLAN_CALL_ID, "class", "examples", "seed", "context_ids", "persona_id", "language"]
     attributes = [f"{ATTRIBUTE_PREFIX}{a.id}" for a in diversity.sampled_attributes]
+    pairing = [PAIR_CLASS] if diversity.near_miss_share > 0 else []
     return [
         *fixed,
         *attributes,
@@ -264,17 +335,25 @@ def plan_columns(diversity: DiversityConfig) -> list[str]:
         "generator",
         "topic",
         "segment_id",
+        *pairing,
     ]
 
 
 def row_plan_columns(diversity: DiversityConfig) -> list[str]:
-    """Return the plan columns every synthetic row keeps."""
-    return [*ROW_PLAN_COLUMNS, *(f"{ATTRIBUTE_PREFIX}{a.id}" for a in diversity.sampled_attributes)]
+    """Return the plan columns every synthetic row keeps (and `pair_id` when near-miss pairs are planned)."""
+    pairing = [PAIR_ID] if diversity.near_miss_share > 0 else []
+    attributes = [f"{ATTRIBUTE_PREFIX}{a.id}" for a in diversity.sampled_attributes]
+    return [*ROW_PLAN_COLUMNS, *attributes, *pairing]
 
 
-def row_plan_values(plan_row: Mapping[str, Any], diversity: DiversityConfig) -> dict[str, Any]:
-    """Return the plan values a synthetic row keeps from the plan row of its call."""
-    return {name: plan_row[name] for name in row_plan_columns(diversity)}
+def row_plan_values(
+    plan_row: Mapping[str, Any], diversity: DiversityConfig, call_id: str
+) -> dict[str, Any]:
+    """Return the plan values a synthetic row keeps from the plan row of its call (a pair's rows: the call id as pair_id)."""
+    values = {name: plan_row.get(name) for name in row_plan_columns(diversity)}
+    if PAIR_ID in values:
+        values[PAIR_ID] = call_id if plan_row.get(PAIR_CLASS) else ""
+    return values
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,52 @@ def generation_messages(
     return (ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", "\n\n".join(parts)))
 
 
+def pair_request(first: ClassLabel, second: ClassLabel) -> str:
+    """Return the request of a near-miss pair call: two examples, as alike as possible, one of each class."""
+    return (
+        f"Write two examples that differ as little as possible, changing only the few words that "
+        f"decide the class: the first of class {first.name} ({first.rubric or first.name}), the "
+        f"second of class {second.name} ({second.rubric or second.name})."
+    )
+
+
+def pair_messages(
+    metric: MetricConfig,
+    shape: ExampleShape,
+    first: ClassLabel,
+    second: ClassLabel,
+    context_rows: Sequence[tuple[str, Mapping[str, str]]],
+    special_instructions: str | None,
+    guidance: str | None = None,
+) -> tuple[ChatMessage, ...]:
+    """Return the few-shot conversation of a near-miss pair call for small local models.
+
+    The real examples come in alternating classes; each (first, second) couple is shown as an
+    earlier answer in the pair layout (the two separated by the example separator), so the
+    model sees the format it must write before it is asked for a minimal pair.
+    """
+    system = " ".join(part for part in (metric.description, special_instructions) if part)
+    shot_ask = (
+        f"Write one {first.name} example, then one {second.name} example, "
+        f"separated by a line containing only {PLAIN_SEPARATOR}."
+    )
+    if len(shape.fields) > 1:
+        shot_ask += " " + _format_instructions(shape, 2, structured=False)
+
+    def answer(row: Mapping[str, str]) -> str:
+        return row[shape.fields[0]] if len(shape.fields) == 1 else render_example(row, shape)
+
+    turns = [ChatMessage("system", system)]
+    for (_, one), (_, other) in zip(context_rows[0::2], context_rows[1::2]):
+        turns += [
+            ChatMessage("user", shot_ask),
+            ChatMessage("assistant", f"{answer(one)}\n{PLAIN_SEPARATOR}\n{answer(other)}"),
+        ]
+    final = " ".join(part for part in (shot_ask, pair_request(first, second), guidance) if part)
+    turns.append(ChatMessage("user", final))
+    return tuple(turns)
+
+
 def _format_instructions(shape: ExampleShape, count: int, structured: bool) -> str:
     if structured:
         skeleton = {"examples": [{field: "..." for field in shape.fields}]}

@@ -1,0 +1,148 @@
+"""Near-miss pairs: planned between neighbouring classes with exact quotas, kept whole, one pair id per pair."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from judgeforge.config.data_generation import MetricConfig
+from judgeforge.config.diversity import DiversityConfig
+from judgeforge.pipelines.synthesis.plan import PAIR_CLASS, near_miss_pairs, planned_examples
+from tests.pipelines.synthesis.test_nodes import run_generation
+from tests.pipelines.synthesis.test_plan import plan_for
+from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.openai_server import Reply, example_answers
+
+PAIR_ASK = "differ as little as possible"
+
+
+def pair_answers():
+    """Return a responder: a pair call gets two texts one word apart, any other call one example."""
+    numbers = itertools.count()
+
+    def respond(request) -> Reply:
+        if PAIR_ASK not in request.last_user_message:
+            return example_answers(request)
+        n = next(numbers)
+        return Reply.json(
+            {
+                "examples": [
+                    {"text": f"Order {n} arrived broken and I want a refund"},
+                    {"text": f"Order {n} arrived fine and I want a receipt"},
+                ]
+            }
+        )
+
+    return respond
+
+
+def test_pairs_join_neighbouring_classes_and_quotas_stay_exact(metric, llm, enhancement) -> None:
+    three = MetricConfig(
+        name="intent",
+        description="What does the customer want?",
+        type="multi-class",
+        input_format="single",
+        class_labels=[
+            {"name": n, "label": n, "rubric": f"about {n}"}
+            for n in ("billing", "shipping", "returns")
+        ],
+    )
+    assert near_miss_pairs(
+        {"billing": 10, "shipping": 10, "returns": 10}, three.class_labels, 0.4
+    ) == {
+        ("billing", "shipping"): 2,
+        ("shipping", "returns"): 2,
+    }
+    quotas = {"1": 9, "0": 6}
+    plan = plan_for({"near_miss_share": 0.5}, quotas, metric, llm, enhancement)
+    pairs = plan[plan[PAIR_CLASS] != ""]
+    assert len(pairs) == 3  # half of the smaller quota, floored
+    assert set(pairs["class"]) == {"1"} and set(pairs[PAIR_CLASS]) == {"0"}
+    assert (pairs["examples"] == 2).all()
+    assert planned_examples(plan) == quotas
+    shown = pairs["context_ids"].iloc[0]
+    labels = enhancement.set_index("row_id")["label"]
+    assert [labels[i] for i in shown] == ["1", "0", "1", "0"]  # alternating, as pairs are shown
+    assert plan_for({}, quotas, metric, llm, enhancement).columns.tolist() == [
+        c for c in plan.columns if c != PAIR_CLASS
+    ]
+
+
+def test_a_pair_is_kept_whole_or_asked_again(
+    openai_server, client_factory, metric, llm, columns, sampling, enhancement, holdout
+) -> None:
+    answers = iter(
+        [
+            # one example only: not a pair
+            {"examples": [{"text": "Order came broken, refund me"}]},
+            # the second copies a holdout row: both are set aside
+            {"examples": [{"text": "Order came broken, refund me"}, {"text": "Great prices"}]},
+            {
+                "examples": [
+                    {"text": "Order came broken, refund me"},
+                    {"text": "Order came fine, thanks"},
+                ]
+            },
+        ]
+    )
+    openai_server.respond_with(
+        lambda request: (
+            Reply.json(next(answers))
+            if PAIR_ASK in request.last_user_message
+            else example_answers(request)
+        )
+    )
+    quotas = {"1": 2, "0": 2}
+    synthetic, rejects, _, _ = run_generation(
+        client_factory(openai_server),
+        quotas,
+        metric,
+        llm,
+        columns,
+        sampling,
+        enhancement,
+        holdout,
+        DiversityConfig(near_miss_share=0.5),
+        max_attempts_per_example=3,
+    )
+    assert rejects["reason"].tolist() == ["invalid_output", "pair_partner_rejected", "holdout_leak"]
+    paired = synthetic[synthetic["pair_id"] != ""]
+    assert paired["label"].tolist() == ["1", "0"]
+    assert paired["pair_id"].tolist() == ["1~0/p0/r1/r2"] * 2  # the pair call asked a third time
+    assert synthetic["label"].value_counts().to_dict() == quotas
+
+
+def test_judgeforge_run_writes_pairs_with_one_id_and_opposite_labels(
+    project_copy: Path, openai_server, tmp_path: Path
+) -> None:
+    openai_server.respond_with(pair_answers())
+    run_yaml = loopback_run_yaml(
+        EXAMPLES[1],
+        openai_server.base_url,
+        tmp_path / "run.yaml",
+        run_steps=["data_generation"],
+        data_generation__generation__total_examples=10,
+        data_generation__generation__label_distribution={"0": 0.5, "1": 0.5},
+        data_generation__diversity={"near_miss_share": 0.6},
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
+    pairs = rows[rows["pair_id"] != ""].groupby("pair_id")["label"].agg(list)
+    assert len(pairs) == 3
+    assert all(sorted(map(str, labels)) == ["0", "1"] for labels in pairs)
+    report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
+    assert report["delivered_total"] == 10
+    assert rows["label"].astype(str).value_counts().to_dict() == {"0": 5, "1": 5}
