@@ -10,6 +10,9 @@ from judgeforge.config.run import RunStep, judge_output_dir
 from judgeforge.config_loader import RUN_YAML
 from judgeforge.pipeline_registry import REPORTING, composition_name
 
+# The Kedro environment of pipeline_provider dask when the caller names none (conf/dask).
+DASK_ENV = "dask"
+
 
 def data_generation_pipelines(config: RunConfig) -> list[str]:
     """Return the stages that make up the data_generation step for this config."""
@@ -77,11 +80,17 @@ def run_config(
     bootstrap_project(project)
     # judgeforge.config_loader makes the run_yaml runtime param the whole of the parameters
     runtime_params = {RUN_YAML: config.model_dump(mode="json", exclude_none=False)}
+    runner = None  # Kedro's SequentialRunner
+    if config.pipeline_provider == "dask":
+        from judgeforge.runners import DaskRunner
+
+        # conf/dask persists every dataset that passes between nodes, as the runner requires
+        runner, env = DaskRunner(), env or DASK_ENV
     with KedroSession.create(
         project_path=project, env=env, runtime_params=runtime_params
     ) as session:
         # a single stage is registered without the report; every run of this door ends with it
-        return session.run(pipeline_names=[name, REPORTING])
+        return session.run(pipeline_names=[name, REPORTING], runner=runner)
 
 
 def find_project_root(start: Path | None = None) -> Path:
