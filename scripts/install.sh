@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs judgeforge into ./.venv. Usage: bash scripts/install.sh [--dev]
-#   --dev           also install the test tools (pytest, moto, ruff, nbclient + ipykernel) and,
+#   --dev           also install the test tools (pytest, moto, ruff, nbclient + ipykernel), the
+#                   `dask` extra (the DaskRunner's test starts a real scheduler and workers) and,
 #                   when missing, Chromium for the report's browser test (Debian's apt package; only as root)
 #   TORCH_SPEC=...  torch requirement; the default is the CPU build that installs offline on
 #                   the reference machine. GPU users: TORCH_SPEC="torch" (pip picks a CUDA build).
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+[[ "${1:-}" == "--dev" ]] && extras="[dev,dask]"
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -30,8 +31,6 @@ from judgeforge.sdk import pipeline_name
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.dask_cluster import DaskCluster, dask_cluster
 from tests.support.openai_server import example_answers
-
-pytest.importorskip("distributed")
 
 RENDEZVOUS_TIMEOUT_S = 120
 
@@ -175,12 +174,9 @@ def test_pipeline_provider_accepts_dask_and_an_address(raw_config: dict) -> None
         validate_run_config({**raw_config, "pipeline_provider": "ray"})
 
 
-def tasks_run_by(cluster: DaskCluster) -> dict[str, int]:
-    """Return how many tasks each worker of the cluster has executed."""
-    from distributed import Client
-
-    with Client(cluster.address) as client:
-        return client.run(lambda dask_worker: dask_worker.state.executed_count)
+def workers_of_nodes(output: str) -> list[str]:
+    """Return the worker of each `Completed node <name> on worker <address>` line the runner logged."""
+    return re.findall(r"Completed node \S+ on worker (tcp://[\d.:]+)", output)
 
 
 def node_count(*pipeline_names: str) -> int:
@@ -231,7 +227,10 @@ def test_kedro_run_with_the_dask_runner_and_env(
 
     assert done.returncode == 0, done.stderr[-3000:]
     # every node was a task on the test's workers
-    assert sum(tasks_run_by(project_cluster).values()) == node_count("ingestion", "synthesis")
+    nodes = node_count("ingestion", "synthesis")
+    assert f"Running {nodes} nodes on the Dask cluster at {project_cluster.address}" in done.stdout
+    workers = workers_of_nodes(done.stdout)
+    assert len(workers) == nodes and set(workers) <= set(project_cluster.workers), done.stdout
     synthetic = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
     assert len(synthetic) == 4
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
@@ -299,8 +298,10 @@ def test_judgeforge_run_with_pipeline_provider_dask(
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert "dataset: ./data/generated_data/" in done.stdout
-    ran = pipeline_name(load_run_config(run_yaml), ["data_generation"])
-    assert sum(tasks_run_by(project_cluster).values()) == node_count(ran, "reporting")
+    nodes = node_count(pipeline_name(load_run_config(run_yaml), ["data_generation"]), "reporting")
+    assert f"Running {nodes} nodes on the Dask cluster at {project_cluster.address}" in done.stdout
+    workers = workers_of_nodes(done.stdout)
+    assert len(workers) == nodes and set(workers) <= set(project_cluster.workers), done.stdout
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
     assert report["delivered_total"] == 4
     assert (project_copy / "data/02_intermediate/dask/readable_seed_rows.pkl").is_file()
@@ -310,4 +311,31 @@ def test_judgeforge_run_with_pipeline_provider_dask(
 def _environment() -> dict[str, str]:
     import os
 
-    return {key: value for key, value in os.environ.items() if key != "DASK_SCHEDULER_ADDRESS"}
+    # wide log lines, so that one line is one log record
+    environment = {**os.environ, "COLUMNS": "400"}
+    environment.pop("DASK_SCHEDULER_ADDRESS", None)
+    return environment
+
+
+def test_a_failed_run_keeps_the_reports_its_workers_wrote(tmp_path: Path) -> None:
+    from kedro_datasets.json import JSONDataset
+
+    from judgeforge.run_reports import RunReportHook
+
+    names = ("ingestion_report", "generation_report", "labelling_report")
+    catalog = DataCatalog(
+        datasets={name: JSONDataset(filepath=str(tmp_path / f"{name}.json")) for name in names}
+    )
+    pipeline = Pipeline([node(lambda: ({}, {}, {}), None, list(names), name="reports")])
+    hook = RunReportHook()
+    hook.before_pipeline_run({"run_id": "this-run"}, pipeline, catalog)
+    # a worker's hooks saved this one without a stamp; an earlier run stamped the next one
+    catalog.save("ingestion_report", {"rows_in": 120})
+    catalog.save("generation_report", {"run": {"run_id": "earlier", "status": "completed"}})
+
+    hook.on_pipeline_error(RuntimeError("labelling broke"), {}, pipeline, catalog)
+
+    assert catalog.load("ingestion_report") == {"rows_in": 120}
+    for name in ("generation_report", "labelling_report"):
+        run = catalog.load(name)["run"]
+        assert (run["run_id"], run["status"]) == ("this-run", "failed")
