@@ -29,7 +29,7 @@ from judgeforge.runners import DaskRunner, dask_runner
 from judgeforge.runners.dask_runner import InMemoryAcrossWorkersError
 from judgeforge.sdk import pipeline_name
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
-from tests.support.dask_cluster import DaskCluster, dask_cluster
+from tests.support.dask_cluster import PATIENT_COMMS, DaskCluster, dask_cluster
 from tests.support.openai_server import example_answers
 
 RENDEZVOUS_TIMEOUT_S = 120
@@ -312,7 +312,7 @@ def _environment() -> dict[str, str]:
     import os
 
     # wide log lines, so that one line is one log record
-    environment = {**os.environ, "COLUMNS": "400"}
+    environment = {**os.environ, **PATIENT_COMMS, "COLUMNS": "400"}
     environment.pop("DASK_SCHEDULER_ADDRESS", None)
     return environment
 

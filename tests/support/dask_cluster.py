@@ -15,6 +15,8 @@ from pathlib import Path
 from tests.conftest import PROJECT_ROOT
 
 START_TIMEOUT_S = 120
+# Dask's comms give up on a silent peer after 30 s; a loaded test machine can starve one longer.
+PATIENT_COMMS = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP": "300s"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,11 @@ def dask_cluster(folder: Path, src: Path, workers: int = 2) -> Iterator[DaskClus
     process is stopped on exit.
     """
     scheduler_file = folder / "dask-scheduler.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(PROJECT_ROOT)])}
+    env = {
+        **os.environ,
+        **PATIENT_COMMS,
+        "PYTHONPATH": os.pathsep.join([str(src), str(PROJECT_ROOT)]),
+    }
     dask = [sys.executable, "-m", "dask"]
     processes = [
         subprocess.Popen(

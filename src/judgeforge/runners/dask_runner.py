@@ -22,7 +22,7 @@ from kedro.runner.task import Task
 from judgeforge.errors import UserError
 
 try:
-    from distributed import Client, as_completed, get_worker
+    from distributed import CancelledError, Client, as_completed, get_worker
 except ImportError as error:  # an optional extra: say how to get it
     raise ImportError(
         "the Dask runner needs dask.distributed: pip install 'judgeforge[dask]'"
@@ -96,8 +96,9 @@ class DaskRunner(AbstractRunner):
                 )
             names = {future.key: node for node, future in futures.items()}
             try:
-                for future, worker in as_completed(futures.values(), with_results=True):
+                for future in as_completed(futures.values()):
                     node = names[future.key]
+                    worker = finished_on(future, node, client.scheduler.address)
                     done.append(node)
                     self._logger.info("Completed node %s on worker %s", node.name, worker)
                     self._logger.info("Completed %d out of %d tasks", len(done), len(futures))
@@ -111,6 +112,21 @@ class DaskRunner(AbstractRunner):
         parameters = catalog.load("parameters") if "parameters" in catalog else {}
         configured = (parameters or {}).get(ADDRESS_PARAMETER)
         return self._address or configured or os.environ.get(ADDRESS_ENV) or None
+
+
+def finished_on(future: Any, node: Node, address: str) -> str:
+    """Return the worker that ran `node`; raise its error, or a one-line error if it was cancelled.
+
+    A task is cancelled when the client loses the scheduler (or a worker holding its inputs
+    dies): as_completed yields it like a finished one, so it is told apart here.
+    """
+    try:
+        return future.result()
+    except CancelledError as error:
+        raise ConnectionError(
+            f"DaskRunner: the Dask cluster at {address} cancelled node {node.name} ({error}); "
+            "nothing after it ran: check the scheduler and workers, then run again"
+        ) from error
 
 
 def check_nothing_in_memory_crosses(pipeline: Pipeline, catalog: CatalogProtocol) -> None:
