@@ -23,8 +23,8 @@ from judgeforge.errors import UserError
 
 try:
     from distributed import CancelledError, Client, as_completed, get_worker
-except ImportError as error:  # an optional extra: say how to get it
-    raise ImportError(
+except ImportError as error:  # an optional extra: one line saying how to get it
+    raise UserError(
         "the Dask runner needs dask.distributed: pip install 'judgeforge[dask]'"
     ) from error
 
