@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs judgeforge into ./.venv. Usage: bash scripts/install.sh [--dev]
 #   --dev           also install the test tools (pytest, moto, ruff, nbclient + ipykernel, fpdf2),
-#                   the document parsers (extra `documents`) the tests exercise, and, when
-#                   missing, Chromium for the report's browser test (Debian's apt package; only as root)
+#                   every optional extra the tests exercise (tracking, documents, dask, airflow:
+#                   see `dev` in pyproject.toml) and, when missing, Chromium for the report's
+#                   browser test (Debian's apt package; only as root)
 #   TORCH_SPEC=...  torch requirement; the default is the CPU build that installs offline on
 #                   the reference machine. GPU users: TORCH_SPEC="torch" (pip picks a CUDA build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras=""
-[[ "${1:-}" == "--dev" ]] && extras="[dev,documents]"
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"

@@ -31,6 +31,7 @@ QUIET_LOGGERS = (
     "kedro.runner",
     "kedro.framework.session",
     "kedro.framework.project",
+    "distributed",
 )
 # Width of the log lines when stdout is not a terminal (rich's default there is 80).
 LOG_FILE_COLUMNS = 120
@@ -98,9 +99,12 @@ class ConsoleHook:
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
-        """Log `[i/n] node` and name the stages the node opens after it."""
+        """Log `[i/n] node` (the node's name alone on a Dask worker) and name the stages it opens."""
         self._started_nodes += 1
-        logger.info("[%d/%d] %s", self._started_nodes, self._node_count, node.name)
+        if self._node_count:
+            logger.info("[%d/%d] %s", self._started_nodes, self._node_count, node.name)
+        else:  # no pipeline run in this process: a DaskRunner task, counted by the runner
+            logger.info("%s", node.name)
         progress.set_current_node(node.name)
 
     @hook_impl

@@ -59,10 +59,21 @@ class RunReportHook:
             RUN_KEY: {**self._run, "status": "failed", "error": one_line(cause).splitlines()[0]},
         }
         for name in sorted(self._reports - self._written):
+            if written_unstamped(name, catalog):
+                continue  # a DaskRunner worker wrote it in this run: its hooks do not stamp
             try:
                 catalog.save(name, failed)
             except Exception as save_error:  # noqa: BLE001 -- the run's own error is the one to report
                 log.warning("could not mark %s as failed: %s", name, save_error)
+
+
+def written_unstamped(name: str, catalog: Any) -> bool:
+    """Return whether a report file holds a report with no `run` entry (one no hook of a run saw)."""
+    try:
+        report = catalog.load(name)
+    except Exception:  # noqa: BLE001 -- absent or unreadable: it is replaced
+        return False
+    return isinstance(report, dict) and RUN_KEY not in report
 
 
 def is_report_file(name: str, catalog: Any) -> bool:

@@ -11,6 +11,9 @@ from judgeforge.config_loader import RUN_FOLDER, RUN_YAML
 from judgeforge.pipeline_registry import REPORTING, composition_name
 from judgeforge.project import KedroProject, open_project
 
+# The Kedro environment of pipeline_provider dask when the caller names none (conf/dask).
+DASK_ENV = "dask"
+
 
 def data_generation_pipelines(config: RunConfig) -> list[str]:
     """Return the stages that make up the data_generation step for this config."""
@@ -89,6 +92,12 @@ def run_config(
     """Run the registered pipeline `name` in one Kedro session whose parameters are exactly the run config."""
     from kedro.framework.session import KedroSession
 
+    runner = None  # Kedro's SequentialRunner
+    if config.pipeline_provider == "dask":
+        from judgeforge.runners import DaskRunner
+
+        # conf/dask persists every dataset that passes between nodes, as the runner requires
+        runner, env = DaskRunner(), env or DASK_ENV
     with KedroSession.create(
         project_path=project.path,
         env=env,
@@ -96,4 +105,4 @@ def run_config(
         conf_source=str(project.conf_source),
     ) as session:
         # a single stage is registered without the report; every run of this door ends with it
-        return session.run(pipeline_names=[name, REPORTING])
+        return session.run(pipeline_names=[name, REPORTING], runner=runner)

@@ -29,6 +29,7 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
     fields = leaf_fields(RunConfig, "")
     assert [path for path, field in fields if not (field.description or "").strip()] == []
     assert {path for path, field in fields if is_addition(field)} == {
+        "dask_scheduler_address",
         "data_generation.source_data.max_text_chars",
         "data_generation.llm.base_url",
         "data_generation.llm.api_version",

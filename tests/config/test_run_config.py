@@ -253,7 +253,10 @@ def test_load_run_config_error_names_the_file(tmp_path, raw_config):
         load_run_config(path)
     assert str(caught.value).splitlines() == [
         f"invalid {path} (1 problem):",
-        "  pipeline_provider: 'aws' — must be one of local (the Kedro runner on this machine)",
+        (
+            "  pipeline_provider: 'aws' — must be one of local (the Kedro runner on this machine), "
+            "dask (the nodes as tasks on a Dask.distributed cluster, see docs/dask.md)"
+        ),
     ]
 
 

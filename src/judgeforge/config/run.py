@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
-from judgeforge.config.base import FIELDS_ONLY, StrictModel, broken
+from judgeforge.config.base import FIELDS_ONLY, StrictModel, broken, judgeforge_field
 from judgeforge.config.data_generation import (
     RAG_ROLES,
     DataGenerationConfig,
@@ -35,7 +35,11 @@ from judgeforge.config.training import (
 from judgeforge.config.yaml_file import read_yaml_file
 
 RunStep = Literal["data_generation", "training"]
-PIPELINE_PROVIDERS = ("local",)
+# Where the pipelines run: the seed's `local`, and `dask` (a judgeforge addition).
+PIPELINE_PROVIDERS = {
+    "local": "the Kedro runner on this machine",
+    "dask": "the nodes as tasks on a Dask.distributed cluster, see docs/dask.md",
+}
 TRAINING_TYPE_FOR = {"binary": "boolean", "multi-class": "multi_class"}
 Part = TypeVar("Part", bound=BaseModel)
 
@@ -46,7 +50,14 @@ class RunHeader(StrictModel):
         description="The steps this config runs.",
     )
     pipeline_provider: str = Field(
-        "local", description="Where the pipelines run: local (the Kedro runner on this machine)."
+        "local",
+        description="Where the pipelines run: local (the Kedro runner on this machine); "
+        "dask (judgeforge addition: the nodes as tasks on a Dask.distributed cluster).",
+    )
+    dask_scheduler_address: str | None = judgeforge_field(
+        None,
+        description="The Dask scheduler that pipeline_provider dask runs on (e.g. "
+        "tcp://10.0.0.5:8786); unset: $DASK_SCHEDULER_ADDRESS, else a local cluster per run.",
     )
     metric_name: str = Field("custom", description="Names the run and the judge.")
 
@@ -63,8 +74,8 @@ class RunHeader(StrictModel):
     @classmethod
     def _runner(cls, provider: str) -> str:
         if provider not in PIPELINE_PROVIDERS:
-            allowed = ", ".join(PIPELINE_PROVIDERS)
-            raise broken(f"must be one of {allowed} (the Kedro runner on this machine)")
+            allowed = ", ".join(f"{name} ({what})" for name, what in PIPELINE_PROVIDERS.items())
+            raise broken(f"must be one of {allowed}")
         return provider
 
     @field_validator("metric_name")
