@@ -12,7 +12,6 @@ from collections.abc import Callable
 from itertools import product
 from typing import TYPE_CHECKING
 
-from kedro.framework import project
 from kedro.pipeline import Pipeline, pipeline
 
 from judgeforge.pipelines import (
@@ -61,6 +60,10 @@ def shape_pipelines(config: RunConfig) -> None:
     if shards == PIPELINE_SHAPE["shards"]:
         return
     PIPELINE_SHAPE["shards"] = shards
+    # imported here: importing kedro.framework.project sets up Kedro's logging, which a plain
+    # `import judgeforge` must not do
+    from kedro.framework import project
+
     if project.PACKAGE_NAME:  # a configured project: drop the pipelines of the old shape
         project.pipelines.configure(f"{project.PACKAGE_NAME}.pipeline_registry")
 
