@@ -169,6 +169,27 @@ def test_kedro_run_is_tracked_in_a_local_mlflow_store(loopback_project: Path, mo
     assert {"reports/generation_report.json", "reports/ingestion_report.json"} <= artifacts
 
 
+def test_a_run_in_process_leaves_no_store_to_the_next_one(tmp_path: Path, monkeypatch) -> None:
+    """MLflow exports the store it is given as MLFLOW_TRACKING_URI; the next run must not inherit it."""
+    from types import SimpleNamespace
+
+    from judgeforge.tracking import MlflowHook
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    for project in ("first", "second"):
+        hook = MlflowHook()
+        context = SimpleNamespace(
+            project_path=tmp_path / project, config_loader={"parameters": {"metric_name": "m"}}
+        )
+        hook.after_context_created(context)
+        hook.before_pipeline_run({"pipeline_names": ["ingestion"]}, None, None)
+        assert os.environ["MLFLOW_TRACKING_URI"] == (tmp_path / project / "mlruns").as_uri()
+        hook.after_pipeline_run()
+        assert "MLFLOW_TRACKING_URI" not in os.environ
+        assert (tmp_path / project / "mlruns").is_dir()
+
+
 def test_tracking_switched_off_writes_no_store(loopback_project: Path, monkeypatch) -> None:
     monkeypatch.setenv("JUDGEFORGE_MLFLOW", "0")
     result = kedro_run(loopback_project)

@@ -274,7 +274,8 @@ def test_an_unknown_pipeline_lists_the_pipelines(project_copy: Path) -> None:
     )
     assert line == (
         "Error: no pipeline named 'nonexistent': the pipelines are diagnostics, ingestion, "
-        "label_only, labelling, publishing, reporting, synthesis, training, and their compositions "
+        "label_only, labelling, publishing, reporting, sft_export, synthesis, training, and their "
+        "compositions "
         "in chain order joined with '+' (e.g. ingestion+synthesis+diagnostics)"
     )
 

@@ -65,6 +65,7 @@ class MlflowHook:
         self._reports: dict[str, Any] = {}
         self._saved: list[str] = []
         self._run: Any = None
+        self._own_store = False
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -85,8 +86,11 @@ class MlflowHook:
             # MLflow logs through its own handler; its INFO lines ("Creating a new experiment")
             # would break the one-line console of a quiet run
             logging.getLogger("mlflow").setLevel(logging.WARNING)
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
+        self._own_store = not os.environ.get("MLFLOW_TRACKING_URI")
+        if self._own_store:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            # MLflow also exports this as MLFLOW_TRACKING_URI; `_close` takes it back, or the
+            # next run in this process (a notebook, a test) would log into this project's store
             mlflow.set_tracking_uri((self._project_path / LOCAL_STORE).resolve().as_uri())
         mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or self._experiment)
         self._catalog, self._reports, self._saved = catalog, {}, []
@@ -125,19 +129,23 @@ class MlflowHook:
                 mlflow.log_artifacts(location, artifact_path="judge")
             elif name in METRIC_REPORTS or location.endswith(".html"):
                 mlflow.log_artifact(location, artifact_path="reports")
-        run_id = self._run.info.run_id
-        mlflow.end_run()
-        self._run = None
-        logger.info("MLflow run %s logged to %s", run_id, mlflow.get_tracking_uri())
+        run_id, store = self._run.info.run_id, mlflow.get_tracking_uri()
+        self._close("FINISHED")
+        logger.info("MLflow run %s logged to %s", run_id, store)
 
     @hook_impl
     def on_pipeline_error(self) -> None:
-        if self._run is None:
-            return
+        if self._run is not None:
+            self._close("FAILED")
+
+    def _close(self, status: str) -> None:
+        """End the MLflow run; forget the project's local store when this hook chose it."""
         import mlflow
 
-        mlflow.end_run(status="FAILED")
+        mlflow.end_run(status=status)
         self._run = None
+        if self._own_store:
+            mlflow.set_tracking_uri(None)
 
 
 def flat_params(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
