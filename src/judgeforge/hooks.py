@@ -1,4 +1,5 @@
-"""Check, before any node runs, that the run has what it needs: tokens, keys, writable folders."""
+"""Before any node runs: check that the run has what it needs (tokens, keys, writable folders), and
+keep the processes of a distributed launch other than rank 0 from writing."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import MemoryDataset
 
 from judgeforge.config import RunConfig
 from judgeforge.preflight import check_run
+from judgeforge.training.distributed import is_worker_process
 
 
 class RunConfigHook:
@@ -40,3 +43,21 @@ class RunConfigHook:
         """Fail before any node runs when the run lacks a token, a key or a writable output folder."""
         if self._config is not None:
             check_run(self._config, pipeline, self._credentials, self._project_path)
+
+
+class WorkerProcessHook:
+    """In a process of a distributed launch other than rank 0, sends every output of the run to memory.
+
+    Such a process runs only the training pipeline's nodes up to training (its pipeline is cut
+    there, judgeforge.pipelines.training): rank 0 writes the judge, its log and everything after,
+    so no two processes write the same file.
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Replace each dataset the run writes by a MemoryDataset, in a process other than rank 0."""
+        if not is_worker_process():
+            return
+        for name in pipeline.all_outputs():
+            # assign: the trained judge is handed on as is, not deep-copied
+            catalog[name] = MemoryDataset(copy_mode="assign")

@@ -23,6 +23,7 @@ from judgeforge.errors import UserError
 from judgeforge.pipelines.labelling.metric_extraction import missing_parts
 from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
 from judgeforge.run_globals import llm_clients, project_location
+from judgeforge.training.distributed import current_launch
 
 SEED_DATASETS = {"seed_data": "csv.file_path", "label_only_train_data": "csv.train_file_path"}
 # The credentials entries the catalog's clients name (conf/base/credentials_entries.yml).
@@ -31,6 +32,8 @@ LLM_CREDENTIALS = "llm"
 # Outputs whose node pushes to the Hub, and the config switch that makes it push.
 DATASET_PUBLICATION = "dataset_publication"
 MODEL_PUBLICATION = "model_publication"
+# The only pipeline a distributed launch runs (docs/scale.md).
+TRAINING = "training"
 
 
 class PreflightProblem(UserError):
@@ -67,6 +70,7 @@ def run_problems(
         *_hub_token_problems(config, outputs, credentials.get(HUB_CREDENTIALS)),
         *_llm_client_problems(config, inputs, credentials.get(LLM_CREDENTIALS), project_path),
         *_output_folder_problems(config, outputs, project_path),
+        *_launch_problems(config, pipeline),
     ]
 
 
@@ -78,6 +82,49 @@ def validate_problems(
         *_seed_file_problems(config, pipeline.inputs(), project_path),
         *run_problems(config, pipeline, credentials, project_path),
     ]
+
+
+def _launch_problems(config: RunConfig, pipeline: Pipeline) -> list[UserError]:
+    """Under a distributed launch: the problems of running anything but training, and of pulling
+    from the object store (every process would replace the same folder while the others read it)."""
+    launch = current_launch()
+    if launch is None:
+        return []
+    problems: list[UserError] = []
+    stages = {(node.namespace or node.name).split(".")[0] for node in pipeline.nodes}
+    if stages - {TRAINING}:
+        problems.append(
+            PreflightProblem(
+                f"a distributed launch ({launch.world_size} processes) runs only the training "
+                f"pipeline, and this run also has {', '.join(sorted(stages - {TRAINING}))}: run "
+                "those in one process first, then launch `kedro run --pipelines training`"
+            )
+        )
+    training = config.training
+    pulls = [
+        field
+        for field, pulled in (
+            (
+                "training.dataset.pull_from_object_store",
+                training is not None and training.dataset.pull_from_object_store,
+            ),
+            (
+                "training.model.pull_model_from_object_store",
+                training is not None and training.model.pull_model_from_object_store,
+            ),
+        )
+        if pulled
+    ]
+    if pulls:
+        problems.append(
+            PreflightProblem(
+                f"{' and '.join(pulls)}: a distributed launch does not pull from the object store "
+                "(every process would replace the same folder); pull in one process first "
+                "(`kedro run --pipelines training --to-nodes training.format_judge_examples`) and "
+                "point training at the local copy"
+            )
+        )
+    return problems
 
 
 def _hub_token_problems(

@@ -1,11 +1,11 @@
-"""Project settings: the config loader, and the hooks for pre-flight, report stamps, the console and tracking."""
+"""Project settings: the config loader, and the hooks for pre-flight, launch workers, report stamps, the console and tracking."""
 
 import os
 import warnings
 
 from judgeforge.config_loader import RunConfigLoader
 from judgeforge.console import ConsoleHook
-from judgeforge.hooks import RunConfigHook
+from judgeforge.hooks import RunConfigHook, WorkerProcessHook
 from judgeforge.run_reports import RunReportHook
 from judgeforge.tracking import MlflowHook
 
@@ -14,7 +14,7 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 # Kedro 1.7 itself calls OmegaConf's deprecated register_new_resolver on every run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
-HOOKS = (RunConfigHook(), RunReportHook(), ConsoleHook(), MlflowHook())
+HOOKS = (RunConfigHook(), WorkerProcessHook(), RunReportHook(), ConsoleHook(), MlflowHook())
 
 CONFIG_LOADER_CLASS = RunConfigLoader
 CONFIG_LOADER_ARGS = {

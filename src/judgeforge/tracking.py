@@ -29,6 +29,7 @@ from kedro.framework.hooks import hook_impl
 
 from judgeforge.console import dataset_location
 from judgeforge.errors import verbose_from_environment
+from judgeforge.training.distributed import is_worker_process
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,14 @@ JUDGE_FOLDER = "judge_model"
 
 
 def tracking_enabled() -> bool:
-    """Return whether runs are tracked: MLflow installed and not switched off."""
+    """Return whether runs are tracked: MLflow installed, not switched off, and not a process of a
+    distributed launch other than rank 0 (rank 0 logs the run)."""
     switched_off = os.environ.get(SWITCH_ENV, "").lower() in ("0", "false", "off", "no")
-    return not switched_off and importlib.util.find_spec("mlflow") is not None
+    return (
+        not switched_off
+        and not is_worker_process()
+        and importlib.util.find_spec("mlflow") is not None
+    )
 
 
 class MlflowHook:

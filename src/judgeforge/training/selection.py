@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 from judgeforge.schema import SEED_SOURCE, SOURCE
 from judgeforge.training.calibration import negative_log_likelihood
+from judgeforge.training.distributed import gathered_logits
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,11 @@ class BestEpoch(TrainerCallback):
         self._epochs_without_gain = 0
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        """Score this epoch; keep its weights when best; stop after `patience` epochs without gain."""
-        logits = self.judge.logits(self.prompts)
+        """Score this epoch; keep its weights when best; stop after `patience` epochs without gain.
+
+        Under a launch every process scores its share and all act on the same gathered logits.
+        """
+        logits = gathered_logits(self.judge.logits, self.prompts)
         scores = {
             "epoch": round(state.epoch),
             **validation_scores(logits, self.truth, len(self.judge.labels)),

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from judgeforge.config.training import HyperparametersConfig
+from judgeforge.training.distributed import current_launch, ddp_backend, gathered
 from judgeforge.training.runtime import RuntimeOptions
 
 logger = logging.getLogger(__name__)
@@ -19,9 +22,13 @@ COSINE_MIN_LR_RATE = 0.1  # cosine_with_min_lr decays to 10% of the peak rate
 WSD_DECAY_FRACTION = 0.1  # warmup_stable_decay decays over the last 10% of the steps
 
 
-def optimizer_steps(n_examples: int, hyperparameters: HyperparametersConfig) -> int:
-    """Return how many optimizer steps training takes."""
-    batches_per_epoch = math.ceil(n_examples / hyperparameters.per_device_train_batch_size)
+def optimizer_steps(
+    n_examples: int, hyperparameters: HyperparametersConfig, processes: int = 1
+) -> int:
+    """Return how many optimizer steps training takes, each of `processes` taking its own batch per step."""
+    batches_per_epoch = math.ceil(
+        n_examples / (hyperparameters.per_device_train_batch_size * processes)
+    )
     return hyperparameters.num_train_epochs * math.ceil(
         batches_per_epoch / hyperparameters.gradient_accumulation_steps
     )
@@ -44,6 +51,8 @@ def trainer_arguments(
     learning_rate: float,
 ) -> dict[str, Any]:
     """Return the Trainer arguments every head shares: each hyperparameter mapped, after the runtime fallbacks."""
+    launch = current_launch()
+    processes = launch.world_size if launch else 1
     return {
         "output_dir": output_dir,
         "num_train_epochs": hyperparameters.num_train_epochs,
@@ -57,7 +66,7 @@ def trainer_arguments(
         "logging_first_step": True,
         "lr_scheduler_type": options.lr_scheduler_type,
         "lr_scheduler_kwargs": scheduler_kwargs(
-            options.lr_scheduler_type, optimizer_steps(n_examples, hyperparameters)
+            options.lr_scheduler_type, optimizer_steps(n_examples, hyperparameters, processes)
         ),
         "seed": hyperparameters.seed,
         "data_seed": hyperparameters.seed,
@@ -68,6 +77,8 @@ def trainer_arguments(
         "report_to": options.report_to,
         "save_strategy": "no",
         "use_cpu": options.device == "cpu",
+        # None (one process) leaves the Trainer as it was; under a launch, name the backend
+        "ddp_backend": ddp_backend(options.device) if launch else None,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
     }
@@ -170,8 +181,10 @@ def _training_log(trainer: Any, result: Any, tokens_per_epoch: int, dropped: int
     runtime = result.metrics["train_runtime"]
     # Early stopping may end training before the configured epochs.
     tokens = round(tokens_per_epoch * trainer.state.epoch)
+    launch = current_launch()
     return {
         "history": trainer.state.log_history,
+        **({"processes": _processes(trainer, runtime)} if launch else {}),
         "summary": {
             "train_examples": len(trainer.train_dataset),
             "dropped_over_max_seq_length": dropped,
@@ -183,3 +196,29 @@ def _training_log(trainer: Any, result: Any, tokens_per_epoch: int, dropped: int
             "final_train_loss": result.training_loss,
         },
     }
+
+
+def _processes(trainer: Any, runtime: float) -> list[dict[str, Any]]:
+    """Return what each process of the launch trained, by rank (a collective: every process calls it)."""
+    args = trainer.args
+    record = {
+        "rank": args.process_index,
+        "local_rank": args.local_process_index,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "device": str(args.device),
+        "backend": args.ddp_backend,
+        "batches_per_epoch": len(trainer.get_train_dataloader()),
+        "optimizer_steps": trainer.state.global_step,
+        "train_runtime_s": runtime,
+    }
+    logger.info(
+        "rank %d of %d (%s, %s): %d optimizer steps, %d batches per epoch",
+        record["rank"],
+        args.world_size,
+        record["device"],
+        record["backend"],
+        record["optimizer_steps"],
+        record["batches_per_epoch"],
+    )
+    return gathered(record)

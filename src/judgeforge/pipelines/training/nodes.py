@@ -24,6 +24,7 @@ from judgeforge.training.calibration import (
     probabilities_at,
     reliability_diagram,
 )
+from judgeforge.training.distributed import bind_device
 from judgeforge.training.evaluation import classification_metrics, confusion_matrices_figure
 from judgeforge.training.formatting import (
     AnswerSpace,
@@ -186,6 +187,7 @@ def train_judge(
 ) -> tuple[Judge, dict[str, Any]]:
     """Return the fine-tuned judge (best head and epoch on validation, temperature fitted) and its training log."""
     options = resolve_runtime_options(config.training, config.model)
+    bind_device(options.device)
     use_free_cores()
     heads = HEADS if config.model.head == "auto" else (config.model.head,)
     if len(heads) > 1 and validation_examples.empty:
@@ -237,6 +239,7 @@ def train_judge(
     calibration = _calibrate(judge, validation_logits, truth, config)
     return judge, {
         "history": log["history"],
+        **({"processes": log["processes"]} if "processes" in log else {}),
         "summary": log["summary"],
         "runtime": asdict(options),
         "head": judge.head,

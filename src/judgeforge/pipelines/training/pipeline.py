@@ -14,10 +14,23 @@ from judgeforge.pipelines.training.nodes import (
     train_judge,
     write_model_card,
 )
+from judgeforge.training.distributed import is_worker_process
+
+# The last node every process of a distributed launch runs; what follows it runs on rank 0 alone.
+TRAIN_NODE = "training.train_judge"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Return the training pipeline: format → hold out validation → train → score (judge, zero-shot, baselines) → report → push."""
+    """Return the training pipeline: format → hold out validation → train → score (judge, zero-shot, baselines) → report → push.
+
+    In a process of a distributed launch other than rank 0 (judgeforge.training.distributed), only
+    the nodes up to training: that process joins training and leaves.
+    """
+    whole = _whole_pipeline()
+    return whole.to_nodes(TRAIN_NODE) if is_worker_process() else whole
+
+
+def _whole_pipeline() -> Pipeline:
     return pipeline(
         [
             Node(
