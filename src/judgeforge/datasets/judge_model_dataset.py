@@ -23,9 +23,7 @@ class JudgeModelDataset(AbstractDataset[Judge, Judge]):
 
     def _folder(self) -> Path:
         if self._path is None:
-            raise DatasetError(
-                "the run config has no training section, so it names no judge folder"
-            )
+            raise DatasetError("the run config has no training section, so it names no judge folder")
         return self._path
 
     def _load(self) -> Judge:

@@ -61,9 +61,7 @@ def build_index(vectors: np.ndarray, seed: int) -> faiss.Index:
         index = faiss.IndexFlatIP(dimension)
     else:
         lists = ivf_list_count(rows)
-        index = faiss.IndexIVFFlat(
-            faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT
-        )
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed  # k-means initialisation, for reproducible lists
         index.train(vectors)
     index.add(vectors)
@@ -103,16 +101,12 @@ def probe_count(index: faiss.IndexIVF, k: int) -> int:
 def search(index: faiss.Index, indexed: np.ndarray, queries: np.ndarray, k: int) -> Neighbours:
     """Return the k nearest indexed rows of each query; rows an IVF probe leaves short are searched exactly."""
     # Probes go in per-call parameters, so the caller's index object is left as it was.
-    parameters = (
-        faiss.SearchParametersIVF(nprobe=probe_count(index, k)) if is_approximate(index) else None
-    )
+    parameters = faiss.SearchParametersIVF(nprobe=probe_count(index, k)) if is_approximate(index) else None
     distances = np.empty((len(queries), k), dtype=np.float32)
     positions = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), QUERY_CHUNK_ROWS):
         stop = start + QUERY_CHUNK_ROWS
-        similarities, positions[start:stop] = index.search(
-            queries[start:stop], k, params=parameters
-        )
+        similarities, positions[start:stop] = index.search(queries[start:stop], k, params=parameters)
         distances[start:stop] = 1.0 - similarities
     short = np.flatnonzero((positions < 0).any(axis=1))
     if len(short):
@@ -136,9 +130,7 @@ def leave_one_out(index: faiss.Index, indexed: np.ndarray, k: int) -> Neighbours
     # An identical twin can outrank a row itself (or IVF can miss it): then drop the farthest instead.
     is_self[~is_self.any(axis=1), -1] = True
     others = ~is_self
-    return Neighbours(
-        found.distances[others].reshape(rows, k), found.positions[others].reshape(rows, k)
-    )
+    return Neighbours(found.distances[others].reshape(rows, k), found.positions[others].reshape(rows, k))
 
 
 def search_quality(
@@ -146,15 +138,11 @@ def search_quality(
 ) -> SearchQuality:
     """Return recall@k and score error of `found` against exact search, on a sample of the queries."""
     rng = np.random.default_rng(seed)
-    sample = np.sort(
-        rng.choice(len(queries), size=min(RECALL_SAMPLE_ROWS, len(queries)), replace=False)
-    )
+    sample = np.sort(rng.choice(len(queries), size=min(RECALL_SAMPLE_ROWS, len(queries)), replace=False))
     k = found.positions.shape[1]
     exact = exact_search(indexed, queries[sample], k)
     approximate = Neighbours(found.distances[sample], found.positions[sample])
-    hits = (
-        (approximate.positions[:, :, None] == exact.positions[:, None, :]).any(axis=2).sum(axis=1)
-    )
+    hits = (approximate.positions[:, :, None] == exact.positions[:, None, :]).any(axis=2).sum(axis=1)
     return SearchQuality(
         recall_at_k=float(hits.mean() / k),
         mean_abs_score_error=float(np.abs(approximate.scores - exact.scores).mean()),

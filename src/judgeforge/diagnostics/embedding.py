@@ -45,9 +45,7 @@ async def _embed_in_chunks(embedder: TextEmbedder, texts: list[str]) -> np.ndarr
             chunk = texts[start : start + EMBED_CHUNK_SIZE]
             vectors = np.asarray(await embedder.embed(chunk), dtype=np.float32)
             if vectors.ndim != 2 or vectors.shape[0] != len(chunk):
-                raise ValueError(
-                    f"the embedding client returned an array of shape {vectors.shape} for {len(chunk)} texts"
-                )
+                raise ValueError(f"the embedding client returned an array of shape {vectors.shape} for {len(chunk)} texts")
             chunks.append(vectors)
             embedding.advance(len(chunk))
     return np.concatenate(chunks)
@@ -58,3 +56,4 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     matrix = np.ascontiguousarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)
+

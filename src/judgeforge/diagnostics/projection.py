@@ -26,12 +26,7 @@ def fit_rows(mode: str, synthetic_rows: int, holdout_rows: int) -> int:
 
 
 def project(
-    synthetic: np.ndarray,
-    holdout: np.ndarray,
-    mode: str,
-    neighbours: int,
-    min_dist: float,
-    seed: int,
+    synthetic: np.ndarray, holdout: np.ndarray, mode: str, neighbours: int, min_dist: float, seed: int
 ) -> Projection:
     """Return UMAP coordinates: `joint` fits on all rows, `holdout_anchor` fits on the holdout and places synthetic rows into it."""
     import umap  # slow to import (numba); only needed when UMAP is on
@@ -49,12 +44,6 @@ def project(
         warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"umap\.")
         coordinates = model.fit_transform(fitted_on).astype(np.float32)
         if mode == "joint":
-            return Projection(
-                coordinates[: len(synthetic)], coordinates[len(synthetic) :], neighbours_used
-            )
-        placed = (
-            model.transform(synthetic).astype(np.float32)
-            if len(synthetic)
-            else np.zeros((0, 2), np.float32)
-        )
+            return Projection(coordinates[: len(synthetic)], coordinates[len(synthetic) :], neighbours_used)
+        placed = model.transform(synthetic).astype(np.float32) if len(synthetic) else np.zeros((0, 2), np.float32)
     return Projection(placed, coordinates, neighbours_used)

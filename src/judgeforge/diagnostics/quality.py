@@ -26,9 +26,7 @@ def class_balance(labels: pd.Series) -> dict[str, dict[str, float]]:
     """Return the count and share of each label, most frequent first."""
     counts = labels.value_counts(dropna=False)
     total = int(counts.sum())
-    return {
-        str(label): {"count": int(count), "share": count / total} for label, count in counts.items()
-    }
+    return {str(label): {"count": int(count), "share": count / total} for label, count in counts.items()}
 
 
 def text_lengths(texts: pd.Series) -> dict[str, dict[str, float]]:
@@ -57,16 +55,12 @@ def distinct_ngram_ratios(texts: pd.Series) -> dict[str, float | None]:
     token_lists = texts.astype(str).str.lower().str.split().tolist()
     ratios: dict[str, float | None] = {}
     for n in NGRAM_SIZES:
-        ngrams = [
-            tuple(tokens[i : i + n]) for tokens in token_lists for i in range(len(tokens) - n + 1)
-        ]
+        ngrams = [tuple(tokens[i : i + n]) for tokens in token_lists for i in range(len(tokens) - n + 1)]
         ratios[f"distinct_{n}gram_ratio"] = len(set(ngrams)) / len(ngrams) if ngrams else None
     return ratios
 
 
-def input_notes(
-    table: pd.DataFrame, split_column: str, label_column: str | None, splits: tuple[str, str]
-) -> list[str]:
+def input_notes(table: pd.DataFrame, split_column: str, label_column: str | None, splits: tuple[str, str]) -> list[str]:
     """Return one sentence per input condition that limits the diagnostics (empty split, one-class holdout)."""
     synthetic_split, holdout_split = splits
     notes = []
@@ -74,9 +68,7 @@ def input_notes(
         if not (table[split_column] == split).any():
             notes.append(f"the {split} set is empty: nothing to compare it with")
     if label_column:
-        holdout_labels = (
-            table.loc[table[split_column] == holdout_split, label_column].dropna().unique()
-        )
+        holdout_labels = table.loc[table[split_column] == holdout_split, label_column].dropna().unique()
         if len(holdout_labels) == 1:
             notes.append(
                 f"the holdout has a single class ({holdout_labels[0]}): per-class comparisons "

@@ -41,26 +41,18 @@ def empty_diagnostic_table(columns: DatasetColumns) -> pd.DataFrame:
 
 
 def build_diagnostic_table(
-    train_table: pd.DataFrame,
-    holdout_table: pd.DataFrame,
-    columns: DatasetColumns,
-    input_format: str,
+    train_table: pd.DataFrame, holdout_table: pd.DataFrame, columns: DatasetColumns, input_format: str
 ) -> pd.DataFrame:
     """Return the synthetic train rows then the holdout rows, tagged by split; ids as text, labels as label keys."""
     reserved = sorted(set(RESERVED_COLUMNS) & {*columns.features, columns.label})
     if reserved:
-        raise ValueError(
-            f"diagnostics reserve the column names {RESERVED_COLUMNS}; rename {reserved}"
-        )
+        raise ValueError(f"diagnostics reserve the column names {RESERVED_COLUMNS}; rename {reserved}")
     kept = [ROW_ID, *columns.features, *([columns.label] if columns.label else [])]
     _require_columns(train_table, [*kept, SOURCE], "train_table")
     _require_columns(holdout_table, kept, "holdout_table")
     synthetic = train_table.loc[train_table[SOURCE] == SYNTHETIC_SOURCE, kept]
     table = pd.concat(
-        [
-            synthetic.assign(**{SPLIT: SYNTHETIC_SPLIT}),
-            holdout_table[kept].assign(**{SPLIT: HOLDOUT_SPLIT}),
-        ],
+        [synthetic.assign(**{SPLIT: SYNTHETIC_SPLIT}), holdout_table[kept].assign(**{SPLIT: HOLDOUT_SPLIT})],
         ignore_index=True,
     )
     # Seed ids may be numbers and synthetic ids are text; one text column keeps parquet happy.

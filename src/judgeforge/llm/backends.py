@@ -82,13 +82,8 @@ def as_response(outcome: Outcome[LLMResponse]) -> LLMResponse:
     answer = outcome.result
     if answer is None:
         return LLMResponse(error=outcome.error, attempts=outcome.attempts)
-    return LLMResponse(
-        answer.text,
-        answer.input_tokens,
-        answer.output_tokens,
-        answer.finish_reason,
-        attempts=outcome.attempts,
-    )
+    return LLMResponse(answer.text, answer.input_tokens, answer.output_tokens, answer.finish_reason,
+                       attempts=outcome.attempts)
 
 
 async def run_embedding_jobs(
@@ -103,10 +98,7 @@ async def run_embedding_jobs(
     """
     batches = [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
     outcomes = await engine.run(
-        batches,
-        send,
-        lambda index, outcome: None,
-        tokens=lambda batch: int(sum(map(len, batch)) / CHARS_PER_TOKEN),
+        batches, send, lambda index, outcome: None, tokens=lambda batch: int(sum(map(len, batch)) / CHARS_PER_TOKEN)
     )
     failures = [outcome.error for outcome in outcomes if outcome.result is None]
     if failures:
@@ -121,9 +113,7 @@ async def run_embedding_jobs(
         )
     results = [outcome.result for outcome in outcomes if outcome.result is not None]
     return EmbeddingBatch(
-        vectors=np.concatenate([r.vectors for r in results])
-        if results
-        else np.zeros((0, 0), np.float32),
+        vectors=np.concatenate([r.vectors for r in results]) if results else np.zeros((0, 0), np.float32),
         input_tokens=sum(r.input_tokens for r in results),
     )
 

@@ -79,9 +79,7 @@ class ResponseCache:
         rows = self._select("SELECT key, record FROM responses WHERE key IN ({})", keys)
         return {key: json.loads(record) for key, record in rows}
 
-    def put_responses(
-        self, provider: str, model: str, records: Mapping[str, Mapping[str, Any]]
-    ) -> None:
+    def put_responses(self, provider: str, model: str, records: Mapping[str, Mapping[str, Any]]) -> None:
         """Store response records by key, in one transaction."""
         now = time.time()
         rows = [
@@ -97,7 +95,9 @@ class ResponseCache:
         rows = self._select("SELECT key, vector FROM embeddings WHERE key IN ({})", keys)
         return {key: np.frombuffer(blob, dtype=np.float32) for key, blob in rows}
 
-    def put_embeddings(self, provider: str, model: str, vectors: Mapping[str, np.ndarray]) -> None:
+    def put_embeddings(
+        self, provider: str, model: str, vectors: Mapping[str, np.ndarray]
+    ) -> None:
         """Store a batch of vectors in one transaction."""
         now = time.time()
         rows = [

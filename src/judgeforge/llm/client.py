@@ -69,9 +69,7 @@ class LLMClient:
 
     def request_key(self, request: LLMRequest) -> str:
         """Cache key of a request for this client's chat model."""
-        return request_key(
-            self.chat.provider, self.chat.model, self.chat.endpoint, request.canonical()
-        )
+        return request_key(self.chat.provider, self.chat.model, self.chat.endpoint, request.canonical())
 
     async def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResponse]:
         """One response per request, in order; cached answers are reused and not re-sent.
@@ -87,9 +85,7 @@ class LLMClient:
         self.usage.cache_hits += sum(1 for key in keys if key in cached)
         pending = first_occurrences(keys, skip=cached.keys())
         answered: dict[str, LLMResponse] = {}
-        writer = (
-            BatchWriter(self.cache, self.chat.provider, self.chat.model) if self.cache else None
-        )
+        writer = BatchWriter(self.cache, self.chat.provider, self.chat.model) if self.cache else None
 
         def on_response(position: int, response: LLMResponse) -> asyncio.Future[None] | None:
             key = keys[pending[position]]
@@ -117,25 +113,19 @@ class LLMClient:
         """L2-normalised float32 vectors, row i for texts[i]; cached vectors are reused."""
         started = time.perf_counter()
         backend = self.embeddings
-        keys = [
-            request_key(backend.provider, backend.model, backend.endpoint, text) for text in texts
-        ]
+        keys = [request_key(backend.provider, backend.model, backend.endpoint, text) for text in texts]
         vectors = self.cache.get_embeddings(keys) if self.cache else {}
         self.usage.cache_hits += sum(1 for key in keys if key in vectors)
         missing = {key: text for key, text in zip(keys, texts) if key not in vectors}
         if missing:
             try:
                 batch = await backend.embed(list(missing.values()))
-            except (
-                EmbeddingError
-            ) as error:  # keep what was paid for, so a re-run asks only for the rest
+            except EmbeddingError as error:  # keep what was paid for, so a re-run asks only for the rest
                 pending = list(missing)
                 made = {pending[i]: vector for i, vector in error.done.items()}
                 if self.cache and made:
                     normalised = l2_normalise(np.stack(list(made.values())))
-                    self.cache.put_embeddings(
-                        backend.provider, backend.model, dict(zip(made, normalised))
-                    )
+                    self.cache.put_embeddings(backend.provider, backend.model, dict(zip(made, normalised)))
                 raise
             fresh = dict(zip(missing, l2_normalise(batch.vectors)))
             self._charge(backend.model, batch.input_tokens, 0)
@@ -156,10 +146,7 @@ class LLMClient:
         return self
 
     def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
 

@@ -146,9 +146,7 @@ def _batch_price_factor(provider: str) -> float:
 def _engine_settings(provider: str, settings: EngineSettings) -> EngineSettings:
     """The engine settings, once checked."""
     if provider not in PROVIDERS:
-        raise LLMConfigError(
-            f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}"
-        )
+        raise LLMConfigError(f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
     at_least = {
         "max_concurrent_requests": 1,
         "max_retries": 0,
@@ -158,12 +156,7 @@ def _engine_settings(provider: str, settings: EngineSettings) -> EngineSettings:
     for name, floor in at_least.items():
         if getattr(settings, name) < floor:
             raise LLMConfigError(f"{name} must be >= {floor}, got {getattr(settings, name)}")
-    positive = [
-        "request_timeout_seconds",
-        "retry_budget_seconds",
-        "requests_per_minute",
-        "tokens_per_minute",
-    ]
+    positive = ["request_timeout_seconds", "retry_budget_seconds", "requests_per_minute", "tokens_per_minute"]
     for name in positive:
         value = getattr(settings, name)
         if value is not None and value <= 0:

@@ -28,9 +28,7 @@ def gemini_request(request: LLMRequest) -> tuple[list[types.Content], types.Gene
     """Contents and config for one request: system turns become the system instruction."""
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     contents = [
-        types.Content(
-            role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)]
-        )
+        types.Content(role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.content)])
         for m in request.messages
         if m.role != "system"
     ]
@@ -63,9 +61,7 @@ def parse_gemini_response(response: types.GenerateContentResponse) -> LLMRespons
         text=text,
         input_tokens=(usage.prompt_token_count or 0) if usage else 0,
         # Thinking tokens are billed as output.
-        output_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0))
-        if usage
-        else 0,
+        output_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
         finish_reason=finish.value.lower() if finish is not None else None,
     )
 
@@ -98,11 +94,7 @@ def _gemini_retry_after(error: genai_errors.APIError) -> float | None:
             return hinted
     details = error.details.get("error", error.details) if isinstance(error.details, dict) else {}
     for detail in details.get("details", []) if isinstance(details, dict) else []:
-        match = (
-            _RETRY_DELAY.match(str(detail.get("retryDelay", "")))
-            if isinstance(detail, dict)
-            else None
-        )
+        match = _RETRY_DELAY.match(str(detail.get("retryDelay", ""))) if isinstance(detail, dict) else None
         if match:
             return float(match.group(1))
     return None
@@ -123,9 +115,7 @@ class GeminiChat:
 
     provider = "gemini"
 
-    def __init__(
-        self, model: str, api_key: str, engine: RequestEngine, base_url: str | None = None
-    ):
+    def __init__(self, model: str, api_key: str, engine: RequestEngine, base_url: str | None = None):
         self.model = model
         self.endpoint = base_url or "generativelanguage.googleapis.com"
         self._api_key = api_key
@@ -136,9 +126,7 @@ class GeminiChat:
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
     ) -> list[LLMResponse]:
         """Answer every request; failures come back as responses carrying their error."""
-        client = gemini_client(
-            self._api_key, self._base_url, self._engine.settings.request_timeout_seconds
-        )
+        client = gemini_client(self._api_key, self._base_url, self._engine.settings.request_timeout_seconds)
         async with client.aio as sdk:
 
             async def send(request: LLMRequest) -> LLMResponse:
@@ -157,9 +145,7 @@ class GeminiEmbeddings:
 
     provider = "gemini"
 
-    def __init__(
-        self, model: str, api_key: str, engine: RequestEngine, base_url: str | None = None
-    ):
+    def __init__(self, model: str, api_key: str, engine: RequestEngine, base_url: str | None = None):
         self.model = model
         self.endpoint = base_url or "generativelanguage.googleapis.com"
         self._api_key = api_key
@@ -168,9 +154,7 @@ class GeminiEmbeddings:
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         """Vectors for `texts`, in batches the API accepts."""
-        client = gemini_client(
-            self._api_key, self._base_url, self._engine.settings.request_timeout_seconds
-        )
+        client = gemini_client(self._api_key, self._base_url, self._engine.settings.request_timeout_seconds)
         async with client.aio as sdk:
 
             async def send(batch: Sequence[str]) -> EmbeddingBatch:
@@ -180,9 +164,7 @@ class GeminiEmbeddings:
                 )
                 vectors = [e.values or [] for e in response.embeddings or []]
                 if len(vectors) != len(batch):
-                    raise TransientError(
-                        f"gemini returned {len(vectors)} embeddings for {len(batch)} texts"
-                    )
+                    raise TransientError(f"gemini returned {len(vectors)} embeddings for {len(batch)} texts")
                 return EmbeddingBatch(vectors=np.asarray(vectors, dtype=np.float32))
 
             return await run_embedding_jobs(self._engine, texts, GEMINI_EMBEDDING_BATCH_SIZE, send)

@@ -162,9 +162,7 @@ def http_error(
         return TransientError(message, retry_after=wait, throttled=True)
     if status in (408, 409) or status >= 500:
         # A 503 that names a wait is throttling; without one it is an outage, bounded by max_retries.
-        return TransientError(
-            message, retry_after=wait, throttled=status == 503 and wait is not None
-        )
+        return TransientError(message, retry_after=wait, throttled=status == 503 and wait is not None)
     return PermanentError(message)
 
 
@@ -255,14 +253,10 @@ async def _post_json(
     A session per batch, not per client, because callers may run each batch under a fresh
     event loop (asyncio.run in a Kedro node) and a session cannot outlive its loop.
     """
-    connector = aiohttp.TCPConnector(
-        limit=engine.settings.max_concurrent_requests, ttl_dns_cache=300
-    )
+    connector = aiohttp.TCPConnector(limit=engine.settings.max_concurrent_requests, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(total=engine.settings.request_timeout_seconds)
     headers = {**endpoint.headers, "Content-Type": "application/json"}
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, headers=headers
-    ) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
 
         async def post(url: str, body: dict[str, Any]) -> Any:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -277,9 +271,7 @@ async def _post_json(
                     f"cannot connect to {url}: {type(error).__name__}: {error}", unreachable=True
                 ) from error
             except aiohttp.ClientError as error:
-                raise TransientError(
-                    f"connection problem: {type(error).__name__}: {error}"
-                ) from error
+                raise TransientError(f"connection problem: {type(error).__name__}: {error}") from error
             if RATE_LIMIT_HEADER in response_headers:
                 engine.note_rate_headers(response_headers)
             if status != 200:

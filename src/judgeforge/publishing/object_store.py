@@ -77,11 +77,7 @@ class ObjectStore:
             size = archive.stat().st_size
             self._call(url, "upload to", lambda: fs.put_file(str(archive), path))
         log.info("pushed %s to %s (%d bytes)", source, url, size)
-        return {
-            "url": url,
-            "bytes": size,
-            "files": sum(1 for p in source.rglob("*") if p.is_file()),
-        }
+        return {"url": url, "bytes": size, "files": sum(1 for p in source.rglob("*") if p.is_file())}
 
     def pull_directory(self, url: str, directory: str | Path) -> Path:
         """Download the tarball at `url` and extract it into `directory` (replacing what was there)."""
@@ -103,9 +99,7 @@ class ObjectStore:
         try:
             return fsspec.core.url_to_fs(url, **dict(self.storage_options))
         except (ImportError, ValueError) as error:
-            raise ObjectStoreError(
-                f"{url}: no filesystem for this URL ({error}); install s3fs for s3://, gcsfs for gs://"
-            ) from None
+            raise ObjectStoreError(f"{url}: no filesystem for this URL ({error}); install s3fs for s3://, gcsfs for gs://") from None
 
     def _call(self, url: str, action: str, transfer: Any) -> None:
         bucket = url.split("://", 1)[-1].split("/", 1)[0]
@@ -118,25 +112,16 @@ class ObjectStore:
             ) from None
         except FileNotFoundError:
             what = "bucket or artifact" if action.startswith("download") else "bucket"
-            raise ObjectStoreError(
-                f"{action} {url}: {what} not found — check that bucket {bucket!r} exists and object_store_bucket/blob are right"
-            ) from None
+            raise ObjectStoreError(f"{action} {url}: {what} not found — check that bucket {bucket!r} exists and object_store_bucket/blob are right") from None
         except OSError as error:
             raise ObjectStoreError(f"{action} {url}: {type(error).__name__}: {error}") from None
 
 
-def pull_model_from_object_store(
-    object_store: ObjectStore, model: ModelConfig, local_root: str | Path
-) -> dict[str, Path]:
+def pull_model_from_object_store(object_store: ObjectStore, model: ModelConfig, local_root: str | Path) -> dict[str, Path]:
     """Pull the base model (`<blob_base>/<model.name>`) and its mapped LoRA adapter (`<blob_adapters>/<repo id>`) under `local_root`."""
     bucket = str(model.model_object_store_bucket)
     root = Path(local_root)
-    pulled = {
-        "base_model": object_store.pull_directory(
-            archive_url(bucket, str(model.model_object_store_blob_base), model.name),
-            root / model.name,
-        )
-    }
+    pulled = {"base_model": object_store.pull_directory(archive_url(bucket, str(model.model_object_store_blob_base), model.name), root / model.name)}
     adapter = model.peft_model_map.get(model.name)
     if adapter:
         url = archive_url(bucket, str(model.model_object_store_blob_adapters), adapter)

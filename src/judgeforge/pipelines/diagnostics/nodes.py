@@ -65,17 +65,13 @@ def collect_diagnostic_rows(
     return table
 
 
-def embed_diagnostic_rows(
-    diagnostic_rows: pd.DataFrame, embedding_client: TextEmbedder
-) -> pd.DataFrame:
+def embed_diagnostic_rows(diagnostic_rows: pd.DataFrame, embedding_client: TextEmbedder) -> pd.DataFrame:
     """Return the diagnostic rows with a unit-length float32 `embedding` each (no call when there are no rows)."""
     vectors = embed_texts(embedding_client, diagnostic_rows[EMBEDDED_TEXT].tolist())
     return diagnostic_rows.assign(**{EMBEDDING: list(vectors)})
 
 
-def build_holdout_index(
-    text_embeddings: pd.DataFrame, settings: DataQualityMetricsConfig
-) -> faiss.Index:
+def build_holdout_index(text_embeddings: pd.DataFrame, settings: DataQualityMetricsConfig) -> faiss.Index:
     """Return a FAISS index of the holdout embeddings (empty when drift is off)."""
     holdout = _matrix(_rows_of(text_embeddings, HOLDOUT_SPLIT))
     if not (settings.enabled and settings.drift.enabled) or len(holdout) == 0:
@@ -137,9 +133,7 @@ def score_drift(
 
     index_report = drift.describe_index(faiss_index, k)
     if drift.is_approximate(faiss_index):
-        index_report["quality"] = asdict(
-            drift.search_quality(faiss_index, holdout, synthetic, found, settings.random_seed)
-        )
+        index_report["quality"] = asdict(drift.search_quality(faiss_index, holdout, synthetic, found, settings.random_seed))
     report = {
         "status": OK,
         "notes": notes,
@@ -198,9 +192,7 @@ def project_umap(
     return coordinates, report
 
 
-def plot_umap(
-    umap_coordinates: pd.DataFrame, umap_report: dict[str, Any], columns: DatasetColumns
-) -> Figure:
+def plot_umap(umap_coordinates: pd.DataFrame, umap_report: dict[str, Any], columns: DatasetColumns) -> Figure:
     """Return the UMAP scatter, coloured by split and marked by label (or a figure saying why there is none)."""
     if umap_coordinates.empty:
         return plots.message_figure(_absence_message("UMAP", umap_report))
@@ -208,9 +200,7 @@ def plot_umap(
     return plots.umap_scatter(umap_coordinates, SPLIT, columns.label, title)
 
 
-def plot_drift_histogram(
-    drift_scores: pd.DataFrame, drift_reference: pd.DataFrame, drift_report: dict[str, Any]
-) -> Figure:
+def plot_drift_histogram(drift_scores: pd.DataFrame, drift_reference: pd.DataFrame, drift_report: dict[str, Any]) -> Figure:
     """Return the histogram of synthetic and holdout drift scores with the threshold line."""
     if drift_scores.empty:
         return plots.message_figure(_absence_message("drift", drift_report))
@@ -222,15 +212,11 @@ def plot_drift_histogram(
     )
 
 
-def plot_drift_by_class(
-    drift_scores: pd.DataFrame, drift_report: dict[str, Any], columns: DatasetColumns
-) -> Figure:
+def plot_drift_by_class(drift_scores: pd.DataFrame, drift_report: dict[str, Any], columns: DatasetColumns) -> Figure:
     """Return the bar chart of the flagged share of synthetic rows per class."""
     if drift_scores.empty:
         return plots.message_figure(_absence_message("drift", drift_report))
-    return plots.drift_rate_by_class(
-        drift_rates_by_class(drift_scores, columns.label), float(drift_scores[FLAGGED].mean())
-    )
+    return plots.drift_rate_by_class(drift_rates_by_class(drift_scores, columns.label), float(drift_scores[FLAGGED].mean()))
 
 
 def summarise_diagnostics(
@@ -246,18 +232,13 @@ def summarise_diagnostics(
     if not settings.enabled:
         return {"status": DISABLED, "notes": ["data_quality_metrics.enabled is false"]}
     splits = {split: _rows_of(text_embeddings, split) for split in (SYNTHETIC_SPLIT, HOLDOUT_SPLIT)}
-    notes = (
-        _input_notes(text_embeddings, columns)
-        + drift_report.get("notes", [])
-        + umap_report.get("notes", [])
-    )
+    notes = _input_notes(text_embeddings, columns) + drift_report.get("notes", []) + umap_report.get("notes", [])
     return {
         "status": OK,
         "notes": notes,
         "rows": {split: len(rows) for split, rows in splits.items()},
         "class_balance": {
-            split: quality.class_balance(rows[columns.label]) if columns.label else None
-            for split, rows in splits.items()
+            split: quality.class_balance(rows[columns.label]) if columns.label else None for split, rows in splits.items()
         },
         "text_length": {
             split: {feature: quality.text_lengths(rows[feature]) for feature in columns.features}
@@ -282,50 +263,26 @@ def measure_coverage(
     if not settings.enabled:
         return {"status": DISABLED}
     holdout = _rows_of(text_embeddings, HOLDOUT_SPLIT)
-    values = [c for c in synthetic_examples.columns if c.startswith(ATTRIBUTE_PREFIX)] + [
-        "language",
-        "persona_id",
-        "generator",
-        "topic",
-    ]
-    values = [
-        c
-        for c in values
-        if c in synthetic_examples.columns and synthetic_examples[c].astype(str).str.len().any()
-    ]
-    synthetic = _rows_of(text_embeddings, SYNTHETIC_SPLIT).merge(
-        synthetic_examples[[ROW_ID, *values]], on=ROW_ID, how="left"
-    )
+    values = [c for c in synthetic_examples.columns if c.startswith(ATTRIBUTE_PREFIX)] + ["language", "persona_id", "generator", "topic"]
+    values = [c for c in values if c in synthetic_examples.columns and synthetic_examples[c].astype(str).str.len().any()]
+    synthetic = _rows_of(text_embeddings, SYNTHETIC_SPLIT).merge(synthetic_examples[[ROW_ID, *values]], on=ROW_ID, how="left")
     real = _matrix(holdout)
     per_class = {}
     if columns.label:
         for label, rows in synthetic.groupby(synthetic[columns.label].astype(str)):
-            per_class[label] = {
-                "rows": len(rows),
-                **coverage.prdc(
-                    _matrix(holdout[holdout[columns.label].astype(str) == label]), _matrix(rows)
-                ),
-            }
+            per_class[label] = {"rows": len(rows), **coverage.prdc(_matrix(holdout[holdout[columns.label].astype(str) == label]), _matrix(rows))}
     per_value = {
         column: {
-            str(value): {
-                "rows": len(rows),
-                **coverage.prdc(real, _matrix(rows)),
-                **quality.distinct_ngram_ratios(rows[EMBEDDED_TEXT]),
-            }
+            str(value): {"rows": len(rows), **coverage.prdc(real, _matrix(rows)), **quality.distinct_ngram_ratios(rows[EMBEDDED_TEXT])}
             for value, rows in synthetic.groupby(column)
         }
         for column in values
     }
     requested = {f"{ATTRIBUTE_PREFIX}{a.id}": a.shares() for a in diversity.sampled_attributes}
     if diversity.languages:
-        requested["language"] = shares_with_remainder(
-            {code: lang.sample_rate for code, lang in diversity.languages.items()}
-        )
+        requested["language"] = shares_with_remainder({code: lang.sample_rate for code, lang in diversity.languages.items()})
     shares = {
-        column: coverage.share_gaps(
-            wanted, synthetic_examples[column].astype(str).value_counts(normalize=True).to_dict()
-        )
+        column: coverage.share_gaps(wanted, synthetic_examples[column].astype(str).value_counts(normalize=True).to_dict())
         for column, wanted in requested.items()
         if column in synthetic_examples.columns
     }
@@ -341,18 +298,12 @@ def measure_coverage(
 
 def drift_rates_by_class(drift_scores: pd.DataFrame, label_column: str | None) -> pd.DataFrame:
     """Return rows, flagged rows and flagged share per label (one row "all" without a label column)."""
-    labels = (
-        drift_scores[label_column].astype(str)
-        if label_column
-        else pd.Series("all", index=drift_scores.index)
-    )
+    labels = drift_scores[label_column].astype(str) if label_column else pd.Series("all", index=drift_scores.index)
     grouped = drift_scores[FLAGGED].groupby(labels.rename("label"), sort=True)
     return grouped.agg(rows="size", flagged="sum", flagged_share="mean").reset_index()
 
 
-def _drift_section(
-    drift_scores: pd.DataFrame, drift_report: dict[str, Any], columns: DatasetColumns
-) -> dict[str, Any]:
+def _drift_section(drift_scores: pd.DataFrame, drift_report: dict[str, Any], columns: DatasetColumns) -> dict[str, Any]:
     """Return the drift part of the summary."""
     if drift_report["status"] != OK:
         return drift_report
@@ -362,11 +313,7 @@ def _drift_section(
         "flagged_rows": int(drift_scores[FLAGGED].sum()),
         "drift_rate": float(drift_scores[FLAGGED].mean()),
         "drift_rate_by_class": {
-            str(row.label): {
-                "rows": int(row.rows),
-                "flagged": int(row.flagged),
-                "share": float(row.flagged_share),
-            }
+            str(row.label): {"rows": int(row.rows), "flagged": int(row.flagged), "share": float(row.flagged_share)}
             for row in by_class.itertuples()
         },
         "score_quantiles": quality.quantile_summary(drift_scores[SCORE].to_numpy()),
@@ -392,9 +339,7 @@ def _near_duplicate_section(
         share=len(close) / len(drift_scores),
         closest=[
             {"row_id": row_id, "holdout_row_id": str(ids[0]), "cosine_distance": float(distance)}
-            for row_id, ids, distance in zip(
-                closest[ROW_ID], closest[NEAREST_IDS], closest[NEAREST_DISTANCE]
-            )
+            for row_id, ids, distance in zip(closest[ROW_ID], closest[NEAREST_IDS], closest[NEAREST_DISTANCE])
         ],
     )
     return section
@@ -455,13 +400,6 @@ def _kept_columns(columns: DatasetColumns) -> list[str]:
 
 def _empty_drift_tables(columns: DatasetColumns) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return a drift table and a reference table with no rows."""
-    drift_columns = [
-        *_kept_columns(columns),
-        SCORE,
-        PERCENTILE,
-        FLAGGED,
-        NEAREST_IDS,
-        NEAREST_DISTANCE,
-    ]
+    drift_columns = [*_kept_columns(columns), SCORE, PERCENTILE, FLAGGED, NEAREST_IDS, NEAREST_DISTANCE]
     reference_columns = [ROW_ID, *_label_columns(columns), SCORE]
     return pd.DataFrame(columns=drift_columns), pd.DataFrame(columns=reference_columns)

@@ -18,25 +18,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 prepare_rows_to_label,
-                inputs=[
-                    "label_only_train_data",
-                    COLUMNS,
-                    "resolved_metric",
-                    "params:data_generation.source_data.max_text_chars",
-                ],
+                inputs=["label_only_train_data", COLUMNS, "resolved_metric", "params:data_generation.source_data.max_text_chars"],
                 outputs=["label_only_rows", "label_only_rejects"],
                 name="prepare_rows_to_label",
             ),
             pipeline(judging_pipeline(), inputs={ROWS_TO_JUDGE: "label_only_rows"}),
             Node(
                 assemble_labelled_dataset,
-                inputs=[
-                    "label_only_rows",
-                    "checked_judge_labels",
-                    "holdout_table",
-                    COLUMNS,
-                    OUTPUT,
-                ],
+                inputs=["label_only_rows", "checked_judge_labels", "holdout_table", COLUMNS, OUTPUT],
                 outputs="labelled_dataset",
                 name="assemble_labelled_dataset",
             ),

@@ -34,17 +34,10 @@ class SynthesisError(UserError, ValueError):
     """A synthesis set-up that cannot produce what was asked."""
 
 
-def plan_class_quotas(
-    holdout: pd.DataFrame,
-    metric: MetricConfig,
-    generation: GenerationConfig,
-    columns: DatasetColumns,
-) -> dict[str, int]:
+def plan_class_quotas(holdout: pd.DataFrame, metric: MetricConfig, generation: GenerationConfig, columns: DatasetColumns) -> dict[str, int]:
     """Return how many synthetic examples each class gets; they sum to total_examples exactly."""
     if not metric.class_labels:
-        raise SynthesisError(
-            "data_generation.metric.class_labels is empty: synthesis needs the classes (set them, or derive them from llmaj_source_prompt)"
-        )
+        raise SynthesisError("data_generation.metric.class_labels is empty: synthesis needs the classes (set them, or derive them from llmaj_source_prompt)")
     keys = metric.label_keys()
     if generation.label_distribution:
         by_name = {c.name: label_key(c.label) for c in metric.class_labels}
@@ -52,21 +45,12 @@ def plan_class_quotas(
         for name, share in generation.label_distribution.items():
             shares[by_name.get(name, label_key(name))] += share
     else:
-        counts = (
-            holdout[columns.label].value_counts()
-            if columns.label and len(holdout)
-            else pd.Series(dtype=int)
-        )
+        counts = holdout[columns.label].value_counts() if columns.label and len(holdout) else pd.Series(dtype=int)
         if counts.sum() == 0:
-            raise SynthesisError(
-                "generation.label_distribution is empty and the holdout has no labels to infer it from: set label_distribution"
-            )
+            raise SynthesisError("generation.label_distribution is empty and the holdout has no labels to infer it from: set label_distribution")
         shares = {key: float(counts.get(key, 0)) for key in keys}
         for key in (k for k, share in shares.items() if share == 0):
-            log.warning(
-                "class %s has no holdout rows, so the inferred distribution gives it no synthetic examples",
-                key,
-            )
+            log.warning("class %s has no holdout rows, so the inferred distribution gives it no synthetic examples", key)
     return largest_remainder(shares, generation.total_examples)
 
 
@@ -95,37 +79,13 @@ def generate_synthetic_examples(
     shape = example_shape(metric.input_format, columns.features)
     label = columns.label_column
     generator = ExampleGenerator(
-        generator_llm,
-        metric,
-        llm,
-        generation,
-        diversity,
-        shape,
-        enhancement,
-        holdout,
-        label,
-        sampling.seed,
-        generator_pool,
-        segments,
+        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool, segments
     )
     started = time.perf_counter()
     result = generator.run(plan, quotas, budgets, taken, refill)
-    synthetic = pd.DataFrame(
-        result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)]
-    )
+    synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)])
     synthetic.insert(0, ROW_ID, [f"syn-{i:06d}" for i in range(len(synthetic))])
-    rejects = pd.DataFrame(
-        result.rejects,
-        columns=[
-            "call_id",
-            "class",
-            REJECT_REASON,
-            "detail",
-            *columns.features,
-            "raw_answer",
-            "generator",
-        ],
-    )
+    rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer", "generator"])
     usages = {name: generator.clients[name].usage.as_dict() for name in result.calls_per_generator}
     delivered = synthetic[label].value_counts()
     stats = {
@@ -134,9 +94,7 @@ def generate_synthetic_examples(
         "rounds": result.rounds,
         "calls_per_class": result.calls_per_class,
         "surplus_examples": result.surplus,
-        "missing_per_class": {
-            key: max(0, quota - int(delivered.get(key, 0))) for key, quota in quotas.items()
-        },
+        "missing_per_class": {key: max(0, quota - int(delivered.get(key, 0))) for key, quota in quotas.items()},
         "usage": total_usage(usages.values()) if usages else generator_llm.usage.as_dict(),
         "by_generator": {
             name: {
@@ -149,16 +107,12 @@ def generate_synthetic_examples(
         },
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
-    stats["shortfall"] = shortfall(
-        sum(quotas.values()), len(synthetic), generation.max_shortfall_fraction
-    )
+    stats["shortfall"] = shortfall(sum(quotas.values()), len(synthetic), generation.max_shortfall_fraction)
     failed = rejects[rejects[REJECT_REASON] == RejectReason.REQUEST_FAILED]
     stats["first_request_error"] = str(failed["detail"].iloc[0]) if len(failed) else None
     missing = {key: n for key, n in stats["missing_per_class"].items() if n}
     if missing:
-        log.warning(
-            "attempt budget spent before every quota was met; missing per class: %s", missing
-        )
+        log.warning("attempt budget spent before every quota was met; missing per class: %s", missing)
     return synthetic, rejects, stats, result.debug_records
 
 
@@ -167,10 +121,7 @@ def require_delivery(synthetic: pd.DataFrame, generation_report: dict[str, Any])
     gap = generation_report["shortfall"]
     if gap["within_tolerance"]:
         return synthetic
-    requested, delivered = (
-        generation_report["requested_total"],
-        generation_report["delivered_total"],
-    )
+    requested, delivered = generation_report["requested_total"], generation_report["delivered_total"]
     reasons = {reason: n for reason, n in generation_report["rejected_by_reason"].items() if n}
     cause = f"rejects by reason: {reasons}" if reasons else "no rejects: the call budget ran out"
     if generation_report.get("first_request_error"):
@@ -186,9 +137,7 @@ def total_usage(usages: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Return the sum of several clients' usage dicts (priced only when every one is)."""
     usages = list(usages)
     return {
-        key: all(u[key] for u in usages)
-        if isinstance(value, bool)
-        else round(sum(u[key] for u in usages), 6)
+        key: all(u[key] for u in usages) if isinstance(value, bool) else round(sum(u[key] for u in usages), 6)
         for key, value in usages[0].items()
     }
 
@@ -206,11 +155,7 @@ def assemble_train_and_test(
     keep = [ROW_ID, *columns.features, label, SOURCE]
     parts = [synthetic.assign(**{SOURCE: SYNTHETIC_SOURCE})[keep]]
     if sampling.include_enhancement_in_train:
-        parts.append(
-            enhancement.assign(
-                **{SOURCE: SEED_SOURCE, ROW_ID: "seed-" + enhancement[ROW_ID].astype(str)}
-            )[keep]
-        )
+        parts.append(enhancement.assign(**{SOURCE: SEED_SOURCE, ROW_ID: "seed-" + enhancement[ROW_ID].astype(str)})[keep])
     train = pd.concat(parts, ignore_index=True).astype(str)
     test = holdout.assign(**{SOURCE: SEED_SOURCE})[keep].astype(str)
     splits = datasets.DatasetDict(
@@ -223,11 +168,7 @@ def assemble_train_and_test(
 
 
 def build_generation_report(
-    quotas: dict[str, int],
-    synthetic: pd.DataFrame,
-    rejects: pd.DataFrame,
-    stats: dict[str, Any],
-    columns: DatasetColumns,
+    quotas: dict[str, int], synthetic: pd.DataFrame, rejects: pd.DataFrame, stats: dict[str, Any], columns: DatasetColumns
 ) -> dict[str, Any]:
     """Return requested vs delivered per class, rejects by reason, calls, cache hits, tokens and cost."""
     label = columns.label_column
@@ -236,13 +177,8 @@ def build_generation_report(
     return {
         "requested_total": int(sum(quotas.values())),
         "delivered_total": len(synthetic),
-        "per_class": {
-            key: {"requested": quota, "delivered": int(delivered.get(key, 0))}
-            for key, quota in quotas.items()
-        },
+        "per_class": {key: {"requested": quota, "delivered": int(delivered.get(key, 0))} for key, quota in quotas.items()},
         "rejected_total": len(rejects),
-        "rejected_by_reason": {
-            reason.value: int(by_reason.get(reason, 0)) for reason in RejectReason
-        },
+        "rejected_by_reason": {reason.value: int(by_reason.get(reason, 0)) for reason in RejectReason},
         **stats,
     }

@@ -32,10 +32,7 @@ class ExampleShape:
 
     def describe(self) -> str:
         """Return one line per field: its name and what it holds."""
-        return "\n".join(
-            f"- {field}: {ROLE_HINTS.get(role, 'text')}"
-            for field, role in zip(self.fields, self.roles)
-        )
+        return "\n".join(f"- {field}: {ROLE_HINTS.get(role, 'text')}" for field, role in zip(self.fields, self.roles))
 
     def without(self, field: str) -> ExampleShape:
         """Return the shape less one field (one the call is given, not asked to write)."""
@@ -59,9 +56,7 @@ def json_schema(shape: ExampleShape, count: int) -> dict:
     }
     return {
         "type": "object",
-        "properties": {
-            "examples": {"type": "array", "items": item, "minItems": count, "maxItems": count}
-        },
+        "properties": {"examples": {"type": "array", "items": item, "minItems": count, "maxItems": count}},
         "required": ["examples"],
         "additionalProperties": False,
     }
@@ -92,25 +87,12 @@ def compact_messages(
     """
     single = len(shape.fields) == 1
     system = " ".join(
-        part
-        for part in (
-            metric.description,
-            f"{target.name}: {target.rubric}" if target.rubric else None,
-            special_instructions,
-        )
-        if part
+        part for part in (metric.description, f"{target.name}: {target.rubric}" if target.rubric else None, special_instructions) if part
     )
-    shot_ask = f"Write one new {target.name} example." + (
-        "" if single else f" {_format_instructions(shape, 1, structured=False)}"
-    )
+    shot_ask = f"Write one new {target.name} example." + ("" if single else f" {_format_instructions(shape, 1, structured=False)}")
     turns = [ChatMessage("system", system)]
     for _, row in context_rows:
-        turns += [
-            ChatMessage("user", shot_ask),
-            ChatMessage(
-                "assistant", row[shape.fields[0]] if single else render_example(row, shape)
-            ),
-        ]
+        turns += [ChatMessage("user", shot_ask), ChatMessage("assistant", row[shape.fields[0]] if single else render_example(row, shape))]
     final = " ".join(part for part in (ask or shot_ask, guidance) if part)
     turns.append(ChatMessage("user", final))
     return tuple(turns)
@@ -133,9 +115,7 @@ def generation_messages(
     attributes, persona and language) follows it.
     """
     classes = "\n".join(f"- {c.name}: {c.rubric}" for c in metric.class_labels or [])
-    shown = "\n\n".join(
-        f"Example of class {name}:\n{render_example(row, shape)}" for name, row in context_rows
-    )
+    shown = "\n\n".join(f"Example of class {name}:\n{render_example(row, shape)}" for name, row in context_rows)
     parts = [
         f"Metric: {metric.name}\n{metric.description}",
         f"Classes:\n{classes}",
@@ -210,20 +190,12 @@ def _format_instructions(shape: ExampleShape, count: int, structured: bool) -> s
     if len(shape.fields) == 1 and count == 1:
         return f"Answer with the new {shape.fields[0]} only, without quotes or any label."
     layout = "\n".join(f"{field}: ..." for field in shape.fields)
-    separator = (
-        f"\nSeparate examples with a line containing only {PLAIN_SEPARATOR}." if count > 1 else ""
-    )
+    separator = f"\nSeparate examples with a line containing only {PLAIN_SEPARATOR}." if count > 1 else ""
     return f"Write each field on its own line, starting with its name:\n{layout}{separator}"
 
 
 def generation_request(
-    messages: tuple[ChatMessage, ...],
-    shape: ExampleShape,
-    count: int,
-    structured: bool,
-    temperature: float,
-    max_tokens: int,
-    seed: int,
+    messages: tuple[ChatMessage, ...], shape: ExampleShape, count: int, structured: bool, temperature: float, max_tokens: int, seed: int
 ) -> LLMRequest:
     """Return the request for one generation call."""
     return LLMRequest(
