@@ -1,5 +1,6 @@
 """The public door under a distributed launcher: `torchrun --nproc-per-node 2 -m kedro run --pipelines
-training` in a copy of the project, two CPU processes on gloo training one tiny judge."""
+training` (and `accelerate launch`) in a copy of the project, two CPU processes on gloo training one
+tiny judge."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from datasets import Dataset, DatasetDict
 
@@ -21,24 +21,34 @@ JUDGE_DIR = "data/06_models/tiny-judge"
 PROCESSES = 2
 
 
-def torchrun(project: Path, log_dir: Path, *kedro_args: str) -> subprocess.CompletedProcess:
-    """Run `kedro` under torchrun with two processes in `project`, each process's output in `log_dir`.
-
-    torchrun is started in its own session and the whole session is killed when the command
-    overruns, so no training process outlives the test.
-    """
-    command = [
-        sys.executable,
-        "-m",
+# Each launcher's command for two CPU processes; torchrun keeps each process's output in a folder.
+LAUNCHERS = {
+    "torchrun": lambda log_dir: [
         "torch.distributed.run",
         "--standalone",  # a free rendezvous port: other launches on this machine do not collide
         f"--nproc-per-node={PROCESSES}",
         f"--log-dir={log_dir}",
         "--redirects=3",
-        "-m",
-        "kedro",
-        *kedro_args,
-    ]
+    ],
+    # --multi_gpu is accelerate's multi-process launcher; without a GPU the Trainer trains on CPU
+    "accelerate": lambda log_dir: [
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        f"--num_processes={PROCESSES}",
+        "--main_process_port=0",  # a free port
+    ],
+}
+
+
+def launch(
+    launcher: str, project: Path, log_dir: Path, *kedro_args: str
+) -> subprocess.CompletedProcess:
+    """Run `kedro` with two processes under `launcher` in `project`; return the launcher's run.
+
+    The launcher is started in its own session and the whole session is killed when the command
+    overruns, so no training process outlives the test.
+    """
+    command = [sys.executable, "-m", *LAUNCHERS[launcher](log_dir), "-m", "kedro", *kedro_args]
     with subprocess.Popen(
         command,
         cwd=project,
@@ -66,9 +76,8 @@ def rank_logs(log_dir: Path) -> dict[int, str]:
     }
 
 
-@pytest.fixture
-def training_project(project_copy: Path, tiny_llama_dir: Path) -> Path:
-    """The project copy with a persisted training dataset and a small generate-head config."""
+def write_project_copy(project: Path, model_dir: Path, head: str) -> None:
+    """Give `project` a persisted training dataset and a small config for `head`."""
     train = separable_split(24).to_pandas()
     train["source"] = ["seed" if i < 12 else "synthetic" for i in range(24)]
     train["row_id"] = [f"train-{i}" for i in range(24)]
@@ -76,12 +85,12 @@ def training_project(project_copy: Path, tiny_llama_dir: Path) -> Path:
     test["row_id"] = [f"holdout-{i}" for i in range(8)]
     DatasetDict(
         {"train": Dataset.from_pandas(train), "test": Dataset.from_pandas(test)}
-    ).save_to_disk(str(project_copy / "data/generated_data/customer_complaint"))
+    ).save_to_disk(str(project / "data/generated_data/customer_complaint"))
     parameters = tiny_judge_config(
-        tiny_llama_dir,
-        model={"head": "generate"},
+        model_dir,
+        model={"head": head},
         training={
-            **tiny_judge_config(tiny_llama_dir)["training"],
+            **tiny_judge_config(model_dir)["training"],
             "num_train_epochs": 2,
             "per_device_train_batch_size": 4,
             # a held-out validation split (no k-fold): the launch's collective scoring still runs
@@ -89,26 +98,37 @@ def training_project(project_copy: Path, tiny_llama_dir: Path) -> Path:
             "validation_fraction": 0.5,
         },
     )
-    (project_copy / "conf/local/parameters_training.yml").write_text(
+    (project / "conf/local/parameters_training.yml").write_text(
         yaml.safe_dump({"training": parameters})
     )
-    return project_copy
 
 
-def test_two_gloo_processes_train_one_judge_that_rank_0_writes(
-    training_project: Path, tmp_path: Path
-) -> None:
-    log_dir = tmp_path / "ranks"
-    result = torchrun(training_project, log_dir, "run", "--pipelines", "training")
-    logs = rank_logs(log_dir)
-    assert result.returncode == 0, result.stdout[-3000:] + logs[0][-3000:] + logs[1][-3000:]
-
-    judge_dir = training_project / JUDGE_DIR
-    log = json.loads((judge_dir / "training_log.json").read_text())
-    processes = log["processes"]
+def check_judge(project: Path, processes: list[dict]) -> None:
+    """Assert that both ranks trained, MLflow has one run and the saved judge loads and predicts."""
     assert [p["rank"] for p in processes] == [0, 1]
     assert {p["backend"] for p in processes} == {"gloo"}
     assert len({p["pid"] for p in processes}) == PROCESSES
+    runs = [p for p in (project / "mlruns").glob("*/*") if p.is_dir()]
+    assert len(runs) == 1
+    judge = Judge.load(project / JUDGE_DIR)
+    scored = judge.predict([{"text": SEPARABLE_TEXTS[0]}, {"text": SEPARABLE_TEXTS[1]}])
+    assert list(scored["prediction"]) == ["true", "false"]
+    assert (scored["probability_true"] + scored["probability_false"]).round(6).eq(1).all()
+
+
+def test_torchrun_two_gloo_processes_train_one_judge_that_rank_0_writes(
+    project_copy: Path, tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    write_project_copy(project_copy, tiny_llama_dir, "generate")
+    log_dir = tmp_path / "ranks"
+    result = launch("torchrun", project_copy, log_dir, "run", "--pipelines", "training")
+    logs = rank_logs(log_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + logs[0][-3000:] + logs[1][-3000:]
+
+    judge_dir = project_copy / JUDGE_DIR
+    log = json.loads((judge_dir / "training_log.json").read_text())
+    processes = log["processes"]
+    check_judge(project_copy, processes)
     # 6 fit rows (half of the 12 seed rows are held out, then 12 synthetic: 18), 4 per device and
     # step over 2 processes: 3 batches per process and epoch, the same optimizer steps on both.
     assert log["summary"]["train_examples"] == 18
@@ -123,22 +143,31 @@ def test_two_gloo_processes_train_one_judge_that_rank_0_writes(
     assert "[4/4] training.train_judge" in logs[1]
     assert "training.score_with_judge" not in logs[1] and "MLflow run" not in logs[1]
     assert "[10/10] training.publish_judge_model" in logs[0] and "MLflow run" in logs[0]
-    runs = [p for p in (training_project / "mlruns").glob("*/*") if p.is_dir()]
-    assert len(runs) == 1
-
     metrics = json.loads((judge_dir / "metrics.json").read_text())
     assert metrics["training"]["optimizer_steps"] == 6
-    judge = Judge.load(judge_dir)
-    scored = judge.predict([{"text": SEPARABLE_TEXTS[0]}, {"text": SEPARABLE_TEXTS[1]}])
-    assert list(scored["prediction"]) == ["true", "false"]
-    assert (scored["probability_true"] + scored["probability_false"]).round(6).eq(1).all()
+
+
+def test_accelerate_launch_trains_the_classify_head_with_the_same_config(
+    project_copy: Path, tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    write_project_copy(project_copy, tiny_llama_dir, "classify")
+    result = launch("accelerate", project_copy, tmp_path, "run", "--pipelines", "training")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+    log = json.loads((project_copy / JUDGE_DIR / "training_log.json").read_text())
+    assert log["head"] == "classify"
+    check_judge(project_copy, log["processes"])
+    assert [p["batches_per_epoch"] for p in log["processes"]] == [3, 3]
+    for rank in range(PROCESSES):
+        assert f"rank {rank} of {PROCESSES} (cpu" in result.stdout
+    assert result.stdout.count("MLflow run") == 1
 
 
 def test_a_launch_refuses_any_pipeline_but_training_before_a_node_runs(
     project_copy: Path, tmp_path: Path
 ) -> None:
     log_dir = tmp_path / "ranks"
-    result = torchrun(project_copy, log_dir, "run", "--pipelines", "ingestion")
+    result = launch("torchrun", project_copy, log_dir, "run", "--pipelines", "ingestion")
     logs = rank_logs(log_dir)
     assert result.returncode != 0
     for rank in range(PROCESSES):
