@@ -32,8 +32,8 @@ LLM_CREDENTIALS = "llm"
 # Outputs whose node pushes to the Hub, and the config switch that makes it push.
 DATASET_PUBLICATION = "dataset_publication"
 MODEL_PUBLICATION = "model_publication"
-# The only pipeline a distributed launch runs (docs/scale.md).
-TRAINING = "training"
+# What a distributed launch runs: training, and on rank 0 the run-YAML door's report (docs/scale.md).
+LAUNCHED_STAGES = {"training", "reporting"}
 
 
 class PreflightProblem(UserError):
@@ -90,14 +90,18 @@ def _launch_problems(config: RunConfig, pipeline: Pipeline) -> list[UserError]:
     launch = current_launch()
     if launch is None:
         return []
+    # imported here: the registry imports every pipeline, and this runs only under a launch
+    from judgeforge.pipeline_registry import STAGES
+
+    stage_of = {node.name: stage for stage, create in STAGES.items() for node in create().nodes}
+    others = {stage_of.get(node.name, node.name) for node in pipeline.nodes} - LAUNCHED_STAGES
     problems: list[UserError] = []
-    stages = {(node.namespace or node.name).split(".")[0] for node in pipeline.nodes}
-    if stages - {TRAINING}:
+    if others:
         problems.append(
             PreflightProblem(
                 f"a distributed launch ({launch.world_size} processes) runs only the training "
-                f"pipeline, and this run also has {', '.join(sorted(stages - {TRAINING}))}: run "
-                "those in one process first, then launch `kedro run --pipelines training`"
+                f"pipeline, and this run also has {', '.join(sorted(others))}: run those in one "
+                "process first, then launch `kedro run --pipelines training`"
             )
         )
     training = config.training

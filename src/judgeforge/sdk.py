@@ -10,6 +10,7 @@ from judgeforge.config.run import RunStep, judge_output_dir
 from judgeforge.config_loader import RUN_FOLDER, RUN_YAML
 from judgeforge.pipeline_registry import REPORTING, composition_name
 from judgeforge.project import KedroProject, open_project
+from judgeforge.training.distributed import is_worker_process
 
 # The Kedro environment of pipeline_provider dask when the caller names none (conf/dask).
 DASK_ENV = "dask"
@@ -104,5 +105,7 @@ def run_config(
         runtime_params=run_parameters(config, project),
         conf_source=str(project.conf_source),
     ) as session:
-        # a single stage is registered without the report; every run of this door ends with it
-        return session.run(pipeline_names=[name, REPORTING], runner=runner)
+        # a single stage is registered without the report; every run of this door ends with it,
+        # written by rank 0 alone under a distributed launch (docs/scale.md)
+        report = [] if is_worker_process() else [REPORTING]
+        return session.run(pipeline_names=[name, *report], runner=runner)

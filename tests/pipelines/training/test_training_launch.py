@@ -1,6 +1,6 @@
-"""The public door under a distributed launcher: `torchrun --nproc-per-node 2 -m kedro run --pipelines
-training` (and `accelerate launch`) in a copy of the project, two CPU processes on gloo training one
-tiny judge."""
+"""The public doors under a distributed launcher, in a copy of the project, two CPU processes on gloo
+training one tiny judge: `torchrun --nproc-per-node 2 -m kedro run --pipelines training`, and
+`accelerate launch --num_processes 2 -m judgeforge run -c train.yaml`."""
 
 from __future__ import annotations
 
@@ -41,14 +41,15 @@ LAUNCHERS = {
 
 
 def launch(
-    launcher: str, project: Path, log_dir: Path, *kedro_args: str
+    launcher: str, project: Path, log_dir: Path, *module_args: str
 ) -> subprocess.CompletedProcess:
-    """Run `kedro` with two processes under `launcher` in `project`; return the launcher's run.
+    """Run `python -m <module_args>` (kedro or judgeforge) with two processes under `launcher` in
+    `project`; return the launcher's run.
 
     The launcher is started in its own session and the whole session is killed when the command
     overruns, so no training process outlives the test.
     """
-    command = [sys.executable, "-m", *LAUNCHERS[launcher](log_dir), "-m", "kedro", *kedro_args]
+    command = [sys.executable, "-m", *LAUNCHERS[launcher](log_dir), "-m", *module_args]
     with subprocess.Popen(
         command,
         cwd=project,
@@ -76,8 +77,8 @@ def rank_logs(log_dir: Path) -> dict[int, str]:
     }
 
 
-def write_project_copy(project: Path, model_dir: Path, head: str) -> None:
-    """Give `project` a persisted training dataset and a small config for `head`."""
+def training_config(project: Path, model_dir: Path, head: str) -> dict:
+    """Give `project` a persisted training dataset; return a small training config for `head` that reads it."""
     train = separable_split(24).to_pandas()
     train["source"] = ["seed" if i < 12 else "synthetic" for i in range(24)]
     train["row_id"] = [f"train-{i}" for i in range(24)]
@@ -86,9 +87,10 @@ def write_project_copy(project: Path, model_dir: Path, head: str) -> None:
     DatasetDict(
         {"train": Dataset.from_pandas(train), "test": Dataset.from_pandas(test)}
     ).save_to_disk(str(project / "data/generated_data/customer_complaint"))
-    parameters = tiny_judge_config(
+    return tiny_judge_config(
         model_dir,
         model={"head": head},
+        dataset={"name": "customer_complaint", "local_path": "data/generated_data", "local": True},
         training={
             **tiny_judge_config(model_dir)["training"],
             "num_train_epochs": 2,
@@ -97,9 +99,6 @@ def write_project_copy(project: Path, model_dir: Path, head: str) -> None:
             "cross_validation_below": 0,
             "validation_fraction": 0.5,
         },
-    )
-    (project / "conf/local/parameters_training.yml").write_text(
-        yaml.safe_dump({"training": parameters})
     )
 
 
@@ -119,9 +118,11 @@ def check_judge(project: Path, processes: list[dict]) -> None:
 def test_torchrun_two_gloo_processes_train_one_judge_that_rank_0_writes(
     project_copy: Path, tiny_llama_dir: Path, tmp_path: Path
 ) -> None:
-    write_project_copy(project_copy, tiny_llama_dir, "generate")
+    (project_copy / "conf/local/parameters_training.yml").write_text(
+        yaml.safe_dump({"training": training_config(project_copy, tiny_llama_dir, "generate")})
+    )
     log_dir = tmp_path / "ranks"
-    result = launch("torchrun", project_copy, log_dir, "run", "--pipelines", "training")
+    result = launch("torchrun", project_copy, log_dir, "kedro", "run", "--pipelines", "training")
     logs = rank_logs(log_dir)
     assert result.returncode == 0, result.stdout[-3000:] + logs[0][-3000:] + logs[1][-3000:]
 
@@ -147,11 +148,20 @@ def test_torchrun_two_gloo_processes_train_one_judge_that_rank_0_writes(
     assert metrics["training"]["optimizer_steps"] == 6
 
 
-def test_accelerate_launch_trains_the_classify_head_with_the_same_config(
+def test_accelerate_launch_of_a_training_run_yaml_trains_the_classify_head(
     project_copy: Path, tiny_llama_dir: Path, tmp_path: Path
 ) -> None:
-    write_project_copy(project_copy, tiny_llama_dir, "classify")
-    result = launch("accelerate", project_copy, tmp_path, "run", "--pipelines", "training")
+    run_yaml = project_copy / "train.yaml"
+    run_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "run_steps": ["training"],
+                "metric_name": "customer_complaint",
+                "training": training_config(project_copy, tiny_llama_dir, "classify"),
+            }
+        )
+    )
+    result = launch("accelerate", project_copy, tmp_path, "judgeforge", "run", "-c", str(run_yaml))
     assert result.returncode == 0, result.stdout[-3000:]
 
     log = json.loads((project_copy / JUDGE_DIR / "training_log.json").read_text())
@@ -161,13 +171,16 @@ def test_accelerate_launch_trains_the_classify_head_with_the_same_config(
     for rank in range(PROCESSES):
         assert f"rank {rank} of {PROCESSES} (cpu" in result.stdout
     assert result.stdout.count("MLflow run") == 1
+    # the door's report: written by rank 0 after training, with the judge's section
+    assert result.stdout.count("report_judge_section") == 1
+    assert (project_copy / "data/08_reporting/report.html").stat().st_size > 0
 
 
 def test_a_launch_refuses_any_pipeline_but_training_before_a_node_runs(
     project_copy: Path, tmp_path: Path
 ) -> None:
     log_dir = tmp_path / "ranks"
-    result = launch("torchrun", project_copy, log_dir, "run", "--pipelines", "ingestion")
+    result = launch("torchrun", project_copy, log_dir, "kedro", "run", "--pipelines", "ingestion")
     logs = rank_logs(log_dir)
     assert result.returncode != 0
     for rank in range(PROCESSES):
