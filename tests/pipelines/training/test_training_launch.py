@@ -146,6 +146,7 @@ def test_torchrun_two_gloo_processes_train_one_judge_that_rank_0_writes(
     assert "[10/10] training.publish_judge_model" in logs[0] and "MLflow run" in logs[0]
     metrics = json.loads((judge_dir / "metrics.json").read_text())
     assert metrics["training"]["optimizer_steps"] == 6
+    assert "data-parallel over 2 processes (gloo; cpu:0)" in (judge_dir / "README.md").read_text()
 
 
 def test_accelerate_launch_of_a_training_run_yaml_trains_the_classify_head(

@@ -720,6 +720,14 @@ def write_model_card(
         else "not measured (no test rows)"
     )
     fallbacks = "\n".join(f"- {line}" for line in runtime["fallbacks"]) or "- none"
+    launched = training_log.get("processes", [])
+    processes = (
+        f"\n- data-parallel over {len(launched)} processes ({launched[0]['backend']}; "
+        f"{', '.join(sorted({p['device'] for p in launched}))}), per-device batch "
+        f"{hyperparameters.per_device_train_batch_size} on each"
+        if launched
+        else ""
+    )
     how = {
         GENERATE: "It answers "
         + (
@@ -793,7 +801,7 @@ Expected calibration error on the test split: {calibration["test_ece"]:.3f} (bef
 - examples: {summary["train_examples"]}, optimizer steps: {summary["optimizer_steps"]}, epochs run: {summary["epochs_run"]:g}, final loss: {summary["final_train_loss"]:.4f}
 - epochs {hyperparameters.num_train_epochs}, batch {hyperparameters.per_device_train_batch_size} × {hyperparameters.gradient_accumulation_steps} accumulation, learning rate {config.model.encoder_learning_rate if head == "encoder" else hyperparameters.learning_rate:g} ({runtime["lr_scheduler_type"]}, {hyperparameters.warmup_steps} warmup steps), max length {hyperparameters.max_seq_length}
 - LoRA r={config.model.lora_r}, alpha={config.model.lora_alpha} (heads generate and classify); device {runtime["device"]}, optimizer {runtime["optim"]}, bf16={runtime["bf16"]}, fp16={runtime["fp16"]}
-- throughput: {summary["train_tokens_per_second"] or 0:.0f} tokens/s over {summary["train_runtime_s"]:.1f} s
+- throughput: {summary["train_tokens_per_second"] or 0:.0f} tokens/s over {summary["train_runtime_s"]:.1f} s{processes}
 
 Fallbacks taken on this machine:
 {fallbacks}
