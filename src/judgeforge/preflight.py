@@ -94,7 +94,9 @@ def _launch_problems(config: RunConfig, pipeline: Pipeline) -> list[UserError]:
     from judgeforge.pipeline_registry import STAGES
 
     stage_of = {node.name: stage for stage, create in STAGES.items() for node in create().nodes}
-    others = {stage_of.get(node.name, node.name) for node in pipeline.nodes} - LAUNCHED_STAGES
+    # the report reads what rank 0 writes: another process running it could read a half-written file
+    launched = LAUNCHED_STAGES if launch.main else {"training"}
+    others = {stage_of.get(node.name, node.name) for node in pipeline.nodes} - launched
     problems: list[UserError] = []
     if others:
         problems.append(
