@@ -103,7 +103,8 @@ def _launch_problems(config: RunConfig, pipeline: Pipeline) -> list[UserError]:
             PreflightProblem(
                 f"a distributed launch ({launch.world_size} processes) runs only the training "
                 f"pipeline, and this run also has {', '.join(sorted(others))}: run those in one "
-                "process first, then launch `kedro run --pipelines training`"
+                "process (the data pipelines before, the report after) and launch only "
+                "`kedro run --pipelines training`"
             )
         )
     training = config.training
