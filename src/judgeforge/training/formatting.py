@@ -23,6 +23,8 @@ PLAIN_PROMPT_SUFFIX = "\n"
 # Cut first when a prompt is too long: a RAG context may lose words, the query and the response
 # being judged may not.
 CUT_FIRST_FIELDS = frozenset({"context"})
+# Between the fields of a multi-field row when the tokenizer has no separator token of its own.
+FIELD_SEPARATOR = "\n"
 
 
 class TemplateColumnError(UserError, ValueError):
@@ -78,6 +80,14 @@ def check_template_columns(template: str, columns: Sequence[str], where: str) ->
         raise TemplateColumnError(
             f"prompt_template uses {names}, which {where} lacks (its columns: {', '.join(columns)})"
         )
+
+
+def feature_template(template: str, separator: str) -> str:
+    """Return the template's columns without its wording: one column's bare text, or `name: value` per column joined by `separator`."""
+    names = template_placeholders(template)
+    if len(names) == 1:
+        return f"{{{names[0]}}}"
+    return f" {separator} ".join(f"{name}: {{{name}}}" for name in names)
 
 
 def render_prompt(template: str, row: Mapping[str, Any]) -> str:

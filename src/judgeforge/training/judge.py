@@ -7,8 +7,11 @@
 - `encoder`: a small encoder (default the embedded MiniLM) fine-tuned with a classification head on
   its mean-pooled token states (how sentence encoders make their sentence vectors).
 
-Every head reads the rendered prompt template (the encoder too: the template's wording is then part
-of its input, the same for every row), each field cut so that the whole fits `max_seq_length`.
+The causal heads read the rendered prompt template. The encoder reads the row's feature columns
+without the template's wording (the same for every row, it would be averaged into every pooled
+vector and make short rows several times longer): a single column's bare text, or `name: value`
+per column joined by the tokenizer's separator token. Either way each field is cut so that the
+whole fits `max_seq_length` (`context` first).
 Probabilities are the softmax of the logits divided by the judge's fitted temperature.
 """
 
@@ -29,8 +32,10 @@ from judgeforge.errors import UserError
 from judgeforge.training.calibration import probabilities_at
 from judgeforge.training.encoder import HEAD_FILE
 from judgeforge.training.formatting import (
+    FIELD_SEPARATOR,
     AnswerSpace,
     check_template_columns,
+    feature_template,
     prompt_and_answer_token_ids,
     prompt_token_ids,
     render_prompt,
@@ -88,10 +93,17 @@ class Judge:
             if self.head == GENERATE
             else []
         )
-        empty = {name: "" for name in template_placeholders(self.config.prompt_template)}
-        frame_tokens = len(self.prompt_ids(render_prompt(self.config.prompt_template, empty)))
-        # What the row's fields may take of max_seq_length: the rest is the template's own text,
-        # the chat markup and, when training a generate head, the answer that follows.
+        self.input_template = (
+            feature_template(
+                self.config.prompt_template, self.tokenizer.sep_token or FIELD_SEPARATOR
+            )
+            if self.head == ENCODER
+            else self.config.prompt_template
+        )
+        empty = {name: "" for name in template_placeholders(self.input_template)}
+        frame_tokens = len(self.prompt_ids(render_prompt(self.input_template, empty)))
+        # What the row's fields may take of max_seq_length: the rest is the input template's own
+        # text, special tokens, the chat markup and, when training a generate head, the answer.
         self.field_budget = max(
             0, self.config.training.max_seq_length - frame_tokens - self._answer_tokens()
         )
@@ -183,6 +195,7 @@ class Judge:
             "answers": list(self.answer_space.answers),
             "answer_token_ids": self.answer_token_ids,
             "uses_chat_template": self.chat,
+            "input_template": self.input_template,
             "temperature": self.temperature,
         }
         (directory / JUDGE_CONFIG_FILE).write_text(json.dumps(resolved, indent=2) + "\n")
@@ -193,17 +206,15 @@ class Judge:
         return self.answer_space.labels
 
     def prompt_ids(self, prompt: str) -> list[int]:
-        """Return the token ids the model reads for a rendered prompt."""
+        """Return the token ids the model reads for a rendered input."""
         if self.head == GENERATE:
             return prompt_token_ids(self.tokenizer, prompt, self.chat)
         return list(self.tokenizer(text=prompt)["input_ids"])
 
     def render(self, rows: pd.DataFrame) -> tuple[list[str], int]:
-        """Return each row's prompt, fields cut to fit max_seq_length, and how many rows were cut."""
+        """Return what the model reads of each row (its input template filled, fields cut to fit max_seq_length) and how many rows were cut."""
         rendered = [
-            render_prompt_within(
-                self.config.prompt_template, row, self.tokenizer, self.field_budget
-            )
+            render_prompt_within(self.input_template, row, self.tokenizer, self.field_budget)
             for row in rows.to_dict(orient="records")
         ]
         return [prompt for prompt, _ in rendered], sum(cut for _, cut in rendered)
