@@ -637,6 +637,7 @@ def _cost(judge_scoring: dict[str, Any], device: str) -> dict[str, Any]:
         "device": device,
         "cpu_threads": judge_scoring["cpu_threads"],
         "prompt_tokens_mean": tokens,
+        "input_tokens_mean": judge_scoring["input_tokens_mean"],
         "llm_judge_output_tokens": LLM_JUDGE_OUTPUT_TOKENS,
         "llm_judge_usd_per_1000": {
             model: 1000 * DEFAULT_PRICES[model].cost(round(tokens), LLM_JUDGE_OUTPUT_TOKENS)
