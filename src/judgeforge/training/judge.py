@@ -38,8 +38,9 @@ from judgeforge.training.formatting import (
     feature_template,
     prompt_and_answer_token_ids,
     prompt_token_ids,
+    prompts_token_ids,
     render_prompt,
-    render_prompt_within,
+    render_prompts_within,
     uses_chat_template,
 )
 from judgeforge.training.loading import (
@@ -207,23 +208,27 @@ class Judge:
 
     def prompt_ids(self, prompt: str) -> list[int]:
         """Return the token ids the model reads for a rendered input."""
+        return self.inputs_ids([prompt])[0]
+
+    def inputs_ids(self, inputs: Sequence[str]) -> list[list[int]]:
+        """Return the token ids the model reads for each rendered input, tokenized in one call."""
         if self.head == GENERATE:
-            return prompt_token_ids(self.tokenizer, prompt, self.chat)
-        return list(self.tokenizer(text=prompt)["input_ids"])
+            return prompts_token_ids(self.tokenizer, inputs, self.chat)
+        if not inputs:
+            return []
+        return [list(ids) for ids in self.tokenizer(text=list(inputs))["input_ids"]]
 
     def render(self, rows: pd.DataFrame) -> tuple[list[str], int]:
         """Return what the model reads of each row (its input template filled, fields cut to fit max_seq_length) and how many rows were cut."""
-        rendered = [
-            render_prompt_within(self.input_template, row, self.tokenizer, self.field_budget)
-            for row in rows.to_dict(orient="records")
-        ]
-        return [prompt for prompt, _ in rendered], sum(cut for _, cut in rendered)
+        return render_prompts_within(
+            self.input_template, rows.to_dict(orient="records"), self.tokenizer, self.field_budget
+        )
 
     def logits(self, prompts: Sequence[str]) -> np.ndarray:
         """Return an (n_prompts, n_classes) array of class logits for rendered prompts."""
         if len(prompts) == 0:
             return np.zeros((0, len(self.labels)))
-        ids = [self.prompt_ids(prompt) for prompt in prompts]
+        ids = self.inputs_ids(prompts)
         max_length = self.config.training.max_seq_length
         if self.head == GENERATE:
             return answer_logits(

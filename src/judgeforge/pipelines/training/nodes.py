@@ -393,7 +393,7 @@ def _train_head(
             if head == CLASSIFY
             else config.model.encoder_learning_rate
         )
-        prompts_ids = [judge.prompt_ids(prompt) for prompt in prompts]
+        prompts_ids = judge.inputs_ids(prompts)
         if head == ENCODER:
             judge.model.probe_head(
                 mean_pooled_vectors(
@@ -460,7 +460,7 @@ def score_with_judge(
     seconds = time.perf_counter() - started
 
     def tokens_mean(texts: list[str]) -> float:
-        return float(np.mean([len(judge_model.prompt_ids(t)) for t in texts])) if texts else 0.0
+        return float(np.mean([len(ids) for ids in judge_model.inputs_ids(texts)])) if texts else 0.0
 
     scoring = {
         "rows": len(test_examples),
