@@ -79,6 +79,32 @@ def timed_runs(score: Callable[[], Any], rows: int, repeats: int) -> tuple[list[
     return runs, result
 
 
+def matmul_rates(repeats: int) -> dict[str, float]:
+    """Return the median GFLOP per CPU-second of a float32 and an int8 (`torch._int_mm`) matmul of
+    SmolLM2-135M's MLP shape (2,048 token rows × 576 → 1,536): the ceiling the arithmetic allows."""
+    rows, hidden, intermediate = 2048, 576, 1536
+    floats = torch.randn(rows, hidden), torch.randn(hidden, intermediate)
+    ints = (
+        torch.randint(-127, 128, (rows, hidden), dtype=torch.int8),
+        torch.randint(-127, 128, (hidden, intermediate), dtype=torch.int8),
+    )
+    operations = {
+        "float32": lambda: floats[0] @ floats[1],
+        "int8": lambda: torch._int_mm(*ints),
+    }
+    rates = {}
+    for name, multiply in operations.items():
+        multiply()
+        runs = []
+        for _ in range(repeats):
+            cpu = time.process_time()
+            for _ in range(20):
+                multiply()
+            runs.append(20 * 2 * rows * hidden * intermediate / (time.process_time() - cpu) / 1e9)
+        rates[name] = statistics.median(runs)
+    return rates
+
+
 def measure_head(head: str, rows: pd.DataFrame, repeats: int, int8: bool) -> dict[str, dict]:
     """Return the timed arms of one head: as saved and loaded, plus the encoder's old input or the int8 layers."""
     cfg = config(head)
@@ -135,7 +161,9 @@ def main() -> None:
         "threads": threads,
         "mean_words": float(rows["text"].str.split().str.len().mean()),
         "arms": {},
+        "matmul_gflop_per_cpu_s": matmul_rates(5),
     }
+    print(json.dumps({"matmul_gflop_per_cpu_s": results["matmul_gflop_per_cpu_s"]}), flush=True)
     for head in args.heads:
         results["arms"].update(measure_head(head, rows, args.repeats, args.int8))
         print(json.dumps({head: results["arms"][head]}), flush=True)
