@@ -213,28 +213,37 @@ def test_field_allowances_cut_context_first_then_give_each_field_its_share() -> 
     assert field_allowances({"a": 10, "b": 20}, 100) == {"a": 10, "b": 20}
 
 
-@pytest.mark.parametrize("head", ["generate", "classify", "encoder"])
-def test_truncation_keeps_a_rag_rows_query_and_response_whole(
-    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path
-) -> None:
+RAG_TEMPLATE = "Query: {query}\nContext: {context}\nResponse: {response}\nFaithful?"
+RAG_RESPONSE = "the refund was paid on monday to the card used for the order"
+RAG_ROWS = pd.DataFrame(
+    {
+        "query": ["when was the refund paid", "short"],
+        "context": [" ".join(["the shop sells shoes and bags"] * 60), "tiny context"],
+        "response": [RAG_RESPONSE, "short answer"],
+    }
+)
+
+
+def rag_judge(tiny_llama_dir: Path, tiny_bert_dir: Path, head: str, max_seq_length: int) -> Judge:
+    """An untrained judge of `head` on the rag template, rows cut to `max_seq_length` tokens."""
+    from judgeforge.training.runtime import resolve_runtime_options
+
     raw = tiny_judge_config(
         tiny_llama_dir,
-        prompt_template="Query: {query}\nContext: {context}\nResponse: {response}\nFaithful?",
-        training={"max_seq_length": 96},
+        prompt_template=RAG_TEMPLATE,
+        training={"max_seq_length": max_seq_length},
         model={"head": head, "encoder_name": str(tiny_bert_dir)},
     )
     config = TrainingConfig.model_validate(raw)
-    from judgeforge.training.runtime import resolve_runtime_options
+    return Judge.trainable(config, resolve_runtime_options(config.training, config.model), head)
 
-    judge = Judge.trainable(config, resolve_runtime_options(config.training, config.model), head)
-    response = "the refund was paid on monday to the card used for the order"
-    rows = pd.DataFrame(
-        {
-            "query": ["when was the refund paid", "short"],
-            "context": [" ".join(["the shop sells shoes and bags"] * 60), "tiny context"],
-            "response": [response, "short answer"],
-        }
-    )
+
+@pytest.mark.parametrize("head", ["generate", "classify"])
+def test_truncation_keeps_a_rag_rows_query_and_response_whole(
+    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    judge = rag_judge(tiny_llama_dir, tiny_bert_dir, head, max_seq_length=96)
+    response, rows = RAG_RESPONSE, RAG_ROWS
     prompts, truncated = judge.render(rows)
     assert truncated == 1
     assert "Query: when was the refund paid\n" in prompts[0]
@@ -242,6 +251,62 @@ def test_truncation_keeps_a_rag_rows_query_and_response_whole(
     assert prompts[0].count("shoes") < 60
     assert all(len(judge.prompt_ids(p)) <= 96 for p in prompts)
     assert prompts[1] == "Query: short\nContext: tiny context\nResponse: short answer\nFaithful?"
+
+
+def test_the_encoder_reads_a_rag_rows_fields_by_name_and_cuts_the_context_first(
+    tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    judge = rag_judge(tiny_llama_dir, tiny_bert_dir, "encoder", max_seq_length=64)
+    assert (
+        judge.input_template == "query: {query} [SEP] context: {context} [SEP] response: {response}"
+    )
+    inputs, truncated = judge.render(RAG_ROWS)
+    assert truncated == 1
+    assert inputs[1] == "query: short [SEP] context: tiny context [SEP] response: short answer"
+    assert inputs[0].startswith("query: when was the refund paid [SEP] context: the shop sells")
+    assert inputs[0].endswith(f" [SEP] response: {RAG_RESPONSE}")
+    assert "Faithful" not in inputs[0] and inputs[0].count("shoes") < 60
+    # What the encoder tokenizes: [CLS], the fields with [SEP] between them, [SEP]; within 64.
+    ids = judge.prompt_ids(inputs[0])
+    assert len(ids) == 64
+    words = judge.tokenizer.decode(ids)
+    assert words.startswith("[CLS] query : when was the refund paid [SEP] context : the shop")
+    assert words.endswith(f"[SEP] response : {RAG_RESPONSE} [SEP]")
+    assert judge.tokenizer.convert_ids_to_tokens(ids).count("[SEP]") == 3
+
+
+def test_the_encoder_reads_a_single_text_column_bare_and_each_field_of_a_tuple_its_share(
+    tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    from judgeforge.training.runtime import resolve_runtime_options
+
+    def encoder_judge(template: str, max_seq_length: int = 256) -> Judge:
+        raw = tiny_judge_config(
+            tiny_llama_dir,
+            prompt_template=template,
+            training={"max_seq_length": max_seq_length},
+            model={"head": "encoder", "encoder_name": str(tiny_bert_dir)},
+        )
+        config = TrainingConfig.model_validate(raw)
+        options = resolve_runtime_options(config.training, config.model)
+        return Judge.trainable(config, options, "encoder")
+
+    judge = encoder_judge("Is this review positive?\nReview: {text}\nAnswer true or false.")
+    assert judge.input_template == "{text}"
+    inputs, truncated = judge.render(pd.DataFrame({"text": [GOOD]}))
+    assert (inputs, truncated) == ([GOOD], 0)
+    assert judge.prompt_ids(inputs[0]) == judge.tokenizer(text=GOOD)["input_ids"]
+
+    # tuple: two long fields share what is left of 40 tokens equally, the short one stays whole.
+    judge = encoder_judge("Claim: {claim}\nEvidence: {evidence}\nOrigin: {origin}", 40)
+    long = " ".join(["word"] * 50)
+    inputs, truncated = judge.render(
+        pd.DataFrame({"claim": [long], "evidence": [long], "origin": ["news"]})
+    )
+    assert truncated == 1 and inputs[0].endswith(" [SEP] origin: news")
+    claim, evidence = (part.split(": ", 1)[1] for part in inputs[0].split(" [SEP] ")[:2])
+    assert len(judge.prompt_ids(inputs[0])) <= 40
+    assert abs(len(claim.split()) - len(evidence.split())) <= 1 and len(claim.split()) >= 10
 
 
 def test_cpu_threads_follow_free_cores_unless_omp_num_threads_is_set(

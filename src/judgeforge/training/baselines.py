@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from judgeforge.llm.local import load_minilm
+from judgeforge.training.formatting import FIELD_SEPARATOR, feature_template, render_prompt
 
 EMBEDDING_BATCH_SIZE = 64
 
@@ -17,6 +19,13 @@ def embed_texts(texts: Sequence[str]) -> np.ndarray:
     return load_minilm().encode(
         list(texts), batch_size=EMBEDDING_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
     )
+
+
+def embed_features(rows: pd.DataFrame, prompt_template: str) -> np.ndarray:
+    """Return the MiniLM sentence vectors of each row's template columns, joined as the encoder judge reads them."""
+    model = load_minilm()
+    template = feature_template(prompt_template, model.tokenizer.sep_token or FIELD_SEPARATOR)
+    return embed_texts([render_prompt(template, row) for row in rows.to_dict(orient="records")])
 
 
 def logistic_regression_probabilities(

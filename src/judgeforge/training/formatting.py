@@ -23,6 +23,8 @@ PLAIN_PROMPT_SUFFIX = "\n"
 # Cut first when a prompt is too long: a RAG context may lose words, the query and the response
 # being judged may not.
 CUT_FIRST_FIELDS = frozenset({"context"})
+# Between the fields of a multi-field row when the tokenizer has no separator token of its own.
+FIELD_SEPARATOR = "\n"
 
 
 class TemplateColumnError(UserError, ValueError):
@@ -80,6 +82,14 @@ def check_template_columns(template: str, columns: Sequence[str], where: str) ->
         )
 
 
+def feature_template(template: str, separator: str) -> str:
+    """Return the template's columns without its wording: one column's bare text, or `name: value` per column joined by `separator`."""
+    names = template_placeholders(template)
+    if len(names) == 1:
+        return f"{{{names[0]}}}"
+    return f" {separator} ".join(f"{name}: {{{name}}}" for name in names)
+
+
 def render_prompt(template: str, row: Mapping[str, Any]) -> str:
     """Return the template filled with the row's values; a missing value becomes empty text."""
     values = {name: _cell_text(row[name]) for name in template_placeholders(template)}
@@ -108,20 +118,29 @@ def field_allowances(lengths: Mapping[str, int], budget: int) -> dict[str, int]:
     return {name: allowances[name] for name in lengths}
 
 
-def render_prompt_within(
-    template: str, row: Mapping[str, Any], tokenizer: Any, budget: int
-) -> tuple[str, bool]:
-    """Return the template filled with the row's values cut to `budget` tokens in all, and whether any was cut."""
-    values = {name: _cell_text(row[name]) for name in template_placeholders(template)}
+def render_prompts_within(
+    template: str, rows: Sequence[Mapping[str, Any]], tokenizer: Any, budget: int
+) -> tuple[list[str], int]:
+    """Return each row's template filled with its values cut to `budget` tokens in all, and how many rows were cut."""
+    names = template_placeholders(template)
+    values = [{name: _cell_text(row[name]) for name in names} for row in rows]
+    if not values:
+        return [], 0
+    # One tokenizer call per field over all rows: the fast tokenizer batches it in Rust.
     token_ids = {
-        name: tokenizer(text=value, add_special_tokens=False)["input_ids"]
-        for name, value in values.items()
+        name: tokenizer(text=[row[name] for row in values], add_special_tokens=False)["input_ids"]
+        for name in names
     }
-    allowances = field_allowances({name: len(ids) for name, ids in token_ids.items()}, budget)
-    cut = {name for name, ids in token_ids.items() if allowances[name] < len(ids)}
-    for name in cut:
-        values[name] = tokenizer.decode(token_ids[name][: allowances[name]])
-    return template.format_map(values), bool(cut)
+    rendered, cut_rows = [], 0
+    for index, row in enumerate(values):
+        lengths = {name: len(token_ids[name][index]) for name in names}
+        allowances = field_allowances(lengths, budget)
+        cut = [name for name in names if allowances[name] < lengths[name]]
+        for name in cut:
+            row[name] = tokenizer.decode(token_ids[name][index][: allowances[name]])
+        rendered.append(template.format_map(row))
+        cut_rows += bool(cut)
+    return rendered, cut_rows
 
 
 def _cell_text(value: Any) -> str:
@@ -147,13 +166,21 @@ def training_record(prompt: str, answer: str, chat: bool) -> dict[str, Any]:
 
 def prompt_token_ids(tokenizer: Any, prompt: str, chat: bool) -> list[int]:
     """Return the token ids the model sees before its answer, tokenized exactly as TRL does in training."""
+    return prompts_token_ids(tokenizer, [prompt], chat)[0]
+
+
+def prompts_token_ids(tokenizer: Any, prompts: Sequence[str], chat: bool) -> list[list[int]]:
+    """Return `prompt_token_ids` of each prompt, tokenized in one batched call."""
+    if not prompts:
+        return []
     if chat:
-        messages = [{"role": "user", "content": prompt}]
+        conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
         encoded = tokenizer.apply_chat_template(
-            messages, tokenize=True, return_dict=True, add_generation_prompt=True
+            conversations, tokenize=True, return_dict=True, add_generation_prompt=True
         )
-        return list(encoded["input_ids"])
-    return list(tokenizer(text=prompt + PLAIN_PROMPT_SUFFIX)["input_ids"])
+        return [list(ids) for ids in encoded["input_ids"]]
+    texts = [prompt + PLAIN_PROMPT_SUFFIX for prompt in prompts]
+    return [list(ids) for ids in tokenizer(text=texts)["input_ids"]]
 
 
 def prompt_and_answer_token_ids(tokenizer: Any, prompt: str, answer: str, chat: bool) -> list[int]:

@@ -7,8 +7,11 @@
 - `encoder`: a small encoder (default the embedded MiniLM) fine-tuned with a classification head on
   its mean-pooled token states (how sentence encoders make their sentence vectors).
 
-Every head reads the rendered prompt template (the encoder too: the template's wording is then part
-of its input, the same for every row), each field cut so that the whole fits `max_seq_length`.
+The causal heads read the rendered prompt template. The encoder reads the row's feature columns
+without the template's wording (the same for every row, it would be averaged into every pooled
+vector and make short rows several times longer): a single column's bare text, or `name: value`
+per column joined by the tokenizer's separator token. Either way each field is cut so that the
+whole fits `max_seq_length` (`context` first).
 Probabilities are the softmax of the logits divided by the judge's fitted temperature.
 """
 
@@ -29,12 +32,15 @@ from judgeforge.errors import UserError
 from judgeforge.training.calibration import probabilities_at
 from judgeforge.training.encoder import HEAD_FILE
 from judgeforge.training.formatting import (
+    FIELD_SEPARATOR,
     AnswerSpace,
     check_template_columns,
+    feature_template,
     prompt_and_answer_token_ids,
     prompt_token_ids,
+    prompts_token_ids,
     render_prompt,
-    render_prompt_within,
+    render_prompts_within,
     uses_chat_template,
 )
 from judgeforge.training.loading import (
@@ -88,10 +94,17 @@ class Judge:
             if self.head == GENERATE
             else []
         )
-        empty = {name: "" for name in template_placeholders(self.config.prompt_template)}
-        frame_tokens = len(self.prompt_ids(render_prompt(self.config.prompt_template, empty)))
-        # What the row's fields may take of max_seq_length: the rest is the template's own text,
-        # the chat markup and, when training a generate head, the answer that follows.
+        self.input_template = (
+            feature_template(
+                self.config.prompt_template, self.tokenizer.sep_token or FIELD_SEPARATOR
+            )
+            if self.head == ENCODER
+            else self.config.prompt_template
+        )
+        empty = {name: "" for name in template_placeholders(self.input_template)}
+        frame_tokens = len(self.prompt_ids(render_prompt(self.input_template, empty)))
+        # What the row's fields may take of max_seq_length: the rest is the input template's own
+        # text, special tokens, the chat markup and, when training a generate head, the answer.
         self.field_budget = max(
             0, self.config.training.max_seq_length - frame_tokens - self._answer_tokens()
         )
@@ -183,6 +196,7 @@ class Judge:
             "answers": list(self.answer_space.answers),
             "answer_token_ids": self.answer_token_ids,
             "uses_chat_template": self.chat,
+            "input_template": self.input_template,
             "temperature": self.temperature,
         }
         (directory / JUDGE_CONFIG_FILE).write_text(json.dumps(resolved, indent=2) + "\n")
@@ -193,26 +207,28 @@ class Judge:
         return self.answer_space.labels
 
     def prompt_ids(self, prompt: str) -> list[int]:
-        """Return the token ids the model reads for a rendered prompt."""
+        """Return the token ids the model reads for a rendered input."""
+        return self.inputs_ids([prompt])[0]
+
+    def inputs_ids(self, inputs: Sequence[str]) -> list[list[int]]:
+        """Return the token ids the model reads for each rendered input, tokenized in one call."""
         if self.head == GENERATE:
-            return prompt_token_ids(self.tokenizer, prompt, self.chat)
-        return list(self.tokenizer(text=prompt)["input_ids"])
+            return prompts_token_ids(self.tokenizer, inputs, self.chat)
+        if not inputs:
+            return []
+        return [list(ids) for ids in self.tokenizer(text=list(inputs))["input_ids"]]
 
     def render(self, rows: pd.DataFrame) -> tuple[list[str], int]:
-        """Return each row's prompt, fields cut to fit max_seq_length, and how many rows were cut."""
-        rendered = [
-            render_prompt_within(
-                self.config.prompt_template, row, self.tokenizer, self.field_budget
-            )
-            for row in rows.to_dict(orient="records")
-        ]
-        return [prompt for prompt, _ in rendered], sum(cut for _, cut in rendered)
+        """Return what the model reads of each row (its input template filled, fields cut to fit max_seq_length) and how many rows were cut."""
+        return render_prompts_within(
+            self.input_template, rows.to_dict(orient="records"), self.tokenizer, self.field_budget
+        )
 
     def logits(self, prompts: Sequence[str]) -> np.ndarray:
         """Return an (n_prompts, n_classes) array of class logits for rendered prompts."""
         if len(prompts) == 0:
             return np.zeros((0, len(self.labels)))
-        ids = [self.prompt_ids(prompt) for prompt in prompts]
+        ids = self.inputs_ids(prompts)
         max_length = self.config.training.max_seq_length
         if self.head == GENERATE:
             return answer_logits(

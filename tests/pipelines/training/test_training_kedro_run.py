@@ -73,6 +73,11 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
     card = (judge_dir / "README.md").read_text()
     assert f"head `{head}`" in card and "Cost of 1,000 judgments" in card
     assert "3-fold cross-validation" in card
+    # The encoder reads the bare text column; the causal heads read the prompt template.
+    assert log["input_template"] == (
+        "{text}" if head == "encoder" else parameters["prompt_template"]
+    )
+    assert ("reads the row's columns without the template's wording" in card) == (head == "encoder")
 
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"text": [SEPARABLE_TEXTS[0], SEPARABLE_TEXTS[1]]}).to_csv(rows, index=False)

@@ -16,7 +16,7 @@ from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.llm.types import DEFAULT_PRICES
 from judgeforge.publishing.object_store import ObjectStore, pull_model_from_object_store
 from judgeforge.schema import ROW_ID, SEED_SOURCE, SOURCE
-from judgeforge.training.baselines import embed_texts, logistic_regression_probabilities
+from judgeforge.training.baselines import embed_features, logistic_regression_probabilities
 from judgeforge.training.calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -137,7 +137,7 @@ def _examples(
     examples = rows[columns].reset_index(drop=True)
     for column in (c for c in (ROW_ID, SOURCE) if c in rows.columns):
         examples[column] = examples[column].astype(str)
-    # The whole prompt, for reading and for the embedding baselines; heads render their own, cut to fit.
+    # The whole prompt, for reading and for what an LLM judge would read; heads render their own.
     examples[PROMPT] = [render_prompt(template, row) for row in rows.to_dict(orient="records")]
     examples[LABEL] = [answer_space.label_for_answer(answer) for answer in answers]
     examples[ANSWER] = answers
@@ -243,6 +243,7 @@ def train_judge(
         "summary": log["summary"],
         "runtime": asdict(options),
         "head": judge.head,
+        "input_template": judge.input_template,
         "candidates": candidates,
         "validation": {
             "method": f"{config.training.cross_validation_folds}-fold cross-validation"
@@ -395,7 +396,7 @@ def _train_head(
             if head == CLASSIFY
             else config.model.encoder_learning_rate
         )
-        prompts_ids = [judge.prompt_ids(prompt) for prompt in prompts]
+        prompts_ids = judge.inputs_ids(prompts)
         if head == ENCODER:
             judge.model.probe_head(
                 mean_pooled_vectors(
@@ -457,18 +458,23 @@ def score_with_judge(
     """Return the fine-tuned judge's predictions on the test examples and the cost of scoring them."""
     threads = use_free_cores()
     started = time.perf_counter()
-    prompts, truncated = judge_model.render(test_examples)
-    probabilities = judge_model.score_prompts(prompts)
+    inputs, truncated = judge_model.render(test_examples)
+    probabilities = judge_model.score_prompts(inputs)
     seconds = time.perf_counter() - started
+
+    def tokens_mean(texts: list[str]) -> float:
+        return float(np.mean([len(ids) for ids in judge_model.inputs_ids(texts)])) if texts else 0.0
+
     scoring = {
         "rows": len(test_examples),
         "seconds": seconds,
         "rows_per_second": len(test_examples) / seconds if seconds > 0 else None,
         "truncated_rows": truncated,
         "cpu_threads": threads,
-        "prompt_tokens_mean": float(np.mean([len(judge_model.prompt_ids(p)) for p in prompts]))
-        if prompts
-        else 0.0,
+        # What the judge read (the encoder reads the feature columns alone) and what an LLM judge
+        # would read: the whole rendered prompt template.
+        "input_tokens_mean": tokens_mean(inputs),
+        "prompt_tokens_mean": tokens_mean(test_examples[PROMPT].tolist()),
     }
     return _predictions(test_examples, probabilities, judge_model.labels, FINE_TUNED), scoring
 
@@ -492,8 +498,8 @@ def score_with_baselines(
         else pd.Series(False, index=train_examples.index)
     ).to_numpy()
     use_free_cores()
-    train_vectors = embed_texts(train_examples[PROMPT].tolist())
-    test_vectors = embed_texts(test_examples[PROMPT].tolist())
+    train_vectors = embed_features(train_examples, config.prompt_template)
+    test_vectors = embed_features(test_examples, config.prompt_template)
     frames, report = [], {}
     for name, rows in ((SEED_BASELINE, seeds), (TRAIN_BASELINE, np.ones(len(seeds), bool))):
         classes = train_examples.loc[rows, LABEL].nunique()
@@ -634,12 +640,23 @@ def _cost(judge_scoring: dict[str, Any], device: str) -> dict[str, Any]:
         "device": device,
         "cpu_threads": judge_scoring["cpu_threads"],
         "prompt_tokens_mean": tokens,
+        "input_tokens_mean": judge_scoring["input_tokens_mean"],
         "llm_judge_output_tokens": LLM_JUDGE_OUTPUT_TOKENS,
         "llm_judge_usd_per_1000": {
             model: 1000 * DEFAULT_PRICES[model].cost(round(tokens), LLM_JUDGE_OUTPUT_TOKENS)
             for model in REFERENCE_LLM_JUDGES
         },
     }
+
+
+def _input_template_note(input_template: str, prompt_template: str) -> str:
+    """Return the card's lines on what the model reads, when that is not the prompt template."""
+    if input_template == prompt_template:
+        return ""
+    return (
+        "\nThe encoder reads the row's columns without the template's wording "
+        f"(`{{column}}` is the row's value):\n\n```text\n{input_template}\n```\n"
+    )
 
 
 def write_model_card(
@@ -738,9 +755,10 @@ def write_model_card(
         + "; class probabilities come from one forward pass over the first token of each answer.",
         CLASSIFY: "A classification head over the classes reads its last token; one forward pass, "
         "softmax over the classes.",
-        "encoder": f"An encoder ({config.model.encoder_name}) reads the rendered prompt; a linear "
-        "classification head on its token states, mean-pooled over the attention mask; one "
-        "forward pass, softmax over the classes.",
+        "encoder": f"An encoder ({config.model.encoder_name}) reads the row's feature columns "
+        "without the template's wording (its input template is below); a linear classification "
+        "head on its token states, mean-pooled over the attention mask; one forward pass, softmax "
+        "over the classes.",
     }[head]
     weights = (
         f"the encoder **{config.model.encoder_name}**, every weight fine-tuned"
@@ -757,7 +775,7 @@ A judge of a {config.metric.type} metric, head `{head}`: {weights}.
 ```text
 {config.prompt_template}
 ```
-
+{_input_template_note(training_log["input_template"], config.prompt_template)}
 Rows longer than max_seq_length={hyperparameters.max_seq_length} are cut field by field
 (`context` first, then each field to its share): {training_metrics["truncated_rows"]["train"]} train
 and {training_metrics["truncated_rows"]["test"]} test rows were cut.
