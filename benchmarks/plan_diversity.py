@@ -257,7 +257,9 @@ def main() -> None:
                 "calls": sum(stats["calls_per_class"].values()),
                 "rejects_by_reason": stats["rejects_by_reason"],
                 "topics": stats["topics"],
-                "topics_used": int(synthetic["topic"].nunique()) if "topic" in synthetic else 0,
+                "topics_used": int(synthetic["topic"].replace("", np.nan).nunique())
+                if "topic" in synthetic
+                else 0,
                 "generation_seconds": round(seconds, 1),
             },
         )
