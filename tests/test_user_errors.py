@@ -331,7 +331,7 @@ def test_push_without_token_fails_before_anything_is_generated(
     run_yaml = loopback_run_yaml(
         EXAMPLES[1],
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__output__push_to_hub=True,
     )
@@ -352,8 +352,8 @@ def test_validate_lists_every_problem_a_run_would_meet(project_copy: Path, tmp_p
     generation["source_data"]["dataset"]["csv"]["file_path"] = "data/01_raw/absent.csv"
     (project_copy / "data/blocked").write_text("a file where a folder should be")
     config["training"]["output"]["local_path"] = "data/blocked/models"
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = judgeforge(project_copy, "validate", "-c", str(tmp_path / "run.yaml"))
+    (project_copy / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = judgeforge(project_copy, "validate", "-c", str(project_copy / "run.yaml"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         "judgeforge: the run cannot start (4 problems):",

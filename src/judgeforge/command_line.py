@@ -154,7 +154,7 @@ def validate_command(config_path: str, env: str | None, project_path: str | None
     project = open_run_project(config_path, project_path)
     pipeline = planned_pipeline([pipeline_name(config)])
     credentials = project_credentials(project.conf_source, env, config)
-    problems = validate_problems(config, pipeline, credentials, project.path)
+    problems = validate_problems(config, pipeline, credentials, project.config_folder)
     if problems:
         raise PreflightError(problems)
     print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)})")

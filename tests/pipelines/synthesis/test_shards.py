@@ -93,7 +93,7 @@ def test_judgeforge_run_with_three_shards_drops_what_two_shards_both_made_and_re
         return example_answers(request)
 
     openai_server.respond_with(respond)
-    run_yaml = sharded_run_yaml(openai_server, tmp_path / "run.yaml")
+    run_yaml = sharded_run_yaml(openai_server, project_copy / "run.yaml")
     result = subprocess.run(
         [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
         cwd=project_copy,
@@ -155,7 +155,7 @@ def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
 def test_a_failed_sharded_run_resends_only_the_unfinished_shard(
     project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
 ) -> None:
-    run_yaml = yaml.safe_load(sharded_run_yaml(openai_server, tmp_path / "run.yaml").read_text())
+    run_yaml = yaml.safe_load(sharded_run_yaml(openai_server, project_copy / "run.yaml").read_text())
     env = project_copy / "conf" / "loopback"
     env.mkdir()
     (env / "parameters_loopback.yml").write_text(
