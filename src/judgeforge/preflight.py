@@ -20,6 +20,7 @@ from kedro.pipeline import Pipeline
 
 from judgeforge.config import RunConfig
 from judgeforge.errors import UserError
+from judgeforge.pipeline_registry import shape_pipelines
 from judgeforge.pipelines.labelling.metric_extraction import missing_parts
 from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
 from judgeforge.run_globals import llm_clients, project_location
@@ -202,10 +203,11 @@ def hub_pushes(config: RunConfig, outputs: set[str]) -> list[str]:
     return pushes
 
 
-def planned_pipeline(pipeline_names: list[str]) -> Pipeline:
-    """Return the registered pipelines a run will execute, as one pipeline (the project must be configured)."""
+def planned_pipeline(config: RunConfig, pipeline_names: list[str]) -> Pipeline:
+    """Return the registered pipelines a run of `config` will execute, as one pipeline, shaped as the run shapes them (the project must be configured)."""
     from kedro.framework.project import pipelines
 
+    shape_pipelines(config)  # generation.shards: the run's config loader does the same
     return sum((pipelines[name] for name in pipeline_names), Pipeline([]))
 
 
