@@ -268,6 +268,25 @@ def test_a_failed_ingestion_leaves_a_report_that_says_so(project_copy: Path) -> 
     assert report["run"]["error"] == line.removeprefix("Error: ")
 
 
+def test_only_missing_outputs_reruns_the_stage_a_failed_run_left_a_placeholder_for(
+    project_copy: Path,
+) -> None:
+    seed = (project_copy / SEED).read_bytes()
+    (project_copy / SEED).unlink()
+    assert kedro(project_copy, "run", "--pipelines", "ingestion").returncode != 0
+    assert json.loads((project_copy / REPORT).read_text())["run"]["status"] == "failed"
+
+    (project_copy / SEED).write_bytes(seed)
+    rerun = kedro(project_copy, "run", "--pipelines", "ingestion", "--only-missing-outputs")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    report = json.loads((project_copy / REPORT).read_text())
+    assert report["run"]["status"] == "completed" and report["rows_in"] > 0
+    # and a run with nothing missing skips every node
+    again = kedro(project_copy, "run", "--pipelines", "ingestion", "--only-missing-outputs")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((project_copy / REPORT).read_text())["run"] == report["run"]
+
+
 def test_an_unknown_pipeline_lists_the_pipelines(project_copy: Path) -> None:
     line = one_line_error(
         kedro(project_copy, "run", "--pipelines", "ingestion,nonexistent"), "Error: "
