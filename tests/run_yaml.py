@@ -14,9 +14,17 @@ EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
 
 
 def loopback_run_yaml(example: Path, base_url: str, target: Path, **sections: Any) -> Path:
-    """Write a copy of an example run YAML that generates a few rows through `base_url`."""
+    """Write a copy of an example run YAML that generates a few rows through `base_url`.
+
+    Its seed files keep pointing at the example's (relative paths start at a run YAML's folder);
+    its outputs are relative to `target`'s folder.
+    """
     config = yaml.safe_load(example.read_text(encoding="utf-8"))
     generation = config["data_generation"]
+    csv = generation["source_data"]["dataset"]["csv"]
+    for key in ("file_path", "train_file_path"):
+        if csv.get(key) and not Path(csv[key]).is_absolute():
+            csv[key] = str((example.parent / csv[key]).resolve())
     generation["llm"] = {"provider": "openai", "model": "test-model", "embedding_model": "text-embedding-3-small", "base_url": base_url}
     generation["generation"].update({"total_examples": 4, "examples_per_call": 1, "async_config": {"max_concurrent_requests": 4, "max_retries": 1}})
     generation["data_quality_metrics"]["enabled"] = False

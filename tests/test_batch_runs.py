@@ -104,7 +104,7 @@ def test_a_batch_run_delivers_what_an_online_run_does_at_the_batch_price(
     openai_server.respond_with(judge_rejects_some_first_answers())
     online = judgeforge_run(
         project_copy,
-        run_yaml(openai_server.base_url, tmp_path / "online.yaml", batch=False, labelling=True),
+        run_yaml(openai_server.base_url, project_copy / "online.yaml", batch=False, labelling=True),
     )
     assert online.returncode == 0, online.stderr[-2000:]
     online_chat = [r for r in openai_server.requests if r.path == CHAT]
@@ -114,7 +114,7 @@ def test_a_batch_run_delivers_what_an_online_run_does_at_the_batch_price(
     openai_server.reset()
     openai_server.respond_with(judge_rejects_some_first_answers())
     batch_project = copy_project(tmp_path / "batch-project")
-    config = run_yaml(openai_server.base_url, tmp_path / "batch.yaml", batch=True, labelling=True)
+    config = run_yaml(openai_server.base_url, batch_project / "batch.yaml", batch=True, labelling=True)
     batched = judgeforge_run(batch_project, config)
     assert batched.returncode == 0, batched.stderr[-2000:]
 
@@ -163,7 +163,7 @@ def test_a_killed_batch_run_resumes_its_batch_instead_of_submitting_again(
 ) -> None:
     openai_server.respond_with(generator_and_judge())
     openai_server.batch_hold = True  # the batch waits: the run is polling when it is killed
-    config = run_yaml(openai_server.base_url, tmp_path / "run.yaml", batch=True, labelling=False)
+    config = run_yaml(openai_server.base_url, project_copy / "run.yaml", batch=True, labelling=False)
     command, environment = judgeforge_command(project_copy, config)
     first = subprocess.Popen(
         command,
@@ -200,7 +200,7 @@ def test_an_expired_batch_is_one_line_and_keeps_the_answers_it_returned(
 ) -> None:
     openai_server.respond_with(generator_and_judge())
     openai_server.batch_outcome = "expired"
-    config = run_yaml(openai_server.base_url, tmp_path / "run.yaml", batch=True, labelling=False)
+    config = run_yaml(openai_server.base_url, project_copy / "run.yaml", batch=True, labelling=False)
     expired = judgeforge_run(project_copy, config)
     assert expired.returncode != 0
     (batch_id,) = openai_server.batches

@@ -205,7 +205,7 @@ def test_judgeforge_run_is_quiet_unless_verbose(
     openai_server.respond_with(unique_examples_responder())
     example = project_copy / "examples" / "binary_single_customer_complaint.yaml"
     run_yaml = loopback_run_yaml(
-        example, openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"]
+        example, openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"]
     )
     command = [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)] + (
         ["--verbose"] if verbose else []

@@ -281,7 +281,7 @@ def test_judgeforge_run_with_pipeline_provider_dask(
     run_yaml = loopback_run_yaml(
         EXAMPLES[0],
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         pipeline_provider="dask",
         dask_scheduler_address=project_cluster.address,

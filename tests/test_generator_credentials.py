@@ -30,19 +30,21 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_validate_lists_a_generator_without_a_key_with_the_other_problems(
-    project_copy: Path, tmp_path: Path
+    project_copy: Path
 ) -> None:
     config = yaml.safe_load(COMPLAINTS.read_text())
     generation = config["data_generation"]
     generation["output"]["push_to_hub"] = True
     generation["llm"].update(provider="openai", model="gpt-4.1-mini")
     generation["diversity"] = {"generators": GENERATORS}
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # next to the example: its seed path is relative to its folder
+    run_yaml = project_copy / "examples" / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump(config, sort_keys=False))
     result = judgeforge(
         project_copy,
         "validate",
         "-c",
-        str(tmp_path / "run.yaml"),
+        str(run_yaml),
         env={"OPENAI_API_KEY": "sk-test-0123456789", **NO_GEMINI_KEY},
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -62,7 +62,7 @@ def test_an_endpoint_nobody_listens_on_fails_the_run_with_one_line(
     project_copy: Path, tmp_path: Path
 ) -> None:
     result = judgeforge_run(
-        project_copy, run_yaml(closed_port_url(), tmp_path / "run.yaml", max_connection_failures=4)
+        project_copy, run_yaml(closed_port_url(), project_copy / "run.yaml", max_connection_failures=4)
     )
     assert result.returncode != 0
     assert (
@@ -78,7 +78,7 @@ def test_a_refused_key_stops_the_run_at_the_first_answer(
 ) -> None:
     openai_server.refuse_status = 401
     result = judgeforge_run(
-        project_copy, run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=40)
+        project_copy, run_yaml(openai_server.base_url, project_copy / "run.yaml", total=40)
     )
     assert result.returncode != 0
     line = f"openai at {openai_server.base_url}/chat/completions answered HTTP 401"
@@ -98,7 +98,7 @@ def test_a_run_refused_midway_keeps_its_answers_and_the_rerun_sends_only_the_res
         return example_answers(request) if answered <= 5 else Reply.error(401, "key revoked")
 
     openai_server.respond_with(revoked_after_five)
-    config = run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=8, concurrency=1)
+    config = run_yaml(openai_server.base_url, project_copy / "run.yaml", total=8, concurrency=1)
     assert judgeforge_run(project_copy, config).returncode != 0
     assert cached_answers(project_copy) == 5
 
@@ -119,7 +119,7 @@ def test_a_rate_limited_endpoint_is_held_and_everything_delivered(
     openai_server.respond_with(example_answers)
     result = judgeforge_run(
         project_copy,
-        run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=100, concurrency=16),
+        run_yaml(openai_server.base_url, project_copy / "run.yaml", total=100, concurrency=16),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
@@ -133,7 +133,7 @@ def test_a_run_that_delivers_too_little_fails_after_writing_its_report(
 ) -> None:
     openai_server.respond_with(lambda request: Reply.error(500, "model overloaded"))
     result = judgeforge_run(
-        project_copy, run_yaml(openai_server.base_url, tmp_path / "run.yaml", total=4)
+        project_copy, run_yaml(openai_server.base_url, project_copy / "run.yaml", total=4)
     )
     assert result.returncode != 0
     assert "synthesis delivered 0 of 4 examples, short by 4" in result.stderr
@@ -216,7 +216,7 @@ def test_a_judge_whose_requests_fail_stops_labelling_after_writing_its_labels(
     config = loopback_run_yaml(
         next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint"),
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__metric__llmaj_source_prompt="Is this customer message a complaint?\nMessage: {text}",
         data_generation__labelling={"enabled": True, "invalid_answer_retries": 0},

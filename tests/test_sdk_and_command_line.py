@@ -66,7 +66,7 @@ def test_pipelines_follow_run_steps_and_switches() -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_run_data_generation_writes_the_dataset_for_each_example(example: Path, project_copy: Path, openai_server, tmp_path: Path) -> None:
     openai_server.respond_with(example_answers)
-    run_yaml = loopback_run_yaml(example, openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"])
+    run_yaml = loopback_run_yaml(example, openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"])
     config = load_run_config(run_yaml)
     path = run_data_generation(config_path=run_yaml, project_path=project_copy)
 
@@ -85,7 +85,7 @@ def test_run_data_generation_writes_the_dataset_for_each_example(example: Path, 
 
 def test_judgeforge_run_command_in_a_subprocess(project_copy: Path, openai_server, tmp_path: Path) -> None:
     openai_server.respond_with(example_answers)
-    run_yaml = loopback_run_yaml(EXAMPLES[0], openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"])
+    run_yaml = loopback_run_yaml(EXAMPLES[0], openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"])
     result = subprocess.run(
         [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)], cwd=project_copy, capture_output=True, text=True, timeout=600, check=False
     )
@@ -104,7 +104,7 @@ def test_run_yaml_with_publishing_is_one_session_with_only_its_parameters(
     real_create = KedroSession.create.__func__
     monkeypatch.setattr(KedroSession, "create", classmethod(lambda cls, *a, **kw: sessions.append(kw) or real_create(cls, *a, **kw)))
     run_yaml = loopback_run_yaml(
-        EXAMPLES[0], openai_server.base_url, tmp_path / "run.yaml", run_steps=["data_generation"],
+        EXAMPLES[0], openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"],
         data_generation__output__push_to_hub=True, data_generation__output__hub={"organization": "acme"},
     )
     path = run_data_generation(config_path=run_yaml, project_path=project_copy)
@@ -115,3 +115,45 @@ def test_run_yaml_with_publishing_is_one_session_with_only_its_parameters(
     assert created["repo_id"] == f"acme/{repo}" and uploaded["token"] == "hf_test_token"
     pushed = pd.read_parquet(io.BytesIO(uploaded["files"]["data/train-00000-of-00001.parquet"]))
     assert len(pushed) == datasets.load_from_disk(str(project_copy / path))["train"].num_rows
+
+
+@pytest.mark.parametrize("where", ["inside_a_project", "outside_any_project"])
+def test_relative_paths_in_a_run_yaml_start_at_its_folder_whatever_the_current_folder(
+    where: str, project_copy: Path, openai_server, tmp_path: Path
+) -> None:
+    openai_server.respond_with(example_answers)
+    root = project_copy if where == "inside_a_project" else tmp_path / "outside"
+    jobs, elsewhere = root / "jobs" / "week1", root / "elsewhere"
+    (jobs / "seeds").mkdir(parents=True)
+    elsewhere.mkdir()
+    seed = project_copy / "data/01_raw/customer_messages.csv"
+    (jobs / "seeds" / "messages.csv").write_bytes(seed.read_bytes())
+    example = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
+    run_yaml = loopback_run_yaml(
+        example,
+        openai_server.base_url,
+        jobs / "run.yaml",
+        run_steps=["data_generation"],
+        data_generation__source_data__dataset__csv__file_path="seeds/messages.csv",
+    )
+    config_arg = str(run_yaml.relative_to(root))  # given relative to the current folder's parent
+    for command in ("validate", "run"):
+        result = subprocess.run(
+            [sys.executable, "-m", "judgeforge", command, "-c", f"../{config_arg}"],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    repo = load_run_config(run_yaml).data_generation.output.dataset.repo_name
+    # output.local_path ./data/generated_data: next to the YAML, not the project's or the cwd's
+    train = datasets.load_from_disk(str(jobs / "data/generated_data" / repo))["train"].to_pandas()
+    assert (train["source"] == "synthetic").sum() == 4
+    assert (train["source"] == "seed").sum() > 0
+    assert not (project_copy / "data/generated_data").exists()
+    assert list(elsewhere.iterdir()) == []
+    # the catalog's own files follow Kedro's rule: the project folder (the YAML's outside one)
+    catalog_root = project_copy if where == "inside_a_project" else jobs
+    assert (catalog_root / "data/08_reporting/generation_report.json").is_file()

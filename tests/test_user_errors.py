@@ -268,6 +268,25 @@ def test_a_failed_ingestion_leaves_a_report_that_says_so(project_copy: Path) -> 
     assert report["run"]["error"] == line.removeprefix("Error: ")
 
 
+def test_only_missing_outputs_reruns_the_stage_a_failed_run_left_a_placeholder_for(
+    project_copy: Path,
+) -> None:
+    seed = (project_copy / SEED).read_bytes()
+    (project_copy / SEED).unlink()
+    assert kedro(project_copy, "run", "--pipelines", "ingestion").returncode != 0
+    assert json.loads((project_copy / REPORT).read_text())["run"]["status"] == "failed"
+
+    (project_copy / SEED).write_bytes(seed)
+    rerun = kedro(project_copy, "run", "--pipelines", "ingestion", "--only-missing-outputs")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    report = json.loads((project_copy / REPORT).read_text())
+    assert report["run"]["status"] == "completed" and report["rows_in"] > 0
+    # and a run with nothing missing skips every node
+    again = kedro(project_copy, "run", "--pipelines", "ingestion", "--only-missing-outputs")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((project_copy / REPORT).read_text())["run"] == report["run"]
+
+
 def test_an_unknown_pipeline_lists_the_pipelines(project_copy: Path) -> None:
     line = one_line_error(
         kedro(project_copy, "run", "--pipelines", "ingestion,nonexistent"), "Error: "
@@ -331,7 +350,7 @@ def test_push_without_token_fails_before_anything_is_generated(
     run_yaml = loopback_run_yaml(
         EXAMPLES[1],
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__output__push_to_hub=True,
     )
@@ -352,8 +371,8 @@ def test_validate_lists_every_problem_a_run_would_meet(project_copy: Path, tmp_p
     generation["source_data"]["dataset"]["csv"]["file_path"] = "data/01_raw/absent.csv"
     (project_copy / "data/blocked").write_text("a file where a folder should be")
     config["training"]["output"]["local_path"] = "data/blocked/models"
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    result = judgeforge(project_copy, "validate", "-c", str(tmp_path / "run.yaml"))
+    (project_copy / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = judgeforge(project_copy, "validate", "-c", str(project_copy / "run.yaml"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         "judgeforge: the run cannot start (4 problems):",

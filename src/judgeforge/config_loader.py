@@ -15,9 +15,11 @@ from judgeforge.run_globals import DATA_FOLDER, DATA_ROOT, RUN_GLOBALS, run_glob
 # The runtime param that carries a validated run YAML (judgeforge.sdk); its value is the whole
 # of the parameters, so no value from conf/<env>/parameters*.yml reaches a run-YAML run.
 RUN_YAML = "run_yaml"
-# The runtime param naming the folder a run outside any Kedro project is anchored at (the run
-# YAML's folder, judgeforge.project): the conf then lies in the installed package, not there.
+# The runtime param naming the project folder of a run-YAML run (judgeforge.project): outside any
+# Kedro project it is the run YAML's folder, and the conf lies in the installed package, not there.
 RUN_FOLDER = "run_folder"
+# The runtime param naming the run YAML's folder, which anchors the relative paths written in it.
+CONFIG_FOLDER = "config_folder"
 
 
 class RunConfigLoader(OmegaConfigLoader):
@@ -34,20 +36,27 @@ class RunConfigLoader(OmegaConfigLoader):
         self, conf_source: str, *args: Any, project_path: str | Path | None = None, **kwargs: Any
     ) -> None:
         super().__init__(conf_source, *args, **kwargs)
-        run_folder = (self.runtime_params or {}).get(RUN_FOLDER)
+        runtime = self.runtime_params or {}
+        run_folder = runtime.get(RUN_FOLDER)
         self.project_path = Path(project_path or run_folder or Path(conf_source).resolve().parent)
+        # the run YAML's folder; the parameters in conf/ are relative to the project (Kedro's rule)
+        self.config_folder = Path(runtime.get(CONFIG_FOLDER) or self.project_path)
         self.run_config: RunConfig | None = None
         try:
             parameters = self["parameters"]
         except MissingConfigException:
             return
         run_env = self.env or self.default_run_env
-        self.run_config = validate_run_config(parameters, source=f"parameters (env {run_env})")
+        self.run_config = validate_run_config(
+            parameters, source=f"parameters (env {run_env})", folder=self.config_folder
+        )
         shape_pipelines(self.run_config)
         data_root = str(self._globals.get(DATA_ROOT, DATA_FOLDER))
         self["globals"] = {
             **self._globals,
-            RUN_GLOBALS: run_globals(self.run_config, self.project_path, data_root),
+            RUN_GLOBALS: run_globals(
+                self.run_config, self.project_path, data_root, self.config_folder
+            ),
         }
         # the globals resolver caches what it first read; parameters may have read it already
         self._globals_oc = None

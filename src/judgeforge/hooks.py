@@ -23,14 +23,15 @@ class RunConfigHook:
 
     def __init__(self) -> None:
         self._config: RunConfig | None = None
-        self._project_path = Path.cwd()
+        self._config_folder = Path.cwd()
         self._credentials: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         """Keep the validated run config of this context for the pre-flight check."""
         self._config = context.config_loader.run_config
-        self._project_path = Path(context.project_path)
+        # where the run config's relative paths start (judgeforge.config_loader)
+        self._config_folder = context.config_loader.config_folder
 
     @hook_impl
     def after_catalog_created(self, conf_creds: dict[str, Any]) -> None:
@@ -42,7 +43,7 @@ class RunConfigHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         """Fail before any node runs when the run lacks a token, a key or a writable output folder."""
         if self._config is not None:
-            check_run(self._config, pipeline, self._credentials, self._project_path)
+            check_run(self._config, pipeline, self._credentials, self._config_folder)
 
 
 class WorkerProcessHook:

@@ -20,6 +20,7 @@ from kedro.pipeline import Pipeline
 
 from judgeforge.config import RunConfig
 from judgeforge.errors import UserError
+from judgeforge.pipeline_registry import shape_pipelines
 from judgeforge.pipelines.labelling.metric_extraction import missing_parts
 from judgeforge.publishing.hub import HubError, hub_token, missing_token_message
 from judgeforge.run_globals import llm_clients, project_location
@@ -51,10 +52,13 @@ class PreflightError(UserError):
 
 
 def check_run(
-    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any] | None, project_path: Path
+    config: RunConfig,
+    pipeline: Pipeline,
+    credentials: Mapping[str, Any] | None,
+    config_folder: Path,
 ) -> None:
     """Raise the one problem (or a PreflightError listing all) that would stop this pipeline's run."""
-    problems = run_problems(config, pipeline, credentials or {}, project_path)
+    problems = run_problems(config, pipeline, credentials or {}, config_folder)
     if len(problems) == 1:
         raise problems[0]
     if problems:
@@ -62,25 +66,25 @@ def check_run(
 
 
 def run_problems(
-    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], project_path: Path
+    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], config_folder: Path
 ) -> list[UserError]:
     """Return every problem that would stop this pipeline's run after paid work, each a UserError with a one-line message."""
     inputs, outputs = pipeline.inputs(), pipeline.all_outputs()
     return [
         *_hub_token_problems(config, outputs, credentials.get(HUB_CREDENTIALS)),
-        *_llm_client_problems(config, inputs, credentials.get(LLM_CREDENTIALS), project_path),
-        *_output_folder_problems(config, outputs, project_path),
+        *_llm_client_problems(config, inputs, credentials.get(LLM_CREDENTIALS), config_folder),
+        *_output_folder_problems(config, outputs, config_folder),
         *_launch_problems(config, pipeline),
     ]
 
 
 def validate_problems(
-    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], project_path: Path
+    config: RunConfig, pipeline: Pipeline, credentials: Mapping[str, Any], config_folder: Path
 ) -> list[UserError]:
     """Return `run_problems` and the seed files' problems: everything `judgeforge validate` can check offline."""
     return [
-        *_seed_file_problems(config, pipeline.inputs(), project_path),
-        *run_problems(config, pipeline, credentials, project_path),
+        *_seed_file_problems(config, pipeline.inputs(), config_folder),
+        *run_problems(config, pipeline, credentials, config_folder),
     ]
 
 
@@ -143,7 +147,9 @@ def _hub_token_problems(
     return [HubError(missing_token_message(" and ".join(pushes)))]
 
 
-def _seed_file_problems(config: RunConfig, inputs: set[str], project_path: Path) -> list[UserError]:
+def _seed_file_problems(
+    config: RunConfig, inputs: set[str], config_folder: Path
+) -> list[UserError]:
     generation = config.data_generation
     if generation is None or generation.source_data.dataset.source_type != "csv":
         return []
@@ -154,7 +160,7 @@ def _seed_file_problems(config: RunConfig, inputs: set[str], project_path: Path)
         path = paths[name]
         if name not in inputs or not path or "://" in path:
             continue  # remote files are checked when read
-        local = Path(project_location(path, project_path))
+        local = Path(project_location(path, config_folder))
         where = f"data_generation.source_data.dataset.{field} {path}"
         if not local.exists():
             problems.append(PreflightProblem(f"{where}: not found"))
@@ -166,7 +172,7 @@ def _seed_file_problems(config: RunConfig, inputs: set[str], project_path: Path)
 
 
 def _output_folder_problems(
-    config: RunConfig, outputs: set[str], project_path: Path
+    config: RunConfig, outputs: set[str], config_folder: Path
 ) -> list[UserError]:
     folders = []
     if config.data_generation is not None and outputs & {"generated_dataset", "labelled_dataset"}:
@@ -179,7 +185,7 @@ def _output_folder_problems(
     for field, folder in folders:
         if "://" in folder:
             continue
-        reason = _unwritable(Path(project_location(folder, project_path)))
+        reason = _unwritable(Path(project_location(folder, config_folder)))
         if reason:
             problems.append(PreflightProblem(f"{field} {folder}: {reason}"))
     return problems
@@ -201,7 +207,7 @@ def _llm_client_problems(
     config: RunConfig,
     inputs: set[str],
     llm_credentials: Mapping[str, Any] | None,
-    project_path: Path,
+    config_folder: Path,
 ) -> list[UserError]:
     from judgeforge.datasets.llm_client import LLMClientDataset
     from judgeforge.llm.types import LLMConfigError
@@ -251,10 +257,11 @@ def hub_pushes(config: RunConfig, outputs: set[str]) -> list[str]:
     return pushes
 
 
-def planned_pipeline(pipeline_names: list[str]) -> Pipeline:
-    """Return the registered pipelines a run will execute, as one pipeline (the project must be configured)."""
+def planned_pipeline(config: RunConfig, pipeline_names: list[str]) -> Pipeline:
+    """Return the registered pipelines a run of `config` will execute, as one pipeline, shaped as the run shapes them (the project must be configured)."""
     from kedro.framework.project import pipelines
 
+    shape_pipelines(config)  # generation.shards: the run's config loader does the same
     return sum((pipelines[name] for name in pipeline_names), Pipeline([]))
 
 

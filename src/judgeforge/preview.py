@@ -35,10 +35,8 @@ from kedro.pipeline import Node, Pipeline
 from judgeforge.config import RunConfig, load_run_config
 from judgeforge.llm.providers import PROVIDERS
 from judgeforge.llm.types import CHARS_PER_TOKEN, DEFAULT_PRICES, PRICES_AS_OF
-from judgeforge.pipelines.synthesis.generation import ExampleGenerator
-from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples
+from judgeforge.pipelines.synthesis.nodes import GenerationInputs, generate_examples
 from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID, planned_examples
-from judgeforge.pipelines.synthesis.prompts import example_shape
 
 PLAN_STAGES = "ingestion+synthesis"
 
@@ -145,43 +143,24 @@ def run_preview(
     """Send the plan's first `calls` rows (no retries) and estimate the whole plan from them."""
     generation_config = config.data_generation
     assert generation_config is not None
-    llm, diversity = generation_config.llm, generation_config.diversity
-    columns, sampling = (
-        generation_config.source_data.dataset.columns,
-        generation_config.source_data.sampling,
-    )
     once = generation_config.generation.model_copy(update={"max_attempts_per_example": 1.0})
+    inputs = GenerationInputs(
+        enhancement=enhancement,
+        holdout=holdout,
+        metric=metric,
+        llm=generation_config.llm,
+        generation=once,
+        diversity=generation_config.diversity,
+        columns=generation_config.source_data.dataset.columns,
+        sampling=generation_config.source_data.sampling,
+        generator_llm=generator_llm,
+        generator_pool=generator_pool,
+        segments=segments,
+    )
     head = plan.head(calls)
     quotas = planned_examples(head)
-    rows, rejects, stats, _ = generate_synthetic_examples(
-        head,
-        quotas,
-        enhancement,
-        holdout,
-        metric,
-        llm,
-        once,
-        diversity,
-        columns,
-        sampling,
-        generator_llm,
-        generator_pool,
-        segments,
-    )
-    builder = ExampleGenerator(
-        generator_llm,
-        metric,
-        llm,
-        once,
-        diversity,
-        example_shape(metric.input_format, columns.features),
-        enhancement,
-        holdout,
-        columns.label_column,
-        sampling.seed,
-        generator_pool,
-        segments,
-    )
+    rows, rejects, stats, _ = generate_examples(head, quotas, inputs)
+    builder = inputs.example_generator()
     requests = {
         row[PLAN_CALL_ID]: builder.planned_call(row).request for row in plan.to_dict("records")
     }

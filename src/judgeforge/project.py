@@ -1,10 +1,11 @@
 """Where a run's Kedro project is: a folder with `[tool.kedro]` around it, or the configuration packaged with judgeforge.
 
 Inside a Kedro project (this repository, or a folder written by `judgeforge init`) the project
-folder anchors every relative path and holds conf/. Anywhere else judgeforge bootstraps itself
-against the conf/ it carries as package data, as Kedro runs a packaged project with
-`--conf-source`, and the run YAML's folder plays the project folder: relative paths in the YAML,
-and every output the catalog writes under data/, live there (never inside site-packages).
+folder holds conf/ and anchors the catalog's relative paths (Kedro's rule). Anywhere else
+judgeforge bootstraps itself against the conf/ it carries as package data, as Kedro runs a
+packaged project with `--conf-source`, and the run YAML's folder plays the project folder: every
+output the catalog writes under data/ lives there (never inside site-packages). Either way the
+relative paths written in a run YAML are anchored at the YAML's own folder.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAML
 
 from judgeforge.errors import UserError
 from judgeforge.project_files import (
@@ -48,10 +50,12 @@ class FolderNotEmpty(UserError):
 
 @dataclass(frozen=True)
 class KedroProject:
-    """The folder a run is anchored at and the Kedro configuration it reads."""
+    """The folder a run is anchored at, the Kedro configuration it reads, and where its run config's relative paths start."""
 
     path: Path
     conf_source: Path
+    # the run YAML's folder; the project folder for the parameters in conf/
+    config_folder: Path
 
 
 def find_project_root(start: Path | None = None) -> Path | None:
@@ -80,13 +84,14 @@ def project_files_root() -> Path:
 
 
 def open_project(
-    project_path: str | Path | None = None, standalone_folder: str | Path | None = None
+    project_path: str | Path | None = None, config_folder: str | Path | None = None
 ) -> KedroProject:
     """Configure Kedro for judgeforge and return the project a run in the current folder belongs to.
 
     `project_path` names the project; else the nearest Kedro project at or above the current
-    folder is used; else judgeforge's packaged conf, anchored at `standalone_folder` (default:
-    the current folder).
+    folder is used; else judgeforge's packaged conf, anchored at `config_folder` (default: the
+    current folder). `config_folder` (the run YAML's) anchors the run config's relative paths;
+    without it the project folder does.
     """
     root = Path(project_path) if project_path else find_project_root()
     if root is not None:
@@ -95,7 +100,8 @@ def open_project(
 
         root = root.resolve()
         bootstrap_project(root)
-        return KedroProject(root, root / settings.CONF_SOURCE)
+        folder = Path(config_folder).resolve() if config_folder else root
+        return KedroProject(root, root / settings.CONF_SOURCE, folder)
     conf = project_files_root() / CONF
     # Kedro reads conf/logging.yml from the current folder, when kedro.framework.project is
     # first imported; this run's conf is elsewhere (an earlier import is configured below)
@@ -104,16 +110,17 @@ def open_project(
 
     configure_project(PACKAGE_NAME)
     configure_logging(yaml.safe_load(Path(logging_file).read_text(encoding="utf-8")))
-    folder = Path(standalone_folder) if standalone_folder else Path.cwd()
-    return KedroProject(folder.resolve(), conf)
+    folder = (Path(config_folder) if config_folder else Path.cwd()).resolve()
+    return KedroProject(folder, conf, folder)
 
 
 def write_project(folder: str | Path) -> Path:
     """Write a ready Kedro project into `folder` (new or empty); return the run YAML it holds.
 
     The project holds judgeforge's default conf/ (conf/base is what `kedro run` runs), the
-    example run YAML as run.yaml, its seed file under data/01_raw, and a pyproject.toml with
-    `[tool.kedro]` so `kedro run` and `judgeforge run` started there use this conf/.
+    example run YAML as run.yaml (its seed path re-pointed from the example's folder to the
+    project's), its seed file under data/01_raw, and a pyproject.toml with `[tool.kedro]` so
+    `kedro run` and `judgeforge run` started there use this conf/.
     """
     from kedro import __version__ as kedro_version
 
@@ -130,8 +137,24 @@ def write_project(folder: str | Path) -> Path:
     )
     (target / SEED_FILE).parent.mkdir(parents=True)
     shutil.copy2(source / SEED_FILE, target / SEED_FILE)
-    shutil.copy2(source / EXAMPLE_RUN_YAML, target / RUN_YAML_NAME)
+    write_run_yaml(source / EXAMPLE_RUN_YAML, target / RUN_YAML_NAME, SEED_FILE)
     (target / "pyproject.toml").write_text(
         PYPROJECT.format(name=target.name, kedro_version=kedro_version), encoding="utf-8"
     )
     return target / RUN_YAML_NAME
+
+
+def write_run_yaml(example: Path, target: Path, seed_file: str) -> None:
+    """Write the example run YAML to `target` with its seed path set to `seed_file`, comments kept."""
+    # ruamel's round-trip mode keeps the example's comments, quotes, nulls and layout
+    round_trip = YAML()
+    round_trip.preserve_quotes = True
+    round_trip.indent(mapping=2, sequence=4, offset=2)
+    round_trip.width = 4096  # no re-wrapping of the long prompts
+    round_trip.representer.add_representer(
+        type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    config = round_trip.load(example.read_text(encoding="utf-8"))
+    config["data_generation"]["source_data"]["dataset"]["csv"]["file_path"] = seed_file
+    with target.open("w", encoding="utf-8") as stream:
+        round_trip.dump(config, stream)

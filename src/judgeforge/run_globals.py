@@ -2,9 +2,10 @@
 
 The project's config loader (judgeforge.config_loader) adds this mapping to the globals as
 `run`; the entries of conf/base/catalog_*.yml read it with `${globals:run.<key>}` and write
-every file name themselves. Relative paths are anchored here, once: a path under `data/` lives
-under the catalog's `data_root` (so one value moves every output to an object store), any other
-relative path lives in the project folder.
+every file name themselves. The run config's relative paths are anchored here, once, at its
+folder (a run YAML's own folder; the project folder for the parameters in conf/): a path under
+`data/` lives under the catalog's `data_root` (so one value moves every output to an object
+store; a relative data_root starts at that folder too), any other relative path in that folder.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ DATA_ROOT = "data_root"
 DATA_FOLDER = "data"
 
 
-def project_location(path: str, project_path: Path) -> str:
-    """Return a local relative path anchored at the project folder (as Kedro does for the catalog)."""
+def project_location(path: str, folder: Path) -> str:
+    """Return a local relative path anchored at `folder` (as Kedro does for the catalog); absolute paths and URLs as given."""
     if "://" in path or Path(path).is_absolute():
         return path
-    return str(project_path / path)
+    return str(folder / path)
 
 
-def output_location(path: str, project_path: Path, data_root: str) -> str:
+def output_location(path: str, folder: Path, data_root: str) -> str:
     """Return where an output lives: a relative path under `data/` moves under data_root, others as project_location."""
     relative = PurePosixPath(path)
     if (
@@ -40,19 +41,26 @@ def output_location(path: str, project_path: Path, data_root: str) -> str:
         or not relative.parts
         or relative.parts[0] != DATA_FOLDER
     ):
-        return project_location(path, project_path)
-    root = project_location(data_root, project_path).rstrip("/")
+        return project_location(path, folder)
+    root = project_location(data_root, folder).rstrip("/")
     return "/".join([root, *relative.parts[1:]])
 
 
 def run_globals(
-    config: RunConfig, project_path: Path, data_root: str = DATA_FOLDER
+    config: RunConfig, project_path: Path, data_root: str, config_folder: Path
 ) -> dict[str, Any]:
-    """Return every value the catalog takes from the run config (null where a section is absent)."""
+    """Return every value the catalog takes from the run config (null where a section is absent).
+
+    The config's relative paths start at `config_folder`; the project's own files (the response
+    cache) live in `project_path`.
+    """
     generation, training = config.data_generation, config.training
 
     def output(path: str) -> str:
-        return output_location(path, project_path, data_root)
+        return output_location(path, config_folder, data_root)
+
+    def local(path: str) -> str:
+        return project_location(path, config_folder)
 
     values: dict[str, Any] = {
         "project": str(project_path),
@@ -82,14 +90,12 @@ def run_globals(
         values |= {
             "seed": {
                 "source_type": source.source_type,
-                "file_path": project_location(source.csv.file_path, project_path)
-                if source.csv.file_path
-                else None,
+                "file_path": local(source.csv.file_path) if source.csv.file_path else None,
                 "hf_name": source.huggingface.name,
                 "hf_split": source.huggingface.split,
                 "hf_revision": source.huggingface.revision,
             },
-            "label_only_train_file": project_location(source.csv.train_file_path, project_path)
+            "label_only_train_file": local(source.csv.train_file_path)
             if source.csv.train_file_path
             else None,
             "generated_dataset": output(generation.generated_dataset_path),
@@ -101,8 +107,7 @@ def run_globals(
             "faiss_index_dir": output(quality.drift.index_dir.rstrip("/")),
             "clients": llm_clients(generation),
             "documents": [
-                project_location(document.path, project_path)
-                for document in generation.diversity.input_documents
+                local(document.path) for document in generation.diversity.input_documents
             ],
         }
     if training is not None:
@@ -115,7 +120,7 @@ def run_globals(
         pulled = dataset.pull_from_object_store
         values["training_dataset"] = {
             # a pulled archive is unpacked into a local folder
-            "path": project_location(path, project_path) if pulled else output(path),
+            "path": local(path) if pulled else output(path),
             "archive_url": archive_url(
                 str(dataset.object_store_bucket), str(dataset.object_store_blob), dataset.name
             )
@@ -123,7 +128,7 @@ def run_globals(
             else None,
         }
         # the judge loads from a local folder: it stays in the project, whatever data_root says
-        values["judge"] = project_location(judge_output_dir(config), project_path)
+        values["judge"] = local(judge_output_dir(config))
     return values
 
 

@@ -4,6 +4,8 @@ Every JSON report a run saves to a file (outputs named `*_report` / `*_summary`)
 entry: the Kedro run id (its session id), when the run started, its pipelines and `status: completed`. When
 a run fails, each report it had yet to write is replaced by one holding only that entry with
 `status: failed` and the error's line, so a report left by an earlier run never looks current.
+The report datasets (judgeforge.datasets.optional.ReportDataset) do not count such a placeholder
+as the report: `kedro run --only-missing-outputs` runs its stage again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 REPORT_SUFFIXES = ("_report", "_summary")
 RUN_KEY = "run"
+FAILED = "failed"
 
 
 class RunReportHook:
@@ -56,7 +59,7 @@ class RunReportHook:
         """Replace each report this run did not write by a report that says the run failed."""
         cause = user_error_in(error) or error
         failed = {
-            RUN_KEY: {**self._run, "status": "failed", "error": one_line(cause).splitlines()[0]},
+            RUN_KEY: {**self._run, "status": FAILED, "error": one_line(cause).splitlines()[0]},
         }
         for name in sorted(self._reports - self._written):
             if written_unstamped(name, catalog):
@@ -65,6 +68,12 @@ class RunReportHook:
                 catalog.save(name, failed)
             except Exception as save_error:  # noqa: BLE001 -- the run's own error is the one to report
                 log.warning("could not mark %s as failed: %s", name, save_error)
+
+
+def failed_run_placeholder(report: Any) -> bool:
+    """Return whether a saved report is the placeholder a failed run left in place of the report."""
+    run = report.get(RUN_KEY) if isinstance(report, dict) else None
+    return isinstance(run, dict) and run.get("status") == FAILED and set(report) == {RUN_KEY}
 
 
 def written_unstamped(name: str, catalog: Any) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from judgeforge.config import RunConfig, load_run_config
 from judgeforge.config.run import RunStep, judge_output_dir
-from judgeforge.config_loader import RUN_FOLDER, RUN_YAML
+from judgeforge.config_loader import CONFIG_FOLDER, RUN_FOLDER, RUN_YAML
 from judgeforge.pipeline_registry import REPORTING, composition_name
 from judgeforge.project import KedroProject, open_project
 from judgeforge.training.distributed import is_worker_process
@@ -74,8 +74,11 @@ def run_training(
 def open_run_project(
     config_path: str | Path, project_path: str | Path | None = None
 ) -> KedroProject:
-    """Return the project a run YAML runs in; outside any Kedro project, the YAML's folder anchors it."""
-    return open_project(project_path, standalone_folder=Path(config_path).resolve().parent)
+    """Return the project a run YAML runs in, its relative paths anchored at the YAML's folder.
+
+    Outside any Kedro project the YAML's folder is the project folder too.
+    """
+    return open_project(project_path, config_folder=Path(config_path).resolve().parent)
 
 
 def run_parameters(config: RunConfig, project: KedroProject) -> dict[str, Any]:
@@ -84,6 +87,7 @@ def run_parameters(config: RunConfig, project: KedroProject) -> dict[str, Any]:
     return {
         RUN_YAML: config.model_dump(mode="json", exclude_none=False),
         RUN_FOLDER: str(project.path),
+        CONFIG_FOLDER: str(project.config_folder),
     }
 
 

@@ -244,6 +244,33 @@ def test_load_run_config_reads_a_yaml_file(tmp_path, raw_config):
     assert config.training.dataset.name == "toxicity-data"
 
 
+def test_files_a_run_yaml_names_are_read_from_its_folder_not_the_current_one(
+    tmp_path, raw_config, monkeypatch
+):
+    jobs = tmp_path / "jobs"
+    (jobs / "models").mkdir(parents=True)
+    (jobs / "personas.jsonl").write_text('{"id": "p1", "description": "a retiree"}\n')
+    raw_config["data_generation"]["diversity"] = {"personas_file": "personas.jsonl"}
+    raw_config["training"]["model"] = {"model_local_path": "models"}
+    raw_config["training"]["output"] = {"local_path": "s3://bucket/judges"}
+    (jobs / "run.yaml").write_text(yaml.safe_dump(raw_config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the current folder holds no personas.jsonl
+
+    config = load_run_config("jobs/run.yaml")
+
+    assert [p.id for p in config.data_generation.diversity.all_personas] == ["p1"]
+    assert config.data_generation.diversity.personas_file == str(jobs / "personas.jsonl")
+    assert config.training.model.model_local_path == str(jobs / "models")
+    assert config.training.output.local_path == "s3://bucket/judges"  # URLs stay as written
+    # a config built in Python reads them from the current folder
+    with pytest.raises(ConfigError, match="data_generation.diversity.personas_file"):
+        validate_run_config(raw_config)
+    monkeypatch.chdir(jobs)
+    assert validate_run_config(raw_config).data_generation.diversity.personas_file == (
+        "personas.jsonl"
+    )
+
+
 def test_load_run_config_error_names_the_file(tmp_path, raw_config):
     path = tmp_path / "run.yaml"
     path.write_text(

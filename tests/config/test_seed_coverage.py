@@ -189,6 +189,8 @@ def resolve_field(path: str) -> FieldInfo | None:
 
 def _python_types(annotation: Any) -> set[type]:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # a type with validators attached (config.base.LocalPath)
+        return _python_types(typing.get_args(annotation)[0])
     if origin is Literal:
         return {type(v) for v in typing.get_args(annotation)}
     if origin in (typing.Union, types.UnionType):

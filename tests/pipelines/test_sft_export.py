@@ -46,7 +46,7 @@ def test_judgeforge_run_writes_each_format_that_trains_the_same_judge(
     run_yaml = loopback_run_yaml(
         EXAMPLES[1],
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__output__sft_formats=FORMATS,
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +27,8 @@ RULE_ERROR = "rule"
 # Validation context that checks fields but not the rules between them: the cross-section pass
 # reads parts of a config this way, so a part whose own rules fail still feeds the other rules.
 FIELDS_ONLY = {"rules": False}
+# Validation context key: the folder a config's relative paths start at (a run YAML's own folder).
+CONFIG_FOLDER = "config_folder"
 
 
 class Broken(NamedTuple):
@@ -68,6 +73,22 @@ def required_when(model: BaseModel, switch: str, fields: Iterable[str]) -> list[
         for name, value in values.items()
         if not (value and value.strip())
     ]
+
+
+def _anchored(path: str, info: ValidationInfo) -> str:
+    """Return `path` joined to the validation context's config folder when relative and local."""
+    folder = (info.context or {}).get(CONFIG_FOLDER)
+    if folder is None or not path or "://" in path:
+        return path
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else str(Path(folder) / path)
+
+
+# A local file or folder the run reads (and validation may check): anchored at the config's folder
+# here, so the checks and every later reader see the same file whatever the current folder. Seed
+# files and outputs stay as written (messages name them so; `data/...` outputs follow data_root)
+# and judgeforge.run_globals anchors them at the same folder.
+LocalPath = Annotated[str, AfterValidator(_anchored)]
 
 
 def judgeforge_field(default: Any = ..., **kwargs: Any) -> Any:

@@ -17,6 +17,7 @@ from pydantic import PrivateAttr, ValidationInfo, field_validator
 
 from judgeforge.config.base import (
     Broken,
+    LocalPath,
     StrictModel,
     broken,
     judgeforge_field,
@@ -185,10 +186,10 @@ class DiversityConfig(StrictModel):
     personas: list[Persona] = judgeforge_field(
         default_factory=list, description="Who writes; sampled in equal shares per class."
     )
-    personas_file: str | None = judgeforge_field(
+    personas_file: LocalPath | None = judgeforge_field(
         None,
         description="A CSV or JSONL file of personas (columns id, description), read when the "
-        "config is validated (relative to the working folder) and added to `personas`.",
+        "config is validated and added to `personas`.",
     )
     languages: dict[str, Language] = judgeforge_field(
         default_factory=dict,

@@ -13,12 +13,18 @@ import importlib.util
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from pydantic import field_validator
 from tokenizers import Tokenizer
 
-from judgeforge.config.base import Broken, StrictModel, broken, judgeforge_field, model_rules
+from judgeforge.config.base import (
+    Broken,
+    LocalPath,
+    StrictModel,
+    broken,
+    judgeforge_field,
+    model_rules,
+)
 
 # The parser each document type needs (module, PyPI package): all in the `documents` extra.
 DOCUMENT_PARSERS = {
@@ -50,7 +56,7 @@ class SegmentationParams(StrictModel):
         description="CHARACTERS or TOKENS (TOKENS needs `tokenizer`; Oumi's default, TOKENS "
         "with a Hub tokenizer, would need a download at run time).",
     )
-    tokenizer: str | None = judgeforge_field(
+    tokenizer: LocalPath | None = judgeforge_field(
         None,
         description="A Hugging Face `tokenizer.json` file (or the folder holding it), for TOKENS.",
     )
@@ -94,10 +100,9 @@ class SegmentationParams(StrictModel):
 
 
 class InputDocument(StrictModel):
-    path: str = judgeforge_field(
+    path: LocalPath = judgeforge_field(
         min_length=1,
-        description="A file or glob of .txt, .md, .html, .pdf or .docx files (relative to the "
-        "run YAML's folder, or to the project folder in conf/ parameters).",
+        description="A file or glob of .txt, .md, .html, .pdf or .docx files.",
     )
     id: str | None = judgeforge_field(None, description="Name of the source (default: the path).")
     segmentation_params: SegmentationParams = judgeforge_field(
@@ -172,21 +177,3 @@ def tokenizer_file(path: str) -> Path:
     """Return the tokenizer.json a `tokenizer` setting names (the file, or inside the folder)."""
     location = Path(path).expanduser()
     return location / "tokenizer.json" if location.is_dir() else location
-
-
-def anchor_document_paths(raw: Any, folder: Path) -> Any:
-    """Return a raw run config whose relative input_documents paths are anchored at `folder` (the run YAML's)."""
-    try:
-        documents = raw["data_generation"]["diversity"]["input_documents"]
-    except (KeyError, TypeError):
-        return raw
-    if not isinstance(documents, list):
-        return raw
-    for document in filter(lambda d: isinstance(d, dict), documents):
-        segmentation = document.get("segmentation_params")
-        for holder, key in ((document, "path"), (segmentation, "tokenizer")):
-            if isinstance(holder, dict) and isinstance(holder.get(key), str):
-                path = os.path.expanduser(holder[key])
-                if "://" not in path and not os.path.isabs(path):
-                    holder[key] = str(folder / path)
-    return raw

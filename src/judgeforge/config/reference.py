@@ -62,6 +62,8 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def _type_text(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Annotated:  # e.g. LocalPath: its validators aside
+        return _type_text(typing.get_args(annotation)[0])
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return f"Literal{[member.value for member in annotation]}"
     text = str(annotation) if not isinstance(annotation, type) else annotation.__name__

@@ -8,7 +8,13 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
-from judgeforge.config.base import FIELDS_ONLY, StrictModel, broken, judgeforge_field
+from judgeforge.config.base import (
+    CONFIG_FOLDER,
+    FIELDS_ONLY,
+    StrictModel,
+    broken,
+    judgeforge_field,
+)
 from judgeforge.config.data_generation import (
     RAG_ROLES,
     DataGenerationConfig,
@@ -18,7 +24,6 @@ from judgeforge.config.data_generation import (
     OutputConfig,
     SourceDataset,
 )
-from judgeforge.config.grounding import anchor_document_paths
 from judgeforge.config.labels import label_key
 from judgeforge.config.problems import (
     UNKNOWN_FIELD,
@@ -108,13 +113,21 @@ class RunConfig(RunHeader):
 UNKNOWN_TOP_LEVEL_KEY = f"unknown top-level key (expected {', '.join(RunConfig.model_fields)})"
 
 
-def validate_run_config(raw: Any, source: str = "config") -> RunConfig:
-    """Return the validated run config, or raise ConfigError listing every problem."""
+def validate_run_config(
+    raw: Any, source: str = "config", folder: str | Path | None = None
+) -> RunConfig:
+    """Return the validated run config, or raise ConfigError listing every problem.
+
+    The files validation reads (documents, personas, tokenizer, model folder) are anchored at
+    `folder` when relative; without one (a config built in Python) at the current folder.
+    """
     if not isinstance(raw, Mapping):
         raise ConfigError([Problem("(top level)", raw, "a run config must be a mapping")], source)
     config, problems = None, []
     try:
-        config = RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(
+            raw, context={CONFIG_FOLDER: str(folder)} if folder is not None else None
+        )
     except ValidationError as error:
         problems = [
             # an unknown key at the top is not a typo inside a section: name the keys there are
@@ -152,9 +165,14 @@ def judge_output_dir(config: RunConfig) -> str:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    """Return the validated run config read from a YAML file (YAML 1.2, no repeated keys)."""
-    raw = anchor_document_paths(read_yaml_file(path), Path(path).resolve().parent)
-    return validate_run_config(raw, source=str(path))
+    """Return the validated run config read from a YAML file (YAML 1.2, no repeated keys).
+
+    Its relative paths are the YAML's folder's: the files validation reads are anchored there
+    now, seed files and outputs when the run starts (judgeforge.run_globals).
+    """
+    return validate_run_config(
+        read_yaml_file(path), source=str(path), folder=Path(path).resolve().parent
+    )
 
 
 def _part(raw: Mapping, model: type[Part], *keys: str) -> Part | None:

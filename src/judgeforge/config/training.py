@@ -11,6 +11,7 @@ from judgeforge.config.base import (
     LUNA_BUCKET_DEFAULT,
     OBJECT_STORE_FIELDS,
     Broken,
+    LocalPath,
     StrictModel,
     broken,
     judgeforge_field,
@@ -249,7 +250,7 @@ class ModelConfig(StrictModel):
     model_object_store_blob_adapters: str | None = Field(
         "adapters", description="Adapters location."
     )
-    model_local_path: str | None = Field(
+    model_local_path: LocalPath | None = Field(
         "", description="Local directory for models (also used for local-only runs)."
     )
     head: Literal["generate", "classify", "encoder", "auto"] = judgeforge_field(

@@ -14,6 +14,8 @@ from kedro_datasets.pandas import CSVDataset as _CSVDataset
 from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
 from kedro_datasets.yaml import YAMLDataset as _YAMLDataset
 
+from judgeforge.run_reports import failed_run_placeholder
+
 
 class _AbsentReadsAsNone:
     """Loads None when the file does not exist; everything else is the base dataset's."""
@@ -24,6 +26,18 @@ class _AbsentReadsAsNone:
 
 class JSONDataset(_AbsentReadsAsNone, _JSONDataset):
     """`json.JSONDataset` whose missing file loads as None."""
+
+
+class ReportDataset(JSONDataset):
+    """A run's JSON report file (`*_report`, `*_summary`) that exists only as a report.
+
+    The placeholder a failed run leaves in place of a report it did not write
+    (judgeforge.run_reports) is not that report: it loads as None, and Kedro, which skips a node
+    whose outputs exist (`kedro run --only-missing-outputs`), runs the stage that writes it again.
+    """
+
+    def _exists(self) -> bool:
+        return super()._exists() and not failed_run_placeholder(_JSONDataset.load(self))
 
 
 class ParquetDataset(_AbsentReadsAsNone, _ParquetDataset):

@@ -69,7 +69,7 @@ def test_run_data_generation_in_label_only_mode(project_copy: Path, openai_serve
     run_yaml = loopback_run_yaml(
         COMPLAINT_EXAMPLE,
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__metric__llmaj_source_prompt="Is this customer message a complaint?\nMessage: {text}",
         data_generation__labelling={"enabled": True, "label_only_mode": True},

@@ -37,7 +37,7 @@ def test_run_data_generation_with_labelling_relabels_synthetic_rows(project_copy
     run_yaml = loopback_run_yaml(
         COMPLAINT_EXAMPLE,
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__metric__llmaj_source_prompt="Is this customer message a complaint?\nMessage: {text}",
         data_generation__labelling={"enabled": True, "disagreement_policy": "relabel"},

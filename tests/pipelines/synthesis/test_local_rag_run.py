@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 
-def test_rag_example_on_the_embedded_model_delivers(project_copy: Path, tmp_path: Path) -> None:
+def test_rag_example_on_the_embedded_model_delivers(project_copy: Path) -> None:
     raw = yaml.safe_load((project_copy / "examples/binary_rag_faithfulness.yaml").read_text())
     raw["run_steps"] = ["data_generation"]
     raw["data_generation"]["generation"]["total_examples"] = 2
@@ -19,7 +19,7 @@ def test_rag_example_on_the_embedded_model_delivers(project_copy: Path, tmp_path
     # delivers, so it may fall short by one example (the shortfall rule is tested elsewhere)
     raw["data_generation"]["generation"]["max_shortfall_fraction"] = 0.5
     raw["data_generation"].setdefault("data_quality_metrics", {})["enabled"] = False
-    run_yaml = tmp_path / "run.yaml"
+    run_yaml = project_copy / "examples" / "run.yaml"  # its seed path is relative to examples/
     run_yaml.write_text(yaml.safe_dump(raw))
     result = subprocess.run(
         [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],

@@ -124,7 +124,7 @@ def test_judgeforge_run_writes_pairs_with_one_id_and_opposite_labels(
     run_yaml = loopback_run_yaml(
         EXAMPLES[1],
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__generation__total_examples=10,
         data_generation__generation__label_distribution={"0": 0.5, "1": 0.5},

@@ -116,3 +116,12 @@ def test_killed_kedro_run_resumes_and_pays_for_nothing_twice(project_copy: Path,
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
     assert len(synthetic) == report["delivered_total"] == TOTAL
     assert report["usage"]["cache_hits"] >= len(paid_before) - CONCURRENCY
+
+
+def test_the_generation_nodes_pass_their_datasets_in_the_order_of_generation_inputs() -> None:
+    from dataclasses import fields
+
+    from judgeforge.pipelines.synthesis.nodes import GenerationInputs
+    from judgeforge.pipelines.synthesis.pipeline import GENERATION_DATASETS
+
+    assert list(GENERATION_DATASETS) == [field.name for field in fields(GenerationInputs)]

@@ -64,7 +64,7 @@ def test_judgeforge_run_cleans_generated_fields_before_they_are_checked(
     run_yaml = loopback_run_yaml(
         EXAMPLES[1],
         openai_server.base_url,
-        tmp_path / "run.yaml",
+        project_copy / "run.yaml",
         run_steps=["data_generation"],
         data_generation__generation__postprocessing={"text": RULES},
     )

@@ -93,7 +93,7 @@ def test_judgeforge_run_with_three_shards_drops_what_two_shards_both_made_and_re
         return example_answers(request)
 
     openai_server.respond_with(respond)
-    run_yaml = sharded_run_yaml(openai_server, tmp_path / "run.yaml")
+    run_yaml = sharded_run_yaml(openai_server, project_copy / "run.yaml")
     result = subprocess.run(
         [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
         cwd=project_copy,
@@ -155,7 +155,7 @@ def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
 def test_a_failed_sharded_run_resends_only_the_unfinished_shard(
     project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
 ) -> None:
-    run_yaml = yaml.safe_load(sharded_run_yaml(openai_server, tmp_path / "run.yaml").read_text())
+    run_yaml = yaml.safe_load(sharded_run_yaml(openai_server, project_copy / "run.yaml").read_text())
     env = project_copy / "conf" / "loopback"
     env.mkdir()
     (env / "parameters_loopback.yml").write_text(
@@ -318,3 +318,26 @@ def test_refill_asks_for_what_is_missing_within_the_budget_left() -> None:
 def test_shards_must_be_at_least_one(shards: int) -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         GenerationConfig(shards=shards)
+
+
+def test_validate_checks_the_pipeline_shaped_as_the_run_shapes_it(
+    project_copy: Path, openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from judgeforge import preflight
+    from judgeforge.command_line import main
+
+    checked = []
+    real_problems = preflight.validate_problems
+
+    def recorded(config, pipeline, *rest):
+        checked.append({node.name for node in pipeline.nodes})
+        return real_problems(config, pipeline, *rest)
+
+    monkeypatch.setattr(preflight, "validate_problems", recorded)
+    run_yaml = sharded_run_yaml(openai_server, project_copy / "run.yaml")
+
+    assert main(["validate", "-c", str(run_yaml), "--project-path", str(project_copy)]) == 0
+    [names] = checked
+    assert {f"synthesis.shard_{i}.generate_shard" for i in range(1, SHARDS + 1)} <= names
+    assert "synthesis.merge_shards" in names and "generate_synthetic_examples" not in names
+    assert openai_server.requests == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -54,20 +55,44 @@ def plan_class_quotas(holdout: pd.DataFrame, metric: MetricConfig, generation: G
     return largest_remainder(shares, generation.total_examples)
 
 
-def generate_synthetic_examples(
+@dataclass(frozen=True)
+class GenerationInputs:
+    """What generation reads besides its plan and quotas: the real rows, the metric, the settings and the clients.
+
+    The generation nodes receive them as the datasets of the synthesis pipeline's
+    GENERATION_DATASETS, in the order of these fields.
+    """
+
+    enhancement: pd.DataFrame
+    holdout: pd.DataFrame
+    metric: MetricConfig
+    llm: LLMConfig
+    generation: GenerationConfig
+    diversity: DiversityConfig
+    columns: DatasetColumns
+    sampling: SamplingConfig
+    generator_llm: Any
+    generator_pool: dict[str, Any] | None = None
+    segments: pd.DataFrame | None = None
+
+    def example_generator(self) -> ExampleGenerator:
+        """Return the generator that sends these inputs' calls."""
+        shape = example_shape(self.metric.input_format, self.columns.features)
+        return ExampleGenerator(
+            self.generator_llm, self.metric, self.llm, self.generation, self.diversity, shape, self.enhancement,
+            self.holdout, self.columns.label_column, self.sampling.seed, self.generator_pool, self.segments,
+        )
+
+
+def generate_synthetic_examples(plan: pd.DataFrame, quotas: dict[str, int], *inputs: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
+    """Return (accepted synthetic rows with their plan values, rejected answers, generation stats, debug prompt records); `inputs` are GenerationInputs' fields, in order."""
+    return generate_examples(plan, quotas, GenerationInputs(*inputs))
+
+
+def generate_examples(
     plan: pd.DataFrame,
     quotas: dict[str, int],
-    enhancement: pd.DataFrame,
-    holdout: pd.DataFrame,
-    metric: MetricConfig,
-    llm: LLMConfig,
-    generation: GenerationConfig,
-    diversity: DiversityConfig,
-    columns: DatasetColumns,
-    sampling: SamplingConfig,
-    generator_llm: Any,
-    generator_pool: dict[str, Any] | None = None,
-    segments: pd.DataFrame | None = None,
+    inputs: GenerationInputs,
     budgets: dict[str, int] | None = None,
     taken: Iterable[str] = (),
     refill: str | None = None,
@@ -76,11 +101,9 @@ def generate_synthetic_examples(
 
     `budgets`, `taken` and `refill` go to `ExampleGenerator.run` (the shard merge refills what it dropped).
     """
-    shape = example_shape(metric.input_format, columns.features)
+    columns, diversity, generator_llm = inputs.columns, inputs.diversity, inputs.generator_llm
     label = columns.label_column
-    generator = ExampleGenerator(
-        generator_llm, metric, llm, generation, diversity, shape, enhancement, holdout, label, sampling.seed, generator_pool, segments
-    )
+    generator = inputs.example_generator()
     started = time.perf_counter()
     result = generator.run(plan, quotas, budgets, taken, refill)
     synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)])
@@ -107,7 +130,7 @@ def generate_synthetic_examples(
         },
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
-    stats["shortfall"] = shortfall(sum(quotas.values()), len(synthetic), generation.max_shortfall_fraction)
+    stats["shortfall"] = shortfall(sum(quotas.values()), len(synthetic), inputs.generation.max_shortfall_fraction)
     failed = rejects[rejects[REJECT_REASON] == RejectReason.REQUEST_FAILED]
     stats["first_request_error"] = str(failed["detail"].iloc[0]) if len(failed) else None
     missing = {key: n for key, n in stats["missing_per_class"].items() if n}

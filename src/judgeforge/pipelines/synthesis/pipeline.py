@@ -22,20 +22,22 @@ from judgeforge.pipelines.synthesis.shards import (
 
 NAMESPACE = "synthesis"
 COLUMNS = "params:data_generation.source_data.dataset.columns"
-# What generation reads besides the plan: the real rows, the metric, settings and clients.
-GENERATION_INPUTS = [
-    "enhancement_table",
-    "holdout_table",
-    "resolved_metric",
-    "params:data_generation.llm",
-    "params:data_generation.generation",
-    "params:data_generation.diversity",
-    COLUMNS,
-    "params:data_generation.source_data.sampling",
-    "generator_llm",
-    "generator_pool",
-    "document_segments",
-]
+# What generation reads besides the plan: GenerationInputs' fields → the datasets the generation
+# nodes pass them from, in that order.
+GENERATION_DATASETS = {
+    "enhancement": "enhancement_table",
+    "holdout": "holdout_table",
+    "metric": "resolved_metric",
+    "llm": "params:data_generation.llm",
+    "generation": "params:data_generation.generation",
+    "diversity": "params:data_generation.diversity",
+    "columns": COLUMNS,
+    "sampling": "params:data_generation.source_data.sampling",
+    "generator_llm": "generator_llm",
+    "generator_pool": "generator_pool",
+    "segments": "document_segments",
+}
+GENERATION_INPUTS = list(GENERATION_DATASETS.values())
 GENERATION_OUTPUTS = [
     "synthetic_examples",
     "synthetic_rejects",

@@ -16,6 +16,7 @@ import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 import pandas as pd
@@ -23,17 +24,14 @@ import pandas as pd
 from judgeforge.config.data_generation import (
     DatasetColumns,
     GenerationConfig,
-    LLMConfig,
-    MetricConfig,
-    SamplingConfig,
 )
-from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.llm.errors import DeliveryShortfall, shortfall
 from judgeforge.pipelines.synthesis.generation import RejectReason, call_budget, fingerprint
 from judgeforge.pipelines.synthesis.nodes import (
+    GenerationInputs,
     SynthesisError,
-    generate_synthetic_examples,
+    generate_examples,
     total_usage,
 )
 from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID
@@ -84,41 +82,17 @@ def plan_digest(plan: pd.DataFrame) -> str:
 
 
 def generate_shard(
-    plan: pd.DataFrame,
-    enhancement: pd.DataFrame,
-    holdout: pd.DataFrame,
-    metric: MetricConfig,
-    llm: LLMConfig,
-    generation: GenerationConfig,
-    diversity: DiversityConfig,
-    columns: DatasetColumns,
-    sampling: SamplingConfig,
-    generator_llm: Any,
-    generator_pool: dict[str, Any] | None = None,
-    segments: pd.DataFrame | None = None,
+    plan: pd.DataFrame, *inputs: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """Return one shard's (rows, rejects, stats, debug records); raise when it fell short beyond tolerance.
 
-    A shard that raises writes nothing; a re-run generates it again, and every call answered
-    before (in this shard or one that finished) comes from the response cache.
+    `inputs` are GenerationInputs' fields, in order. A shard that raises writes nothing; a re-run
+    generates it again, and every call answered before (in this shard or one that finished)
+    comes from the response cache.
     """
     quotas = plan_quotas(plan)
     started = time.time()
-    rows, rejects, stats, debug = generate_synthetic_examples(
-        plan,
-        quotas,
-        enhancement,
-        holdout,
-        metric,
-        llm,
-        generation,
-        diversity,
-        columns,
-        sampling,
-        generator_llm,
-        generator_pool,
-        segments,
-    )
+    rows, rejects, stats, debug = generate_examples(plan, quotas, GenerationInputs(*inputs))
     gap = stats["shortfall"]
     if not gap["within_tolerance"]:
         reasons = rejects[REJECT_REASON].value_counts().to_dict()
@@ -137,35 +111,27 @@ def generate_shard(
 
 
 def merge_shards(
-    quotas: dict[str, int],
-    plan: pd.DataFrame,
-    enhancement: pd.DataFrame,
-    holdout: pd.DataFrame,
-    metric: MetricConfig,
-    llm: LLMConfig,
-    generation: GenerationConfig,
-    diversity: DiversityConfig,
-    columns: DatasetColumns,
-    sampling: SamplingConfig,
-    generator_llm: Any,
-    generator_pool: dict[str, Any] | None,
-    segments: pd.DataFrame | None,
-    *shard_outputs: Any,
+    quotas: dict[str, int], plan: pd.DataFrame, *inputs_and_shard_outputs: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """Return the shards as one result (rows, rejects, stats, debug records): no example twice, none from the holdout, quotas refilled.
 
-    `shard_outputs` are each shard's SHARD_OUTPUTS, shard after shard.
+    `inputs_and_shard_outputs` are GenerationInputs' fields, in order, then each shard's
+    SHARD_OUTPUTS, shard after shard.
     """
+    count = len(fields(GenerationInputs))
+    inputs = GenerationInputs(*inputs_and_shard_outputs[:count])
+    shard_outputs = inputs_and_shard_outputs[count:]
+    metric, columns, generation = inputs.metric, inputs.columns, inputs.generation
     size = len(SHARD_OUTPUTS)
     shards = [shard_outputs[i : i + size] for i in range(0, len(shard_outputs), size)]
     require_current_shards(plan, generation, [stats for _, _, stats, _ in shards])
-    fields = example_shape(metric.input_format, columns.features).fields
+    example_fields = example_shape(metric.input_format, columns.features).fields
     names = {label_key(c.label): c.name for c in metric.class_labels or []}
     kept, dropped, seen = drop_repeats(
         [rows for rows, *_ in shards],
         list(shards[0][1].columns),
-        {fingerprint(row, fields) for row in holdout.to_dict("records")},
-        fields,
+        {fingerprint(row, example_fields) for row in inputs.holdout.to_dict("records")},
+        example_fields,
         columns.label_column,
         names,
     )
@@ -181,20 +147,10 @@ def merge_shards(
     refill = refill_plan(plan, missing, budgets, generation.examples_per_call)
     if len(refill):
         parts.append(
-            generate_synthetic_examples(
+            generate_examples(
                 refill,
                 {key: n for key, n in missing.items() if n > 0},
-                enhancement,
-                holdout,
-                metric,
-                llm,
-                generation,
-                diversity,
-                columns,
-                sampling,
-                generator_llm,
-                generator_pool,
-                segments,
+                inputs,
                 budgets,
                 seen,
                 REFILL,
