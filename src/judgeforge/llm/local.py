@@ -405,7 +405,9 @@ def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
     end = answer_end(
         text, row.request.stop, row.request.json_schema is not None, row.request.layout
     )
-    if end is None and (row.forced or (not ended_turn and len(row.tokens) < row.request.max_tokens)):
+    if end is None and (
+        row.forced or (not ended_turn and len(row.tokens) < row.request.max_tokens)
+    ):
         return None
     return LLMResponse(
         text=(text if end is None else text[:end]).strip(),
