@@ -81,7 +81,7 @@ def test_texts_that_run_to_their_budget_are_kept_as_whole_sentences(
     }
     command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
     result = subprocess.run(
-        command, cwd=project_copy, env=env, capture_output=True, text=True, timeout=900
+        command, cwd=project_copy, env=env, capture_output=True, text=True, timeout=900, check=False
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
