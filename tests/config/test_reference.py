@@ -45,6 +45,7 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "data_generation.generation.async_config.batch",
         "data_generation.generation.max_attempts_per_example",
         "data_generation.generation.max_shortfall_fraction",
+        "data_generation.generation.context_token_budget",
         "data_generation.generation.shards",
         *(
             f"data_generation.generation.postprocessing.{leaf}"

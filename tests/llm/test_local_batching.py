@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from judgeforge.llm import LLMRequest
-from judgeforge.llm.local import LocalChat, answer_end, load_causal_lm
+from judgeforge.llm.local import LocalChat, answer_end, load_causal_lm, missing_label
 from judgeforge.models.embedded import embedded_model_dir
 
 
@@ -144,3 +144,68 @@ def test_an_answer_ends_at_its_first_stop_text_or_where_its_json_closes() -> Non
     assert answer_end(answer + " and more", (), closes_json=True) == len(answer)
     assert answer_end('{"label": "1", "rationale": "unfinished', (), closes_json=True) is None
     assert answer_end('{"a": 1} ###', (), closes_json=False) is None
+
+
+@pytest.fixture(scope="module")
+def ending_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama that ends its turn at every step (every logit equal, its end token the first)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    tokenizer.eos_token = tokenizer.convert_ids_to_tokens(0)  # argmax of equal logits is id 0
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=0,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight.fill_(0.01)
+    target = tmp_path_factory.mktemp("ending-llama")
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def test_a_model_that_ends_before_its_layout_is_handed_the_missing_labels(
+    ending_model_dir: Path,
+) -> None:
+    chat = LocalChat(model_dir=ending_model_dir, batch_size=2, show_progress=False)
+    layout = ("query:", "context:", "response:")
+    plain, laid_out = chat.generate_batch(
+        [
+            LLMRequest.from_prompt("Write a rag row.", max_tokens=32),
+            LLMRequest.from_prompt("Write a rag row.", max_tokens=32, layout=layout),
+        ]
+    )
+    assert plain.text == "" and plain.output_tokens == 1 and plain.finish_reason == "stop"
+    # each end of turn became the next missing label; after the last one the turn may end
+    assert laid_out.text.splitlines() == list(layout)
+    assert laid_out.finish_reason == "stop"
+    tokenizer = load_causal_lm(ending_model_dir).tokenizer
+    label_tokens = sum(len(tokenizer(f"\n{label}")["input_ids"]) for label in layout)
+    assert laid_out.output_tokens == label_tokens + 1
+    # a budget too small for the next label ends the answer as it stands
+    [short] = chat.generate_batch(
+        [LLMRequest.from_prompt("Write a rag row.", max_tokens=4, layout=layout)]
+    )
+    assert short.text == "query:" and short.output_tokens == 4  # 3 label tokens, 1 end of turn
+
+
+def test_an_answer_ends_where_a_label_comes_again_after_all_were_written() -> None:
+    layout = ("query:", "context:", "response:")
+    whole = "query: q\ncontext: c\nresponse: r"
+    assert answer_end(whole + "\nresponse: again", (), False, layout) == len(whole) + 1
+    assert answer_end(whole + "\nQuery: next", (), False, layout) == len(whole) + 1
+    # a label repeated before every one was written does not end it; nor does one inside a line
+    assert answer_end("query: q\nquery: q2\ncontext: c", (), False, layout) is None
+    assert answer_end(whole + " and response: r", (), False, layout) is None
+    assert missing_label("query: q\ncontext: c", layout) == "response:"
+    assert missing_label(whole, layout) is None

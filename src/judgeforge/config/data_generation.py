@@ -339,6 +339,14 @@ class GenerationConfig(StrictModel):
     context_examples: int = Field(
         default=5, ge=0, description="Seed examples placed in the prompt per call (1 for rag)."
     )
+    context_token_budget: int | None = judgeforge_field(
+        None,
+        ge=1,
+        description="Most tokens (the generator's tokenizer) the seed examples shown in one call "
+        "take together: the examples past the budget are left out, the first always shown, so "
+        "long rows get fewer examples and short rows all context_examples. null: 1024 in the "
+        "few-shot conversation of a model without JSON output (the embedded one), else no limit.",
+    )
     examples_per_call: int = Field(default=10, ge=1, description="Examples requested per call.")
     total_examples: int = Field(
         default=2000, ge=1, description="Total synthetic examples across all classes."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -90,13 +91,22 @@ def json_skeleton(schema: Any) -> Any:
     return {"integer": 0, "number": 0.0, "boolean": True}.get(schema.get("type"), "...")
 
 
-def answer_end(text: str, stop: Sequence[str], closes_json: bool) -> int | None:
-    """Where an answer is complete: before its first stop sequence, or after its JSON object closes.
+def answer_end(
+    text: str, stop: Sequence[str], closes_json: bool, layout: Sequence[str] = ()
+) -> int | None:
+    """Where an answer is complete: before its first stop sequence, after its JSON object closes,
+    or before a layout label that comes again once every label was written.
 
     `text` is the whole answer so far (with the prefix written for the model); None while it
     is not complete yet.
     """
     ends = [found for found in (text.find(sequence) for sequence in stop if sequence) if found >= 0]
+    written: set[str] = set()
+    for start, label in layout_labels(text, layout):
+        if label in written and len(written) == len(layout):
+            ends.append(start)
+            break
+        written.add(label)
     if closes_json and text.lstrip().startswith("{"):
         start = len(text) - len(text.lstrip())
         try:
@@ -106,6 +116,24 @@ def answer_end(text: str, stop: Sequence[str], closes_json: bool) -> int | None:
         else:
             ends.append(start + length)
     return min(ends, default=None)
+
+
+def layout_labels(text: str, layout: Sequence[str]) -> list[tuple[int, str]]:
+    """(position, label) of each layout label that starts a line of `text`, case aside."""
+    if not layout:
+        return []
+    pattern = "|".join(re.escape(label) for label in layout)
+    lowered = {label.lower(): label for label in layout}
+    return [
+        (match.start(), lowered[match.group(1).lower()])
+        for match in re.finditer(rf"^[ \t*]*({pattern})", text, flags=re.IGNORECASE | re.MULTILINE)
+    ]
+
+
+def missing_label(text: str, layout: Sequence[str]) -> str | None:
+    """The first layout label no line of `text` starts with; None when all are written."""
+    written = {label for _, label in layout_labels(text, layout)}
+    return next((label for label in layout if label not in written), None)
 
 
 # Rows decoded together on the CPU. A finished row leaves at once and a queued one takes its
@@ -123,6 +151,8 @@ class ActiveRow:
     prompt_tokens: int
     sampler: Any  # a seeded torch.Generator at temperature > 0, else None (greedy)
     tokens: list[int] = field(default_factory=list)
+    # tokens written for the model (a missing layout label), fed one per step before sampling again
+    forced: deque[int] = field(default_factory=deque)
 
 
 class ContinuousBatch:
@@ -169,7 +199,7 @@ class ContinuousBatch:
         )
         logits = self._forward(last, self.mask, self.cache)
         for row, row_logits in zip(self.rows, logits):
-            row.tokens.append(_next_token(row_logits, row))
+            row.tokens.append(row.forced.popleft() if row.forced else _next_token(row_logits, row))
 
     def release(self, finished: set[int]) -> None:
         """Drop finished rows (by position in `rows`) and the padding columns no row needs any more."""
@@ -319,6 +349,7 @@ class LocalChat:
                     batch.step()
                 done = {}
                 for slot, row in enumerate(batch.rows):
+                    _hand_missing_label(tokenizer, row)
                     answer = _finished_answer(tokenizer, row)
                     if answer is not None:
                         done[slot] = (row.position, answer)
@@ -349,14 +380,34 @@ def _active_row(position: int, request: LLMRequest, prompt_tokens: int) -> Activ
     return ActiveRow(position, request, prompt_tokens, sampler)
 
 
+def _hand_missing_label(tokenizer: Any, row: ActiveRow) -> None:
+    """A row that ends its turn before writing every label of its layout writes the next missing one instead."""
+    if not row.request.layout or row.forced or row.tokens[-1] != tokenizer.eos_token_id:
+        return
+    text = answer_prefix(row.request) + tokenizer.decode(row.tokens[:-1], skip_special_tokens=True)
+    label = missing_label(text, row.request.layout)
+    if label is None:
+        return
+    ids = tokenizer(f"\n{label}", add_special_tokens=False)["input_ids"]
+    if len(row.tokens) + len(ids) > row.request.max_tokens:
+        return
+    # the end of turn was picked but not yet fed to the model: the label takes its place
+    row.tokens[-1] = ids[0]
+    row.forced.extend(ids[1:])
+
+
 def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
     """The row's answer once it ended (end of turn, a stop, its JSON closed, or its budget); else None."""
     prefix = answer_prefix(row.request)
     ended_turn = row.tokens[-1] == tokenizer.eos_token_id
     kept = row.tokens[:-1] if ended_turn else row.tokens
     text = prefix + tokenizer.decode(kept, skip_special_tokens=True)
-    end = answer_end(text, row.request.stop, row.request.json_schema is not None)
-    if end is None and not ended_turn and len(row.tokens) < row.request.max_tokens:
+    end = answer_end(
+        text, row.request.stop, row.request.json_schema is not None, row.request.layout
+    )
+    if end is None and (
+        row.forced or (not ended_turn and len(row.tokens) < row.request.max_tokens)
+    ):
         return None
     return LLMResponse(
         text=(text if end is None else text[:end]).strip(),

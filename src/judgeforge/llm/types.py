@@ -45,10 +45,15 @@ class LLMRequest:
     seed: int | None = None
     # The answer ends before the first of these texts (OpenAI's `stop`); empty: no stop text.
     stop: tuple[str, ...] = ()
+    # Line labels a plain answer writes in this order (`query:`, `context:`, ...); the local
+    # provider hands a model that ends its turn early the next missing label, and ends the
+    # answer where a label comes again after all were written. Empty: no layout.
+    layout: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "messages", tuple(_as_message(m) for m in self.messages))
         object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "layout", tuple(self.layout))
         if not self.messages:
             raise LLMConfigError("an LLMRequest needs at least one message")
         if self.max_tokens < 1:
@@ -73,6 +78,7 @@ class LLMRequest:
             "seed": self.seed,
             # Only when set, so requests without stop texts keep the cache keys they always had.
             **({"stop": list(self.stop)} if self.stop else {}),
+            **({"layout": list(self.layout)} if self.layout else {}),
         }
 
 

@@ -247,6 +247,22 @@ def test_answer_budgets_follow_each_fields_own_lengths() -> None:
     assert answer_token_budget({"text": 1.0}, count=1, ceiling=4096) == 32
 
 
+def test_the_shown_examples_fit_the_context_token_budget() -> None:
+    from judgeforge.pipelines.synthesis.generation import shots_within
+
+    tokens = {"a": 300, "b": 350, "c": 20, "d": 400, "e": 10}
+    ids = ["a", "b", "c", "d", "e"]
+    assert shots_within(ids, tokens, None) == ids
+    # the leading examples that fit; the first one even when it alone is past the budget
+    assert shots_within(ids, tokens, 700) == ["a", "b", "c"]
+    assert shots_within(ids, tokens, 100) == ["a"]
+    # short rows are all shown
+    assert shots_within(["c", "e"], tokens, 100) == ["c", "e"]
+    # a pair call's examples go in couples
+    assert shots_within(ids, tokens, 700, unit=2) == ["a", "b"]
+    assert shots_within(ids, tokens, 100, unit=2) == ["a", "b"]
+
+
 def test_plain_answers_of_one_example_stop_at_the_example_separator() -> None:
     from judgeforge.pipelines.synthesis.prompts import (
         example_shape,

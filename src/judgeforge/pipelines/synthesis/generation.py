@@ -38,12 +38,14 @@ from judgeforge.pipelines.synthesis.plan import (
     stable_seed,
 )
 from judgeforge.pipelines.synthesis.prompts import (
+    COMPACT_CONTEXT_TOKENS,
     ExampleShape,
     compact_messages,
     generation_messages,
     generation_request,
     pair_messages,
     pair_request,
+    render_example,
     segment_guidance,
 )
 from judgeforge.schema import ROW_ID
@@ -143,6 +145,20 @@ def field_token_lengths(
     }
 
 
+def shots_within(row_ids: Sequence[str], tokens: Mapping[str, int], budget: int | None, unit: int = 1) -> list[str]:
+    """Return the leading `row_ids` whose tokens add up to at most `budget`, `unit` at a time (the first `unit` always)."""
+    if budget is None:
+        return list(row_ids)
+    kept, used = [], 0
+    for start in range(0, len(row_ids), unit):
+        group = list(row_ids[start : start + unit])
+        used += sum(tokens[row_id] for row_id in group)
+        if kept and used > budget:
+            break
+        kept += group
+    return kept
+
+
 def answer_token_budget(field_tokens: Mapping[str, float], count: int, ceiling: int) -> int:
     """Return the token limit of an answer holding `count` examples with fields of about `field_tokens`."""
     per_example = sum(tokens * FIELD_BUDGET_HEADROOM + FIELD_OVERHEAD_TOKENS for tokens in field_tokens.values())
@@ -213,6 +229,9 @@ class ExampleGenerator:
         instructions = [metric.description or "", *[c.rubric or "" for c in metric.class_labels or []]]
         self.instruction_ngrams = set().union(*(word_ngrams(text) for text in instructions))
         self.seed_prints = {fingerprint(row, shape.fields) for row in context_pool.to_dict("records")}
+        # what each seed row costs as a shown example, for generation.context_token_budget
+        shown = [render_example({f: str(row[f]) for f in shape.fields}, shape) for row in context_pool.to_dict("records")]
+        self.shot_tokens = dict(zip(self.context_rows, client.count_tokens(shown) if shown else []))
         self.taken: set[str] = set()
         self.segments = {} if segments is None else dict(zip(segments["segment_id"].astype(str), segments["text"].astype(str)))
         # rag: a segment is the context itself; other formats write about it
@@ -316,13 +335,16 @@ class ExampleGenerator:
     def _call(self, plan_row: Mapping[str, Any], call_id: str, seed: int, count: int) -> Call:
         key = str(plan_row["class"])
         target = self.targets[key]
-        context = self._context_examples(plan_row["context_ids"])
+        structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
+        budget = self.generation.context_token_budget or (None if structured else COMPACT_CONTEXT_TOKENS)
+        # a pair call shows its examples in couples, one of each class
+        unit = 2 if plan_row.get(PAIR_CLASS) else 1
+        context = self._context_examples(shots_within(plan_row["context_ids"], self.shot_tokens, budget, unit))
         segment = self.segments.get(plan_row["segment_id"], "")
         ask, guidance = call_steering(plan_row, self.diversity, target, count, segment)
         shape = self.shape.without(self.context_field) if segment and self.context_field else self.shape
         if segment and "{segment}" not in (plan_row["prompt_template"] or ""):
             guidance = "\n\n".join(filter(None, [guidance, segment_guidance(segment, bool(self.context_field))]))
-        structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
         second = str(plan_row.get(PAIR_CLASS) or "")
         if second:
             return self._pair_call(plan_row, call_id, seed, context, guidance, structured)

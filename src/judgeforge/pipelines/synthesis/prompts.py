@@ -14,6 +14,10 @@ SYSTEM_PROMPT = (
     "Each example must clearly belong to the class you are asked for. "
     "Follow the output format exactly and write nothing else."
 )
+# Tokens of seed examples a few-shot conversation for a small local model shows at most (when
+# generation.context_token_budget is null): past it, prefilling the prompt costs more CPU than
+# decoding the answer, and long rows still show one or two whole examples (BENCHMARKS.md issue 15).
+COMPACT_CONTEXT_TOKENS = 1024
 # Separates examples in the plain-text format used with models that cannot do JSON output.
 PLAIN_SEPARATOR = "###"
 ROLE_HINTS = {
@@ -206,7 +210,17 @@ def generation_request(
         schema_name="synthetic_examples",
         seed=seed,
         stop=() if structured or count > 1 else plain_stops(shape),
+        layout=() if structured or count > 1 or len(shape.fields) == 1 else plain_layout(shape),
     )
+
+
+def plain_layout(shape: ExampleShape) -> tuple[str, ...]:
+    """Return the line labels of a plain answer of one example, in the order its fields are written.
+
+    SmolLM2 often ends a rag answer after its query and context (`invalid_output`); a local
+    model handed the missing label writes the field instead.
+    """
+    return tuple(f"{field}:" for field in shape.fields)
 
 
 def segment_guidance(segment: str, is_context: bool) -> str:

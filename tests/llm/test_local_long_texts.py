@@ -1,0 +1,102 @@
+"""Through `kedro run`: a local model that never ends its text still delivers whole sentences."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from judgeforge import progress
+from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME, embedded_model_dir
+
+WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
+TOTAL = 4
+
+
+@pytest.fixture(scope="module")
+def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A judgeforge cache whose embedded model samples only WORDS, never its end of turn.
+
+    Its blocks add nothing (zero output projections), so every position's hidden state is its
+    token embedding; the first dimension of every embedding is positive and is the only one the
+    final norm keeps, and the output head scores WORDS high and every other token low on it.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    words = tokenizer.convert_tokens_to_ids(list(WORDS))
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[:, 0] = -4.0
+        model.lm_head.weight[words, 0] = 4.0
+    cache = tmp_path_factory.mktemp("judgeforge-cache")
+    target = cache / EMBEDDED_MODEL_NAME
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    (target / COMPLETE_MARKER).write_text("a test model\n")
+    return cache
+
+
+def test_texts_that_run_to_their_budget_are_kept_as_whole_sentences(
+    project_copy: Path, rambling_model_cache: Path
+) -> None:
+    local = {
+        "data_generation": {
+            "generation": {"total_examples": TOTAL, "examples_per_call": 1},
+            "data_quality_metrics": {"enabled": False},
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    env = {
+        **os.environ,
+        "JUDGEFORGE_CACHE_DIR": str(rambling_model_cache),
+        progress.INTERVAL_ENV: "0.2",
+        "COLUMNS": "250",
+    }
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
+    result = subprocess.run(
+        command, cwd=project_copy, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
+    assert len(rows) == TOTAL
+    words = {word.lstrip("Ġ") for word in WORDS if word != "."}
+    for text in rows["text"]:
+        # every answer ran to its token budget; what is kept ends at its last sentence
+        assert text.endswith("."), text
+        assert set(text.replace(".", " ").split()) <= words, text
+    rejects = project_copy / "data" / "02_intermediate" / "synthetic_rejects.csv"
+    reasons = pd.read_csv(rejects)["reason"].tolist() if rejects.stat().st_size else []
+    assert "truncated" not in reasons
+    # stdout is a pipe here: the local provider's progress comes as lines
+    assert any(
+        "generate_synthetic_examples · local:" in line and "calls done" in line
+        for line in result.stdout.splitlines()
+    ), result.stdout[-3000:]
