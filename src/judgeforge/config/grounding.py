@@ -121,7 +121,7 @@ class InputDocument(StrictModel):
             raise broken("must be a local file or glob")
         files = document_files(path)
         if not files:
-            raise broken("matches no file")
+            raise broken(f"{path}: matches no file")
         for file in files:
             problem = document_problem(file)
             if problem:

@@ -38,11 +38,11 @@ DOCUMENTS = "data_generation.diversity.input_documents[0]"
 BAD_INPUT: dict[str, tuple[dict, Callable[[Path], list[str]]]] = {
     "a glob that matches nothing": (
         documents({"path": "docs/*.pdf"}),
-        config_problem(f"{DOCUMENTS}.path", "'{runs}/docs/*.pdf' — matches no file"),
+        config_problem(f"{DOCUMENTS}.path", "'docs/*.pdf' — {runs}/docs/*.pdf: matches no file"),
     ),
     "an empty document": (
         documents({"path": "empty.txt"}),
-        config_problem(f"{DOCUMENTS}.path", "'{runs}/empty.txt' — {runs}/empty.txt: is empty"),
+        config_problem(f"{DOCUMENTS}.path", "'empty.txt' — {runs}/empty.txt: is empty"),
     ),
     "a segment length shorter than the overlap": (
         documents(
@@ -120,7 +120,9 @@ def test_kedro_run_refuses_a_glob_that_matches_nothing_before_any_call(
     result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[-1].endswith(f"{DOCUMENTS}.path: 'docs/*.md' — matches no file"), lines
+    assert lines[-1].endswith(
+        f"{DOCUMENTS}.path: 'docs/*.md' — {project_copy}/docs/*.md: matches no file"
+    ), lines
     assert openai_server.requests == []
     assert not (project_copy / "data/02_intermediate").exists()
 
