@@ -11,8 +11,9 @@ within its 24-hour window instead of seconds. Each request's custom_id is its ca
 answers land in the response cache exactly as online answers do (a rerun pays nothing, and
 switching `batch` on or off reuses them). The batch id goes into the cache's ledger as soon as
 the batch exists: a killed run finds it there and resumes polling instead of paying twice.
-Control calls (files, batches) go through the official `openai` client, which retries them
-itself; throughput is no concern here, unlike the online path (see openai_compatible.py).
+Control calls (files, batches, jobs) go through the provider's official client (`openai`,
+`google-genai`), which retries them itself; throughput is no concern here, unlike the online
+path (see openai_compatible.py).
 """
 
 from __future__ import annotations
