@@ -10,11 +10,16 @@ of the project:
 - kill + resume: batch on, the server holds the batch `in_progress`; the run is killed
   (SIGKILL) once it polls, the hold is released, and the same command runs again.
 
+`--provider gemini` runs the same on gemini-2.5-flash (Gemini's inline batch jobs; google-genai
+pointed at the loopback server by GOOGLE_GEMINI_BASE_URL; the embedded MiniLM embeds, as the
+loopback server speaks no Gemini embeddings).
+
 Reported per run: exit status, wall seconds (Kedro's start included), cost accounted
 (generation_report usage.cost_usd), chat requests sent online, chat requests carried by
 batches, Batch API calls (files, batches, polls), batches created, requests answered twice.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/batch_api.py [--repeats 3] [--examples 100]
+    PYTHONPATH=src .venv/bin/python benchmarks/batch_api.py [--repeats 3] [--examples 100] \
+        [--provider openai|gemini]
 """
 
 from __future__ import annotations
@@ -32,53 +37,62 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.rate_limits import control, loopback_server
 from tests.conftest import copy_project
+from tests.run_yaml import loopback_run_yaml
 
 EXAMPLE = ROOT / "examples" / "binary_single_customer_complaint.yaml"
 
 
-def run_yaml(base_url: str, target: Path, examples: int, batch: bool) -> Path:
-    """The example, `examples` rows one per call through `base_url`, batch on or off."""
-    config = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    config["run_steps"] = ["data_generation"]
-    generation = config["data_generation"]
-    generation["llm"] = {
+LLM = {
+    "openai": {
         "provider": "openai",
         "model": "gpt-4o-mini",
         "embedding_model": "text-embedding-3-small",
-        "base_url": base_url,
-    }
-    generation["generation"].update(
-        {
-            "total_examples": examples,
-            "examples_per_call": 1,
-            "async_config": {"max_concurrent_requests": 8, "max_retries": 1, "batch": batch},
-        }
+    },
+    "gemini": {"provider": "gemini", "model": "gemini-2.5-flash", "embedding_model": "local"},
+}
+# Batch API calls a run makes before its first poll: upload and create (OpenAI), create (Gemini)
+CALLS_TO_FIRST_POLL = {"openai": 3, "gemini": 2}
+
+
+def run_yaml(base_url: str, target: Path, examples: int, batch: bool, provider: str) -> Path:
+    """The example, `examples` rows one per call through `base_url`, batch on or off."""
+    llm = {**LLM[provider], **({"base_url": base_url} if provider == "openai" else {})}
+    return loopback_run_yaml(
+        EXAMPLE,
+        base_url,
+        target,
+        run_steps=["data_generation"],
+        data_generation__llm=llm,
+        data_generation__generation__total_examples=examples,
+        data_generation__generation__async_config={
+            "max_concurrent_requests": 8,
+            "max_retries": 1,
+            "batch": batch,
+        },
     )
-    generation["data_quality_metrics"]["enabled"] = False
-    target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return target
 
 
-def command(config: Path) -> tuple[list[str], dict[str, str]]:
+def command(config: Path, base_url: str) -> tuple[list[str], dict[str, str]]:
     environment = {
         **os.environ,
         "OPENAI_API_KEY": "sk-bench-0123456789",
+        "GOOGLE_API_KEY": "AIza-bench-0123456789",
+        "GOOGLE_GEMINI_BASE_URL": base_url.removesuffix("/v1"),
         "KEDRO_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(ROOT / "src"),
     }
     return [sys.executable, "-m", "judgeforge", "run", "-c", str(config)], environment
 
 
-def judgeforge_run(project: Path, config: Path) -> tuple[int, float]:
+def judgeforge_run(project: Path, config: Path, base_url: str) -> tuple[int, float]:
     """Exit status and wall seconds of `judgeforge run -c config` in `project`."""
-    args, environment = command(config)
+    args, environment = command(config, base_url)
     started = time.perf_counter()
     done = subprocess.run(
         args, check=False, cwd=project, env=environment, capture_output=True, text=True
@@ -88,16 +102,17 @@ def judgeforge_run(project: Path, config: Path) -> tuple[int, float]:
     return done.returncode, time.perf_counter() - started
 
 
-def killed_while_polling(project: Path, config: Path, base_url: str) -> float:
+def killed_while_polling(project: Path, config: Path, base_url: str, provider: str) -> float:
     """Start the run, SIGKILL it once it polls its held batch; return the seconds it ran."""
-    args, environment = command(config)
+    args, environment = command(config, base_url)
+    first_poll = CALLS_TO_FIRST_POLL[provider]
     started = time.perf_counter()
     process = subprocess.Popen(
         args, cwd=project, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        while process.poll() is None and control(base_url, "stats")["batch_api_calls"] < 3:
-            time.sleep(0.1)  # upload, create, then the first poll
+        while process.poll() is None and control(base_url, "stats")["batch_api_calls"] < first_poll:
+            time.sleep(0.1)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(30)
@@ -137,6 +152,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--provider", choices=sorted(LLM), default="openai")
     args = parser.parse_args()
     rows: dict[str, list[dict[str, Any]]] = {"online": [], "batch": [], "kill+resume": []}
     with tempfile.TemporaryDirectory() as scratch:
@@ -150,16 +166,21 @@ def main() -> None:
                         Path(scratch) / f"{name}-{repeat}.yaml",
                         args.examples,
                         batch=name != "online",
+                        provider=args.provider,
                     )
                     if name == "kill+resume":
                         batches(base_url, hold=True)
-                        killed_after = killed_while_polling(project, config, base_url)
+                        killed_after = killed_while_polling(
+                            project, config, base_url, args.provider
+                        )
                         batches(base_url, hold=False)
-                        status, wall = judgeforge_run(project, config)
+                        status, wall = judgeforge_run(project, config, base_url)
                         row = measured(base_url, project, status, wall)
                         row["killed_after_s"] = round(killed_after, 1)
                     else:
-                        row = measured(base_url, project, *judgeforge_run(project, config))
+                        row = measured(
+                            base_url, project, *judgeforge_run(project, config, base_url)
+                        )
                 runs.append(row)
                 print(name, json.dumps(row), flush=True)
     print("\nmedians:")

@@ -30,7 +30,7 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_validate_lists_a_generator_without_a_key_with_the_other_problems(
-    project_copy: Path
+    project_copy: Path,
 ) -> None:
     config = yaml.safe_load(COMPLAINTS.read_text())
     generation = config["data_generation"]
@@ -58,13 +58,13 @@ def test_validate_lists_a_generator_without_a_key_with_the_other_problems(
 def test_a_run_with_a_generator_it_cannot_use_stops_before_any_call(
     project_copy: Path, openai_server, tmp_path: Path
 ) -> None:
-    def config(name: str, **engine: object) -> str:
+    def config(name: str, generators: list[dict] = GENERATORS, **engine: object) -> str:
         path = loopback_run_yaml(
             COMPLAINTS,
             openai_server.base_url,
             tmp_path / name,
             run_steps=["data_generation"],
-            data_generation__diversity={"generators": GENERATORS},
+            data_generation__diversity={"generators": generators},
             data_generation__generation__async_config={"max_concurrent_requests": 2, **engine},
         )
         return str(path)
@@ -73,12 +73,20 @@ def test_a_run_with_a_generator_it_cannot_use_stops_before_any_call(
     no_key = judgeforge(project_copy, "run", "-c", config("run.yaml"), env={**key, **NO_GEMINI_KEY})
     assert error_line(no_key) == f"judgeforge: {GEMINI_LINE}"
 
-    gemini_key = {**key, "GOOGLE_API_KEY": "AIza-test-0123456789"}
-    batch = judgeforge(project_copy, "run", "-c", config("batch.yaml", batch=True), env=gemini_key)
+    # vegas has no batch API here (openai and gemini do)
+    vegas = {"provider": "vegas", "model": "m", "base_url": openai_server.base_url, "weight": 1.0}
+    vegas_key = {**key, "VEGAS_API_KEY": "vg-test-0123456789"}
+    batch = judgeforge(
+        project_copy,
+        "run",
+        "-c",
+        config("batch.yaml", [GENERATORS[0], vegas], batch=True),
+        env=vegas_key,
+    )
     assert error_line(batch) == (
-        "judgeforge: diversity.generators[1] gemini/gemini-2.5-flash: async_config.batch: "
-        "provider 'gemini' has no batch API judgeforge submits to; batch works with openai "
-        "(set batch: false for gemini)"
+        "judgeforge: diversity.generators[1] vegas/m: async_config.batch: "
+        "provider 'vegas' has no batch API judgeforge submits to; batch works with openai, "
+        "gemini (set batch: false for vegas)"
     )
     assert openai_server.requests == []
     assert not (project_copy / "data/02_intermediate").exists()

@@ -111,7 +111,6 @@ def test_a_refused_key_stops_at_the_upload_with_the_online_wording(server, make_
 @pytest.mark.parametrize(
     ("provider", "extra"),
     [
-        ("gemini", {"api_key": TEST_KEY}),
         (
             "azure",
             {"api_key": TEST_KEY, "base_url": "https://r.openai.azure.com", "deployment": "d"},

@@ -4,7 +4,9 @@ It answers `POST /v1/chat/completions`, `POST /v1/embeddings`, their Azure forms
 (`/openai/deployments/{deployment}/...`, base_url = `server.root_url`) and Gemini's
 `POST /v1beta/models/{model}:generateContent`, records every request, and counts the most
 requests it ever held at once. It also runs OpenAI's Batch API: `POST /v1/files` (upload),
-`GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}` (see "Batches" below).
+`GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches/{id}`, and Gemini's inline
+batch jobs: `POST /v1beta/models/{model}:batchGenerateContent`, `GET /v1beta/batches/{id}`
+(see "Batches" below).
 
 In tests (the server runs in a background thread of the test process)::
 
@@ -48,7 +50,11 @@ an online request would be (queue, responder, faults, default) and recorded in `
 `batch_id` set; 200s go to the output file, the others to the error file. An expired or
 cancelled batch answers its first half and lists the rest as errors (`batch_expired`); a failed
 one answers nothing. `batch_hold = True` keeps every batch `in_progress` (a run to kill while it
-waits). Files and batches are the provider's state: `reset()` keeps them.
+waits). Files and batches are the provider's state: `reset()` keeps them. Gemini batch jobs
+(`gemini_batches`, by name) go the same way: `BATCH_STATE_PENDING`, then `BATCH_STATE_RUNNING`,
+ended as `BATCH_STATE_SUCCEEDED` / `_FAILED` / `_EXPIRED` / `_CANCELLED` with each inlined
+request answered (recorded under its `:generateContent` path) into `inlinedResponses`, a
+non-200 as the response's `error`.
 
 `reset()` forgets queued replies, responder, records and counters. From another process use the
 control endpoints: `GET /_control/stats` (requests, max_in_flight, answered_twice,
@@ -162,7 +168,9 @@ class ReceivedRequest:
 
     @property
     def last_user_message(self) -> str:
-        """Content of the last user turn of a chat request ('' when there is none)."""
+        """Content of the last user turn of a chat (or Gemini generateContent) request ('' when none)."""
+        if isinstance(self.body, dict) and "contents" in self.body:
+            return _gemini_text(self.body)
         messages = self.body.get("messages", []) if isinstance(self.body, dict) else []
         users = [m.get("content", "") for m in messages if m.get("role") == "user"]
         return users[-1] if users else ""
@@ -175,7 +183,10 @@ class ReceivedRequest:
 
 
 Responder = Callable[[ReceivedRequest], Reply]
-BATCH_API_PATHS = ("/v1/files", "/v1/batches")
+BATCH_API_PATHS = ("/v1/files", "/v1/batches", "/v1beta/batches")
+GEMINI_BATCH_CREATE = ":batchGenerateContent"
+GEMINI_BATCH_STATES = {"completed": "BATCH_STATE_SUCCEEDED", "failed": "BATCH_STATE_FAILED",
+                       "expired": "BATCH_STATE_EXPIRED", "cancelled": "BATCH_STATE_CANCELLED"}
 
 # What a provider says when it refuses every call, per status (OpenAI's wording and codes).
 REFUSALS = {
@@ -281,6 +292,8 @@ class OpenAIServer:
         # the Batch API's state: uploaded files {id: (filename, purpose, content)}, batch objects
         self.files: dict[str, tuple[str, str, bytes]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
+        # Gemini batch jobs by name: {"name", "model", "requests" (the inlined ones), "state", "output"}
+        self.gemini_batches: dict[str, dict[str, Any]] = {}
         self.batch_polls = 2
         self.batch_outcome = "completed"
         self.batch_hold = False
@@ -322,7 +335,7 @@ class OpenAIServer:
     def answered_twice(self, path_suffix: str = "") -> list[str]:
         """Fingerprints of model requests (online or in a batch) that received a 200 more than once."""
         counts = Counter(r.fingerprint for r in self.requests if r.delivered and r.path.endswith(path_suffix)
-                         and not r.path.startswith(BATCH_API_PATHS))
+                         and not _is_batch_api(r.path))
         return [fingerprint for fingerprint, count in counts.items() if count > 1]
 
     def stats(self) -> dict[str, Any]:
@@ -333,9 +346,9 @@ class OpenAIServer:
             "answered_twice": len(self.answered_twice()),
             "delivered": sum(1 for r in self.requests if r.delivered),
             "status_counts": dict(Counter(r.status for r in self.requests)),
-            "batches_created": len(self.batches),
+            "batches_created": len(self.batches) + len(self.gemini_batches),
             "batch_requests": sum(1 for r in self.requests if r.batch_id is not None),
-            "batch_api_calls": sum(1 for r in self.requests if r.path.startswith(BATCH_API_PATHS)),
+            "batch_api_calls": sum(1 for r in self.requests if _is_batch_api(r.path)),
         }
 
     def start(self) -> OpenAIServer:
@@ -377,6 +390,8 @@ class OpenAIServer:
         app.router.add_get("/v1/files/{file_id}/content", self._file_content)
         app.router.add_post("/v1/batches", self._create_batch)
         app.router.add_get("/v1/batches/{batch_id}", self._retrieve_batch)
+        app.router.add_post("/{version}/models/{model}:batchGenerateContent", self._create_gemini_batch)
+        app.router.add_get("/{version}/batches/{batch_id}", self._get_gemini_batch)
         app.router.add_get("/_control/stats", self._stats)
         app.router.add_post("/_control/reset", self._reset)
         app.router.add_post("/_control/batches", self._control_batches)
@@ -526,6 +541,8 @@ class OpenAIServer:
     async def _retrieve_batch(self, request: web.Request) -> web.Response:
         """`GET /v1/batches/{id}`: the batch, moved one step on (ended at the `batch_polls`-th retrieve)."""
         batch_id = request.match_info["batch_id"]
+        if f"batches/{batch_id}" in self.gemini_batches:  # google-genai asks at this path too (api v1)
+            return await self._get_gemini_batch(request)
         self._record_control(request, None)
         batch = self.batches.get(batch_id)
         if batch is None:
@@ -584,6 +601,69 @@ class OpenAIServer:
                  "response": {"status_code": reply.status, "request_id": f"req_{number}", "body": parsed},
                  "error": None}
         return reply.status == 200, entry
+
+    async def _create_gemini_batch(self, request: web.Request) -> web.Response:
+        """`POST .../models/{model}:batchGenerateContent`: a Gemini batch job of inlined requests, pending."""
+        if self.refuse_status is not None:
+            return self._refuse_control(request)
+        body = _parse(await request.read())
+        inlined = (((body.get("batch") or {}).get("inputConfig") or {}).get("requests") or {}).get("requests") \
+            if isinstance(body, dict) else None
+        if not isinstance(inlined, list):
+            self._record_control(request, body)
+            return _gemini_status(400, "INVALID_ARGUMENT", "batch.inputConfig.requests.requests is required")
+        name = "batches/" + self._record_control(request, body, "gemini")
+        job = {"name": name, "model": request.match_info["model"], "version": request.match_info["version"],
+               "display_name": body["batch"].get("displayName"), "requests": inlined,
+               "state": "BATCH_STATE_PENDING", "output": None}
+        with self._lock:
+            self.gemini_batches[name] = job
+        return web.json_response(_gemini_operation(job))
+
+    async def _get_gemini_batch(self, request: web.Request) -> web.Response:
+        """`GET .../batches/{id}`: the job, moved one step on (ended at the `batch_polls`-th get)."""
+        name = f"batches/{request.match_info['batch_id']}"
+        self._record_control(request, None)
+        job = self.gemini_batches.get(name)
+        if job is None:
+            return _gemini_status(404, "NOT_FOUND", f"Batch {name} not found.")
+        if job["state"] in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING") and not self.batch_hold:
+            self._batch_retrieves[name] += 1
+            if self._batch_retrieves[name] >= self.batch_polls:
+                self._end_gemini_batch(job)
+            else:
+                job["state"] = "BATCH_STATE_RUNNING"
+        elif job["state"] == "BATCH_STATE_PENDING":
+            job["state"] = "BATCH_STATE_RUNNING"
+        return web.json_response(_gemini_operation(job))
+
+    def _end_gemini_batch(self, job: dict[str, Any]) -> None:
+        """Answer the job's inlined requests (all, half, or none by `batch_outcome`) into its output."""
+        outcome = self.batch_outcome
+        inlined = job["requests"]
+        answered = {"completed": len(inlined), "failed": 0}.get(outcome, len(inlined) // 2)
+        path = f"/{job['version']}/models/{job['model']}:generateContent"
+        responses = []
+        for item in inlined[:answered]:
+            body = {k: v for k, v in item.get("request", {}).items() if k != "model"}
+            reply = self._choose(ReceivedRequest(path, body, {}, 0, False, time.monotonic()))
+            if isinstance(reply.body, bytes):
+                parsed = _parse(reply.body)
+                delivered = reply.status == 200 and not isinstance(parsed, str)
+            else:
+                parsed, delivered = json.loads(self._body(path, body, reply, job["model"])), reply.status == 200
+            self._record(ReceivedRequest(path, body, {}, reply.status, delivered, time.monotonic(),
+                                         batch_id=job["name"]))
+            entry: dict[str, Any] = {"metadata": item.get("metadata")}
+            if reply.status == 200:
+                entry["response"] = parsed
+            else:
+                error = parsed.get("error", {}) if isinstance(parsed, dict) else {}
+                entry["error"] = {"code": reply.status, "message": error.get("message", str(parsed))}
+            responses.append(entry)
+        job["state"] = GEMINI_BATCH_STATES[outcome]
+        if outcome != "failed":
+            job["output"] = {"inlinedResponses": {"inlinedResponses": responses}}
 
     def _refuse_control(self, request: web.Request) -> web.Response:
         """A Batch API call refused as `refuse_status` refuses every call (a bad key refuses uploads too)."""
@@ -646,6 +726,28 @@ def _file_object(file_id: str, filename: str, purpose: str, content: bytes) -> d
     """A file object as OpenAI's /v1/files sends it."""
     return {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
             "filename": filename, "purpose": purpose, "status": "processed"}
+
+
+def _gemini_operation(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A Gemini batch job as the API sends it: an operation whose metadata is the GenerateContentBatch."""
+    metadata: dict[str, Any] = {
+        "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+        "name": job["name"], "model": f"models/{job['model']}", "displayName": job["display_name"],
+        "state": job["state"],
+    }
+    if job["output"] is not None:
+        metadata["output"] = job["output"]
+    ended = job["state"] not in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING")
+    return {"name": job["name"], "metadata": metadata, "done": ended}
+
+
+def _gemini_status(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": status, "message": message, "status": code}}, status=status)
+
+
+def _is_batch_api(path: str) -> bool:
+    """Whether `path` is a batch control call (files, batches), not a model request."""
+    return path.startswith(BATCH_API_PATHS) or path.endswith(GEMINI_BATCH_CREATE)
 
 
 def _not_found(message: str) -> web.Response:

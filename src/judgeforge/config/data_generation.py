@@ -299,7 +299,7 @@ class AsyncConfig(StrictModel):
     batch: bool = judgeforge_field(
         False,
         description="Send the generation and labelling calls through the provider's batch API "
-        "(OpenAI: half price, answers within 24 h); the batch id is kept with the response "
+        "(OpenAI, Gemini: half price, answers within 24 h); the batch id is kept with the response "
         "cache, so a killed run resumes it instead of paying twice. Embeddings stay online.",
     )
 

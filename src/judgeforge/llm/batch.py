@@ -1,20 +1,28 @@
-"""Chat requests through the OpenAI Batch API: JSONL upload, batch create, poll, download, answers by custom_id.
+"""Chat requests through provider batch APIs; here the generic part and OpenAI's Batch API.
+
+`ProviderBatchChat` holds what every provider's batches share: only uncached requests go out,
+each keyed by its cache key; the batch is noted in the ledger before it is polled; answers are
+delivered and cached as each batch is collected. Subclasses speak one provider's protocol:
+`BatchChat` the OpenAI Batch API (JSONL upload, batch create, poll, download, answers by
+custom_id), `gemini.GeminiBatchChat` Gemini's inline batch jobs.
 
 A batch is billed at the provider's batch price (`Provider.batch_price_factor`) and answers
 within its 24-hour window instead of seconds. Each request's custom_id is its cache key, so
 answers land in the response cache exactly as online answers do (a rerun pays nothing, and
 switching `batch` on or off reuses them). The batch id goes into the cache's ledger as soon as
 the batch exists: a killed run finds it there and resumes polling instead of paying twice.
-Control calls (files, batches) go through the official `openai` client, which retries them
-itself; throughput is no concern here, unlike the online path (see openai_compatible.py).
+Control calls (files, batches, jobs) go through the provider's official client (`openai`,
+`google-genai`), which retries them itself; throughput is no concern here, unlike the online
+path (see openai_compatible.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import openai
@@ -43,16 +51,17 @@ MAX_POLL_SECONDS = 60.0
 ENDED = frozenset({"failed", "expired", "cancelled"})
 
 
-class BatchChat:
+class ProviderBatchChat(ABC):
     """A chat backend that sends the uncached requests of each `complete` call as provider batches."""
+
+    # the most requests one batch carries
+    max_requests = MAX_BATCH_REQUESTS
 
     def __init__(
         self,
         provider: str,
         model: str,
-        endpoint: Endpoint,
-        base_url: str | None,
-        api_key: str | None,
+        endpoint: str,
         settings: EngineSettings,
         redact: Redactor,
         ledger: ResponseCache | None,
@@ -60,13 +69,24 @@ class BatchChat:
         self.provider = provider
         self.model = model
         # The online endpoint: batch and online answers to one request share a cache key.
-        self.endpoint = endpoint.chat_url
-        self._target = endpoint
-        self._base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
-        self._api_key = api_key
+        self.endpoint = endpoint
         self._settings = settings
         self._redact = redact
         self._ledger = ledger
+
+    @abstractmethod
+    def _api(self) -> AbstractAsyncContextManager[Any]:
+        """The provider's client for one `complete` call (its connections belong to this event loop)."""
+
+    @abstractmethod
+    async def _create(self, api: Any, items: list[tuple[str, LLMRequest]]) -> str:
+        """Create a batch of `items` (cache key, request); return its id."""
+
+    @abstractmethod
+    async def _collect(
+        self, api: Any, batch_id: str, keys: Sequence[str]
+    ) -> tuple[dict[str, LLMResponse], str]:
+        """Poll a batch of `keys` until it ends; its answers by key and, unless it succeeded, why not."""
 
     async def complete(
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
@@ -90,12 +110,16 @@ class BatchChat:
                 waiting = self._resumable(positions.keys())
                 carried = {key for carried_keys in waiting.values() for key in carried_keys}
                 fresh = [index for index, key in enumerate(keys) if key not in carried]
-                for start in range(0, len(fresh), MAX_BATCH_REQUESTS):
-                    chunk = fresh[start : start + MAX_BATCH_REQUESTS]
+                for start in range(0, len(fresh), self.max_requests):
+                    chunk = fresh[start : start + self.max_requests]
                     batch_id = await self._submit(api, [(keys[i], requests[i]) for i in chunk])
                     waiting[batch_id] = [keys[i] for i in chunk]
                 collected = await asyncio.gather(
-                    *(self._collect(api, batch_id) for batch_id in waiting), return_exceptions=True
+                    *(
+                        self._collect(api, batch_id, carried)
+                        for batch_id, carried in waiting.items()
+                    ),
+                    return_exceptions=True,
                 )
                 ended: list[str] = []
                 failure: BaseException | None = None
@@ -172,8 +196,37 @@ class BatchChat:
             if not keys.isdisjoint(carried)
         }
 
-    async def _submit(self, api: openai.AsyncOpenAI, items: list[tuple[str, LLMRequest]]) -> str:
-        """Upload the JSONL of `items`, create their batch, note it in the ledger; return its id."""
+    async def _submit(self, api: Any, items: list[tuple[str, LLMRequest]]) -> str:
+        """Create the batch of `items` and note it in the ledger; return its id."""
+        batch_id = await self._create(api, items)
+        if self._ledger is not None:
+            self._ledger.record_batch(
+                batch_id, self.provider, self.model, self.endpoint, [key for key, _ in items]
+            )
+        return batch_id
+
+
+class BatchChat(ProviderBatchChat):
+    """Chat requests as OpenAI Batch API batches (OpenAI's own or any server speaking the protocol)."""
+
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        endpoint: Endpoint,
+        base_url: str | None,
+        api_key: str | None,
+        settings: EngineSettings,
+        redact: Redactor,
+        ledger: ResponseCache | None,
+    ) -> None:
+        super().__init__(provider, model, endpoint.chat_url, settings, redact, ledger)
+        self._target = endpoint
+        self._base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
+        self._api_key = api_key
+
+    async def _create(self, api: openai.AsyncOpenAI, items: list[tuple[str, LLMRequest]]) -> str:
+        """Upload the JSONL of `items` and create their batch; return its id."""
         lines = [
             json.dumps(
                 {
@@ -198,24 +251,18 @@ class BatchChat:
                 completion_window=COMPLETION_WINDOW,
                 metadata={"submitted_by": "judgeforge"},
             )
-        if self._ledger is not None:
-            self._ledger.record_batch(
-                batch.id, self.provider, self.model, self.endpoint, [key for key, _ in items]
-            )
         return batch.id
 
     async def _collect(
-        self, api: openai.AsyncOpenAI, batch_id: str
+        self, api: openai.AsyncOpenAI, batch_id: str, keys: Sequence[str]
     ) -> tuple[dict[str, LLMResponse], str]:
         """Poll a batch until it ends; return its answers by custom_id and, unless it completed, why not."""
-        delay = max(self._settings.backoff_base_seconds, 0.05)
-        while True:
+        for delay in poll_delays(self._settings):
             async with self._calling("batches"):
                 batch = await api.batches.retrieve(batch_id)
             if batch.status == "completed" or batch.status in ENDED:
                 break
             await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_POLL_SECONDS)
         answers: dict[str, LLMResponse] = {}
         # An expired or cancelled batch still returns (and bills) the requests it finished.
         for file_id in (batch.output_file_id, batch.error_file_id):
@@ -227,10 +274,8 @@ class BatchChat:
             return answers, ""
         answered = sum(1 for answer in answers.values() if answer.ok)
         total = batch.request_counts.total if batch.request_counts else "?"
-        return answers, (
-            f"{self.provider} batch {batch_id} {batch.status}{_batch_errors(batch)}: "
-            f"{answered} of {total} requests answered and cached; rerun to submit the rest "
-            "as a new batch"
+        return answers, batch_problem(
+            self.provider, batch_id, f"{batch.status}{_batch_errors(batch)}", answered, total
         )
 
     @asynccontextmanager
@@ -264,6 +309,22 @@ class BatchChat:
             if isinstance(failure, ProviderError):
                 raise type(failure)(self._redact(str(failure))) from None
             raise BatchFailed(self._redact(f"{where}: {failure}")) from None
+
+
+def poll_delays(settings: EngineSettings) -> Iterator[float]:
+    """Seconds to wait between polls of a batch: from the engine's backoff base, doubling to a cap."""
+    delay = max(settings.backoff_base_seconds, 0.05)
+    while True:
+        yield delay
+        delay = min(delay * 2, MAX_POLL_SECONDS)
+
+
+def batch_problem(provider: str, batch_id: str, status: str, answered: int, total: Any) -> str:
+    """The line that says a batch ended without answering everything, and what a rerun does."""
+    return (
+        f"{provider} batch {batch_id} {status}: {answered} of {total} requests answered and "
+        "cached; rerun to submit the rest as a new batch"
+    )
 
 
 def read_batch_lines(text: str) -> dict[str, LLMResponse]:

@@ -146,7 +146,9 @@ def _batch_price_factor(provider: str) -> float:
 def _engine_settings(provider: str, settings: EngineSettings) -> EngineSettings:
     """The engine settings, once checked."""
     if provider not in PROVIDERS:
-        raise LLMConfigError(f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
+        raise LLMConfigError(
+            f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}"
+        )
     at_least = {
         "max_concurrent_requests": 1,
         "max_retries": 0,
@@ -156,7 +158,12 @@ def _engine_settings(provider: str, settings: EngineSettings) -> EngineSettings:
     for name, floor in at_least.items():
         if getattr(settings, name) < floor:
             raise LLMConfigError(f"{name} must be >= {floor}, got {getattr(settings, name)}")
-    positive = ["request_timeout_seconds", "retry_budget_seconds", "requests_per_minute", "tokens_per_minute"]
+    positive = [
+        "request_timeout_seconds",
+        "retry_budget_seconds",
+        "requests_per_minute",
+        "tokens_per_minute",
+    ]
     for name in positive:
         value = getattr(settings, name)
         if value is not None and value <= 0:
@@ -279,7 +286,13 @@ def _batch_backend(
     redact: Redactor,
     ledger: ResponseCache | None,
 ) -> ChatBackend:
-    """The chat backend sending requests as batches of an OpenAI-protocol provider."""
+    """The chat backend sending requests as the provider's batches."""
+    if connection.provider == "gemini":
+        from judgeforge.llm.gemini import GeminiBatchChat
+
+        return GeminiBatchChat(
+            model, str(connection.api_key), engine.settings, redact, ledger, connection.base_url
+        )
     endpoint = _openai_style_endpoint(
         connection, model, PROVIDERS[connection.provider].embedding_model
     )

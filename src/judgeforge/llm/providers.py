@@ -33,11 +33,11 @@ class Provider:
     batch_price_factor: float | None = None
 
 
-# OpenAI's Batch API bills half the online price for input and output tokens, as its pricing
-# page stated it when read (the same reading as types.PRICES_AS_OF). Gemini's Batch API is
-# also half price, but judgeforge does not submit Gemini batches (docs/configuration.md).
+# OpenAI's and Gemini's Batch APIs bill half the online price for input and output tokens, as
+# their pricing pages stated it when read (the same reading as types.PRICES_AS_OF).
 BATCH_PRICES_AS_OF = "2025-06"
 OPENAI_BATCH_PRICE_FACTOR = 0.5
+GEMINI_BATCH_PRICE_FACTOR = 0.5
 
 # The seed's order, used in every "must be one of" message.
 PROVIDERS: dict[str, Provider] = {
@@ -62,6 +62,7 @@ PROVIDERS: dict[str, Provider] = {
             ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
             "gemini-2.5-flash",
             "gemini-embedding-001",
+            batch_price_factor=GEMINI_BATCH_PRICE_FACTOR,
         ),
         Provider("local", False, False, (), EMBEDDED_MODEL_NAME, LOCAL_EMBEDDING_MODEL, False),
     )
