@@ -144,6 +144,9 @@ def pipeline_run(ref: str, base_url: str) -> dict[str, Any]:
     )
     config["run_steps"] = ["data_generation"]
     generation = config["data_generation"]
+    # run.yaml sits in the project folder, so the seed path is written from there (the example's
+    # own `../data/...` is relative to examples/)
+    generation["source_data"]["dataset"]["csv"]["file_path"] = "data/01_raw/customer_messages.csv"
     generation["llm"] = {
         "provider": "openai",
         "model": "bench-model",
