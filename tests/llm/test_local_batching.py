@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from judgeforge.llm import LLMRequest
+from judgeforge.llm.kv_cache import CHUNK_TOKENS
 from judgeforge.llm.local import LocalChat, answer_end, load_causal_lm, missing_label
 from judgeforge.models.embedded import embedded_model_dir
 
@@ -122,6 +123,23 @@ def test_rows_decoded_together_match_rows_decoded_alone(tiny_model_dir: Path) ->
     together = chat.generate_batch(requests)
     alone = [chat.generate_batch([request])[0] for request in requests]
     assert [a.text for a in together] == [a.text for a in alone]
+
+
+def test_rows_past_a_cache_chunk_match_rows_decoded_alone(tiny_model_dir: Path) -> None:
+    # contexts outgrow the cache's first chunk while rows leave and join (kv_cache.py)
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=2, show_progress=False)
+    requests = [
+        LLMRequest.from_prompt(prompt, max_tokens=budget)
+        for prompt, budget in (
+            ("A row that runs past the first chunk.", CHUNK_TOKENS + 20),
+            ("Leaves early.", 40),
+            ("Joins when the early one leaves, and runs long too.", CHUNK_TOKENS + 30),
+        )
+    ]
+    together = chat.generate_batch(requests)
+    alone = [chat.generate_batch([request])[0] for request in requests]
+    assert [a.text for a in together] == [a.text for a in alone]
+    assert together[0].input_tokens + together[0].output_tokens > CHUNK_TOKENS
 
 
 def test_seeded_sampling_does_not_depend_on_the_batch(tiny_model_dir: Path) -> None:

@@ -174,12 +174,13 @@ class ContinuousBatch:
     def admit(self, rows: Sequence[ActiveRow], prompts: Sequence[list[int]]) -> None:
         """Prefill `rows` (their prompts left-padded together) and pick each one's first token."""
         import torch
-        from transformers import DynamicCache
+
+        from judgeforge.llm.kv_cache import chunked_cache
 
         width = max(len(p) for p in prompts)
         ids = torch.tensor([[self.pad_token_id] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        cache = DynamicCache()
+        cache = chunked_cache()  # steps write in place, not by copying the context (kv_cache.py)
         logits = self._forward(ids, mask, cache)
         for row, row_logits in zip(rows, logits):
             row.tokens.append(_next_token(row_logits, row))
@@ -205,6 +206,8 @@ class ContinuousBatch:
         """Drop finished rows (by position in `rows`) and the padding columns no row needs any more."""
         import torch
 
+        from judgeforge.llm.kv_cache import chunked_cache
+
         keep = [i for i in range(len(self.rows)) if i not in finished]
         if not keep:
             self.rows, self.cache, self.mask = [], None, None
@@ -214,10 +217,10 @@ class ContinuousBatch:
         self.mask = self.mask[index]
         first_real = int(self.mask.any(dim=0).int().argmax())
         self.mask = self.mask[:, first_real:]
-        self.cache = _rebuild_cache(
+        self.cache = chunked_cache(
             [
-                (keys[index, :, first_real:], values[index, :, first_real:])
-                for keys, values, _ in self.cache
+                (layer.keys[index, :, first_real:], layer.values[index, :, first_real:])
+                for layer in self.cache.layers
             ]
         )
 
@@ -251,6 +254,8 @@ def _join_caches(cache: Any, mask: Any, other: Any, other_mask: Any) -> tuple[An
     """One cache holding the rows of both, the shorter left-padded to the longer."""
     import torch
 
+    from judgeforge.llm.kv_cache import chunked_cache
+
     width = max(mask.shape[1], other_mask.shape[1])
 
     def pad(tensor: Any, dim: int) -> Any:
@@ -262,17 +267,13 @@ def _join_caches(cache: Any, mask: Any, other: Any, other_mask: Any) -> tuple[An
         return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
     layers = [
-        (torch.cat([pad(k, 2), pad(k2, 2)]), torch.cat([pad(v, 2), pad(v2, 2)]))
-        for (k, v, _), (k2, v2, _) in zip(cache, other)
+        (
+            torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)]),
+            torch.cat([pad(mine.values, 2), pad(theirs.values, 2)]),
+        )
+        for mine, theirs in zip(cache.layers, other.layers)
     ]
-    return _rebuild_cache(layers), torch.cat([pad(mask, 1), pad(other_mask, 1)])
-
-
-def _rebuild_cache(layers: Sequence[tuple[Any, Any]]) -> Any:
-    """A DynamicCache holding the given (keys, values) per layer."""
-    from transformers import DynamicCache
-
-    return DynamicCache(ddp_cache_data=layers)
+    return chunked_cache(layers), torch.cat([pad(mask, 1), pad(other_mask, 1)])
 
 
 class LocalChat:

@@ -1,0 +1,67 @@
+"""A KV cache that grows in chunks and writes each decoding step in place.
+
+transformers' `DynamicLayer` appends a step's keys and values with `torch.cat`, copying every
+row's whole context at every step: at 8 rows × 1,200 tokens of context that copy was 61 % of a
+SmolLM2 decoding step on one CPU thread (profile in BENCHMARKS.md, issue 15). Here each layer
+keeps buffers with room for up to CHUNK_TOKENS more tokens and hands attention views of them,
+so a step writes one column; the buffers are copied only when they fill up. Values, shapes and
+masks are what `DynamicLayer` would give, so answers do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+CHUNK_TOKENS = 256  # spare room per growth: at most ~12 MB of SmolLM2 keys and values per row
+
+
+class ChunkedLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values are views of preallocated buffers, filled in place."""
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        self.keys = self._key_store = key_states[:, :, :0]
+        self.values = self._value_store = value_states[:, :, :0]
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new keys and values after the cached ones; return views of all of them."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        length = self.keys.shape[-2]
+        end = length + key_states.shape[-2]
+        # `keys` stops being a prefix of the buffer when an inherited method (crop aside) replaced it
+        if end > self._key_store.shape[-2] or self.keys.data_ptr() != self._key_store.data_ptr():
+            self._key_store = _with_room(self.keys, end)
+            self._value_store = _with_room(self.values, end)
+        self._key_store[:, :, length:end] = key_states
+        self._value_store[:, :, length:end] = value_states
+        self.keys = self._key_store[:, :, :end]
+        self.values = self._value_store[:, :, :end]
+        return self.keys, self.values
+
+
+def _with_room(cached: torch.Tensor, needed: int) -> torch.Tensor:
+    """A buffer holding `cached` with room for `needed` tokens rounded up to whole chunks."""
+    capacity = -(-needed // CHUNK_TOKENS) * CHUNK_TOKENS
+    batch, heads, length, head_dim = cached.shape
+    store = cached.new_empty(batch, heads, capacity, head_dim)
+    store[:, :, :length] = cached
+    return store
+
+
+def chunked_cache(layers: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> Cache:
+    """A cache of ChunkedLayers holding the given (keys, values) per layer; empty when none given."""
+    if not layers:
+        return Cache(layer_class_to_replicate=ChunkedLayer)
+    built = []
+    for keys, values in layers:
+        layer = ChunkedLayer()
+        layer.update(keys, values)
+        built.append(layer)
+    return Cache(layers=built)
