@@ -13,7 +13,9 @@ appended to `--out` as it finishes, so a long grid can be read while it runs.
 With `--synthetic M`, each size's N real rows are then also the seeds of M synthetic rows (half
 per class) that the embedded SmolLM2 generates through the synthesis nodes with a plain plan
 (`plan_diversity.synthesise`; answers cached in `--cache`, so a rerun repeats no call), and
-every arm runs again on the N real + M synthetic rows, scored on the same test rows. The judge
+every arm runs again on the N real + M synthetic rows, scored on the same test rows (the
+synthesis line also gives the share of synthetic labels that MiniLM + LR fitted on the whole
+real pool agrees with, a rough check of the generator's labels). The judge
 heads still pick their epoch and temperature on real rows only: the training pipeline's
 validation rows are drawn from the `source == "seed"` rows, which each result line records.
 
@@ -167,6 +169,16 @@ def synthetic_rows(
     }
 
 
+def label_agreement(pool: pd.DataFrame, synthetic: pd.DataFrame) -> float:
+    """Return the share of synthetic rows whose label MiniLM + LR fitted on the whole real pool agrees with."""
+    reference = LogisticRegression(max_iter=1000).fit(
+        embed_texts(pool["text"].tolist()), pool["label"]
+    )
+    return float(
+        (reference.predict(embed_texts(synthetic["text"].tolist())) == synthetic["label"]).mean()
+    )
+
+
 def score_arms(
     where: dict,
     train: pd.DataFrame,
@@ -244,7 +256,11 @@ def main() -> None:
                 continue
             synthetic, generation = synthetic_rows(train, test, args.synthetic, client)
             with_synthetic = {**where, "synthetic_rows": len(synthetic)}
-            _append(args.out, {**with_synthetic, "arm": "synthesis", **generation})
+            agreement = label_agreement(pool, synthetic)
+            _append(
+                args.out,
+                {**with_synthetic, "arm": "synthesis", **generation, "label_agreement": agreement},
+            )
             mixed = pd.concat([train[synthetic.columns], synthetic], ignore_index=True)
             score_arms(with_synthetic, mixed, test, test_minilm, minilm_rate, args)
     print_table(args.out)
