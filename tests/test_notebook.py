@@ -70,7 +70,8 @@ def test_walkthrough_notebook_runs_from_validation_to_predictions(
     )
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
     assert report["delivered_total"] == 8
-    assert (project_copy / "data/06_models/customer_complaint-judge/metrics.json").is_file()
+    # the run YAML sits next to the example: its judge folder (relative) lands under examples/
+    assert (project_copy / "examples/data/06_models/customer_complaint-judge/metrics.json").is_file()
 
 
 def _text(output: dict) -> str:
