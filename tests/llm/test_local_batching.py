@@ -9,32 +9,13 @@ import pytest
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.kv_cache import CHUNK_TOKENS
 from judgeforge.llm.local import LocalChat, answer_end, load_causal_lm, missing_label
-from judgeforge.models.embedded import embedded_model_dir
+from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random Llama with the embedded model's tokenizer, saved like a real checkpoint."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    target = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    return save_checkpoint(tiny_llama(), tmp_path_factory.mktemp("tiny-llama"))
 
 
 def test_a_stop_text_ends_generation_early(tiny_model_dir: Path) -> None:
@@ -168,28 +149,13 @@ def test_an_answer_ends_at_its_first_stop_text_or_where_its_json_closes() -> Non
 def ending_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Llama that ends its turn at every step (every logit equal, its end token the first)."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    tokenizer = embedded_tokenizer()
     tokenizer.eos_token = tokenizer.convert_ids_to_tokens(0)  # argmax of equal logits is id 0
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        eos_token_id=0,
-        tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(num_hidden_layers=1, eos_token_id=0)
     with torch.no_grad():
         model.lm_head.weight.fill_(0.01)
-    target = tmp_path_factory.mktemp("ending-llama")
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    return save_checkpoint(model, tmp_path_factory.mktemp("ending-llama"), tokenizer)
 
 
 def test_a_model_that_ends_before_its_layout_is_handed_the_missing_labels(

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from judgeforge import progress
-from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME, embedded_model_dir
+from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
+from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
 
 WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
 TOTAL = 4
@@ -27,23 +28,9 @@ def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     final norm keeps, and the output head scores WORDS high and every other token low on it.
     """
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    tokenizer = embedded_tokenizer()
+    model = tiny_llama(num_hidden_layers=1, max_position_embeddings=2048)
     words = tokenizer.convert_tokens_to_ids(list(WORDS))
     with torch.no_grad():
         for layer in model.model.layers:
@@ -56,9 +43,7 @@ def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model.lm_head.weight[:, 0] = -4.0
         model.lm_head.weight[words, 0] = 4.0
     cache = tmp_path_factory.mktemp("judgeforge-cache")
-    target = cache / EMBEDDED_MODEL_NAME
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    target = save_checkpoint(model, cache / EMBEDDED_MODEL_NAME, tokenizer)
     (target / COMPLETE_MARKER).write_text("a test model\n")
     return cache
 

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from judgeforge.llm.quantized import Int8Linear, quantize_linears
-
-
-def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=256,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    return LlamaForCausalLM(config).eval()
+from tests.support.tiny_judge import tiny_llama
 
 
 def test_every_linear_layer_becomes_int8_and_logits_stay_close() -> None:
-    model = tiny_llama()
+    model = tiny_llama(vocab_size=256, hidden_size=64, intermediate_size=128)
     ids = torch.randint(0, 256, (3, 12), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         float_logits = model(input_ids=ids).logits

@@ -16,30 +16,55 @@ INITIALIZER_RANGE = 0.1
 SEPARABLE_TEXTS = (" ".join(["good"] * 12), " ".join(["bad"] * 12), " ".join(["meh"] * 12))
 
 
-def save_tiny_llama(directory: str | Path, seed: int = 0) -> Path:
-    """Write a 2-layer, 64-wide random LlamaForCausalLM with the SmolLM2 tokenizer to `directory`; return it."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def tiny_llama(seed: int = 0, **overrides: Any) -> Any:
+    """A random LlamaForCausalLM sized to the embedded SmolLM2 tokenizer: 2 layers, 32 wide, unless `overrides` say otherwise."""
+    from transformers import LlamaConfig, LlamaForCausalLM
 
+    tokenizer = embedded_tokenizer()
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "tie_word_embeddings": False,
+    }
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**{**settings, **overrides})).eval()
+
+
+def embedded_tokenizer() -> Any:
+    """The embedded SmolLM2's tokenizer (a fresh copy: callers may change its special tokens)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(embedded_model_dir())
+
+
+def save_checkpoint(model: Any, directory: str | Path, tokenizer: Any | None = None) -> Path:
+    """Save `model` with `tokenizer` (default: the embedded one) to `directory` like a real checkpoint; return it."""
     target = Path(directory)
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    model.save_pretrained(target)
+    (tokenizer or embedded_tokenizer()).save_pretrained(target)
+    return target
+
+
+def save_tiny_llama(directory: str | Path, seed: int = 0) -> Path:
+    """Write a 2-layer, 64-wide random judge base (tied embeddings, wide init) to `directory`; return it."""
+    tokenizer = embedded_tokenizer()
+    model = tiny_llama(
+        seed,
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=1024,
         tie_word_embeddings=True,
         initializer_range=INITIALIZER_RANGE,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    return save_checkpoint(model, directory, tokenizer)
 
 
 def save_tiny_bert(directory: str | Path, seed: int = 0) -> Path:
