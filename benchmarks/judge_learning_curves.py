@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import statistics
 import tempfile
 import time
@@ -52,6 +54,8 @@ from judgeforge.training.baselines import embed_texts
 from judgeforge.training.calibration import expected_calibration_error
 from judgeforge.training.runtime import use_free_cores
 
+logger = logging.getLogger("judge_learning_curves")
+
 PROMPT_TEMPLATE = "Is the following movie review positive?\nReview: {text}\nAnswer true or false."
 LABELS = ("false", "true")
 POOL_ROWS = 500
@@ -71,8 +75,14 @@ def sentences(
     return reviews.iloc[:pool], reviews.iloc[pool : pool + test_rows]
 
 
-def head_config(head: str, epochs: int, seed: int) -> TrainingConfig:
+def head_config(
+    head: str, epochs: int, seed: int, cross_validation_below: int | None = None
+) -> TrainingConfig:
     """Return the CPU defaults of conf/base/parameters_training.yml with this head and prompt."""
+    # None keeps the config's default (k-fold when the held-out share would be under 20 rows).
+    selection = (
+        {} if cross_validation_below is None else {"cross_validation_below": cross_validation_below}
+    )
     return TrainingConfig.model_validate(
         {
             "metric": {"type": "boolean"},
@@ -89,6 +99,7 @@ def head_config(head: str, epochs: int, seed: int) -> TrainingConfig:
                 "optim": "adamw_torch",
                 "use_wandb": False,
                 "seed": seed,
+                **selection,
             },
             "output": {"model_name": "movie-sentiment-judge", "push_to_hub": False},
             "model": {
@@ -102,9 +113,16 @@ def head_config(head: str, epochs: int, seed: int) -> TrainingConfig:
     )
 
 
-def judge_arm(head: str, train: pd.DataFrame, test: pd.DataFrame, epochs: int, seed: int) -> dict:
+def judge_arm(
+    head: str,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    epochs: int,
+    seed: int,
+    cross_validation_below: int | None = None,
+) -> dict:
     """Train one head through the pipeline's nodes, reload it as saved, score the test rows."""
-    config = head_config(head, epochs, seed)
+    config = head_config(head, epochs, seed, cross_validation_below)
     splits = DatasetDict(
         {
             "train": Dataset.from_pandas(train, preserve_index=False),
@@ -112,13 +130,28 @@ def judge_arm(head: str, train: pd.DataFrame, test: pd.DataFrame, epochs: int, s
         }
     )
     train_examples, test_examples = nodes.format_judge_examples(splits, config)
-    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    started, cpu_started = time.perf_counter(), time.process_time()
     fit, validation = nodes.split_validation(train_examples, config)
     judge, log = nodes.train_judge(fit, validation, config)
     training_seconds = time.perf_counter() - started
+    training_cpu_seconds = time.process_time() - cpu_started
+    candidate = log["candidates"][head]
+    # Scoring 1,000 rows with a causal head takes long on a busy CPU: say what training chose first.
+    logger.info(
+        "%s head trained in %.0f s: best epoch %s, temperature %.2f, validation %s",
+        head,
+        training_seconds,
+        candidate["best_epoch"],
+        log["calibration"]["temperature"],
+        json.dumps(candidate["epochs"]),
+    )
     with tempfile.TemporaryDirectory() as folder:
         judge.save(folder)
-        predictions, scoring = nodes.score_with_judge(Judge.load(folder), test_examples)
+        loaded = Judge.load(folder)
+        cpu_started = time.process_time()
+        predictions, scoring = nodes.score_with_judge(loaded, test_examples)
+        scoring_cpu_seconds = time.process_time() - cpu_started
     probabilities = predictions[[f"probability_{label}" for label in LABELS]].to_numpy()
     truth = np.array([LABELS.index(label) for label in predictions["label"]])
     return {
@@ -126,9 +159,17 @@ def judge_arm(head: str, train: pd.DataFrame, test: pd.DataFrame, epochs: int, s
         "ece": expected_calibration_error(probabilities, truth),
         "training_seconds": training_seconds,
         "judgments_per_second": scoring["rows_per_second"],
-        "best_epoch": log["candidates"][head]["best_epoch"],
+        # On a shared machine wall clock says little; CPU seconds (all this process's threads) do.
+        "training_cpu_seconds": training_cpu_seconds,
+        "judgments_per_cpu_second": len(test) / scoring_cpu_seconds,
+        "cpu_threads": scoring["cpu_threads"],
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "best_epoch": candidate["best_epoch"],
+        # Validation scores per epoch (held out, or pooled out-of-fold), to judge the epoch picked.
+        "validation_epochs": candidate["epochs"],
         "temperature": log["calibration"]["temperature"],
         # Model selection must see real rows only: where the validation rows came from.
+        "validation_method": log["validation"]["method"],
         "validation_rows": len(validation),
         "validation_sources": sorted(set(validation[SOURCE])),
     }
@@ -201,7 +242,9 @@ def score_arms(
         args.out, {**where, "arm": "tfidf_lr", **tfidf_result, "judgments_per_second": tfidf_rate}
     )
     for head in args.heads:
-        result = judge_arm(head, train, test, args.epochs, where["repeat"])
+        result = judge_arm(
+            head, train, test, args.epochs, where["repeat"], args.cross_validation_below
+        )
         _append(args.out, {**where, "arm": head, **result})
 
 
@@ -224,6 +267,13 @@ def main() -> None:
         help="shuffles of the data (seeds 0, 1, …); medians reported",
     )
     parser.add_argument(
+        "--cross-validation-below",
+        type=int,
+        default=None,
+        help="k-fold selection when the held-out validation rows would be fewer than this "
+        "(default: the config's, 20); 0: always hold out 20 %% of the real rows (one training)",
+    )
+    parser.add_argument(
         "--synthetic",
         type=int,
         default=0,
@@ -233,6 +283,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="generator batch size")
     parser.add_argument("--out", type=Path, default=Path("judge_learning_curves.jsonl"))
     args = parser.parse_args()
+    # The training nodes log each epoch's validation scores: a long grid shows its progress.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     client = (
         build_llm_client(
