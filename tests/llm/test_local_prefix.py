@@ -20,7 +20,7 @@ from judgeforge.llm.local import (
     render_prompt,
     system_prefix_length,
 )
-from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
+from tests.llm.test_local_long_texts import rambling_model_cache  # noqa: F401 -- a fixture used below
 from tests.support.tiny_judge import save_checkpoint, tiny_llama
 
 RUBRIC = (
@@ -172,15 +172,14 @@ def test_the_store_evicts_the_least_recently_used_turn(tiny_model_dir: Path) -> 
 
 
 def test_a_synthesis_run_prefills_each_class_system_turn_once(
-    project_copy: Path, tmp_path: Path
+    project_copy: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Through `kedro run`: the embedded model (a tiny one here) reuses the classes' system turns."""
-    cache = tmp_path / "judgeforge-cache"
-    model = save_checkpoint(tiny_llama(max_position_embeddings=2048), cache / EMBEDDED_MODEL_NAME)
-    (model / COMPLETE_MARKER).write_text("a test model\n")
+    """Through `kedro run`: the embedded model (a tiny one that writes whole sentences) reuses
+    the system turn of each class's calls."""
+    model_cache = request.getfixturevalue("rambling_model_cache")
     local = {
         "data_generation": {
-            "generation": {"total_examples": 6, "examples_per_call": 1},
+            "generation": {"total_examples": 4, "examples_per_call": 1},
             "data_quality_metrics": {"enabled": False},
         }
     }
@@ -191,7 +190,7 @@ def test_a_synthesis_run_prefills_each_class_system_turn_once(
     logging_file.write_text(yaml.safe_dump(logging_config))
     env = {
         **os.environ,
-        "JUDGEFORGE_CACHE_DIR": str(cache),
+        "JUDGEFORGE_CACHE_DIR": str(model_cache),
         progress.INTERVAL_ENV: "0.2",
         "COLUMNS": "250",
     }
