@@ -1,17 +1,16 @@
 """Attention of the local provider: each row of a left-padded batch over its own tokens only.
 
-Two reasons, both measured on SmolLM2 (BENCHMARKS.md, issue 15):
-- Speed of decoding at long context. PyTorch's CPU flash kernel (what transformers' SDPA path
-  runs) is built for long query blocks; at 8 rows × 1,200 tokens of context a decoding step spent
-  ~5 ms per layer in it reading ~15 MB of keys and values (62 % of the step). A decoding query is
-  one token, so here it is a plain matmul, softmax and matmul over the row's cached keys and
-  values, the grouped-query heads sharing their key/value head by a reshape of the queries to
-  [kv heads, groups, dim] rather than a copy of the keys per query head (`repeat_kv`).
-- A row's answer bit for bit the same alone and in any batch. Over the padded width, the padding
-  shifts where the kernels' vectorised sums and blocks of keys start relative to the row's first
-  token, which changes the rounding. Here every row is computed on views that start at its first
-  real token, so its reductions have the same length and order whatever rows share its batch.
-  Prompts (several query tokens, a fresh cache) go through PyTorch's SDPA row by row, causal.
+Why: a row's answer bit for bit the same alone and in any batch. Over the padded width (what
+transformers' SDPA path computes), the padding shifts where PyTorch's vectorised sums and blocks of
+keys start relative to the row's first token, which changes the rounding: with SmolLM2's 64-wide
+heads no row of a padded batch matched itself decoded alone (BENCHMARKS.md, issue 15, fourth
+round). Here every row is computed on views of the cache that start at its first real token, so
+its reductions have the same length and order whatever rows share its batch:
+- a one-token (decoding) query is a plain matmul, softmax and matmul over the row's cached keys
+  and values, the grouped-query heads sharing their key/value head by a reshape of the queries to
+  [kv heads, groups, dim] rather than a copy of the keys per query head (`repeat_kv`); on long
+  rows it costs about what SDPA did, both being bound by reading the cache from memory;
+- a prompt (several query tokens, a fresh cache) is PyTorch's causal SDPA per row.
 Masks of other layouts (not left padding) and arguments that change the arithmetic (soft caps,
 position biases, sinks, dropout) go to transformers' SDPA for the whole batch.
 """
