@@ -26,7 +26,9 @@ INVALID = Reply.text("Sorry, I cannot write that.")
 ONE_AT_A_TIME = {"max_concurrent_requests": 1, "max_retries": 0}
 
 
-def valid_when(is_valid: Callable[[int, ReceivedRequest], bool]) -> Callable[[ReceivedRequest], Reply]:
+def valid_when(
+    is_valid: Callable[[int, ReceivedRequest], bool],
+) -> Callable[[ReceivedRequest], Reply]:
     """Return a responder answering the n-th chat request (from 0) with a new example when `is_valid(n, request)`, else with no JSON."""
     numbers, good = itertools.count(), unique_examples_responder()
 
@@ -41,7 +43,9 @@ def half_valid_by_content(request: ReceivedRequest) -> Reply:
     digest = hashlib.sha256(json.dumps(request.body, sort_keys=True).encode()).hexdigest()
     if int(digest[0], 16) % 2:
         return INVALID
-    return Reply.json({"examples": [{"text": f"A {requested_class(request)} message, {digest[:12]}"}]})
+    return Reply.json(
+        {"examples": [{"text": f"A {requested_class(request)} message, {digest[:12]}"}]}
+    )
 
 
 def test_examples_to_ask_divides_what_is_missing_by_the_valid_share() -> None:
@@ -64,7 +68,14 @@ def test_half_invalid_answers_fill_the_quota_in_two_rounds_with_no_more_calls(
     # 16, 8, 4, 2 and 1 calls here (31 calls); asking for missing / share takes 2 rounds of 16.
     openai_server.respond_with(valid_when(lambda n, _: n % 2 == 0))
     synthetic, rejects, stats, _ = run_generation(
-        client_factory(openai_server), {"1": 16, "0": 0}, metric, llm, columns, sampling, enhancement, holdout,
+        client_factory(openai_server),
+        {"1": 16, "0": 0},
+        metric,
+        llm,
+        columns,
+        sampling,
+        enhancement,
+        holdout,
         async_config=ONE_AT_A_TIME,
     )
     assert synthetic["label"].value_counts().to_dict() == {"1": 16}
@@ -85,8 +96,16 @@ def test_valid_examples_past_the_quota_are_set_aside_as_surplus_within_the_budge
     openai_server.respond_with(valid_when(lambda n, _: n >= 8))
     quotas = {"1": 8, "0": 0}
     synthetic, rejects, stats, _ = run_generation(
-        client_factory(openai_server), quotas, metric, llm, columns, sampling, enhancement, holdout,
-        max_attempts_per_example=3, async_config=ONE_AT_A_TIME,
+        client_factory(openai_server),
+        quotas,
+        metric,
+        llm,
+        columns,
+        sampling,
+        enhancement,
+        holdout,
+        max_attempts_per_example=3,
+        async_config=ONE_AT_A_TIME,
     )
     assert synthetic["label"].value_counts().to_dict() == {"1": 8}
     assert stats["calls_per_class"]["1"] == 24 and len(openai_server.requests) == 24
@@ -96,7 +115,9 @@ def test_valid_examples_past_the_quota_are_set_aside_as_surplus_within_the_budge
     assert (surplus["detail"] == "valid, but class complaint already had its quota").all()
     assert surplus["text"].str.startswith("A complaint message number").all()
     assert not set(surplus["text"]) & set(synthetic["text"])
-    report = build_generation_report(quotas, synthetic, rejects, stats, DatasetColumns(features=["text"], label="label"))
+    report = build_generation_report(
+        quotas, synthetic, rejects, stats, DatasetColumns(features=["text"], label="label")
+    )
     # surplus examples are valid: counted apart from the rejects
     assert report["rejected_total"] == 8 == report["rejected_by_reason"]["invalid_output"]
     assert SURPLUS not in report["rejected_by_reason"]
@@ -109,7 +130,14 @@ def test_a_class_that_never_answers_validly_spends_its_budget_in_two_rounds(
 ) -> None:
     openai_server.respond_with(lambda request: INVALID)
     synthetic, _, stats, _ = run_generation(
-        client_factory(openai_server), {"1": 4, "0": 2}, metric, llm, columns, sampling, enhancement, holdout,
+        client_factory(openai_server),
+        {"1": 4, "0": 2},
+        metric,
+        llm,
+        columns,
+        sampling,
+        enhancement,
+        holdout,
         max_attempts_per_example=3,
     )
     assert synthetic.empty
@@ -125,11 +153,15 @@ def test_a_killed_run_run_again_reuses_every_paid_answer_and_ends_as_an_uninterr
     quotas = {"1": 10, "0": 10}
     settings = (quotas, metric, llm, columns, sampling, enhancement, holdout)
     openai_server.respond_with(half_valid_by_content)
-    whole, whole_rejects, whole_stats, _ = run_generation(client_factory(openai_server, "whole.sqlite"), *settings)
+    whole, whole_rejects, whole_stats, _ = run_generation(
+        client_factory(openai_server, "whole.sqlite"), *settings
+    )
     assert whole_stats["rounds"] >= 2 and whole["label"].value_counts().to_dict() == quotas
     sent = len(openai_server.requests)
     # run again on the same cache: every answer comes from it, no request is sent
-    again, again_rejects, _, _ = run_generation(client_factory(openai_server, "whole.sqlite"), *settings)
+    again, again_rejects, _, _ = run_generation(
+        client_factory(openai_server, "whole.sqlite"), *settings
+    )
     pd.testing.assert_frame_equal(whole, again)
     pd.testing.assert_frame_equal(whole_rejects, again_rejects)
     assert len(openai_server.requests) == sent
@@ -137,7 +169,11 @@ def test_a_killed_run_run_again_reuses_every_paid_answer_and_ends_as_an_uninterr
     # a run on a fresh cache that the provider stops after 25 answers (a key revoked mid-run)
     openai_server.reset()
     openai_server.respond_with(
-        lambda request: half_valid_by_content(request) if len(openai_server.requests) < 25 else Reply.error(401, "key revoked")
+        lambda request: (
+            half_valid_by_content(request)
+            if len(openai_server.requests) < 25
+            else Reply.error(401, "key revoked")
+        )
     )
     client = client_factory(openai_server, "killed.sqlite")
     with pytest.raises(ProviderRejected):
@@ -145,10 +181,15 @@ def test_a_killed_run_run_again_reuses_every_paid_answer_and_ends_as_an_uninterr
     paid = {request.fingerprint for request in openai_server.requests if request.delivered}
     assert len(paid) == 25
     openai_server.respond_with(half_valid_by_content)
-    resumed, resumed_rejects, resumed_stats, _ = run_generation(client, *settings, async_config=ONE_AT_A_TIME)
+    resumed, resumed_rejects, resumed_stats, _ = run_generation(
+        client, *settings, async_config=ONE_AT_A_TIME
+    )
     # the same calls, in the same rounds: what was paid before is not asked again
     assert openai_server.answered_twice() == []
-    assert len({request.fingerprint for request in openai_server.requests if request.delivered}) == sent
+    assert (
+        len({request.fingerprint for request in openai_server.requests if request.delivered})
+        == sent
+    )
     pd.testing.assert_frame_equal(whole, resumed)
     pd.testing.assert_frame_equal(whole_rejects, resumed_rejects)
     assert resumed_stats["rounds"] == whole_stats["rounds"]
@@ -179,7 +220,11 @@ def test_judgeforge_run_reports_rounds_and_surplus(project_copy: Path, openai_se
     )
     result = subprocess.run(
         [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project_copy, capture_output=True, text=True, timeout=600, check=False,
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
