@@ -152,10 +152,13 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         # prompt tokens fed to the model (shared system turns once), where the code counts them
         prefilled = getattr(client.chat, "prefilled_tokens", None)
         client.close()
-    judged = len(synthetic) + len(rejects) + stats["surplus_examples"]
+    # newer code keeps its surplus examples in the rejects table too
+    surplus_rows = int((rejects["reason"] == "surplus").sum()) if len(rejects) else 0
+    judged = len(synthetic) + len(rejects) - surplus_rows + stats["surplus_examples"]
     return {
         "examples": len(synthetic),
         "calls": sum(stats["calls_per_class"].values()),
+        "rounds": stats["rounds"],
         "valid_share": round((len(synthetic) + stats["surplus_examples"]) / judged, 3)
         if judged
         else 0.0,
@@ -291,7 +294,9 @@ def summary(results: list[dict | None], timeout: int) -> str:
         f"{median('examples_per_cpu_s'):.3f} examples/CPU-s, {median('tokens_per_cpu_s'):.1f} "
         f"tokens/CPU-s; wall {median('examples_per_s'):.3f} examples/s, "
         f"{median('tokens_per_s'):.1f} tokens/s; valid share "
-        f"{statistics.median(r['valid_share'] for r in finished):.2f}"
+        f"{statistics.median(r['valid_share'] for r in finished):.2f}; calls "
+        f"{statistics.median(r['calls'] for r in finished):g}, rounds "
+        f"{statistics.median(r['rounds'] for r in finished):g}"
         f"{f', {late} run(s) past {timeout} s' if late else ''}"
     )
 

@@ -13,6 +13,7 @@ import yaml
 
 from judgeforge.command_line import main
 from judgeforge.config.data_generation import Postprocessing
+from judgeforge.pipelines.synthesis.generation import SURPLUS
 from judgeforge.pipelines.synthesis.parsing import postprocess
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.openai_server import Reply
@@ -81,7 +82,8 @@ def test_judgeforge_run_cleans_generated_fields_before_they_are_checked(
     assert len(rows) == 4
     assert rows["text"].str.fullmatch(r"> My order \d+ came late and I want my money back\.").all()
     rejects = pd.read_csv(project_copy / "data/02_intermediate/synthetic_rejects.csv")
-    assert rejects["text"].tolist() == ["> ok."]
+    # the follow-up round may bring a valid example more than needed: set aside as surplus
+    assert rejects.loc[rejects["reason"] != SURPLUS, "text"].tolist() == ["> ok."]
 
 
 @pytest.mark.parametrize(

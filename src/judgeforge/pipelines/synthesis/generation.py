@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,11 @@ class RejectReason(StrEnum):
     PAIR_PARTNER_REJECTED = "pair_partner_rejected"
 
 
+# The reason given to a valid example whose class had its quota when it came: a follow-up round
+# asks for more than is missing (see `examples_to_ask`), so a round may bring more than needed.
+# It is kept with the rejects (the user sees it) but is not a rejected answer.
+SURPLUS = "surplus"
+
 MIN_FIELD_CHARS = 3
 # A generated field may be this many times shorter than the shortest real one (and ≥ the floor).
 MIN_LENGTH_DIVISOR = 3
@@ -120,6 +126,9 @@ class GenerationResult:
     calls_per_generator: dict[str, int] = field(default_factory=dict)
     surplus: int = 0
     rounds: int = 0
+    # per class: the examples asked of it so far, and how many of them were valid (kept or surplus)
+    asked_per_class: dict[str, int] = field(default_factory=dict)
+    valid_per_class: dict[str, int] = field(default_factory=dict)
     debug_records: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -131,6 +140,20 @@ def fingerprint(example: Mapping[str, Any], fields: Sequence[str]) -> str:
 def call_budget(quota: int, examples_per_call: int, attempts_per_example: float) -> int:
     """Return the most calls a class may use to reach its quota."""
     return math.ceil(math.ceil(quota / examples_per_call) * attempts_per_example)
+
+
+def examples_to_ask(missing: int, valid: int, asked: int, attempts_per_example: float) -> int:
+    """Return how many examples a follow-up round asks of a class that lacks `missing`, `valid` of its `asked` so far being valid.
+
+    The missing count divided by the class's share of valid examples, so that one round rather
+    than many fills the quota: each round waits for its slowest answer, and a round of a few
+    calls leaves a batch nearly empty. Asking for exactly what is missing, round after round,
+    costs as many calls on average (missing / share each time), in more rounds. The share counts
+    one valid example more than seen (a class with no answer yet is asked exactly what it lacks)
+    and is at least 1 / attempts_per_example, the share the call budget is sized for.
+    """
+    share = min(1, max(Fraction(valid + 1, asked + 1), 1 / Fraction(attempts_per_example)))
+    return math.ceil(missing / share)
 
 
 def field_token_lengths(
@@ -190,6 +213,18 @@ def single(call: Call, key: str) -> tuple[Call, Mapping[str, Any]]:
     return call, {**call.plan_row, "class": key, PAIR_CLASS: "", "context_ids": shown}
 
 
+def count_valid(call: Call, outcome: Sequence[str], result: GenerationResult) -> None:
+    """Add a call's examples to the asked and valid counts of its class (a pair's: one to each of its two)."""
+    valid = [entry in ("accepted", SURPLUS) for entry in outcome]
+    if call.pair_key:
+        for position, key in enumerate((call.key, call.pair_key)):
+            result.asked_per_class[key] += 1
+            result.valid_per_class[key] += position < len(valid) and valid[position]
+    else:
+        result.asked_per_class[call.key] += call.examples
+        result.valid_per_class[call.key] += sum(valid)
+
+
 class ExampleGenerator:
     """Drives rounds of generation calls until every class quota is met or its budget is spent."""
 
@@ -247,15 +282,17 @@ class ExampleGenerator:
     ) -> GenerationResult:
         """Return the accepted examples (at most each quota) and everything set aside.
 
-        The first round sends the plan's calls. While a class lacks examples and has budget
-        left, the next round copies the plan rows of its calls that fell short (the values of
-        the plan stay; only the call id and seed are new). `budgets` (calls per class) defaults
+        The first round sends the plan's calls (the plan asks for each quota exactly). While a
+        class lacks examples and has budget left, the next round copies the plan rows of its
+        calls that fell short (the values of the plan stay; only the call id and seed are new),
+        asking for the missing examples divided by the class's share of valid ones
+        (`examples_to_ask`); valid examples past a quota are set aside as SURPLUS. `budgets` (calls per class) defaults
         to `call_budget` of each quota; `taken` holds fingerprints of examples accepted
         elsewhere (other shards), which count as duplicates here. With `refill` (a round name),
         the plan rows are copies asking again for what is missing: call `i` gets the id
         `<plan_call_id>/<refill>/<i>` and a seed of its own, so its request is new.
         """
-        result = GenerationResult(calls_per_class={key: 0 for key in quotas})
+        result = GenerationResult(**{name: dict.fromkeys(quotas, 0) for name in ("calls_per_class", "asked_per_class", "valid_per_class")})
         accepted = {key: 0 for key in quotas}
         self.taken.update(taken)
         if budgets is None:
@@ -272,7 +309,11 @@ class ExampleGenerator:
                 generator = call.plan_row["generator"]
                 result.calls_per_generator[generator] = result.calls_per_generator.get(generator, 0) + 1
             responses = self._send(calls)
-            delivered = {call.call_id: self._take(call, response, quotas, accepted, result) for call, response in zip(calls, responses)}
+            delivered = {}
+            for call, response in zip(calls, responses):
+                outcome = self._take(call, response, quotas, accepted, result)
+                count_valid(call, outcome, result)
+                delivered[call.call_id] = outcome.count("accepted")
             result.rounds += 1
             calls = self._follow_ups(calls, delivered, quotas, accepted, budgets, result)
         return result
@@ -307,7 +348,11 @@ class ExampleGenerator:
         budgets: Mapping[str, int],
         result: GenerationResult,
     ) -> list[Call]:
-        """Return the next round: copies of the plan rows of calls that fell short, for classes still missing examples."""
+        """Return the next round: copies of the plan rows of calls that fell short, for classes still missing examples.
+
+        A near-miss pair that fell short is asked again as it was; each class then asks for what
+        it still lacks over its share of valid examples (`examples_to_ask`), within its budget.
+        """
         per_call = self.generation.examples_per_call
         calls = []
         missing = {key: quota - accepted[key] for key, quota in quotas.items()}
@@ -325,11 +370,12 @@ class ExampleGenerator:
             short = [row for call, row in of_class if delivered[call.call_id] < call.examples] or [row for _, row in of_class]
             if missing[key] <= 0 or not short:
                 continue
-            count = min(math.ceil(missing[key] / per_call), budgets[key] - result.calls_per_class[key] - count_so_far)
+            wanted = examples_to_ask(missing[key], result.valid_per_class[key], result.asked_per_class[key], self.generation.max_attempts_per_example)
+            count = min(math.ceil(wanted / per_call), budgets[key] - result.calls_per_class[key] - count_so_far)
             for index in range(max(count, 0)):
                 row = short[index % len(short)]
                 call_id = f"{row[PLAN_CALL_ID]}/r{result.rounds}/{index}"
-                calls.append(self._call(row, call_id, stable_seed(self.seed, call_id), min(per_call, missing[key])))
+                calls.append(self._call(row, call_id, stable_seed(self.seed, call_id), min(per_call, wanted - index * per_call)))
         return calls
 
     def _call(self, plan_row: Mapping[str, Any], call_id: str, seed: int, count: int) -> Call:
@@ -386,8 +432,8 @@ class ExampleGenerator:
             for row in rows
         ]
 
-    def _take(self, call: Call, response: LLMResponse, quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> int:
-        """Return how many of the call's examples were accepted; record them and the rejects."""
+    def _take(self, call: Call, response: LLMResponse, quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> list[str]:
+        """Return what became of the call's answer, an entry per example ("accepted", SURPLUS or a reject reason); record them."""
         key = call.key
         outcome: list[str] = []
         if not response.ok:
@@ -413,8 +459,8 @@ class ExampleGenerator:
                     example, cut_off = self._ended_at_a_sentence(example, call.shape.fields[0])
                 reason, detail = self._check(example, key, cut_off, call.shape.fields)
                 if reason is None and accepted[key] >= quotas[key]:
-                    result.surplus += 1
-                    outcome.append("surplus")
+                    self._set_aside_surplus(result, call, response.text, [example], [key], [key])
+                    outcome.append(SURPLUS)
                     continue
                 if reason is not None:
                     self._reject(result, call, reason, detail, response.text, example)
@@ -423,7 +469,7 @@ class ExampleGenerator:
                 self._accept(call, example, key, accepted, result)
                 outcome.append("accepted")
         self._record_debug(call, response, outcome, result)
-        return outcome.count("accepted")
+        return outcome
 
     def _accept(self, call: Call, example: Mapping[str, Any], key: str, accepted: dict[str, int], result: GenerationResult) -> None:
         """Record an accepted example of class `key` with its call's plan values."""
@@ -438,22 +484,23 @@ class ExampleGenerator:
             }
         )
 
-    def _take_pair(self, call: Call, response: LLMResponse, examples: Sequence[Mapping[str, Any]], quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> int:
-        """Return 2 when both examples of a near-miss pair were accepted (one per class), else 0: a pair is kept whole or not at all."""
+    def _take_pair(self, call: Call, response: LLMResponse, examples: Sequence[Mapping[str, Any]], quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> list[str]:
+        """Return what became of a near-miss pair's two examples: a pair is kept whole (one example per class) or not at all."""
         outcome: list[str] = []
         keys = (call.key, call.pair_key)
         if len(examples) < 2:
             self._reject(result, call, RejectReason.INVALID_OUTPUT, f"a near-miss pair needs 2 examples, the answer holds {len(examples)}", response.text, examples[0] if examples else None)
             outcome.append(RejectReason.INVALID_OUTPUT.value)
-        elif any(accepted[key] >= quotas[key] for key in keys):
-            result.surplus += 2
-            outcome += ["surplus", "surplus"]
         else:
             cut_off = response.finish_reason == "length" and len(examples) == 2
             checks = [self._check(examples[0], keys[0], False, call.shape.fields), self._check(examples[1], keys[1], cut_off, call.shape.fields)]
             if checks[0][0] is None and fingerprint(examples[0], self.shape.fields) == fingerprint(examples[1], self.shape.fields):
                 checks[1] = (RejectReason.DUPLICATE, "the pair's two examples are the same text")
-            if all(reason is None for reason, _ in checks):
+            full = [key for key in keys if accepted[key] >= quotas[key]]
+            if all(reason is None for reason, _ in checks) and full:
+                self._set_aside_surplus(result, call, response.text, examples[:2], keys, full)
+                outcome += [SURPLUS, SURPLUS]
+            elif all(reason is None for reason, _ in checks):
                 for example, key in zip(examples, keys):
                     self._accept(call, example, key, accepted, result)
                 outcome += ["accepted", "accepted"]
@@ -464,7 +511,7 @@ class ExampleGenerator:
                     self._reject(result, call, reason, detail, response.text, examples[position], keys[position])
                     outcome.append(reason.value)
         self._record_debug(call, response, outcome, result)
-        return outcome.count("accepted")
+        return outcome
 
     def _record_debug(self, call: Call, response: LLMResponse, outcome: list[str], result: GenerationResult) -> None:
         """Keep the call's prompt, answer and outcome when generation.debug_save_prompts is on."""
@@ -520,11 +567,18 @@ class ExampleGenerator:
             return RejectReason.DUPLICATE, "same text as an accepted synthetic example"
         return None, ""
 
-    def _reject(self, result: GenerationResult, call: Call, reason: RejectReason, detail: str, raw: str, example: Mapping[str, Any] | None = None, key: str = "") -> None:
+    def _set_aside_surplus(self, result: GenerationResult, call: Call, raw: str, examples: Sequence[Mapping[str, Any]], keys: Sequence[str], full: Sequence[str]) -> None:
+        """Record valid examples (of classes `keys`) that came when the classes `full` had their quotas, with the rejects, as SURPLUS."""
+        detail = f"valid, but class {' and '.join(self.class_names[key] for key in full)} already had its quota"
+        for example, key in zip(examples, keys):
+            self._reject(result, call, SURPLUS, detail, raw, example, key)
+        result.surplus += len(examples)
+
+    def _reject(self, result: GenerationResult, call: Call, reason: str, detail: str, raw: str, example: Mapping[str, Any] | None = None, key: str = "") -> None:
         record = {
             "call_id": call.call_id,
             "class": self.class_names[key] if key else call.target.name,
-            "reason": reason.value,
+            "reason": str(reason),
             "detail": detail,
             "raw_answer": raw[:2000],
             "generator": call.plan_row["generator"],

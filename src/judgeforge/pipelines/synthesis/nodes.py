@@ -23,7 +23,7 @@ from judgeforge.config.diversity import DiversityConfig
 from judgeforge.config.labels import label_key
 from judgeforge.errors import UserError
 from judgeforge.llm.errors import DeliveryShortfall, shortfall
-from judgeforge.pipelines.synthesis.generation import ExampleGenerator, RejectReason
+from judgeforge.pipelines.synthesis.generation import SURPLUS, ExampleGenerator, RejectReason
 from judgeforge.pipelines.synthesis.plan import largest_remainder, row_plan_columns
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID, SEED_SOURCE, SOURCE, SYNTHETIC_SOURCE
@@ -109,6 +109,7 @@ def generate_examples(
     synthetic = pd.DataFrame(result.accepted, columns=[*columns.features, label, "call_id", *row_plan_columns(diversity)])
     synthetic.insert(0, ROW_ID, [f"syn-{i:06d}" for i in range(len(synthetic))])
     rejects = pd.DataFrame(result.rejects, columns=["call_id", "class", REJECT_REASON, "detail", *columns.features, "raw_answer", "generator"])
+    faults = rejected_answers(rejects)
     usages = {name: generator.clients[name].usage.as_dict() for name in result.calls_per_generator}
     delivered = synthetic[label].value_counts()
     stats = {
@@ -123,7 +124,7 @@ def generate_examples(
             name: {
                 "calls": calls,
                 "delivered": int((synthetic["generator"] == name).sum()),
-                "rejected": int((rejects["generator"] == name).sum()),
+                "rejected": int((faults["generator"] == name).sum()),
                 "usage": usages[name],
             }
             for name, calls in result.calls_per_generator.items()
@@ -137,6 +138,11 @@ def generate_examples(
     if missing:
         log.warning("attempt budget spent before every quota was met; missing per class: %s", missing)
     return synthetic, rejects, stats, result.debug_records
+
+
+def rejected_answers(rejects: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows of a rejects table that were rejected (not the SURPLUS examples set aside with them)."""
+    return rejects[rejects[REJECT_REASON] != SURPLUS]
 
 
 def require_delivery(synthetic: pd.DataFrame, generation_report: dict[str, Any]) -> pd.DataFrame:
@@ -193,15 +199,19 @@ def assemble_train_and_test(
 def build_generation_report(
     quotas: dict[str, int], synthetic: pd.DataFrame, rejects: pd.DataFrame, stats: dict[str, Any], columns: DatasetColumns
 ) -> dict[str, Any]:
-    """Return requested vs delivered per class, rejects by reason, calls, cache hits, tokens and cost."""
+    """Return requested vs delivered per class, rejects by reason, calls, cache hits, tokens and cost.
+
+    Surplus examples (valid, past a quota) are counted in the stats' `surplus_examples`, not as rejects.
+    """
     label = columns.label_column
     delivered = synthetic[label].value_counts()
-    by_reason = rejects[REJECT_REASON].value_counts()
+    rejected = rejected_answers(rejects)
+    by_reason = rejected[REJECT_REASON].value_counts()
     return {
         "requested_total": int(sum(quotas.values())),
         "delivered_total": len(synthetic),
         "per_class": {key: {"requested": quota, "delivered": int(delivered.get(key, 0))} for key, quota in quotas.items()},
-        "rejected_total": len(rejects),
+        "rejected_total": len(rejected),
         "rejected_by_reason": {reason.value: int(by_reason.get(reason, 0)) for reason in RejectReason},
         **stats,
     }

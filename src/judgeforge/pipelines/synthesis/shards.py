@@ -32,6 +32,7 @@ from judgeforge.pipelines.synthesis.nodes import (
     GenerationInputs,
     SynthesisError,
     generate_examples,
+    rejected_answers,
     total_usage,
 )
 from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID
@@ -271,7 +272,7 @@ def merged_stats(
             name: {
                 "calls": sum(n["calls"] for n in numbers),
                 "delivered": int((rows["generator"] == name).sum()),
-                "rejected": int((rejects["generator"] == name).sum()),
+                "rejected": int((rejected_answers(rejects)["generator"] == name).sum()),
                 "usage": total_usage(n["usage"] for n in numbers),
             }
             for name, numbers in by_generator.items()
