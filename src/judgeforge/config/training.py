@@ -276,7 +276,9 @@ class ModelConfig(StrictModel):
         False,
         description="Score with the judge's linear layers in int8 when it runs on a CPU (evaluation "
         "and judgeforge predict): weights per output channel, activations per token, so a row "
-        "scores the same in any batch; the output head stays float. On a GPU: ignored.",
+        "scores the same in any batch; the output head stays float. About twice the rows per "
+        "CPU-second; measured to keep an encoder judge's labels, not yet a causal one's "
+        "(BENCHMARKS.md). On a GPU: ignored.",
     )
 
     @model_rules
