@@ -74,6 +74,7 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "training.model.head",
         "training.model.encoder_name",
         "training.model.encoder_learning_rate",
+        "training.model.int8_inference",
         *(
             f"data_generation.diversity.{leaf}"
             for leaf in (

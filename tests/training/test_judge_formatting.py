@@ -12,8 +12,10 @@ from judgeforge.models.embedded import embedded_model_dir
 from judgeforge.pipelines.training.nodes import format_judge_examples
 from judgeforge.training.formatting import (
     AnswerSpace,
+    ChatPrompt,
     LabelValueError,
     TemplateColumnError,
+    prompts_token_ids,
     training_record,
 )
 from judgeforge.training.loading import ModelLoadError, base_model_source, load_tokenizer
@@ -104,15 +106,42 @@ def test_missing_splits_and_label_columns_are_named(dataset_section: dict, messa
 
 
 def test_training_records_use_chat_messages_or_plain_text() -> None:
-    assert training_record("Q?", "true", chat=True) == {
-        "prompt": [{"role": "user", "content": "Q?"}],
+    assert training_record("Q?", "true", chat=ChatPrompt("Answer true or false.")) == {
+        "prompt": [
+            {"role": "system", "content": "Answer true or false."},
+            {"role": "user", "content": "Q?"},
+        ],
         "completion": [{"role": "assistant", "content": "true"}],
     }
-    assert training_record("Q?", "0", chat=False) == {"prompt": "Q?\n", "completion": "0"}
+    assert training_record("Q?", "0", chat=None) == {"prompt": "Q?\n", "completion": "0"}
 
 
-@pytest.mark.parametrize("chat", [True, False])
-def test_answers_start_with_distinct_single_tokens(chat: bool) -> None:
+def test_the_judges_system_message_names_the_answers() -> None:
+    assert AnswerSpace.from_metric(config().metric).instruction == "Answer true or false."
+    multi = TrainingMetricConfig(type="multi_class", classes=["billing", "shipping", "returns"])
+    assert AnswerSpace.from_metric(multi).instruction == "Answer 0, 1 or 2."
+
+
+def test_the_judges_system_message_replaces_the_chat_templates_default_one() -> None:
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+    prompt = "Is the following movie review positive?\nReview: a witty, seductive movie.\nAnswer true or false."
+    default = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}],
+        tokenize=True,
+        return_dict=True,
+        add_generation_prompt=True,
+    )["input_ids"]
+    ids = prompts_token_ids(tokenizer, [prompt], ChatPrompt("Answer true or false."))[0]
+    text = tokenizer.decode(ids)
+    assert "SmolLM" in tokenizer.decode(default) and "SmolLM" not in text
+    assert text.startswith(
+        "<|im_start|>system\nAnswer true or false.<|im_end|>\n<|im_start|>user\n"
+    )
+    assert len(ids) <= len(default) - 10
+
+
+@pytest.mark.parametrize("chat", [ChatPrompt("Answer true or false."), None])
+def test_answers_start_with_distinct_single_tokens(chat: ChatPrompt | None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     assert len(set(answer_token_ids(tokenizer, ["false", "true"], chat))) == 2
     assert len(set(answer_token_ids(tokenizer, [str(i) for i in range(10)], chat))) == 10

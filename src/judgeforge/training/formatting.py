@@ -71,6 +71,29 @@ class AnswerSpace:
         """Return the user-facing label of a model answer."""
         return self.labels[self.answers.index(answer)]
 
+    @property
+    def instruction(self) -> str:
+        """Return what the judge's system message says: the answers it may give."""
+        if self.metric_type == "boolean":
+            return "Answer true or false."
+        return f"Answer {', '.join(self.answers[:-1])} or {self.answers[-1]}."
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """A prompt that goes through the tokenizer's chat template after the judge's own system message.
+
+    Without a system message many chat templates put in their default one (SmolLM2: "You are a
+    helpful AI assistant named SmolLM, trained by Hugging Face"), which every row would pay for
+    (BENCHMARKS.md, issue 12 round 4); the judge's says what it may answer, in a few tokens.
+    """
+
+    system: str
+
+    def messages(self, prompt: str) -> list[dict[str, str]]:
+        """Return the system message and the prompt as the user's message."""
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
+
 
 def check_template_columns(template: str, columns: Sequence[str], where: str) -> None:
     """Raise one clear error when the template's placeholders name columns that `where` lacks."""
@@ -154,39 +177,45 @@ def uses_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def training_record(prompt: str, answer: str, chat: bool) -> dict[str, Any]:
+def training_record(prompt: str, answer: str, chat: ChatPrompt | None) -> dict[str, Any]:
     """Return one TRL prompt-completion example: chat messages, or plain text when there is no chat template."""
     if chat:
         return {
-            "prompt": [{"role": "user", "content": prompt}],
+            "prompt": chat.messages(prompt),
             "completion": [{"role": "assistant", "content": answer}],
         }
     return {"prompt": prompt + PLAIN_PROMPT_SUFFIX, "completion": answer}
 
 
-def prompt_token_ids(tokenizer: Any, prompt: str, chat: bool) -> list[int]:
+def prompt_token_ids(tokenizer: Any, prompt: str, chat: ChatPrompt | None) -> list[int]:
     """Return the token ids the model sees before its answer, tokenized exactly as TRL does in training."""
     return prompts_token_ids(tokenizer, [prompt], chat)[0]
 
 
-def prompts_token_ids(tokenizer: Any, prompts: Sequence[str], chat: bool) -> list[list[int]]:
+def prompts_token_ids(
+    tokenizer: Any, prompts: Sequence[str], chat: ChatPrompt | None
+) -> list[list[int]]:
     """Return `prompt_token_ids` of each prompt, tokenized in one batched call."""
     if not prompts:
         return []
     if chat:
-        conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
         encoded = tokenizer.apply_chat_template(
-            conversations, tokenize=True, return_dict=True, add_generation_prompt=True
+            [chat.messages(prompt) for prompt in prompts],
+            tokenize=True,
+            return_dict=True,
+            add_generation_prompt=True,
         )
         return [list(ids) for ids in encoded["input_ids"]]
     texts = [prompt + PLAIN_PROMPT_SUFFIX for prompt in prompts]
     return [list(ids) for ids in tokenizer(text=texts)["input_ids"]]
 
 
-def prompt_and_answer_token_ids(tokenizer: Any, prompt: str, answer: str, chat: bool) -> list[int]:
+def prompt_and_answer_token_ids(
+    tokenizer: Any, prompt: str, answer: str, chat: ChatPrompt | None
+) -> list[int]:
     """Return the token ids of a prompt followed by its answer, as TRL tokenizes a training example."""
     if chat:
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+        messages = [*chat.messages(prompt), {"role": "assistant", "content": answer}]
         return list(
             tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
         )

@@ -7,19 +7,26 @@
 - `encoder`: a small encoder (default the embedded MiniLM) fine-tuned with a classification head on
   its mean-pooled token states (how sentence encoders make their sentence vectors).
 
-The causal heads read the rendered prompt template. The encoder reads the row's feature columns
-without the template's wording (the same for every row, it would be averaged into every pooled
-vector and make short rows several times longer): a single column's bare text, or `name: value`
-per column joined by the tokenizer's separator token. Either way each field is cut so that the
+The causal heads read the rendered prompt template (`generate` as the user's message of a chat,
+after a system message of the judge's own that names the answers). The encoder reads the row's
+feature columns without the template's wording (the same for every row, it would be averaged into
+every pooled vector and make short rows several times longer): a single column's bare text, or
+`name: value` per column joined by the tokenizer's separator token. Either way each field is cut so that the
 whole fits `max_seq_length` (`context` first).
 Probabilities are the softmax of the logits divided by the judge's fitted temperature.
+With `model.int8_inference` a judge loaded on a CPU scores with its body's linear layers in int8
+(`judgeforge.llm.quantized`: a scale per output channel and per token, exact int32 sums, so a
+row's result does not depend on the rows beside it); the output head stays float. The layers are
+swapped at the first scoring call, so that a loaded judge that is only saved again (publishing)
+writes its float weights.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +36,13 @@ import torch
 
 from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.errors import UserError
+from judgeforge.llm.quantized import quantize_linears
 from judgeforge.training.calibration import probabilities_at
 from judgeforge.training.encoder import HEAD_FILE
 from judgeforge.training.formatting import (
     FIELD_SEPARATOR,
     AnswerSpace,
+    ChatPrompt,
     check_template_columns,
     feature_template,
     prompt_and_answer_token_ids,
@@ -59,6 +68,7 @@ from judgeforge.training.scoring import (
     REFERENCE_PROMPT,
     answer_logits,
     answer_token_ids,
+    causal_classifier_logits,
     classifier_logits,
 )
 
@@ -85,10 +95,22 @@ class Judge:
     config: TrainingConfig
     head: str = GENERATE
     temperature: float = 1.0
+    # The generate head's system message; None: the answers the metric allows (a saved judge
+    # keeps the one it was trained with).
+    system_prompt: str | None = None
+    # Whether scoring runs the body's linear layers in int8 (set by `load`).
+    int8: bool = False
+    _quantized: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.answer_space = AnswerSpace.from_metric(self.config.metric)
-        self.chat = self.head == GENERATE and uses_chat_template(self.tokenizer)
+        if self.system_prompt is None:
+            self.system_prompt = self.answer_space.instruction
+        self.chat = (
+            ChatPrompt(self.system_prompt)
+            if self.head == GENERATE and uses_chat_template(self.tokenizer)
+            else None
+        )
         self.answer_token_ids = (
             answer_token_ids(self.tokenizer, self.answer_space.answers, self.chat)
             if self.head == GENERATE
@@ -108,6 +130,19 @@ class Judge:
         self.field_budget = max(
             0, self.config.training.max_seq_length - frame_tokens - self._answer_tokens()
         )
+        self.shared_prefix_ids = self._shared_prefix_ids()
+
+    def _shared_prefix_ids(self) -> list[int]:
+        """Return the tokens every row's input starts with (a causal head runs them once per call).
+
+        They come from the template with two different values, not from the rows scored together,
+        so a row is split the same way alone or in any batch.
+        """
+        if self.head == ENCODER:
+            return []  # every token of an encoder sees the whole row
+        names = template_placeholders(self.input_template)
+        probes = [render_prompt(self.input_template, dict.fromkeys(names, v)) for v in "ab"]
+        return list(os.path.commonprefix(self.inputs_ids(probes)))
 
     def _answer_tokens(self) -> int:
         if self.head != GENERATE:
@@ -149,8 +184,12 @@ class Judge:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Judge:
-        """Return the judge saved under `path`, LoRA merged into its base model for fast inference."""
+    def load(cls, path: str | Path, int8: bool | None = None) -> Judge:
+        """Return the judge saved under `path`, LoRA merged into its base model for fast inference.
+
+        Its linear layers run in int8 on a CPU when `int8` says so (None: its config's
+        `model.int8_inference`); on a GPU it runs in bfloat16 or float32.
+        """
         directory = Path(path)
         if not (directory / JUDGE_CONFIG_FILE).is_file():
             raise FileNotFoundError(
@@ -176,12 +215,25 @@ class Judge:
             )
         if adapter:
             model = load_merged_adapter(model, str(directory))
+        model = _on_inference_device(model)
+        int8 = (config.model.int8_inference if int8 is None else int8) and _on_cpu(model)
         return cls(
-            _on_inference_device(model), tokenizer, config, head, saved.get("temperature", 1.0)
+            model,
+            tokenizer,
+            config,
+            head,
+            saved.get("temperature", 1.0),
+            saved.get("system_prompt"),
+            int8,
         )
 
     def save(self, path: str | Path) -> None:
         """Write the weights (the LoRA adapter, or the whole model), the tokenizer and the resolved config."""
+        if self._quantized:
+            raise ValueError(
+                "this judge has scored with int8 layers, whose float weights are gone: save it "
+                "before it scores, or load it with int8=False"
+            )
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)
@@ -195,7 +247,8 @@ class Judge:
             "labels": list(self.answer_space.labels),
             "answers": list(self.answer_space.answers),
             "answer_token_ids": self.answer_token_ids,
-            "uses_chat_template": self.chat,
+            "uses_chat_template": bool(self.chat),
+            "system_prompt": self.chat.system if self.chat else None,
             "input_template": self.input_template,
             "temperature": self.temperature,
         }
@@ -228,6 +281,10 @@ class Judge:
         """Return an (n_prompts, n_classes) array of class logits for rendered prompts."""
         if len(prompts) == 0:
             return np.zeros((0, len(self.labels)))
+        if self.int8 and not self._quantized:
+            # The body only: the output head is a small share of the work and decides the label.
+            quantize_linears(self.model.encoder if self.head == ENCODER else self.model.base_model)
+            self._quantized = True
         ids = self.inputs_ids(prompts)
         max_length = self.config.training.max_seq_length
         if self.head == GENERATE:
@@ -238,6 +295,16 @@ class Judge:
                 pad_token_id=self.tokenizer.pad_token_id,
                 max_length=max_length,
                 batch_size=SCORING_BATCH_SIZE,
+                prefix_ids=self.shared_prefix_ids,
+            )
+        if self.head == CLASSIFY:
+            return causal_classifier_logits(
+                self.model,
+                ids,
+                self.tokenizer.pad_token_id,
+                max_length,
+                SCORING_BATCH_SIZE,
+                self.shared_prefix_ids,
             )
         return classifier_logits(
             self.model, ids, self.tokenizer.pad_token_id, max_length, SCORING_BATCH_SIZE
@@ -279,6 +346,10 @@ def _inference_dtype() -> torch.dtype:
 
 def _on_inference_device(model: Any) -> Any:
     return model.to("cuda") if torch.cuda.is_available() else model
+
+
+def _on_cpu(model: Any) -> bool:
+    return next(model.parameters()).device.type == "cpu"
 
 
 READERS = {

@@ -1,4 +1,11 @@
-"""Class logits from one forward pass: each class's first answer token, or a classification head."""
+"""Class logits from one forward pass: each class's first answer token, or a classification head.
+
+A causal judge's rows share the tokens its template puts before the first field (the chat's system
+message, the template's opening words): those are run once per call and their keys and values
+reused by every row that starts with them, so a row pays for its own tokens only. Rows are
+left-padded after that shared prefix, positions count real tokens only, so a row scores as it
+would alone.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
 from judgeforge import progress
-from judgeforge.training.formatting import prompt_and_answer_token_ids, prompt_token_ids
+from judgeforge.training.formatting import (
+    ChatPrompt,
+    prompt_and_answer_token_ids,
+    prompt_token_ids,
+)
 
 # Any prompt will do: chat templates and the plain-text suffix end the prompt the same way.
 REFERENCE_PROMPT = "Is this example positive?"
@@ -19,7 +31,7 @@ class AnswerTokenError(ValueError):
     """The classes' answers cannot be told apart by their first token."""
 
 
-def answer_token_ids(tokenizer: Any, answers: Sequence[str], chat: bool) -> list[int]:
+def answer_token_ids(tokenizer: Any, answers: Sequence[str], chat: ChatPrompt | None) -> list[int]:
     """Return the first token the model emits for each answer; they must be distinct."""
     prompt_ids = prompt_token_ids(tokenizer, REFERENCE_PROMPT, chat)
     first_tokens = []
@@ -47,27 +59,116 @@ def answer_logits(
     pad_token_id: int,
     max_length: int,
     batch_size: int,
+    prefix_ids: Sequence[int] = (),
 ) -> np.ndarray:
     """Return an (n_prompts, n_classes) array: the class tokens' logits at the answer position."""
-    device = next(model.parameters()).device
-    class_ids = torch.tensor(list(class_token_ids), device=device)
-
-    def batch_logits(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
-        position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)
-        logits = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            logits_to_keep=1,
-        ).logits[:, -1, :]
-        return logits.index_select(dim=-1, index=class_ids)
-
+    class_ids = torch.tensor(list(class_token_ids), device=next(model.parameters()).device)
     # Keep the end of an over-long prompt: the answer position must stay in view.
     clipped = [ids[-max_length:] for ids in prompts_ids]
-    return _batched(
-        model, clipped, len(class_ids), pad_token_id, batch_size, batch_logits, pad_left=True
+    return _causal_batched(
+        model,
+        clipped,
+        prefix_ids,
+        len(class_ids),
+        pad_token_id,
+        batch_size,
+        lambda outputs: outputs.logits[:, -1, :].index_select(dim=-1, index=class_ids),
+        logits_to_keep=1,
     )
+
+
+@torch.inference_mode()
+def causal_classifier_logits(
+    model: Any,
+    prompts_ids: Sequence[list[int]],
+    pad_token_id: int,
+    max_length: int,
+    batch_size: int,
+    prefix_ids: Sequence[int] = (),
+) -> np.ndarray:
+    """Return an (n_prompts, n_classes) array: a causal LM's sequence-classification logits (its last token)."""
+    clipped = [ids[:max_length] for ids in prompts_ids]
+    return _causal_batched(
+        model,
+        clipped,
+        prefix_ids,
+        model.config.num_labels,
+        pad_token_id,
+        batch_size,
+        lambda outputs: outputs.logits,
+    )
+
+
+def _causal_batched(
+    model: Any,
+    prompts_ids: list[list[int]],
+    prefix_ids: Sequence[int],
+    n_classes: int,
+    pad_token_id: int,
+    batch_size: int,
+    read: Any,
+    **forward: Any,
+) -> np.ndarray:
+    """Return `read(outputs)` of every prompt, the shared prefix's keys and values computed once."""
+    prefix = list(prefix_ids)
+    shares = np.array(
+        [len(ids) > len(prefix) > 0 and ids[: len(prefix)] == prefix for ids in prompts_ids],
+        dtype=bool,
+    )
+    logits = np.zeros((len(prompts_ids), n_classes), dtype=np.float64)
+    was_training = model.training
+    model.eval()
+    prefix_states = _prefix_states(model, prefix) if shares.any() else []
+    for group, skip in ((np.flatnonzero(shares), len(prefix)), (np.flatnonzero(~shares), 0)):
+        if len(group) == 0:
+            continue
+
+        def batch_logits(
+            input_ids: torch.Tensor, attention_mask: torch.Tensor, skip: int = skip
+        ) -> torch.Tensor:
+            rows = input_ids.shape[0]
+            past = None
+            if skip:
+                attention_mask = torch.cat(
+                    [attention_mask.new_ones((rows, skip)), attention_mask], dim=-1
+                )
+                past = DynamicCache(
+                    [
+                        (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
+                        for k, v in prefix_states
+                    ]
+                )
+            # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
+            position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)[:, skip:]
+            return read(
+                model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    cache=past,
+                    use_cache=bool(skip),
+                    **forward,
+                )
+            )
+
+        logits[group] = _batched(
+            model,
+            [prompts_ids[i][skip:] for i in group],
+            n_classes,
+            pad_token_id,
+            batch_size,
+            batch_logits,
+            pad_left=True,
+        )
+    model.train(was_training)
+    return logits
+
+
+def _prefix_states(model: Any, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Return each layer's keys and values of the prefix (a batch of one)."""
+    device = next(model.parameters()).device
+    outputs = model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+    return [(layer.keys, layer.values) for layer in outputs.cache.layers]
 
 
 @torch.inference_mode()
@@ -78,10 +179,10 @@ def classifier_logits(
     max_length: int,
     batch_size: int,
 ) -> np.ndarray:
-    """Return an (n_prompts, n_classes) array: a sequence-classification model's logits.
+    """Return an (n_prompts, n_classes) array: an encoder classifier's logits.
 
     Padding goes on the right, where it changes no real token's position (absolute position
-    embeddings of encoders included); the head reads the last real token (decoders) or the first.
+    embeddings included).
     """
     clipped = [ids[:max_length] for ids in prompts_ids]
     return _batched(

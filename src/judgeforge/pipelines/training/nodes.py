@@ -244,6 +244,7 @@ def train_judge(
         "runtime": asdict(options),
         "head": judge.head,
         "input_template": judge.input_template,
+        "system_prompt": judge.chat.system if judge.chat else None,
         "candidates": candidates,
         "validation": {
             "method": f"{config.training.cross_validation_folds}-fold cross-validation"
@@ -471,6 +472,7 @@ def score_with_judge(
         "rows_per_second": len(test_examples) / seconds if seconds > 0 else None,
         "truncated_rows": truncated,
         "cpu_threads": threads,
+        "int8": judge_model.int8,
         # What the judge read (the encoder reads the feature columns alone) and what an LLM judge
         # would read: the whole rendered prompt template.
         "input_tokens_mean": tokens_mean(inputs),
@@ -639,6 +641,7 @@ def _cost(judge_scoring: dict[str, Any], device: str) -> dict[str, Any]:
         "judge_seconds_per_1000": 1000 / rate if rate else None,
         "device": device,
         "cpu_threads": judge_scoring["cpu_threads"],
+        "int8": judge_scoring["int8"],
         "prompt_tokens_mean": tokens,
         "input_tokens_mean": judge_scoring["input_tokens_mean"],
         "llm_judge_output_tokens": LLM_JUDGE_OUTPUT_TOKENS,
@@ -649,8 +652,15 @@ def _cost(judge_scoring: dict[str, Any], device: str) -> dict[str, Any]:
     }
 
 
-def _input_template_note(input_template: str, prompt_template: str) -> str:
-    """Return the card's lines on what the model reads, when that is not the prompt template."""
+def _input_template_note(
+    input_template: str, prompt_template: str, system_prompt: str | None
+) -> str:
+    """Return the card's lines on what the model reads, when that is not the prompt template alone."""
+    if system_prompt is not None:
+        return (
+            "\nThe template is the user's message of a chat whose system message is the judge's "
+            f"own:\n\n```text\n{system_prompt}\n```\n"
+        )
     if input_template == prompt_template:
         return ""
     return (
@@ -732,7 +742,8 @@ def write_model_card(
     )
     judge_speed = (
         f"{cost['judge_seconds_per_1000']:.1f} s of {cost['device']} time "
-        f"({cost['judge_rows_per_second']:.1f} rows/s on {cost['cpu_threads']} CPU threads, no API cost)"
+        f"({cost['judge_rows_per_second']:.1f} rows/s on {cost['cpu_threads']} CPU threads"
+        f"{', linear layers in int8 (model.int8_inference)' if cost['int8'] else ''}, no API cost)"
         if cost["judge_rows_per_second"]
         else "not measured (no test rows)"
     )
@@ -775,7 +786,7 @@ A judge of a {config.metric.type} metric, head `{head}`: {weights}.
 ```text
 {config.prompt_template}
 ```
-{_input_template_note(training_log["input_template"], config.prompt_template)}
+{_input_template_note(training_log["input_template"], config.prompt_template, training_log["system_prompt"])}
 Rows longer than max_seq_length={hyperparameters.max_seq_length} are cut field by field
 (`context` first, then each field to its share): {training_metrics["truncated_rows"]["train"]} train
 and {training_metrics["truncated_rows"]["test"]} test rows were cut.

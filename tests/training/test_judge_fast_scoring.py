@@ -1,0 +1,152 @@
+"""Faster judging: the generate head's own system message, the shared prefix run once, int8 layers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from judgeforge.config.training import TrainingConfig
+from judgeforge.llm.quantized import Int8Linear
+from judgeforge.pipelines.training import nodes
+from judgeforge.training import Judge
+from judgeforge.training.judge import JUDGE_CONFIG_FILE, PREDICTION_COLUMN, probability_column
+from judgeforge.training.runtime import resolve_runtime_options
+from tests.support.tiny_judge import SEPARABLE_TEXTS, tiny_judge_config
+
+ROWS = pd.DataFrame({"text": [*SEPARABLE_TEXTS, "good bad good", "a film that is neither"]})
+HEADS = ("generate", "classify", "encoder")
+
+
+def saved_judge(
+    head: str, folder: Path, tiny_llama_dir: Path, tiny_bert_dir: Path, int8: bool
+) -> Path:
+    """Save an untrained judge of `head` (random classification weights) with int8_inference `int8`."""
+    config = TrainingConfig.model_validate(
+        tiny_judge_config(
+            tiny_llama_dir,
+            model={"head": head, "encoder_name": str(tiny_bert_dir), "int8_inference": int8},
+        )
+    )
+    judge = Judge.trainable(config, resolve_runtime_options(config.training, config.model), head)
+    if head == "encoder":
+        torch.manual_seed(0)
+        torch.nn.init.normal_(judge.model.head.weight)  # a zero head would score every row alike
+    judge.save(folder)
+    return folder
+
+
+def probabilities(frame: pd.DataFrame) -> np.ndarray:
+    return frame[[probability_column("false"), probability_column("true")]].to_numpy()
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_an_int8_judge_scores_every_row_as_it_would_alone_and_reloads_identically(
+    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    folder = saved_judge(head, tmp_path, tiny_llama_dir, tiny_bert_dir, int8=True)
+    judge = Judge.load(folder)
+    assert judge.int8
+    batch = judge.predict(ROWS)
+    body = judge.model.encoder if head == "encoder" else judge.model.base_model
+    assert any(isinstance(m, Int8Linear) for m in body.modules())
+    # The output head stays float: it is a small share of the work and decides the label.
+    output = {"generate": "lm_head", "classify": "score", "encoder": "head"}[head]
+    assert type(getattr(judge.model, output)) is torch.nn.Linear
+
+    np.testing.assert_allclose(probabilities(batch).sum(axis=1), 1.0, atol=1e-6)
+    for index in range(len(ROWS)):
+        alone = judge.predict(ROWS.iloc[[index]])
+        pd.testing.assert_frame_equal(alone, batch.iloc[[index]], check_exact=False, atol=1e-6)
+    pd.testing.assert_frame_equal(Judge.load(folder).predict(ROWS), batch)
+
+    float32 = Judge.load(folder, int8=False)
+    assert not float32.int8
+    float_probabilities = probabilities(float32.predict(ROWS))
+    # int8 changes the numbers a little, not the judge.
+    assert not np.array_equal(float_probabilities, probabilities(batch))
+    np.testing.assert_allclose(float_probabilities, probabilities(batch), atol=0.05)
+
+
+@pytest.mark.parametrize("head", ["generate", "classify"])
+def test_the_shared_prefix_runs_once_and_changes_no_score(
+    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    judge = Judge.load(saved_judge(head, tmp_path, tiny_llama_dir, tiny_bert_dir, int8=False))
+    ids = judge.inputs_ids(judge.render(ROWS)[0])
+    prefix = judge.shared_prefix_ids
+    # "Text:" and, for generate, the whole system message and the user's turn before it.
+    assert len(prefix) >= (12 if head == "generate" else 2)
+    assert all(row[: len(prefix)] == prefix and len(row) > len(prefix) for row in ids)
+    shared = judge.predict(ROWS)
+    judge.shared_prefix_ids = []
+    every_token = judge.predict(ROWS)
+    pd.testing.assert_frame_equal(shared, every_token, check_exact=False, atol=1e-5)
+    # A prefix only some rows start with: those reuse it, the others run every token.
+    judge.shared_prefix_ids = ids[0][:-1]
+    pd.testing.assert_frame_equal(judge.predict(ROWS), every_token, check_exact=False, atol=1e-5)
+
+
+def test_int8_inference_is_recorded_and_an_int8_judge_that_scored_refuses_to_save(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    folder = saved_judge("classify", tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=True)
+    saved = json.loads((folder / JUDGE_CONFIG_FILE).read_text())
+    assert saved["config"]["model"]["int8_inference"] is True
+    judge = Judge.load(folder)
+    judge.save(tmp_path / "copy")  # not yet scored: its float weights are still there
+    assert Judge.load(tmp_path / "copy").int8
+    examples = ROWS.assign(prompt=ROWS["text"], answer="true", label="true")
+    _, scoring = nodes.score_with_judge(judge, examples)
+    assert scoring["int8"] and nodes._cost(scoring, "cpu")["int8"]
+    with pytest.raises(ValueError, match="int8"):
+        judge.save(tmp_path / "again")
+    off = saved_judge("classify", tmp_path / "off", tiny_llama_dir, tiny_bert_dir, int8=False)
+    assert not Judge.load(off).int8
+
+
+def test_the_generate_head_keeps_the_system_message_it_was_saved_with(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    folder = saved_judge("generate", tmp_path, tiny_llama_dir, tiny_bert_dir, int8=False)
+    saved = json.loads((folder / JUDGE_CONFIG_FILE).read_text())
+    assert saved["uses_chat_template"] and saved["system_prompt"] == "Answer true or false."
+    judge = Judge.load(folder)
+    assert judge.chat.system == "Answer true or false."
+    text = judge.tokenizer.decode(judge.prompt_ids("Text: good\nIs it positive?"))
+    assert text.startswith("<|im_start|>system\nAnswer true or false.<|im_end|>\n<|im_start|>user")
+    saved["system_prompt"] = "Say true or false."
+    (folder / JUDGE_CONFIG_FILE).write_text(json.dumps(saved))
+    assert Judge.load(folder).chat.system == "Say true or false."
+
+
+@pytest.mark.parametrize("head", ["generate", "encoder"])
+def test_judgeforge_predict_scores_with_int8_layers_when_the_judge_says_so(
+    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    folder = saved_judge(head, tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=True)
+    rows = tmp_path / "rows.csv"
+    ROWS.to_csv(rows, index=False)
+    scored_path = tmp_path / "scored.csv"
+    command = [sys.executable, "-m", "judgeforge", "predict", "-m", str(folder), "-i", str(rows)]
+    result = subprocess.run(
+        [*command, "-o", str(scored_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = pd.read_csv(scored_path, dtype={PREDICTION_COLUMN: str})
+    int8 = Judge.load(folder, int8=True).predict(ROWS)
+    float32 = Judge.load(folder, int8=False).predict(ROWS)
+    np.testing.assert_allclose(probabilities(scored), probabilities(int8), atol=1e-6)
+    assert np.abs(probabilities(scored) - probabilities(float32)).max() > 1e-6
+    assert list(scored[PREDICTION_COLUMN]) == list(int8[PREDICTION_COLUMN])
