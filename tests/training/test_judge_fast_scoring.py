@@ -25,7 +25,7 @@ HEADS = ("generate", "classify", "encoder")
 
 
 def saved_judge(
-    head: str, folder: Path, tiny_llama_dir: Path, tiny_bert_dir: Path, int8: bool
+    head: str, folder: Path, tiny_llama_dir: Path, tiny_bert_dir: Path, int8: bool | None
 ) -> Path:
     """Save an untrained judge of `head` (random classification weights) with int8_inference `int8`."""
     config = TrainingConfig.model_validate(
@@ -109,6 +109,17 @@ def test_int8_inference_is_recorded_and_an_int8_judge_that_scored_refuses_to_sav
         judge.save(tmp_path / "again")
     off = saved_judge("classify", tmp_path / "off", tiny_llama_dir, tiny_bert_dir, int8=False)
     assert not Judge.load(off).int8
+
+
+def test_by_default_only_an_encoder_judge_scores_in_int8(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    for head, expected in (("encoder", True), ("classify", False), ("generate", False)):
+        folder = saved_judge(head, tmp_path / head, tiny_llama_dir, tiny_bert_dir, int8=None)
+        saved = json.loads((folder / JUDGE_CONFIG_FILE).read_text())
+        assert saved["config"]["model"]["int8_inference"] is None
+        assert Judge.load(folder).int8 is expected, head
+        assert Judge.load(folder, int8=not expected).int8 is not expected, head
 
 
 def test_the_generate_head_keeps_the_system_message_it_was_saved_with(

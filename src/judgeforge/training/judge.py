@@ -14,7 +14,7 @@ every pooled vector and make short rows several times longer): a single column's
 `name: value` per column joined by the tokenizer's separator token. Either way each field is cut so that the
 whole fits `max_seq_length` (`context` first).
 Probabilities are the softmax of the logits divided by the judge's fitted temperature.
-With `model.int8_inference` a judge loaded on a CPU scores with its body's linear layers in int8
+With `model.int8_inference` (by default: the encoder head only) a judge loaded on a CPU scores with its body's linear layers in int8
 (`judgeforge.llm.quantized`: a scale per output channel and per token, exact int32 sums, so a
 row's result does not depend on the rows beside it); the output head stays float. The layers are
 swapped at the first scoring call, so that a loaded judge that is only saved again (publishing)
@@ -216,7 +216,11 @@ class Judge:
         if adapter:
             model = load_merged_adapter(model, str(directory))
         model = _on_inference_device(model)
-        int8 = (config.model.int8_inference if int8 is None else int8) and _on_cpu(model)
+        if int8 is None:
+            int8 = config.model.int8_inference
+        if int8 is None:  # measured to keep an encoder judge's labels, not yet a causal one's
+            int8 = head == ENCODER
+        int8 = int8 and _on_cpu(model)
         return cls(
             model,
             tokenizer,
