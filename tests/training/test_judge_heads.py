@@ -73,7 +73,9 @@ def test_classification_heads_reload_with_identical_predictions(
     rows = pd.DataFrame({"text": [GOOD, BAD, "good bad good"]})
     before = head_run["judge"].predict(rows)
     head_run["judge"].save(tmp_path)
-    reloaded = Judge.load(tmp_path)
+    # the same float arithmetic as the trained judge (an encoder judge loads in int8 by default;
+    # int8 round trips: test_judge_fast_scoring.py)
+    reloaded = Judge.load(tmp_path, int8=False)
     assert reloaded.head == head_run["head"]
     pd.testing.assert_frame_equal(before, reloaded.predict(rows), atol=1e-5)
 
@@ -380,7 +382,7 @@ def test_encoder_head_mean_pools_real_tokens_so_padding_changes_nothing(
     assert (tmp_path / HEAD_FILE).is_file()
     rows = pd.DataFrame({"text": [GOOD, BAD]})
     pd.testing.assert_frame_equal(
-        judge.predict(rows), Judge.load(tmp_path).predict(rows), atol=1e-5
+        judge.predict(rows), Judge.load(tmp_path, int8=False).predict(rows), atol=1e-5
     )
     (tmp_path / HEAD_FILE).unlink()
     with pytest.raises(ModelLoadError, match=HEAD_FILE):
