@@ -17,9 +17,8 @@ import yaml
 
 from tests.pipelines.synthesis.test_grounding import RETURNS, write_documents
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge, kedro
 from tests.support.openai_server import example_answers
-from tests.test_kedro_project import kedro
-from tests.test_user_errors import judgeforge
 
 
 def config_problem(path: str, rule: str) -> Callable[[Path], list[str]]:

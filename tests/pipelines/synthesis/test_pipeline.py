@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from judgeforge.config.diversity import DiversityConfig
 from judgeforge.datasets.documents import DOCUMENT_COLUMNS
 from judgeforge.pipelines.synthesis import create_pipeline
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
+from tests.support.commands import kill_once
 from tests.support.memory import KeptMemoryDataset
 from tests.support.openai_server import Reply
 
@@ -92,12 +91,8 @@ def test_killed_kedro_run_resumes_and_pays_for_nothing_twice(project_copy: Path,
     (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
     command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
 
-    first = subprocess.Popen(command, cwd=project_copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_once(command, project_copy, lambda: sum(r.delivered for r in openai_server.requests) >= 8, seconds=120)
     deadline = time.monotonic() + 120
-    while sum(r.delivered for r in openai_server.requests) < 8 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
     while openai_server.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
     paid_before = {r.fingerprint for r in openai_server.requests if r.delivered}
