@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import datasets
@@ -12,13 +13,14 @@ import pytest
 import yaml
 from kedro.framework.session import KedroSession
 
-from judgeforge import run_data_generation
+from judgeforge import run_data_generation, run_training
 from judgeforge.command_line import main
 from judgeforge.config import load_run_config
 from judgeforge.sdk import data_generation_pipelines, pipeline_name
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.commands import judgeforge
 from tests.support.openai_server import example_answers
+from tests.support.tiny_judge import save_tiny_llama
 
 
 def test_examples_cover_the_four_metric_shapes() -> None:
@@ -81,7 +83,8 @@ def test_run_data_generation_writes_the_dataset_for_each_example(
     config = load_run_config(run_yaml)
     path = run_data_generation(config_path=run_yaml, project_path=project_copy)
 
-    assert path == config.data_generation.dataset_path
+    # where it is: the path the YAML writes, anchored at its folder (the project copy here)
+    assert Path(path) == project_copy / config.data_generation.dataset_path
     splits = datasets.load_from_disk(str(project_copy / path))
     features = config.data_generation.source_data.dataset.columns.features
     label = config.data_generation.source_data.dataset.columns.label
@@ -176,3 +179,34 @@ def test_relative_paths_in_a_run_yaml_start_at_its_folder_whatever_the_current_f
     # the catalog's own files follow Kedro's rule: the project folder (the YAML's outside one)
     catalog_root = project_copy if where == "inside_a_project" else jobs
     assert (catalog_root / "data/08_reporting/generation_report.json").is_file()
+
+
+def test_the_sdk_returns_where_the_dataset_and_the_judge_are_from_another_current_folder(
+    project_copy: Path, openai_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    openai_server.respond_with(example_answers)
+    jobs, elsewhere = project_copy / "jobs" / "week1", tmp_path / "elsewhere"
+    jobs.mkdir(parents=True)
+    elsewhere.mkdir()
+    example = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
+    # outputs as the example writes them: ./data/generated_data (under data_root) and
+    # data/06_models (the judge, a local folder); a tiny random base model to train
+    run_yaml = loopback_run_yaml(
+        example,
+        openai_server.base_url,
+        jobs / "run.yaml",
+        training__model__model_local_path=str(save_tiny_llama(tmp_path / "tiny-llama")),
+        training__training__max_seq_length=256,
+        training__training__per_device_train_batch_size=8,
+    )
+    monkeypatch.chdir(elsewhere)
+    config_path = os.path.relpath(run_yaml, elsewhere)
+
+    dataset = run_data_generation(config_path=config_path, project_path=project_copy)
+    assert dataset == str(jobs.resolve() / "data/generated_data/customer_complaint")
+    assert datasets.load_from_disk(dataset)["train"].num_rows > 0
+
+    judge = run_training(config_path=config_path, project_path=project_copy)
+    assert judge == str(jobs.resolve() / "data/06_models/customer_complaint-judge")
+    assert json.loads((Path(judge) / "metrics.json").read_text())["fine_tuned"]
+    assert list(elsewhere.iterdir()) == []
