@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -296,8 +296,20 @@ def test_shards_must_be_at_least_one(shards: int) -> None:
         GenerationConfig(shards=shards)
 
 
+@pytest.fixture
+def one_shard_afterwards(raw_config) -> Iterator[None]:
+    """Give the registered pipelines their one-shard shape back after a test that shapes them in-process."""
+    from judgeforge.config import validate_run_config
+
+    yield
+    shape_pipelines(validate_run_config(raw_config))
+
+
 def test_validate_checks_the_pipeline_shaped_as_the_run_shapes_it(
-    project_copy: Path, openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+    project_copy: Path,
+    openai_server: OpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+    one_shard_afterwards: None,
 ) -> None:
     from judgeforge import preflight
     from judgeforge.command_line import main
