@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.rate_limits import control, loopback_server
+from benchmarks.loopback import control, loopback_server
 from tests.conftest import copy_project
 from tests.run_yaml import loopback_run_yaml
 

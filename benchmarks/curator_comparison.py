@@ -16,17 +16,29 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from engine_efficiency import control, loopback_server, measure
+from engine_efficiency import measure
+from loopback import control, loopback_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def curator_efficiency(python: str, base_url: str, calls: int, concurrency: int, latency: float) -> float:
+def curator_efficiency(
+    python: str, base_url: str, calls: int, concurrency: int, latency: float
+) -> float:
     """Run the curator worker in its own interpreter and return its efficiency."""
     control(base_url, "reset")
     finished = subprocess.run(
-        [python, str(ROOT / "benchmarks" / "curator_worker.py"), base_url, str(calls), str(concurrency)],
-        capture_output=True, text=True, check=True, timeout=1800,
+        [
+            python,
+            str(ROOT / "benchmarks" / "curator_worker.py"),
+            base_url,
+            str(calls),
+            str(concurrency),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
     )
     result = json.loads(finished.stdout.strip().splitlines()[-1])
     if result["answers"] != calls:
@@ -43,15 +55,36 @@ def main() -> None:
     parser.add_argument("--curator-python", default="/tmp/curator-venv/bin/python")
     args = parser.parse_args()
     ours, theirs = [], []
-    with loopback_server(args.latency, 0.0, 0.0) as base_url, tempfile.TemporaryDirectory() as cache:
+    with loopback_server(args.latency) as base_url, tempfile.TemporaryDirectory() as cache:
         for repeat in range(args.repeats):
-            ours.append(measure(base_url, args.concurrency, args.calls, args.latency, Path(cache), f"r{repeat}").efficiency)
-            theirs.append(curator_efficiency(args.curator_python, base_url, args.calls, args.concurrency, args.latency))
-    print(json.dumps({
-        "calls": args.calls, "concurrency": args.concurrency, "latency_s": args.latency,
-        "judgeforge": {"runs": [round(x, 3) for x in ours], "median": round(statistics.median(ours), 3)},
-        "curator": {"runs": [round(x, 3) for x in theirs], "median": round(statistics.median(theirs), 3)},
-    }, indent=2))
+            ours.append(
+                measure(
+                    base_url, args.concurrency, args.calls, args.latency, Path(cache), f"r{repeat}"
+                ).efficiency
+            )
+            theirs.append(
+                curator_efficiency(
+                    args.curator_python, base_url, args.calls, args.concurrency, args.latency
+                )
+            )
+    print(
+        json.dumps(
+            {
+                "calls": args.calls,
+                "concurrency": args.concurrency,
+                "latency_s": args.latency,
+                "judgeforge": {
+                    "runs": [round(x, 3) for x in ours],
+                    "median": round(statistics.median(ours), 3),
+                },
+                "curator": {
+                    "runs": [round(x, 3) for x in theirs],
+                    "median": round(statistics.median(theirs), 3),
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

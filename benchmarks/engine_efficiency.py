@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from judgeforge.llm import LLMClient, LLMRequest, build_llm_client
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.loopback import control, loopback_server
+from judgeforge.llm import LLMClient, LLMRequest, build_llm_client
 
 
 @dataclass(frozen=True)
@@ -46,42 +43,30 @@ class Run:
         return self.calls / self.seconds / self.ideal_per_second
 
 
-@contextmanager
-def loopback_server(latency: float, rate_429: float, retry_after: float) -> Iterator[str]:
-    """The test server in its own process; yields its base URL."""
-    command = [sys.executable, "-m", "tests.support.openai_server", "--latency", str(latency),
-               "--rate-429", str(rate_429), "--retry-after", str(retry_after)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline().strip() if process.stdout else ""
-        if not line.startswith("READY "):
-            raise RuntimeError(f"server did not start: {line!r}")
-        yield line.removeprefix("READY ")
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def control(base_url: str, action: str) -> dict[str, Any]:
-    """Call the server's control API (stats or reset)."""
-    root = base_url.removesuffix("/v1")
-    method = "GET" if action == "stats" else "POST"
-    with urllib.request.urlopen(urllib.request.Request(f"{root}/_control/{action}", method=method)) as answer:
-        return json.loads(answer.read())
-
-
 def workload(calls: int, tag: str) -> list[LLMRequest]:
     """Distinct one-example requests."""
     return [LLMRequest.from_prompt(f"{tag} example {i}", max_tokens=64) for i in range(calls)]
 
 
-def measure(base_url: str, concurrency: int, calls: int, latency: float, cache_dir: Path,
-            tag: str, adaptive: bool = True) -> Run:
+def measure(
+    base_url: str,
+    concurrency: int,
+    calls: int,
+    latency: float,
+    cache_dir: Path,
+    tag: str,
+    adaptive: bool = True,
+) -> Run:
     """Generate `calls` requests at `concurrency` through a fresh cache and time it."""
     control(base_url, "reset")
     client = build_llm_client(
-        "openai", "bench-model", base_url=base_url, max_concurrent_requests=concurrency,
-        cache_path=cache_dir / f"{tag}.sqlite", show_progress=False, max_retries=20,
+        "openai",
+        "bench-model",
+        base_url=base_url,
+        max_concurrent_requests=concurrency,
+        cache_path=cache_dir / f"{tag}.sqlite",
+        show_progress=False,
+        max_retries=20,
         adaptive_concurrency=adaptive,
     )
     requests = workload(calls, tag)
@@ -92,8 +77,14 @@ def measure(base_url: str, concurrency: int, calls: int, latency: float, cache_d
     failed = sum(not r.ok for r in responses)
     if failed:
         raise RuntimeError(f"{failed} requests failed at concurrency {concurrency}")
-    return Run(concurrency, calls, seconds, concurrency / latency, control(base_url, "stats"),
-               client.usage.retries)
+    return Run(
+        concurrency,
+        calls,
+        seconds,
+        concurrency / latency,
+        control(base_url, "stats"),
+        client.usage.retries,
+    )
 
 
 def cached_rerun_seconds(base_url: str, cache_dir: Path, calls: int = 2000) -> tuple[float, int]:
@@ -102,8 +93,12 @@ def cached_rerun_seconds(base_url: str, cache_dir: Path, calls: int = 2000) -> t
 
     def build() -> LLMClient:
         return build_llm_client(
-            "openai", "bench-model", base_url=base_url, max_concurrent_requests=256,
-            cache_path=cache_dir / "rerun.sqlite", show_progress=False,
+            "openai",
+            "bench-model",
+            base_url=base_url,
+            max_concurrent_requests=256,
+            cache_path=cache_dir / "rerun.sqlite",
+            show_progress=False,
         )
 
     first = build()
@@ -126,25 +121,44 @@ def main() -> None:
     args = parser.parse_args()
     cache_dir = Path(tempfile.mkdtemp(prefix="jf-bench-"))
 
-    with loopback_server(args.latency, 0.0, 0.0) as base_url:
+    with loopback_server(args.latency) as base_url:
         for concurrency in (8, 64, 256):
-            runs = [measure(base_url, concurrency, concurrency * args.calls_per_slot, args.latency,
-                            cache_dir, f"c{concurrency}r{r}") for r in range(args.repeats)]
+            runs = [
+                measure(
+                    base_url,
+                    concurrency,
+                    concurrency * args.calls_per_slot,
+                    args.latency,
+                    cache_dir,
+                    f"c{concurrency}r{r}",
+                )
+                for r in range(args.repeats)
+            ]
             ratios = [run.efficiency for run in runs]
-            print(f"concurrency {concurrency:>3}  calls {runs[0].calls:>5}  efficiency median "
-                  f"{statistics.median(ratios):.3f}  runs {[round(x, 3) for x in ratios]}  "
-                  f"server max in flight {max(r.server['max_in_flight'] for r in runs)}", flush=True)
+            print(
+                f"concurrency {concurrency:>3}  calls {runs[0].calls:>5}  efficiency median "
+                f"{statistics.median(ratios):.3f}  runs {[round(x, 3) for x in ratios]}  "
+                f"server max in flight {max(r.server['max_in_flight'] for r in runs)}",
+                flush=True,
+            )
         seconds, sent = cached_rerun_seconds(base_url, cache_dir)
-        print(f"re-run of a finished 2,000-call generation from cache: {seconds:.2f} s, {sent} requests sent")
+        print(
+            f"re-run of a finished 2,000-call generation from cache: {seconds:.2f} s, {sent} requests sent"
+        )
 
-    with loopback_server(args.latency, 0.2, args.latency) as base_url:
+    with loopback_server(
+        args.latency, "--rate-429", "0.2", "--retry-after", str(args.latency)
+    ) as base_url:
         for adaptive in (True, False):
             run = measure(base_url, 256, 6400, args.latency, cache_dir, f"t429{adaptive}", adaptive)
             stats = run.server
-            print(f"20% 429 (Retry-After {args.latency:g}s), concurrency 256, adaptive={adaptive}: "
-                  f"efficiency {run.efficiency:.3f}  delivered {stats['delivered']}/{run.calls}  "
-                  f"answered twice {stats['answered_twice']}  retries {run.retries}  "
-                  f"status counts {stats['status_counts']}", flush=True)
+            print(
+                f"20% 429 (Retry-After {args.latency:g}s), concurrency 256, adaptive={adaptive}: "
+                f"efficiency {run.efficiency:.3f}  delivered {stats['delivered']}/{run.calls}  "
+                f"answered twice {stats['answered_twice']}  retries {run.retries}  "
+                f"status counts {stats['status_counts']}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

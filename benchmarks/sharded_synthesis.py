@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.loopback import control, loopback_server
 from tests.conftest import copy_project
 from tests.support.dask_cluster import PATIENT_COMMS, dask_cluster
 
@@ -55,46 +55,10 @@ ARMS = (
 )
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    """Start the loopback server in its own process; return it and its base URL."""
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.openai_server",
-            "--json-examples",
-            "--latency",
-            str(latency),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = server.stdout.readline() if server.stdout else ""
-    if not line.startswith("READY "):
-        server.kill()
-        raise RuntimeError(f"the loopback server did not start: {line!r}")
-    return server, line.split()[1]
-
-
 def children_cpu_seconds() -> float:
     """Return the CPU seconds (user + system) of this process's finished child processes."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def server_stats(base_url: str) -> dict:
-    """Return the server's counters since its last reset."""
-    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/_control/stats") as answer:
-        return json.load(answer)
-
-
-def reset_server(base_url: str) -> None:
-    """Forget the requests so far (each arm has a cache of its own and asks everything again)."""
-    request = urllib.request.Request(
-        base_url.removesuffix("/v1") + "/_control/reset", method="POST"
-    )
-    urllib.request.urlopen(request).close()
 
 
 def run_arm(base_url: str, shards: int, runner: str, args: argparse.Namespace) -> dict:
@@ -138,7 +102,8 @@ def run_arm(base_url: str, shards: int, runner: str, args: argparse.Namespace) -
                 environment.update(
                     PATIENT_COMMS, DASK_SCHEDULER_ADDRESS=cluster.address, COLUMNS="400"
                 )
-            reset_server(base_url)
+            # each arm has a cache of its own and asks everything again
+            control(base_url, "reset")
             started = time.perf_counter()
             result = subprocess.run(
                 command, cwd=project, env=environment, capture_output=True, text=True, check=False
@@ -151,7 +116,7 @@ def run_arm(base_url: str, shards: int, runner: str, args: argparse.Namespace) -
             raise RuntimeError(
                 f"{shards} shards, {runner}: kedro run failed\n{result.stderr[-3000:]}"
             )
-        after = server_stats(base_url)
+        after = control(base_url, "stats")
         report = json.loads((project / "data/08_reporting/generation_report.json").read_text())
         quotas = json.loads((project / "data/02_intermediate/class_quotas.json").read_text())
         rows = pd.read_parquet(project / "data/03_primary/synthetic_examples.parquet")
@@ -197,16 +162,12 @@ def main() -> None:
         for arm in ARMS
         if args.arms is None or any(arm[0].startswith(prefix) for prefix in args.arms)
     ]
-    server, base_url = start_server(args.latency)
-    try:
+    with loopback_server(args.latency, "--json-examples") as base_url:
         figures: dict[str, list[dict]] = {label: [] for label, _, _ in arms}
         for _ in range(args.repeats):
             for label, shards, runner in arms:
                 figures[label].append(run_arm(base_url, shards, runner, args))
                 print(label, figures[label][-1], flush=True)
-    finally:
-        server.terminate()
-        server.wait()
     print(f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     baseline = statistics.median(f["delivered"] / f["synthesis_s"] for f in figures[arms[0][0]])
     print(

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import PROJECT_ROOT
+from tests.support.loopback_parameters import loopback_llm
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.yaml"))
 
@@ -25,8 +26,14 @@ def loopback_run_yaml(example: Path, base_url: str, target: Path, **sections: An
     for key in ("file_path", "train_file_path"):
         if csv.get(key) and not Path(csv[key]).is_absolute():
             csv[key] = str((example.parent / csv[key]).resolve())
-    generation["llm"] = {"provider": "openai", "model": "test-model", "embedding_model": "text-embedding-3-small", "base_url": base_url}
-    generation["generation"].update({"total_examples": 4, "examples_per_call": 1, "async_config": {"max_concurrent_requests": 4, "max_retries": 1}})
+    generation["llm"] = loopback_llm(base_url)
+    generation["generation"].update(
+        {
+            "total_examples": 4,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 4, "max_retries": 1},
+        }
+    )
     generation["data_quality_metrics"]["enabled"] = False
     for dotted, value in sections.items():
         _set(config, dotted.split("__"), value)

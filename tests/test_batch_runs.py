@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,11 +13,13 @@ from judgeforge.llm.providers import OPENAI_BATCH_PRICE_FACTOR
 from tests.conftest import copy_project
 from tests.pipelines.labelling.test_run import COMPLAINT_EXAMPLE, generator_and_judge
 from tests.run_yaml import loopback_run_yaml
+from tests.support.commands import judgeforge, judgeforge_command, kill_once, run_report
 from tests.support.openai_server import OpenAIServer, ReceivedRequest, Reply
 
 KEY = "sk-batch-test-0123456789"
 CHAT = "/v1/chat/completions"
 JUDGE_LABELS = "data/02_intermediate/judge_labels.parquet"
+KEY_ENV = {"OPENAI_API_KEY": KEY}
 
 
 def run_yaml(base_url: str, target: Path, *, batch: bool, labelling: bool) -> Path:
@@ -49,22 +46,9 @@ def run_yaml(base_url: str, target: Path, *, batch: bool, labelling: bool) -> Pa
     )
 
 
-def judgeforge_command(project: Path, config: Path) -> tuple[list[str], dict[str, str]]:
-    environment = {**os.environ, "OPENAI_API_KEY": KEY, "KEDRO_DISABLE_TELEMETRY": "1"}
-    return [sys.executable, "-m", "judgeforge", "run", "-c", str(config)], environment
-
-
-def judgeforge_run(project: Path, config: Path) -> subprocess.CompletedProcess[str]:
-    command, environment = judgeforge_command(project, config)
-    return subprocess.run(
-        command,
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=environment,
-    )
+def judgeforge_run(project: Path, config: Path):
+    """Return the finished `judgeforge run -c config` in `project`, with the test key."""
+    return judgeforge(project, "run", "-c", str(config), env=KEY_ENV)
 
 
 def judge_rejects_some_first_answers():
@@ -84,10 +68,6 @@ def judge_rejects_some_first_answers():
         return respond(request)
 
     return answer
-
-
-def report(project: Path, name: str) -> dict:
-    return json.loads((project / f"data/08_reporting/{name}.json").read_text())
 
 
 def batch_inputs(server: OpenAIServer) -> list[list[dict]]:
@@ -114,7 +94,9 @@ def test_a_batch_run_delivers_what_an_online_run_does_at_the_batch_price(
     openai_server.reset()
     openai_server.respond_with(judge_rejects_some_first_answers())
     batch_project = copy_project(tmp_path / "batch-project")
-    config = run_yaml(openai_server.base_url, batch_project / "batch.yaml", batch=True, labelling=True)
+    config = run_yaml(
+        openai_server.base_url, batch_project / "batch.yaml", batch=True, labelling=True
+    )
     batched = judgeforge_run(batch_project, config)
     assert batched.returncode == 0, batched.stderr[-2000:]
 
@@ -133,16 +115,16 @@ def test_a_batch_run_delivers_what_an_online_run_does_at_the_batch_price(
     assert all("(Attempt 2" in line["body"]["messages"][-1]["content"] for line in judge_batches[1])
 
     # the same data, paid at the batch price
-    assert report(batch_project, "generation_report")["delivered_total"] == 6
-    assert report(project_copy, "generation_report")["delivered_total"] == 6
+    assert run_report(batch_project, "generation_report")["delivered_total"] == 6
+    assert run_report(project_copy, "generation_report")["delivered_total"] == 6
     online_labels = pd.read_parquet(project_copy / JUDGE_LABELS)
     batch_labels = pd.read_parquet(batch_project / JUDGE_LABELS)
     assert len(batch_labels) == len(online_labels)
     assert set(batch_labels["status"]) == set(online_labels["status"]) == {"ok"}
     for stage in ("generation_report", "labelling_report"):
         online_usage, batch_usage = (
-            report(project_copy, stage)["usage"],
-            report(batch_project, stage)["usage"],
+            run_report(project_copy, stage)["usage"],
+            run_report(batch_project, stage)["usage"],
         )
         assert batch_usage["succeeded"] == online_usage["succeeded"] > 0
         assert batch_usage["input_tokens"] == online_usage["input_tokens"]
@@ -163,25 +145,17 @@ def test_a_killed_batch_run_resumes_its_batch_instead_of_submitting_again(
 ) -> None:
     openai_server.respond_with(generator_and_judge())
     openai_server.batch_hold = True  # the batch waits: the run is polling when it is killed
-    config = run_yaml(openai_server.base_url, project_copy / "run.yaml", batch=True, labelling=False)
-    command, environment = judgeforge_command(project_copy, config)
-    first = subprocess.Popen(
-        command,
-        cwd=project_copy,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    config = run_yaml(
+        openai_server.base_url, project_copy / "run.yaml", batch=True, labelling=False
     )
-    try:
-        polled = _wait_for(
-            lambda: any(r.path.startswith("/v1/batches/") for r in openai_server.requests), first
-        )
-        assert polled, "the run never polled its batch"
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-        if first.stderr is not None:
-            first.stderr.close()
+    command, environment = judgeforge_command("run", "-c", str(config), env=KEY_ENV)
+    polled = kill_once(
+        command,
+        project_copy,
+        lambda: any(r.path.startswith("/v1/batches/") for r in openai_server.requests),
+        env=environment,
+    )
+    assert polled, "the run never polled its batch"
     assert len(openai_server.batches) == 1
     assert not [r for r in openai_server.requests if r.path == CHAT]  # nothing answered yet
 
@@ -191,7 +165,7 @@ def test_a_killed_batch_run_resumes_its_batch_instead_of_submitting_again(
     assert len(openai_server.batches) == 1  # polled again, not submitted again
     creates = [r for r in openai_server.requests if r.path == "/v1/batches"]
     assert len(creates) == 1
-    assert report(project_copy, "generation_report")["shortfall"]["within_tolerance"] is True
+    assert run_report(project_copy, "generation_report")["shortfall"]["within_tolerance"] is True
     assert openai_server.answered_twice(CHAT) == []
 
 
@@ -200,7 +174,9 @@ def test_an_expired_batch_is_one_line_and_keeps_the_answers_it_returned(
 ) -> None:
     openai_server.respond_with(generator_and_judge())
     openai_server.batch_outcome = "expired"
-    config = run_yaml(openai_server.base_url, project_copy / "run.yaml", batch=True, labelling=False)
+    config = run_yaml(
+        openai_server.base_url, project_copy / "run.yaml", batch=True, labelling=False
+    )
     expired = judgeforge_run(project_copy, config)
     assert expired.returncode != 0
     (batch_id,) = openai_server.batches
@@ -213,13 +189,3 @@ def test_an_expired_batch_is_one_line_and_keeps_the_answers_it_returned(
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     second = batch_inputs(openai_server)[1]
     assert len(second) == 3  # only the requests the expired batch did not answer
-
-
-def _wait_for(condition, process: subprocess.Popen, seconds: float = 300.0) -> bool:
-    """Whether `condition()` came true before `seconds` passed or the process ended."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-import yaml
 
 from judgeforge import progress
 from judgeforge.console import summary_table, usage_line
@@ -18,6 +16,8 @@ from judgeforge.llm.types import Usage
 from judgeforge.pipeline_registry import register_pipelines
 from tests.pipelines.synthesis.conftest import unique_examples_responder
 from tests.run_yaml import loopback_run_yaml
+from tests.support.commands import judgeforge, kedro
+from tests.support.loopback_parameters import write_loopback_parameters
 
 TOTAL = 24
 
@@ -87,11 +87,8 @@ def test_summary_table_names_outputs_counts_quality_and_cost() -> None:
 
 def kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
     """Run `kedro run` in `project` with stdout piped (not a terminal) and return the finished process."""
-    env = {**os.environ, progress.INTERVAL_ENV: "0.2", "COLUMNS": "250"}
-    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis", *args]
-    return subprocess.run(
-        command, cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    environment = {progress.INTERVAL_ENV: "0.2", "COLUMNS": "250"}
+    return kedro(project, "run", "--pipelines", "ingestion,synthesis", *args, env=environment)
 
 
 @pytest.fixture
@@ -99,22 +96,15 @@ def loopback_project(project_copy: Path, openai_server) -> Path:
     """Return a project copy whose LLM is the loopback server, answering slowly enough to be watched."""
     openai_server.respond_with(unique_examples_responder())
     openai_server.latency = 0.1
-    local = {
-        "data_generation": {
-            "llm": {
-                "provider": "openai",
-                "model": "test-model",
-                "embedding_model": "text-embedding-3-small",
-                "base_url": openai_server.base_url,
-            },
-            "generation": {
-                "total_examples": TOTAL,
-                "examples_per_call": 1,
-                "async_config": {"max_concurrent_requests": 2},
-            },
-        }
-    }
-    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={
+            "total_examples": TOTAL,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 2},
+        },
+    )
     return project_copy
 
 
@@ -207,12 +197,8 @@ def test_judgeforge_run_is_quiet_unless_verbose(
     run_yaml = loopback_run_yaml(
         example, openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"]
     )
-    command = [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)] + (
-        ["--verbose"] if verbose else []
-    )
-    result = subprocess.run(
-        command, cwd=project_copy, capture_output=True, text=True, timeout=600, check=False
-    )
+    verbosity = ["--verbose"] if verbose else []
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml), *verbosity)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[1/" in result.stdout and "4/4 delivered" in result.stdout
     assert ("Loading data from seed_data" in result.stdout) is verbose

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +11,8 @@ from judgeforge.llm.providers import GEMINI_BATCH_PRICE_FACTOR
 from tests.conftest import copy_project
 from tests.pipelines.labelling.test_run import COMPLAINT_EXAMPLE, generator_and_judge
 from tests.run_yaml import loopback_run_yaml
+from tests.support.commands import judgeforge, judgeforge_command, kill_once, run_report
 from tests.support.openai_server import OpenAIServer
-from tests.test_batch_runs import _wait_for, report
 
 GENERATE = "/models/gemini-2.5-flash:generateContent"
 
@@ -42,31 +39,20 @@ def run_yaml(target: Path, *, batch: bool) -> Path:
     )
 
 
-def judgeforge_command(config: Path, server: OpenAIServer) -> tuple[list[str], dict[str, str]]:
-    """`judgeforge run -c`, with google-genai pointed at the loopback server by its own variable."""
-    environment = {
-        **os.environ,
+def gemini_environment(server: OpenAIServer) -> dict[str, str]:
+    """A key, and google-genai pointed at the loopback server by its own variable."""
+    return {
         "GOOGLE_API_KEY": "AIza-batch-test-0123456789",
         "GOOGLE_GEMINI_BASE_URL": server.root_url,
-        "KEDRO_DISABLE_TELEMETRY": "1",
         "HF_HUB_OFFLINE": "1",
     }
-    return [sys.executable, "-m", "judgeforge", "run", "-c", str(config)], environment
 
 
 def judgeforge_run(
     project: Path, config: Path, server: OpenAIServer
 ) -> subprocess.CompletedProcess[str]:
-    command, environment = judgeforge_command(config, server)
-    return subprocess.run(
-        command,
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=environment,
-    )
+    """Return the finished `judgeforge run -c config` in `project`, google-genai on `server`."""
+    return judgeforge(project, "run", "-c", str(config), env=gemini_environment(server))
 
 
 def test_a_gemini_batch_run_delivers_what_an_online_run_does_from_one_job_at_half_price(
@@ -92,10 +78,10 @@ def test_a_gemini_batch_run_delivers_what_an_online_run_does_from_one_job_at_hal
     (job,) = openai_server.gemini_batches.values()
     # no online generateContent call: each went inside the one job
     assert [r.batch_id for r in carried] == [job["name"]] * len(online_calls)
-    assert report(batch_project, "generation_report")["delivered_total"] == 6
-    assert report(project_copy, "generation_report")["delivered_total"] == 6
-    online_usage = report(project_copy, "generation_report")["usage"]
-    batch_usage = report(batch_project, "generation_report")["usage"]
+    assert run_report(batch_project, "generation_report")["delivered_total"] == 6
+    assert run_report(project_copy, "generation_report")["delivered_total"] == 6
+    online_usage = run_report(project_copy, "generation_report")["usage"]
+    batch_usage = run_report(batch_project, "generation_report")["usage"]
     assert batch_usage["succeeded"] == online_usage["succeeded"] > 0
     assert batch_usage["input_tokens"] == online_usage["input_tokens"]
     assert batch_usage["cost_usd"] > 0
@@ -110,24 +96,16 @@ def test_a_killed_gemini_batch_run_resumes_its_job_instead_of_submitting_again(
     openai_server.respond_with(generator_and_judge())
     openai_server.batch_hold = True  # the job waits: the run is polling when it is killed
     config = run_yaml(project_copy / "run.yaml", batch=True)
-    command, environment = judgeforge_command(config, openai_server)
-    first = subprocess.Popen(
-        command,
-        cwd=project_copy,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    command, environment = judgeforge_command(
+        "run", "-c", str(config), env=gemini_environment(openai_server)
     )
-    try:
-        polled = _wait_for(
-            lambda: any("/batches/" in r.path for r in openai_server.requests), first
-        )
-        assert polled, "the run never polled its job"
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-        if first.stderr is not None:
-            first.stderr.close()
+    polled = kill_once(
+        command,
+        project_copy,
+        lambda: any("/batches/" in r.path for r in openai_server.requests),
+        env=environment,
+    )
+    assert polled, "the run never polled its job"
     assert len(openai_server.gemini_batches) == 1
     assert not [r for r in openai_server.requests if r.path.endswith(GENERATE)]
 
@@ -137,5 +115,5 @@ def test_a_killed_gemini_batch_run_resumes_its_job_instead_of_submitting_again(
     assert len(openai_server.gemini_batches) == 1  # polled again, not submitted again
     creates = [r for r in openai_server.requests if r.path.endswith(":batchGenerateContent")]
     assert len(creates) == 1
-    assert report(project_copy, "generation_report")["delivered_total"] == 6
+    assert run_report(project_copy, "generation_report")["delivered_total"] == 6
     assert openai_server.answered_twice(GENERATE) == []

@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 
 from tests.run_yaml import loopback_run_yaml
-from tests.test_user_errors import COMPLAINTS, judgeforge
+from tests.support.commands import judgeforge
+from tests.test_user_errors import COMPLAINTS
 
 GENERATORS = [
     {"provider": "openai", "model": "gpt-4o-mini", "weight": 1.0},

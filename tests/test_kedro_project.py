@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,13 +12,7 @@ from kedro.pipeline import Node
 
 from judgeforge.pipeline_registry import DEFAULT_CHAIN, register_pipelines
 from tests.conftest import PROJECT_ROOT
-
-
-def kedro(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the kedro CLI in `project` and return the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args], cwd=project, capture_output=True, text=True, timeout=timeout, check=False
-    )
+from tests.support.commands import kedro
 
 
 @pytest.mark.parametrize("flag", ["--pipelines", "--pipeline"])
@@ -48,8 +40,14 @@ def test_bad_parameters_fail_before_any_work_with_one_line_per_problem(project_c
         "data_generation.source_data.sampling.enhancement_fraction=1.5,data_generation.metric.type=ternary",
     )
     assert result.returncode == 2
-    assert "data_generation.source_data.sampling.enhancement_fraction: 1.5 — Input should be less than 1" in result.stderr
-    assert "data_generation.metric.type: 'ternary' — must be one of 'binary' or 'multi-class'" in result.stderr
+    assert (
+        "data_generation.source_data.sampling.enhancement_fraction: 1.5 — Input should be less than 1"
+        in result.stderr
+    )
+    assert (
+        "data_generation.metric.type: 'ternary' — must be one of 'binary' or 'multi-class'"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert not (project_copy / "data/02_intermediate/seed_rows.parquet").exists()
 
@@ -76,9 +74,17 @@ def test_kedro_viz_build_writes_a_static_site(project_copy: Path) -> None:
     # each stage of the default chain is a namespace: a box kedro-viz collapses and expands
     namespaces = {name for name in pipelines["modular_pipelines"] if name != "__root__"}
     assert namespaces == set(DEFAULT_CHAIN)
-    boxes = {child["id"] for child in pipelines["modular_pipelines"]["__root__"]["children"] if child["type"] == "modularPipeline"}
+    boxes = {
+        child["id"]
+        for child in pipelines["modular_pipelines"]["__root__"]["children"]
+        if child["type"] == "modularPipeline"
+    }
     assert boxes == set(DEFAULT_CHAIN)
-    in_ingestion = {node["name"] for node in pipelines["nodes"] if node["type"] == "task" and node["modular_pipelines"] == ["ingestion"]}
+    in_ingestion = {
+        node["name"]
+        for node in pipelines["nodes"]
+        if node["type"] == "task" and node["modular_pipelines"] == ["ingestion"]
+    }
     assert in_ingestion == {
         "validate_seed_rows",
         "check_seed_rows_usable",
@@ -103,12 +109,19 @@ def test_default_pipeline_is_the_whole_chain_in_order() -> None:
     assert "training_dataset" not in default.inputs()
     order = [short_name(node) for node in default.nodes]
     # the dataset flows synthesis → labelling → the first training node that reads it
-    assert order.index("assemble_train_and_test") < order.index("apply_disagreement_policy") < order.index("format_judge_examples")
+    assert (
+        order.index("assemble_train_and_test")
+        < order.index("apply_disagreement_policy")
+        < order.index("format_judge_examples")
+    )
     trains_on = {short_name(node) for node in default.nodes if "labelled_dataset" in node.inputs}
     # (and the SFT exports of the final dataset, written only when output.sft_formats asks)
     assert trains_on == {"format_judge_examples", "export_sft_formats"}
     assert {"label_only", "publishing"} <= set(pipelines)
-    assert not {node.name for node in pipelines["publishing"].nodes if node.name != "extract_metric"} & default_nodes
+    assert (
+        not {node.name for node in pipelines["publishing"].nodes if node.name != "extract_metric"}
+        & default_nodes
+    )
 
 
 def test_compositions_feed_training_and_publishing_what_they_write() -> None:

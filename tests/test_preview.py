@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from judgeforge import preview_generation, run_data_generation
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge
 from tests.support.openai_server import Reply
 
 COMPLAINTS = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
@@ -62,14 +60,8 @@ def test_preview_command_prints_rows_with_their_attributes_and_the_estimate(
 ) -> None:
     openai_server.respond_with(text_answers())
     run_yaml = preview_yaml(openai_server, tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "judgeforge", "preview", "-c", str(run_yaml), "-n", "3"],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "COLUMNS": "250"},
+    result = judgeforge(
+        project_copy, "preview", "-c", str(run_yaml), "-n", "3", env={"COLUMNS": "250"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(openai_server.requests) == 3

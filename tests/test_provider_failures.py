@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge, kedro
+from tests.support.loopback_parameters import write_loopback_parameters
 from tests.support.openai_server import OpenAIServer, Reply, closed_port_url, example_answers
 
 KEY = "sk-door-test-0123456789"
@@ -19,16 +17,7 @@ KEY = "sk-door-test-0123456789"
 
 def judgeforge_run(project: Path, run_yaml: Path) -> subprocess.CompletedProcess[str]:
     """`judgeforge run -c run_yaml` in the project copy, with a key in the environment."""
-    environment = {**os.environ, "OPENAI_API_KEY": KEY, "KEDRO_DISABLE_TELEMETRY": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=environment,
-    )
+    return judgeforge(project, "run", "-c", str(run_yaml), env={"OPENAI_API_KEY": KEY})
 
 
 def run_yaml(
@@ -62,7 +51,8 @@ def test_an_endpoint_nobody_listens_on_fails_the_run_with_one_line(
     project_copy: Path, tmp_path: Path
 ) -> None:
     result = judgeforge_run(
-        project_copy, run_yaml(closed_port_url(), project_copy / "run.yaml", max_connection_failures=4)
+        project_copy,
+        run_yaml(closed_port_url(), project_copy / "run.yaml", max_connection_failures=4),
     )
     assert result.returncode != 0
     assert (
@@ -145,32 +135,16 @@ def test_a_run_that_delivers_too_little_fails_after_writing_its_report(
 
 def kedro_run(project: Path, base_url: str, total: int) -> subprocess.CompletedProcess[str]:
     """`kedro run --pipelines ingestion,synthesis` in the project copy, generation through `base_url`."""
-    local = {
-        "data_generation": {
-            "llm": {
-                "provider": "openai",
-                "model": "test-model",
-                "embedding_model": "text-embedding-3-small",
-                "base_url": base_url,
-            },
-            "generation": {
-                "total_examples": total,
-                "examples_per_call": 1,
-                "async_config": {"max_concurrent_requests": 2, "max_retries": 1},
-            },
-        }
-    }
-    (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    environment = {**os.environ, "OPENAI_API_KEY": KEY, "KEDRO_DISABLE_TELEMETRY": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=environment,
+    write_loopback_parameters(
+        project,
+        base_url,
+        generation={
+            "total_examples": total,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 2, "max_retries": 1},
+        },
     )
+    return kedro(project, "run", "--pipelines", "ingestion,synthesis", env={"OPENAI_API_KEY": KEY})
 
 
 def test_the_kedro_door_stops_on_a_refused_key_and_on_a_shortfall(

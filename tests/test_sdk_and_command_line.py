@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import datasets
@@ -14,12 +13,14 @@ import pytest
 import yaml
 from kedro.framework.session import KedroSession
 
-from judgeforge import run_data_generation
+from judgeforge import run_data_generation, run_training
 from judgeforge.command_line import main
 from judgeforge.config import load_run_config
 from judgeforge.sdk import data_generation_pipelines, pipeline_name
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge
 from tests.support.openai_server import example_answers
+from tests.support.tiny_judge import save_tiny_llama
 
 
 def test_examples_cover_the_four_metric_shapes() -> None:
@@ -27,7 +28,12 @@ def test_examples_cover_the_four_metric_shapes() -> None:
     for path in EXAMPLES:
         metric = load_run_config(path).data_generation.metric
         shapes.add((metric.type, metric.input_format))
-    assert shapes == {("binary", "single"), ("multi-class", "single"), ("binary", "tuple"), ("binary", "rag")}
+    assert shapes == {
+        ("binary", "single"),
+        ("multi-class", "single"),
+        ("binary", "tuple"),
+        ("binary", "rag"),
+    }
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -46,7 +52,10 @@ def test_validate_command_lists_every_problem_and_exits_2(tmp_path: Path, capsys
     assert main(["validate", "-c", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "(3 problems)" in err
-    assert "data_generation.source_data.sampling.enhancement_fraction: 0 — Input should be greater than 0" in err
+    assert (
+        "data_generation.source_data.sampling.enhancement_fraction: 0 — Input should be greater than 0"
+        in err
+    )
     assert "training.training.optim: 'sgdd' — must be one of" in err
 
 
@@ -64,13 +73,18 @@ def test_pipelines_follow_run_steps_and_switches() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_run_data_generation_writes_the_dataset_for_each_example(example: Path, project_copy: Path, openai_server, tmp_path: Path) -> None:
+def test_run_data_generation_writes_the_dataset_for_each_example(
+    example: Path, project_copy: Path, openai_server, tmp_path: Path
+) -> None:
     openai_server.respond_with(example_answers)
-    run_yaml = loopback_run_yaml(example, openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"])
+    run_yaml = loopback_run_yaml(
+        example, openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"]
+    )
     config = load_run_config(run_yaml)
     path = run_data_generation(config_path=run_yaml, project_path=project_copy)
 
-    assert path == config.data_generation.dataset_path
+    # where it is: the path the YAML writes, anchored at its folder (the project copy here)
+    assert Path(path) == project_copy / config.data_generation.dataset_path
     splits = datasets.load_from_disk(str(project_copy / path))
     features = config.data_generation.source_data.dataset.columns.features
     label = config.data_generation.source_data.dataset.columns.label
@@ -83,12 +97,17 @@ def test_run_data_generation_writes_the_dataset_for_each_example(example: Path, 
     assert openai_server.answered_twice() == []
 
 
-def test_judgeforge_run_command_in_a_subprocess(project_copy: Path, openai_server, tmp_path: Path) -> None:
+def test_judgeforge_run_command_in_a_subprocess(
+    project_copy: Path, openai_server, tmp_path: Path
+) -> None:
     openai_server.respond_with(example_answers)
-    run_yaml = loopback_run_yaml(EXAMPLES[0], openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"])
-    result = subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)], cwd=project_copy, capture_output=True, text=True, timeout=600, check=False
+    run_yaml = loopback_run_yaml(
+        EXAMPLES[0],
+        openai_server.base_url,
+        project_copy / "run.yaml",
+        run_steps=["data_generation"],
     )
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dataset: ./data/generated_data/" in result.stdout
 
@@ -98,14 +117,24 @@ def test_run_yaml_with_publishing_is_one_session_with_only_its_parameters(
 ) -> None:
     openai_server.respond_with(example_answers)
     # a base parameter a run YAML does not have: validation rejects it if it reaches the run
-    (project_copy / "conf/base/parameters_team.yml").write_text("team_only_setting: 1\n", encoding="utf-8")
+    (project_copy / "conf/base/parameters_team.yml").write_text(
+        "team_only_setting: 1\n", encoding="utf-8"
+    )
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     sessions = []
     real_create = KedroSession.create.__func__
-    monkeypatch.setattr(KedroSession, "create", classmethod(lambda cls, *a, **kw: sessions.append(kw) or real_create(cls, *a, **kw)))
+    monkeypatch.setattr(
+        KedroSession,
+        "create",
+        classmethod(lambda cls, *a, **kw: sessions.append(kw) or real_create(cls, *a, **kw)),
+    )
     run_yaml = loopback_run_yaml(
-        EXAMPLES[0], openai_server.base_url, project_copy / "run.yaml", run_steps=["data_generation"],
-        data_generation__output__push_to_hub=True, data_generation__output__hub={"organization": "acme"},
+        EXAMPLES[0],
+        openai_server.base_url,
+        project_copy / "run.yaml",
+        run_steps=["data_generation"],
+        data_generation__output__push_to_hub=True,
+        data_generation__output__hub={"organization": "acme"},
     )
     path = run_data_generation(config_path=run_yaml, project_path=project_copy)
 
@@ -138,14 +167,7 @@ def test_relative_paths_in_a_run_yaml_start_at_its_folder_whatever_the_current_f
     )
     config_arg = str(run_yaml.relative_to(root))  # given relative to the current folder's parent
     for command in ("validate", "run"):
-        result = subprocess.run(
-            [sys.executable, "-m", "judgeforge", command, "-c", f"../{config_arg}"],
-            cwd=elsewhere,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        result = judgeforge(elsewhere, command, "-c", f"../{config_arg}")
         assert result.returncode == 0, result.stderr[-3000:]
     repo = load_run_config(run_yaml).data_generation.output.dataset.repo_name
     # output.local_path ./data/generated_data: next to the YAML, not the project's or the cwd's
@@ -157,3 +179,34 @@ def test_relative_paths_in_a_run_yaml_start_at_its_folder_whatever_the_current_f
     # the catalog's own files follow Kedro's rule: the project folder (the YAML's outside one)
     catalog_root = project_copy if where == "inside_a_project" else jobs
     assert (catalog_root / "data/08_reporting/generation_report.json").is_file()
+
+
+def test_the_sdk_returns_where_the_dataset_and_the_judge_are_from_another_current_folder(
+    project_copy: Path, openai_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    openai_server.respond_with(example_answers)
+    jobs, elsewhere = project_copy / "jobs" / "week1", tmp_path / "elsewhere"
+    jobs.mkdir(parents=True)
+    elsewhere.mkdir()
+    example = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
+    # outputs as the example writes them: ./data/generated_data (under data_root) and
+    # data/06_models (the judge, a local folder); a tiny random base model to train
+    run_yaml = loopback_run_yaml(
+        example,
+        openai_server.base_url,
+        jobs / "run.yaml",
+        training__model__model_local_path=str(save_tiny_llama(tmp_path / "tiny-llama")),
+        training__training__max_seq_length=256,
+        training__training__per_device_train_batch_size=8,
+    )
+    monkeypatch.chdir(elsewhere)
+    config_path = os.path.relpath(run_yaml, elsewhere)
+
+    dataset = run_data_generation(config_path=config_path, project_path=project_copy)
+    assert dataset == str(jobs.resolve() / "data/generated_data/customer_complaint")
+    assert datasets.load_from_disk(dataset)["train"].num_rows > 0
+
+    judge = run_training(config_path=config_path, project_path=project_copy)
+    assert judge == str(jobs.resolve() / "data/06_models/customer_complaint-judge")
+    assert json.loads((Path(judge) / "metrics.json").read_text())["fine_tuned"]
+    assert list(elsewhere.iterdir()) == []

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,32 +12,12 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
-from tests.test_kedro_project import kedro
+from tests.support.commands import judgeforge, kedro
 
 SEED = "data/01_raw/customer_messages.csv"
 REJECTS = "data/02_intermediate/seed_rejects.csv"
 REPORT = "data/08_reporting/ingestion_report.json"
 COMPLAINTS = PROJECT_ROOT / "examples" / "binary_single_customer_complaint.yaml"
-
-
-def judgeforge(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run `python -m judgeforge` in `cwd` and return the finished process."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("HF_TOKEN", "OPENAI_API_KEY", "JUDGEFORGE_VERBOSE")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "judgeforge", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**environment, **(env or {})},
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess, prefix: str) -> str:

@@ -150,10 +150,10 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
     local_embeddings = llm.embedding_model in LOCAL_EMBEDDING_MODELS
     engine = config.generation.async_config
     return {
-        "generator_llm": chat(config.generator_provider, config.generator_model),
+        "generator_llm": chat(*config.generator),
         # diversity.generators: one client each (datasets.LLMClientPoolDataset)
         "generators": [chat(g.provider, g.model, g.base_url) for g in config.diversity.generators],
-        "judge_llm": chat(config.judge_provider, config.judge_model),
+        "judge_llm": chat(*config.judge),
         "embedding_client": {
             "provider": "local" if local_embeddings else llm.provider,
             "model": None if local_embeddings else llm.model,

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from judgeforge.config import RunConfig, load_run_config
-from judgeforge.config.run import RunStep, judge_output_dir
+from judgeforge.config.run import RunStep
 from judgeforge.config_loader import CONFIG_FOLDER, RUN_FOLDER, RUN_YAML
 from judgeforge.pipeline_registry import REPORTING, composition_name
 from judgeforge.project import KedroProject, open_project
+from judgeforge.run_globals import RUN_GLOBALS
 from judgeforge.training.distributed import is_worker_process
 
 # The Kedro environment of pipeline_provider dask when the caller names none (conf/dask).
@@ -50,25 +51,26 @@ def pipeline_name(config: RunConfig, steps: list[RunStep] | None = None) -> str:
 def run_data_generation(
     config_path: str | Path, env: str | None = None, project_path: str | Path | None = None
 ) -> str:
-    """Run the data_generation step of a run YAML (and its pushes); return the final dataset's path."""
-    config = load_run_config(config_path)
-    if config.data_generation is None:
-        raise ValueError(f"{config_path}: has no data_generation section")
-    project = open_run_project(config_path, project_path)
-    run_config(config, pipeline_name(config, ["data_generation"]), project, env=env)
-    return config.data_generation.dataset_path
+    """Run the data_generation step of a run YAML (and its pushes); return where the final dataset is."""
+    return run_step(config_path, "data_generation", env, project_path)["final_dataset"]
 
 
 def run_training(
     config_path: str | Path, env: str | None = None, project_path: str | Path | None = None
 ) -> str:
-    """Run the training step of a run YAML; return the directory of the trained judge."""
+    """Run the training step of a run YAML; return the folder of the trained judge."""
+    return run_step(config_path, "training", env, project_path)["judge"]
+
+
+def run_step(
+    config_path: str | Path, step: RunStep, env: str | None, project_path: str | Path | None
+) -> dict[str, Any]:
+    """Run one step of a run YAML in its project; return where the run's files are (run_config)."""
     config = load_run_config(config_path)
-    if config.training is None:
-        raise ValueError(f"{config_path}: has no training section")
+    if getattr(config, step) is None:
+        raise ValueError(f"{config_path}: has no {step} section")
     project = open_run_project(config_path, project_path)
-    run_config(config, pipeline_name(config, ["training"]), project, env=env)
-    return judge_output_dir(config)
+    return run_config(config, pipeline_name(config, [step]), project, env=env)
 
 
 def open_run_project(
@@ -94,7 +96,11 @@ def run_parameters(config: RunConfig, project: KedroProject) -> dict[str, Any]:
 def run_config(
     config: RunConfig, name: str, project: KedroProject, env: str | None = None
 ) -> dict[str, Any]:
-    """Run the registered pipeline `name` in one Kedro session whose parameters are exactly the run config."""
+    """Run the registered pipeline `name` in one Kedro session whose parameters are exactly the run config.
+
+    Return where the run's files are: the `run` globals its catalog read (judgeforge.run_globals),
+    each relative path of the config anchored at its folder and `data/...` under data_root.
+    """
     from kedro.framework.session import KedroSession
 
     runner = None  # Kedro's SequentialRunner
@@ -112,4 +118,6 @@ def run_config(
         # a single stage is registered without the report; every run of this door ends with it,
         # written by rank 0 alone under a distributed launch (docs/scale.md)
         report = [] if is_worker_process() else [REPORTING]
-        return session.run(pipeline_names=[name, *report], runner=runner)
+        session.run(pipeline_names=[name, *report], runner=runner)
+        # a context of the same session: its config loader derives the same globals again
+        return session.load_context().config_loader["globals"][RUN_GLOBALS]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
@@ -23,6 +20,7 @@ from judgeforge.command_line import main
 from judgeforge.config import load_run_config
 from judgeforge.pipelines.training.nodes import format_judge_examples
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge, kedro
 from tests.support.openai_server import example_answers
 
 FORMATS = ["messages", "instruction", "openai", "alpaca"]
@@ -50,14 +48,7 @@ def test_judgeforge_run_writes_each_format_that_trains_the_same_judge(
         run_steps=["data_generation"],
         data_generation__output__sft_formats=FORMATS,
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert result.returncode == 0, result.stderr[-3000:]
     config = load_run_config(run_yaml)
     folder = project_copy / config.data_generation.dataset_path
@@ -122,15 +113,7 @@ def test_kedro_run_exports_only_what_is_asked_without_a_system_message(
             }
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipelines", "sft_export"],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
-    )
+    result = kedro(project_copy, "run", "--pipelines", "sft_export")
     assert result.returncode == 0, result.stderr[-3000:]
     exports = Path(f"{folder}-sft")
     assert sorted(p.relative_to(exports).as_posix() for p in exports.rglob("*.jsonl")) == [

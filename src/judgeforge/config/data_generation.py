@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
@@ -34,6 +34,13 @@ GENERATED_SUFFIX = "-generated"
 # Roles of the three rag feature columns, in the order `columns.features` must list them.
 RAG_ROLES = ("query", "context", "response")
 NEEDS_PROMPT = "required when llmaj_source_prompt is empty"
+
+
+class ChosenModel(NamedTuple):
+    """A provider and the model of it that a run uses for one role (generator, judge)."""
+
+    provider: str
+    model: str
 
 
 def known_provider(name: str | None) -> str | None:
@@ -593,24 +600,18 @@ class DataGenerationConfig(StrictModel):
     data_quality_metrics: DataQualityMetricsConfig = Field(default_factory=DataQualityMetricsConfig)
 
     @property
-    def generator_provider(self) -> str:
-        """Return the provider used for generation (the override, else the primary llm)."""
-        return self.generation.llm_provider or self.llm.provider
+    def generator(self) -> ChosenModel:
+        """Return the generation model: generation.llm_provider/llm_model, else the primary llm."""
+        return self._override_or_primary(self.generation.llm_provider, self.generation.llm_model)
 
     @property
-    def generator_model(self) -> str:
-        """Return the model used for generation (the override, else the primary llm)."""
-        return self.generation.llm_model or self.llm.model
+    def judge(self) -> ChosenModel:
+        """Return the judge: labelling.judge_provider/judge_model, else the primary llm."""
+        return self._override_or_primary(self.labelling.judge_provider, self.labelling.judge_model)
 
-    @property
-    def judge_provider(self) -> str:
-        """Return the provider of the judge (the labelling override, else the primary llm)."""
-        return self.labelling.judge_provider or self.llm.provider
-
-    @property
-    def judge_model(self) -> str:
-        """Return the judge model (the labelling override, else the primary llm)."""
-        return self.labelling.judge_model or self.llm.model
+    def _override_or_primary(self, provider: str | None, model: str | None) -> ChosenModel:
+        """Return an override's provider and model (set together), else the primary llm's."""
+        return ChosenModel(provider or self.llm.provider, model or self.llm.model)
 
     @property
     def dataset_path(self) -> str:

@@ -20,17 +20,26 @@ def front_matter(metric: MetricConfig, splits: list[str]) -> str:
         "pretty_name": metric.name,
         "task_categories": ["text-classification"],
         "tags": ["judgeforge", "synthetic", "llm-as-a-judge"],
-        "configs": [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits],
+            }
+        ],
     }
     return f"---\n{yaml.safe_dump(header, sort_keys=False)}---\n"
 
 
-def class_counts(dataset: datasets.DatasetDict, label: str, keys: list[str]) -> dict[str, dict[str, int]]:
+def class_counts(
+    dataset: datasets.DatasetDict, label: str, keys: list[str]
+) -> dict[str, dict[str, int]]:
     """Return rows per class per split (plus the split's total)."""
     counts = {}
     for split, rows in dataset.items():
         values = rows[label] if label in rows.column_names else []
-        counts[split] = {key: sum(1 for v in values if v == key) for key in keys} | {"total": rows.num_rows}
+        counts[split] = {key: sum(1 for v in values if v == key) for key in keys} | {
+            "total": rows.num_rows
+        }
     return counts
 
 
@@ -61,13 +70,19 @@ def dataset_card(
         "",
         "| class | label | rubric |",
         "|---|---|---|",
-        *[f"| {c.name} | `{key}` | {(c.rubric or '').strip()} |" for key, c in zip(keys, metric.class_labels or [])],
+        *[
+            f"| {c.name} | `{key}` | {(c.rubric or '').strip()} |"
+            for key, c in zip(keys, metric.class_labels or [])
+        ],
         "",
         "## Rows per class and split",
         "",
         "| split | " + " | ".join(f"{names[k]} (`{k}`)" for k in keys) + " | total |",
         "|---|" + "---|" * (len(keys) + 1),
-        *[f"| {split} | " + " | ".join(str(c[k]) for k in keys) + f" | {c['total']} |" for split, c in counts.items()],
+        *[
+            f"| {split} | " + " | ".join(str(c[k]) for k in keys) + f" | {c['total']} |"
+            for split, c in counts.items()
+        ],
         "",
         "## How it was made",
         "",
@@ -78,18 +93,41 @@ def dataset_card(
     if labelling_report.get("status") == "ok":
         lines += ["", "## LLM-judge labels", "", *labelling_lines(labelling_report)]
     if diagnostics_summary.get("status") == "ok":
-        shown = {key: diagnostics_summary[key] for key in DIAGNOSTICS_KEYS if key in diagnostics_summary}
-        lines += ["", "## Data-quality diagnostics", "", "```json", json.dumps(shown, indent=1, default=str), "```"]
-    lines += ["", "## Use", "", "```python", "from datasets import load_dataset", "", f'splits = load_dataset("{config.output.hub.organization}/{config.output.dataset.repo_name}")', "```", ""]
+        shown = {
+            key: diagnostics_summary[key] for key in DIAGNOSTICS_KEYS if key in diagnostics_summary
+        }
+        lines += [
+            "",
+            "## Data-quality diagnostics",
+            "",
+            "```json",
+            json.dumps(shown, indent=1, default=str),
+            "```",
+        ]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'splits = load_dataset("{config.output.hub.organization}/{config.output.dataset.repo_name}")',
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def config_summary(config: DataGenerationConfig) -> dict[str, Any]:
     """Return the settings that shaped the data (no secrets: base URLs and keys are left out)."""
-    generation, sampling, labelling = config.generation, config.source_data.sampling, config.labelling
+    generation, sampling, labelling = (
+        config.generation,
+        config.source_data.sampling,
+        config.labelling,
+    )
     summary: dict[str, Any] = {
         "source": config.source_data.dataset.source_type,
-        "generator": f"{config.generator_provider}/{config.generator_model}",
+        "generator": "/".join(config.generator),
         "total_examples": generation.total_examples,
         "examples_per_call": generation.examples_per_call,
         "context_examples": generation.context_examples,
@@ -100,9 +138,19 @@ def config_summary(config: DataGenerationConfig) -> dict[str, Any]:
         "labelling": {"enabled": labelling.enabled, "label_only_mode": labelling.label_only_mode},
     }
     if labelling.enabled:
-        summary["labelling"] |= {"judge": f"{config.judge_provider}/{config.judge_model}", "disagreement_policy": labelling.disagreement_policy}
+        summary["labelling"] |= {
+            "judge": "/".join(config.judge),
+            "disagreement_policy": labelling.disagreement_policy,
+        }
     if labelling.label_only_mode:
-        for key in ("generator", "total_examples", "examples_per_call", "context_examples", "label_distribution", "include_enhancement_in_train"):
+        for key in (
+            "generator",
+            "total_examples",
+            "examples_per_call",
+            "context_examples",
+            "label_distribution",
+            "include_enhancement_in_train",
+        ):
             summary.pop(key)
     return summary
 
@@ -110,9 +158,15 @@ def config_summary(config: DataGenerationConfig) -> dict[str, Any]:
 def labelling_lines(report: dict[str, Any]) -> list[str]:
     """Return the card lines summarising the judge's labels and its agreement with the generator."""
     overall = report["agreement"]["overall"]
-    lines = [f"Judge: `{report['judge']['provider']}/{report['judge']['model']}`; {report['rows_judged']} rows judged, {report['invalid_answers']} without a valid answer."]
+    lines = [
+        f"Judge: `{report['judge']['provider']}/{report['judge']['model']}`; {report['rows_judged']} rows judged, {report['invalid_answers']} without a valid answer."
+    ]
     if overall["compared"]:
-        lines.append(f"Agreement with the generator's labels: {overall['agree']}/{overall['compared']} ({overall['rate']:.1%}).")
+        lines.append(
+            f"Agreement with the generator's labels: {overall['agree']}/{overall['compared']} ({overall['rate']:.1%})."
+        )
         policy = report["disagreement_policy"]
-        lines.append(f"Disagreement policy `{policy['policy']}`: {policy['relabelled']} synthetic rows relabelled, {policy['dropped']} dropped.")
+        lines.append(
+            f"Disagreement policy `{policy['policy']}`: {policy['relabelled']} synthetic rows relabelled, {policy['dropped']} dropped."
+        )
     return lines

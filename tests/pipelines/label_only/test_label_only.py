@@ -19,8 +19,12 @@ from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.memory import KeptMemoryDataset
 from tests.support.openai_server import Reply
 
-COMPLAINT_EXAMPLE = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
-COMPLAINT_WORDS = re.compile(r"broken|late|never|refund|wrong|missing|damaged|charged", re.IGNORECASE)
+COMPLAINT_EXAMPLE = next(
+    path for path in EXAMPLES if path.stem == "binary_single_customer_complaint"
+)
+COMPLAINT_WORDS = re.compile(
+    r"broken|late|never|refund|wrong|missing|damaged|charged", re.IGNORECASE
+)
 
 
 def keyword_judge(request) -> Reply:
@@ -28,22 +32,37 @@ def keyword_judge(request) -> Reply:
     prompt = request.last_user_message
     if "gibberish" in prompt:
         return Reply.text("no idea")
-    return Reply.json({"label": "1" if COMPLAINT_WORDS.search(prompt.split("Answer with JSON")[0]) else "0", "rationale": "keyword"})
+    return Reply.json(
+        {
+            "label": "1" if COMPLAINT_WORDS.search(prompt.split("Answer with JSON")[0]) else "0",
+            "rationale": "keyword",
+        }
+    )
 
 
-def test_label_only_pipeline_labels_every_row_and_keeps_the_holdout(openai_server, judge_client, metric, output) -> None:
+def test_label_only_pipeline_labels_every_row_and_keeps_the_holdout(
+    openai_server, judge_client, metric, output
+) -> None:
     openai_server.respond_with(keyword_judge)
-    unlabelled = pd.DataFrame({"text": ["My order never came", "Thanks, all good", "gibberish", "", "Item was broken"]})
-    holdout = pd.DataFrame({"row_id": ["h1", "h2"], "text": ["Wrong size sent", "Nice shop"], "label": ["1", "0"]})
+    unlabelled = pd.DataFrame(
+        {"text": ["My order never came", "Thanks, all good", "gibberish", "", "Item was broken"]}
+    )
+    holdout = pd.DataFrame(
+        {"row_id": ["h1", "h2"], "text": ["Wrong size sent", "Nice shop"], "label": ["1", "0"]}
+    )
     catalog = DataCatalog(
         {
             "label_only_train_data": MemoryDataset(unlabelled),
             "holdout_table": MemoryDataset(holdout),
             "judge_llm": MemoryDataset(judge_client(), copy_mode="assign"),
             "params:data_generation.metric": MemoryDataset(metric, copy_mode="assign"),
-            "params:data_generation.labelling": MemoryDataset(labelling(label_only_mode=True, invalid_answer_retries=1), copy_mode="assign"),
+            "params:data_generation.labelling": MemoryDataset(
+                labelling(label_only_mode=True, invalid_answer_retries=1), copy_mode="assign"
+            ),
             "params:data_generation.output": MemoryDataset(output, copy_mode="assign"),
-            "params:data_generation.source_data.dataset.columns": MemoryDataset(DatasetColumns(features=["text"], label=None), copy_mode="assign"),
+            "params:data_generation.source_data.dataset.columns": MemoryDataset(
+                DatasetColumns(features=["text"], label=None), copy_mode="assign"
+            ),
             "labelling_report": KeptMemoryDataset(),
             "params:data_generation.source_data.max_text_chars": MemoryDataset(100_000),
         }
@@ -52,7 +71,11 @@ def test_label_only_pipeline_labels_every_row_and_keeps_the_holdout(openai_serve
 
     labelled = catalog.load("labelled_dataset")
     train = labelled["train"].to_pandas()
-    assert train[["row_id", "text", "label"]].values.tolist() == [["0", "My order never came", "1"], ["1", "Thanks, all good", "0"], ["4", "Item was broken", "1"]]
+    assert train[["row_id", "text", "label"]].values.tolist() == [
+        ["0", "My order never came", "1"],
+        ["1", "Thanks, all good", "0"],
+        ["4", "Item was broken", "1"],
+    ]
     assert labelled["test"].to_pandas()["label"].tolist() == ["1", "0"]
     report = catalog.load("labelling_report")
     assert (report["rows_judged"], report["valid_answers"], report["invalid_answers"]) == (4, 3, 1)
@@ -62,10 +85,19 @@ def test_label_only_pipeline_labels_every_row_and_keeps_the_holdout(openai_serve
     assert len(openai_server.requests) == 4 + 1  # the gibberish row asked once more
 
 
-def test_run_data_generation_in_label_only_mode(project_copy: Path, openai_server, tmp_path: Path) -> None:
+def test_run_data_generation_in_label_only_mode(
+    project_copy: Path, openai_server, tmp_path: Path
+) -> None:
     openai_server.respond_with(keyword_judge)
-    messages = ["The charger is broken", "Love it", "Refund still missing", "Do you sell gift cards?"]
-    pd.DataFrame({"text": messages}).to_csv(project_copy / "data/01_raw/unlabelled.csv", index=False)
+    messages = [
+        "The charger is broken",
+        "Love it",
+        "Refund still missing",
+        "Do you sell gift cards?",
+    ]
+    pd.DataFrame({"text": messages}).to_csv(
+        project_copy / "data/01_raw/unlabelled.csv", index=False
+    )
     run_yaml = loopback_run_yaml(
         COMPLAINT_EXAMPLE,
         openai_server.base_url,
@@ -77,7 +109,7 @@ def test_run_data_generation_in_label_only_mode(project_copy: Path, openai_serve
     )
     path = run_data_generation(config_path=run_yaml, project_path=project_copy)
 
-    assert path == "./data/generated_data/customer_complaint"
+    assert path == str(project_copy / "data/generated_data/customer_complaint")
     splits = datasets.load_from_disk(str(project_copy / path))
     train = splits["train"].to_pandas()
     assert train["text"].tolist() == messages
@@ -86,4 +118,7 @@ def test_run_data_generation_in_label_only_mode(project_copy: Path, openai_serve
     report = json.loads((project_copy / "data/08_reporting/labelling_report.json").read_text())
     assert report["valid_answers"] == 4
     assert not (project_copy / "data/generated_data/customer_complaint-generated").exists()
-    assert all("/chat/completions" in r.path for r in openai_server.requests) and len(openai_server.requests) == 4
+    assert (
+        all("/chat/completions" in r.path for r in openai_server.requests)
+        and len(openai_server.requests) == 4
+    )

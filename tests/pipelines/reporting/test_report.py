@@ -20,9 +20,9 @@ from judgeforge.command_line import main
 from tests.conftest import copy_project
 from tests.run_yaml import EXAMPLES
 from tests.support.browser import HeadlessChromium, chromium_executable
+from tests.support.commands import kedro
 from tests.support.openai_server import OpenAIServer, Reply
 from tests.support.tiny_judge import save_tiny_llama
-from tests.test_kedro_project import kedro
 
 SECTIONS = ["run", "ingestion", "generation", "diagnostics", "labelling", "judge"]
 REPORT = Path("data/08_reporting/report.html")

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from tests.pipelines.synthesis.test_grounding import RETURNS, write_documents
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge, kedro
+from tests.support.loopback_parameters import write_loopback_parameters
 from tests.support.openai_server import example_answers
-from tests.test_kedro_project import kedro
-from tests.test_user_errors import judgeforge
 
 
 def config_problem(path: str, rule: str) -> Callable[[Path], list[str]]:
@@ -105,18 +104,9 @@ def test_kedro_run_refuses_a_glob_that_matches_nothing_before_any_call(
     project_copy: Path, openai_server
 ) -> None:
     openai_server.respond_with(example_answers)
-    local = {
-        "data_generation": {
-            "llm": {
-                "provider": "openai",
-                "model": "test-model",
-                "embedding_model": "text-embedding-3-small",
-                "base_url": openai_server.base_url,
-            },
-            "diversity": {"input_documents": [{"path": "docs/*.md"}]},
-        }
-    }
-    (project_copy / "conf/local/parameters.yml").write_text(yaml.safe_dump(local))
+    write_loopback_parameters(
+        project_copy, openai_server.base_url, diversity={"input_documents": [{"path": "docs/*.md"}]}
+    )
     result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +31,8 @@ from judgeforge.pipelines.synthesis.grounding import (
 )
 from judgeforge.pipelines.synthesis.plan import build_generation_plan, call_steering, topic_paths
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
+from tests.support.commands import judgeforge, kedro
+from tests.support.loopback_parameters import write_loopback_parameters
 from tests.support.openai_server import Reply, example_answers
 
 WARRANTY = (
@@ -324,18 +325,6 @@ def rag_run_yaml(project: Path, folder: Path, server_url: str, total: int) -> Pa
     return run_yaml
 
 
-def judgeforge_run(project: Path, run_yaml: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
-    )
-
-
 def test_rag_contexts_are_real_segments_and_the_saved_tree_is_reused_without_a_call(
     project_copy: Path, tmp_path: Path, openai_server
 ) -> None:
@@ -350,7 +339,7 @@ def test_rag_contexts_are_real_segments_and_the_saved_tree_is_reused_without_a_c
     )
     write_documents(tmp_path / "runs" / "docs")
     run_yaml = rag_run_yaml(project_copy, tmp_path / "runs", openai_server.base_url, total=6)
-    done = judgeforge_run(project_copy, run_yaml)
+    done = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert done.returncode == 0, done.stderr[-3000:]
 
     intermediate = project_copy / "data/02_intermediate"
@@ -391,7 +380,7 @@ def test_rag_contexts_are_real_segments_and_the_saved_tree_is_reused_without_a_c
             else example_answers(request)
         )
     )
-    again = judgeforge_run(project_copy, run_yaml)
+    again = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert again.returncode == 0, again.stderr[-3000:]
     assert asked == [] and len(openai_server.requests) >= 6
     assert yaml.safe_load((intermediate / "topic_tree.yml").read_text()) == tree
@@ -399,28 +388,13 @@ def test_rag_contexts_are_real_segments_and_the_saved_tree_is_reused_without_a_c
 
 def test_kedro_run_spreads_calls_over_a_given_topic_list(project_copy: Path, openai_server) -> None:
     openai_server.respond_with(unique_examples_responder())
-    local = {
-        "data_generation": {
-            "llm": {
-                "provider": "openai",
-                "model": "test-model",
-                "embedding_model": "text-embedding-3-small",
-                "base_url": openai_server.base_url,
-            },
-            "generation": {"total_examples": 9, "examples_per_call": 1},
-            "diversity": {"topics": ["billing", "delivery", "returns"]},
-        }
-    }
-    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    done = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={"total_examples": 9, "examples_per_call": 1},
+        diversity={"topics": ["billing", "delivery", "returns"]},
     )
+    done = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis")
     assert done.returncode == 0, done.stderr[-3000:]
     synthetic = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
     assert sorted(synthetic.topic.value_counts().tolist()) == [3, 3, 3]
@@ -457,7 +431,7 @@ def test_judgeforge_run_stops_on_an_unparseable_document_before_any_call(
     write_documents(tmp_path / "runs" / "docs")
     (tmp_path / "runs" / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
     run_yaml = rag_run_yaml(project_copy, tmp_path / "runs", openai_server.base_url, total=2)
-    line = error_line(judgeforge_run(project_copy, run_yaml))
+    line = error_line(judgeforge(project_copy, "run", "-c", str(run_yaml)))
     assert line.startswith("judgeforge: ") and "broken.pdf cannot be parsed" in line
     assert openai_server.requests == []  # neither the topic tree nor any example was paid for
 
@@ -468,7 +442,7 @@ def test_judgeforge_run_stops_with_one_line_when_the_tree_cannot_be_grown(
     openai_server.respond_with(lambda request: Reply.json({"topics": "whatever you like"}))
     write_documents(tmp_path / "runs" / "docs")
     run_yaml = rag_run_yaml(project_copy, tmp_path / "runs", openai_server.base_url, total=2)
-    line = error_line(judgeforge_run(project_copy, run_yaml))
+    line = error_line(judgeforge(project_copy, "run", "-c", str(run_yaml)))
     assert "topic_tree cannot be grown" in line and "give diversity.topics" in line
     assert len(openai_server.requests) == 1  # the root's subtopics; no example call followed
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ from judgeforge.pipelines.synthesis.plan import PAIR_CLASS, near_miss_pairs, pla
 from tests.pipelines.synthesis.test_nodes import run_generation
 from tests.pipelines.synthesis.test_plan import plan_for
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge
 from tests.support.openai_server import Reply, example_answers
 
 PAIR_ASK = "differ as little as possible"
@@ -130,14 +129,7 @@ def test_judgeforge_run_writes_pairs_with_one_id_and_opposite_labels(
         data_generation__generation__label_distribution={"0": 0.5, "1": 0.5},
         data_generation__diversity={"near_miss_share": 0.6},
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert result.returncode == 0, result.stderr[-3000:]
     rows = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
     pairs = rows[rows["pair_id"] != ""].groupby("pair_id")["label"].agg(list)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from judgeforge.config.data_generation import DatasetColumns, SamplingConfig
@@ -22,6 +19,8 @@ from judgeforge.pipelines.synthesis.plan import (
     expand_templates,
 )
 from tests.pipelines.synthesis.conftest import generation_config, unique_examples_responder
+from tests.support.commands import kedro
+from tests.support.loopback_parameters import write_loopback_parameters
 from tests.support.openai_server import Reply
 
 TONE = {
@@ -286,38 +285,21 @@ def test_kedro_run_writes_the_plan_rows_keep_its_values_and_diagnostics_measure_
     )
     personas = project_copy / "personas.csv"
     personas.write_text("id,description\nretiree,a retired teacher\ncourier,a bike courier\n")
-    local = {
-        "data_generation": {
-            "llm": {
-                "provider": "openai",
-                "model": "test-model",
-                "embedding_model": "text-embedding-3-small",
-                "base_url": openai_server.base_url,
-            },
-            "generation": {
-                "total_examples": 8,
-                "examples_per_call": 1,
-                "async_config": {"max_concurrent_requests": 2, "max_retries": 1},
-            },
-            "diversity": {
-                "sampled_attributes": [TONE],
-                "personas_file": str(personas),
-                "languages": {"es": "Spanish"},
-            },
-        }
-    }
-    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    command = [
-        sys.executable,
-        "-m",
-        "kedro",
-        "run",
-        "--pipelines",
-        "ingestion,synthesis,diagnostics",
-    ]
-    done = subprocess.run(
-        command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={
+            "total_examples": 8,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 2, "max_retries": 1},
+        },
+        diversity={
+            "sampled_attributes": [TONE],
+            "personas_file": str(personas),
+            "languages": {"es": "Spanish"},
+        },
     )
+    done = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis,diagnostics", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     plan = pd.read_parquet(project_copy / "data/02_intermediate/generation_plan.parquet")
     synthetic = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
@@ -346,37 +328,27 @@ def test_several_generators_share_the_calls_by_weight_and_the_report_breaks_down
     project_copy: Path, openai_server
 ) -> None:
     openai_server.respond_with(unique_examples_responder())
-    local = {
-        "data_generation": {
-            "llm": {
-                "provider": "openai",
-                "model": "test-model",
-                "embedding_model": "text-embedding-3-small",
-                "base_url": openai_server.base_url,
-            },
-            "generation": {
-                "total_examples": 8,
-                "examples_per_call": 1,
-                "label_distribution": {"1": 0.5, "0": 0.5},
-            },
-            "diversity": {
-                "generators": [
-                    {"provider": "openai", "model": "big-model", "weight": 3},
-                    {
-                        "provider": "openai",
-                        "model": "small-model",
-                        "weight": 1,
-                        "base_url": openai_server.base_url,
-                    },
-                ]
-            },
-        }
-    }
-    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
-    done = subprocess.run(
-        command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={
+            "total_examples": 8,
+            "examples_per_call": 1,
+            "label_distribution": {"1": 0.5, "0": 0.5},
+        },
+        diversity={
+            "generators": [
+                {"provider": "openai", "model": "big-model", "weight": 3},
+                {
+                    "provider": "openai",
+                    "model": "small-model",
+                    "weight": 1,
+                    "base_url": openai_server.base_url,
+                },
+            ]
+        },
     )
+    done = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     models = [request.body["model"] for request in openai_server.requests]
     assert sorted(models) == ["big-model"] * 6 + ["small-model"] * 2
@@ -403,28 +375,18 @@ def test_a_generator_without_credentials_fails_before_any_call(
 ) -> None:
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    local = {
-        "data_generation": {
-            "llm": {
-                "provider": "openai",
-                "model": "test-model",
-                "embedding_model": "text-embedding-3-small",
-                "base_url": openai_server.base_url,
-            },
-            "generation": {"total_examples": 4},
-            "diversity": {
-                "generators": [
-                    {"provider": "openai", "model": "big-model"},
-                    {"provider": "gemini", "model": "gemini-2.0-flash"},
-                ]
-            },
-        }
-    }
-    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
-    done = subprocess.run(
-        command, cwd=project_copy, capture_output=True, text=True, timeout=300, check=False
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={"total_examples": 4},
+        diversity={
+            "generators": [
+                {"provider": "openai", "model": "big-model"},
+                {"provider": "gemini", "model": "gemini-2.0-flash"},
+            ]
+        },
     )
+    done = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", timeout=300)
     assert done.returncode != 0
     assert "no API key for provider 'gemini'" in done.stderr
     assert openai_server.requests == []

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +14,7 @@ from judgeforge.config.data_generation import Postprocessing
 from judgeforge.pipelines.synthesis.generation import SURPLUS
 from judgeforge.pipelines.synthesis.parsing import postprocess
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge
 from tests.support.openai_server import Reply
 
 RULES = {
@@ -69,14 +68,7 @@ def test_judgeforge_run_cleans_generated_fields_before_they_are_checked(
         run_steps=["data_generation"],
         data_generation__generation__postprocessing={"text": RULES},
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert result.returncode == 0, result.stderr[-3000:]
     rows = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
     assert len(rows) == 4

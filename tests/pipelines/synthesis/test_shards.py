@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +23,7 @@ from judgeforge.pipelines.synthesis.shards import (
 )
 from judgeforge.schema import REJECT_REASON
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
+from tests.support.commands import judgeforge, kedro
 from tests.support.openai_server import OpenAIServer, ReceivedRequest, Reply, example_answers
 
 EXAMPLE = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
@@ -94,14 +93,7 @@ def test_judgeforge_run_with_three_shards_drops_what_two_shards_both_made_and_re
 
     openai_server.respond_with(respond)
     run_yaml = sharded_run_yaml(openai_server, project_copy / "run.yaml")
-    result = subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert result.returncode == 0, result.stderr[-3000:]
 
     report = assert_exact_and_unique(project_copy)
@@ -128,34 +120,18 @@ def test_judgeforge_run_with_three_shards_drops_what_two_shards_both_made_and_re
 
     # a second run sends nothing: every shard and the refill come from the cache
     sent = len(openai_server.requests)
-    again = subprocess.run(
-        [sys.executable, "-m", "judgeforge", "run", "-c", str(run_yaml)],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    again = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(openai_server.requests) == sent
     assert_exact_and_unique(project_copy)
 
 
-def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 def test_a_failed_sharded_run_resends_only_the_unfinished_shard(
     project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
 ) -> None:
-    run_yaml = yaml.safe_load(sharded_run_yaml(openai_server, project_copy / "run.yaml").read_text())
+    run_yaml = yaml.safe_load(
+        sharded_run_yaml(openai_server, project_copy / "run.yaml").read_text()
+    )
     env = project_copy / "conf" / "loopback"
     env.mkdir()
     (env / "parameters_loopback.yml").write_text(
@@ -320,8 +296,20 @@ def test_shards_must_be_at_least_one(shards: int) -> None:
         GenerationConfig(shards=shards)
 
 
+@pytest.fixture
+def one_shard_afterwards(raw_config) -> Iterator[None]:
+    """Give the registered pipelines their one-shard shape back after a test that shapes them in-process."""
+    from judgeforge.config import validate_run_config
+
+    yield
+    shape_pipelines(validate_run_config(raw_config))
+
+
 def test_validate_checks_the_pipeline_shaped_as_the_run_shapes_it(
-    project_copy: Path, openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+    project_copy: Path,
+    openai_server: OpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+    one_shard_afterwards: None,
 ) -> None:
     from judgeforge import preflight
     from judgeforge.command_line import main

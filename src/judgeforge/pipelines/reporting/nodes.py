@@ -92,12 +92,12 @@ def _config_summary(config: RunConfig) -> list[tuple[str, str]]:
         rows += [
             ("metric", f"{metric.name} · {metric.type} · {metric.input_format} input"),
             ("classes", classes or "derived from llmaj_source_prompt"),
-            ("generator", f"{generation.generator_provider} / {generation.generator_model}"),
+            ("generator", " / ".join(generation.generator)),
             ("embedding model", llm.embedding_model),
             ("synthetic examples requested", str(generation.generation.total_examples)),
             (
                 "labelling",
-                f"on · judge {generation.judge_provider} / {generation.judge_model} · policy {labelling.disagreement_policy}"
+                f"on · judge {' / '.join(generation.judge)} · policy {labelling.disagreement_policy}"
                 if labelling.enabled
                 else "off",
             ),
