@@ -2,14 +2,12 @@
 
 Each shape is `rows x context`: `rows` random prompts of `context - 7 * i` tokens (at least half
 of `context`, so the batch is left-padded as in real use) prefilled together, then `--steps`
-greedy decoding steps of all rows at once, timed in CPU seconds of the process (`--threads`
-torch threads, default one). Sides run in alternating processes (PYTHONPATH picks the code).
-The script reports whether each side generates the same tokens on every run, how many rows'
-tokens agree between sides (different attention arithmetic may part greedy near-ties), and with
-`--alone` whether each row decoded alone gives bit for bit the logits it gets in the batch.
+greedy decoding steps of all rows at once, timed in CPU seconds of the process (one torch
+thread). Sides run in alternating processes (PYTHONPATH picks the code) and must generate the
+same tokens; the script says so.
 
     python benchmarks/local_decode_cache.py --before /path/to/old/src
-        [--shapes 8x1200,16x60] [--steps 32] [--repeats 3] [--threads 1] [--alone]
+        [--shapes 8x1200,16x60] [--steps 32] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(rows: int, context: int, steps: int, threads: int, alone: bool) -> dict:
+def measure(rows: int, context: int, steps: int) -> dict:
     """Prefill then `steps` decoding steps through the ContinuousBatch on PYTHONPATH."""
     import torch
 
@@ -34,7 +32,7 @@ def measure(rows: int, context: int, steps: int, threads: int, alone: bool) -> d
     from judgeforge.llm.types import LLMRequest
     from judgeforge.models.embedded import embedded_model_dir
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     loaded = load_causal_lm(embedded_model_dir())
     generator = torch.Generator().manual_seed(0)
     prompts = [
@@ -44,40 +42,20 @@ def measure(rows: int, context: int, steps: int, threads: int, alone: bool) -> d
         for i in range(rows)
     ]
     request = LLMRequest.from_prompt("-", max_tokens=steps + 1)
-    last_logits: list = [None]  # the newest forward pass's last-position logits
-
-    def keep_logits(_module, _args, output) -> None:
-        last_logits[0] = output.logits[:, -1]
-
-    hook = loaded.model.register_forward_hook(keep_logits)
-
-    def decode(indices: list[int]) -> tuple[list, float, float]:
-        batch = ContinuousBatch(loaded.model, loaded.tokenizer.pad_token_id)
-        chosen = [prompts[i] for i in indices]
+    batch = ContinuousBatch(loaded.model, loaded.tokenizer.pad_token_id)
+    with torch.inference_mode():
         started = time.process_time()
-        batch.admit([ActiveRow(i, request, len(p), None) for i, p in zip(indices, chosen)], chosen)
+        batch.admit([ActiveRow(i, request, len(p), None) for i, p in enumerate(prompts)], prompts)
         prefill = time.process_time() - started
         started = time.process_time()
         for _ in range(steps):
             batch.step()
-        return batch, prefill, time.process_time() - started
-
-    with torch.inference_mode():
-        batch, prefill, decoding = decode(list(range(rows)))
-        logits = last_logits[0]
-        result = {
-            "prefill_cpu_s": prefill,
-            "decode_cpu_s": decoding,
-            "tokens": [row.tokens for row in batch.rows],
-        }
-        if alone:
-            identical = []
-            for i in range(rows):
-                decode([i])
-                identical.append(bool(torch.equal(last_logits[0][0], logits[i])))
-            result["alone_identical"] = identical
-    hook.remove()
-    return result
+        decoding = time.process_time() - started
+    return {
+        "prefill_cpu_s": prefill,
+        "decode_cpu_s": decoding,
+        "tokens": [row.tokens for row in batch.rows],
+    }
 
 
 def main() -> None:
@@ -86,50 +64,33 @@ def main() -> None:
     parser.add_argument("--shapes", default="8x1200,16x60")
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
-        "--alone", action="store_true", help="also decode each row alone once (first run)"
-    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         rows, context = map(int, args.worker.split("x"))
-        print(json.dumps(measure(rows, context, args.steps, args.threads, args.alone)))
+        print(json.dumps(measure(rows, context, args.steps)))
         return
     sides = {"after": str(ROOT / "src")} | ({"before": args.before} if args.before else {})
     for shape in args.shapes.split(","):
         rows = int(shape.split("x")[0])
         runs: dict[str, list[dict]] = {side: [] for side in sides}
-        for repeat in range(args.repeats):
+        for _ in range(args.repeats):
             for side, src in sides.items():
                 env = {**os.environ, "PYTHONPATH": src, "HF_HUB_OFFLINE": "1"}
-                command = [
-                    sys.executable, __file__, "--worker", shape,
-                    "--steps", str(args.steps), "--threads", str(args.threads),
-                ] + (["--alone"] if args.alone and repeat == 0 else [])  # fmt: skip
+                command = [sys.executable, __file__, "--worker", shape, "--steps", str(args.steps)]
                 done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
                 runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(
-            f"{shape} (rows x context), {args.steps} steps, {args.threads} thread(s), "
-            f"medians of {args.repeats}:"
-        )
+        print(f"{shape} (rows x context), {args.steps} steps, medians of {args.repeats}:")
         for side, results in runs.items():
             rates = [rows * args.steps / r["decode_cpu_s"] for r in results]
             step = statistics.median(r["decode_cpu_s"] / args.steps for r in results)
-            prefill = statistics.median(r["prefill_cpu_s"] for r in results)
-            steady = len({json.dumps(r["tokens"]) for r in results}) == 1
-            alone = results[0].get("alone_identical")
             print(
                 f"  {side:>6}: {statistics.median(rates):6.1f} generated tokens/CPU-s "
-                f"({', '.join(f'{x:.1f}' for x in rates)}), {step:.4f} CPU-s per step, "
-                f"prefill {prefill:.2f} CPU-s; same tokens on every run: {steady}"
-                + (f"; rows bit-identical alone: {sum(alone)} of {len(alone)}" if alone else ""),
+                f"({', '.join(f'{x:.1f}' for x in rates)}), {step:.3f} CPU-s per step",
                 flush=True,
             )
-        if len(sides) == 2:
-            after, before = (runs[side][0]["tokens"] for side in sides)
-            agree = sum(a == b for a, b in zip(after, before))
-            print(f"  rows with the same tokens on both sides: {agree} of {rows}", flush=True)
+        tokens = {json.dumps(r["tokens"]) for results in runs.values() for r in results}
+        print(f"  same tokens on every run and side: {len(tokens) == 1}", flush=True)
 
 
 if __name__ == "__main__":

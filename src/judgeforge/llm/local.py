@@ -87,7 +87,6 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
     """Load a causal LM once per process, its linear layers in int8; every client of the directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgeforge.llm.attention import row_attention
     from judgeforge.llm.quantized import quantize_linears
 
     with _load_lock:
@@ -96,7 +95,6 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         model.eval()
-        model.set_attn_implementation(row_attention())  # each row over its own tokens: attention.py
         # Linear layers are ~3/4 of a CPU forward pass (py-spy, BENCHMARKS.md issue 15).
         quantize_linears(model)
     return LoadedCausalLM(tokenizer=tokenizer, model=model)
