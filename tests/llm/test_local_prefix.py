@@ -98,12 +98,11 @@ def test_rows_sharing_a_system_turn_prefill_it_once(tiny_model_dir: Path) -> Non
     finally:
         hook.remove()
     tails = [len(p) - prefix for p in prompts]
-    # the system turn alone, then each rest alone after it (shortest prompt first), so that no
-    # padding sits inside a row: the row-wise attention needs each row's tokens unbroken
-    assert fed == [(1, prefix)] + [(1, tail) for tail in sorted(tails)]
+    # the system turn alone, then the four rests together (left-padded to the longest)
+    assert fed == [(1, prefix), (4, max(tails))]
     assert chat.prefilled_tokens == prefix + sum(tails)
     assert sum(rows * width for rows, width in fed) < sum(len(p) for p in prompts)
-    assert (store.misses, store.hits) == (1, 3)
+    assert (store.misses, store.hits) == (1, 0)
 
     # a later call with the same system turn prefills only its rest
     fed, hook = fed_tokens(tiny_model_dir)
@@ -112,7 +111,7 @@ def test_rows_sharing_a_system_turn_prefill_it_once(tiny_model_dir: Path) -> Non
     finally:
         hook.remove()
     assert len(fed) == 1 and fed[0][1] < prefix
-    assert store.hits == 4
+    assert store.hits == 1
 
 
 def test_answers_do_not_depend_on_who_shared_the_prefix_or_when_it_was_computed(
@@ -135,13 +134,14 @@ def test_answers_do_not_depend_on_who_shared_the_prefix_or_when_it_was_computed(
         together = chat.generate_batch(requests)  # both system turns computed in this call
     finally:
         hook.remove()
-    # one admission: the row without a system turn, each turn alone, each other row's rest alone
+    # one admission: each system turn alone, then one prefill per turn and one for the row without
     prefills = [shape for shape in fed if shape[1] > 1]
-    assert [rows for rows, _ in prefills] == [1] * 8
-    assert (store.misses, store.hits) == (2, 3)
+    # (the groups' order follows the shortest prompts)
+    assert sorted(rows for rows, _ in prefills) == [1, 1, 1, 2, 3]
+    assert (store.misses, store.hits) == (2, 0)
 
     alone_warm = [chat.generate_batch([r])[0] for r in requests]  # turns from the store
-    assert store.hits == 8
+    assert store.hits == 5
     # the same weights in another folder: another store, so every turn is computed again
     cold = LocalChat(model_dir=tiny_model(tmp_path / "cold"), batch_size=8, show_progress=False)
     alone_cold = [cold.generate_batch([r])[0] for r in requests]

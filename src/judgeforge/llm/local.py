@@ -238,10 +238,10 @@ class ActiveRow:
 class ContinuousBatch:
     """Rows decoded together over one KV cache, left-padded; rows join and leave between steps.
 
-    A row whose prompt opens with a shared system turn (`ActiveRow.prefix_tokens`) has the
-    turn's keys and values computed alone once and kept in `prefixes`; only the rest of its
-    prompt is prefilled. Positions count only real tokens, so a left-padded row sees the
-    positions it would see alone.
+    A row whose prompt opens with a shared system turn (`ActiveRow.prefix_tokens`) is laid out
+    as [system turn][padding][rest of its prompt]: the turn's keys and values are computed
+    alone once and kept in `prefixes`, and only the rest is prefilled. Positions count only
+    real tokens, so the rest sits where it would in the whole prompt.
 
     transformers' own continuous batching (`generate_batch`, paged attention) ran at 2 tokens/s
     on a 2-core CPU, where this loop spends per generated token about what a static batched
@@ -259,22 +259,12 @@ class ContinuousBatch:
         self.prefilled_tokens = 0  # prompt tokens fed to the model, shared prefixes counted once
 
     def admit(self, rows: Sequence[ActiveRow], prompts: Sequence[list[int]]) -> None:
-        """Prefill `rows`, join them to the batch's cache and pick each one's first token.
-
-        Rows without a shared system turn are prefilled together, left-padded. A row with one is
-        prefilled alone after its turn's keys and values (`prefixes`): its cache is then
-        [turn][rest] with no padding inside, so once joined (left-padded) every row still attends
-        over one unbroken run of its own tokens, which the row-wise attention needs for answers
-        that do not depend on the batch (attention.py).
-        """
-        plain = [i for i, row in enumerate(rows) if not row.prefix_tokens]
-        parts = [(plain, ())] if plain else []
-        parts += [
-            ([i], tuple(prompts[i][: row.prefix_tokens]))
-            for i, row in enumerate(rows)
-            if row.prefix_tokens
-        ]
-        for members, prefix in parts:
+        """Prefill `rows` and pick each one's first token: one prefill per distinct system turn
+        (rows without one together), each left-padded, then joined to the batch's cache."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, (row, prompt) in enumerate(zip(rows, prompts)):
+            groups.setdefault(tuple(prompt[: row.prefix_tokens]), []).append(index)
+        for prefix, members in groups.items():
             cache, mask = self._prefill(
                 [rows[i] for i in members], [prompts[i][len(prefix) :] for i in members], prefix
             )
@@ -287,16 +277,25 @@ class ContinuousBatch:
     def _prefill(
         self, rows: Sequence[ActiveRow], tails: Sequence[list[int]], prefix: tuple[int, ...]
     ) -> tuple[Any, Any]:
-        """The cache and mask of `rows` whose prompts are `prefix` + their tail (left-padded); picks each first token."""
+        """The cache and mask of `rows` whose prompts are `prefix` + their tail; picks each first token."""
         import torch
 
         from judgeforge.llm.kv_cache import chunked_cache
 
         width = max(len(t) for t in tails)
         ids = torch.tensor([[self.pad_token_id] * (width - len(t)) + t for t in tails])
-        mask = torch.tensor([[0] * (width - len(t)) + [1] * (len(prefix) + len(t)) for t in tails])
-        # steps write in place, not by copying the context (kv_cache.py); a prefix is one row
-        cache = chunked_cache(self._prefix_layers(prefix) if prefix else ())
+        mask = torch.tensor(
+            [[1] * len(prefix) + [0] * (width - len(t)) + [1] * len(t) for t in tails]
+        )
+        # steps write in place, not by copying the context (kv_cache.py)
+        cache = chunked_cache(
+            [
+                (keys.expand(len(rows), -1, -1, -1), values.expand(len(rows), -1, -1, -1))
+                for keys, values in self._prefix_layers(prefix)
+            ]
+            if prefix
+            else ()
+        )
         logits = self._forward(ids, mask, cache)
         self.prefilled_tokens += sum(len(t) for t in tails)
         for row, row_logits in zip(rows, logits):
