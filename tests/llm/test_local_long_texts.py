@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +10,7 @@ import yaml
 
 from judgeforge import progress
 from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
+from tests.support.commands import kedro
 from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
 
 WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
@@ -59,15 +57,11 @@ def test_texts_that_run_to_their_budget_are_kept_as_whole_sentences(
     }
     (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
     env = {
-        **os.environ,
         "JUDGEFORGE_CACHE_DIR": str(rambling_model_cache),
         progress.INTERVAL_ENV: "0.2",
         "COLUMNS": "250",
     }
-    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
-    result = subprocess.run(
-        command, cwd=project_copy, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
+    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from judgeforge.llm.local import (
     system_prefix_length,
 )
 from tests.llm.test_local_long_texts import rambling_model_cache  # noqa: F401 -- a fixture used below
+from tests.support.commands import kedro
 from tests.support.tiny_judge import save_checkpoint, tiny_llama
 
 RUBRIC = (
@@ -188,16 +186,8 @@ def test_a_synthesis_run_prefills_each_class_system_turn_once(
     logging_config = yaml.safe_load(logging_file.read_text())
     logging_config["loggers"]["judgeforge.llm.local"] = {"level": "DEBUG"}
     logging_file.write_text(yaml.safe_dump(logging_config))
-    env = {
-        **os.environ,
-        "JUDGEFORGE_CACHE_DIR": str(model_cache),
-        progress.INTERVAL_ENV: "0.2",
-        "COLUMNS": "250",
-    }
-    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "ingestion,synthesis"]
-    result = subprocess.run(
-        command, cwd=project_copy, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
+    env = {"JUDGEFORGE_CACHE_DIR": str(model_cache), progress.INTERVAL_ENV: "0.2", "COLUMNS": "250"}
+    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # the local provider's debug line per batch of calls
     counts = re.findall(
