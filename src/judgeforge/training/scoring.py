@@ -3,8 +3,9 @@
 A causal judge's rows share the tokens its template puts before the first field (the chat's system
 message, the template's opening words): those are run once per call and their keys and values
 reused by every row that starts with them, so a row pays for its own tokens only. Rows are
-left-padded after that shared prefix, positions count real tokens only, so a row scores as it
-would alone.
+left-padded after that shared prefix and positions count real tokens only, so a row sees the
+positions it would alone (SDPA's sums can still differ in the last bits with the padding on
+64-wide heads: BENCHMARKS.md, issue 15, "Fourth round: decoding attention").
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _causal_batched(
                         for k, v in prefix_states
                     ]
                 )
-            # Positions count real tokens only, so a padded prompt scores exactly as it would alone.
+            # Positions count real tokens only, so a padded prompt sees the positions it would alone.
             position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)[:, skip:]
             return read(
                 model(
