@@ -51,6 +51,27 @@ def test_answers_before_a_refusal_stay_cached_and_the_rerun_sends_only_the_rest(
     assert sorted(r.last_user_message for r in server.requests) == [f"p {i}" for i in range(5, 10)]
 
 
+def test_answers_already_sent_when_a_refusal_arrives_are_stored_not_lost(server, make_client):
+    # 4 requests go out together; "p 0" is refused at once while the 3 others are still being
+    # answered: the provider bills those 3, so the run waits for them and caches their answers
+    server.respond_with(
+        lambda r: (
+            Reply.error(401, "key revoked") if r.last_user_message == "p 0" else Reply.slow(0.5)
+        )
+    )
+    with pytest.raises(ProviderRejected):
+        asyncio.run(make_client(max_concurrent_requests=4).generate(ask(10)))
+    delivered = sorted(r.last_user_message for r in server.requests if r.delivered)
+    assert delivered == ["p 1", "p 2", "p 3"]
+
+    server.reset()
+    responses = asyncio.run(make_client().generate(ask(10)))
+    assert [r.from_cache for r in responses] == [False] + [True] * 3 + [False] * 6
+    assert sorted(r.last_user_message for r in server.requests) == ["p 0"] + [
+        f"p {i}" for i in range(4, 10)
+    ]
+
+
 def test_an_endpoint_refusing_connections_stops_the_run_after_a_short_streak(cache_path):
     client = build_llm_client(
         "openai",

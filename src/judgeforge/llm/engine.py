@@ -92,8 +92,9 @@ class RequestEngine:
     """Runs jobs against a remote endpoint within the settings, accounting retries into `usage`.
 
     A ProviderError (refused key, unknown model, unreachable endpoint) stops the whole run:
-    the jobs still running are cancelled and the error is raised once, after every finished
-    job has been handed to `on_outcome` (so its answer is cached).
+    nothing more is sent, requests already sent are awaited (the provider bills them, so their
+    answers are handed to `on_outcome` and cached), jobs not yet sent are cancelled, and the
+    error is raised once.
     """
 
     def __init__(self, settings: EngineSettings, usage: Usage, redact: Redactor) -> None:
@@ -111,6 +112,7 @@ class RequestEngine:
         self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._connection_failures = 0
         self._halted = False
+        self._sent: set[asyncio.Future[object]] = set()  # jobs whose request is out or being stored
 
     async def run(
         self,
@@ -140,6 +142,7 @@ class RequestEngine:
             finally:
                 if outcome.result is not None:
                     self._slots.release()
+                self._sent.discard(asyncio.current_task())  # type: ignore[arg-type]
             answer = outcome.result
             shown.advance(
                 rejected=int(answer is None),
@@ -155,14 +158,30 @@ class RequestEngine:
             try:
                 if tasks:
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for task in tasks:
-                    if task.done() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
-                return [task.result() for task in tasks]
+                failed = next((task for task in tasks if _raised(task)), None)
+                if failed is None:
+                    return [task.result() for task in tasks]
+                await self._settle_sent(tasks)
+                raise failed.exception()  # type: ignore[misc]
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _settle_sent(self, tasks: Sequence[asyncio.Future[Outcome[Result]]]) -> None:
+        """Cancel the jobs not sent yet; wait for those already sent, so their answers get stored.
+
+        A request out on the wire is billed whether or not we read its answer; each is bounded
+        by the request timeout, and a failure now ends it without a retry.
+        """
+        self._halted = True
+        sent = [task for task in tasks if task in self._sent and not task.done()]
+        for task in tasks:
+            if task not in self._sent:
+                task.cancel()
+        if sent:
+            logger.info("run ending: storing the answers of %d requests already sent", len(sent))
+            await asyncio.gather(*sent, return_exceptions=True)
 
     async def _run_one(
         self, job: Job, call: Callable[[Job], Awaitable[Result]], tokens: int
@@ -181,6 +200,8 @@ class RequestEngine:
                 result = await self._attempt(job, call, tokens)
                 return Outcome(result=result, error=None, attempts=attempt)
             except TransientError as error:
+                if self._halted:
+                    raise asyncio.CancelledError from None  # the run is ending: no retry
                 wait = self._backoff(attempt, error)
                 if error.throttled:
                     gave_up = loop.time() + wait - first_try > self.settings.retry_budget_seconds
@@ -216,6 +237,7 @@ class RequestEngine:
             await governor.admit(tokens)
             if self._halted:
                 raise asyncio.CancelledError  # the run is ending: send nothing more
+            self._sent.add(asyncio.current_task())  # type: ignore[arg-type]
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
@@ -224,10 +246,12 @@ class RequestEngine:
                 self.in_flight -= 1
         except TransientError as error:
             self._slots.release()
+            self._sent.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._on_failure(error, loop.time())
             raise
         except BaseException:
             self._slots.release()
+            self._sent.discard(asyncio.current_task())  # type: ignore[arg-type]
             raise
         self._connection_failures = 0
         governor.on_success(loop.time())
@@ -275,6 +299,11 @@ class RequestEngine:
     def _describe(self, error: BaseException) -> str:
         """One redacted line naming the error."""
         return self.redact(f"{type(error).__name__}: {error}")
+
+
+def _raised(task: asyncio.Future[object]) -> bool:
+    """Whether a task ended with an exception (a cancelled one did not)."""
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 def _per_second(per_minute: float | None) -> float | None:
