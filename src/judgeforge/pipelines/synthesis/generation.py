@@ -69,6 +69,10 @@ class RejectReason(StrEnum):
     PAIR_PARTNER_REJECTED = "pair_partner_rejected"
 
 
+# The key of a pair's plan row made single (`single`) that holds the start of the ids of the
+# follow-up calls copying it, in place of its plan call id.
+FOLLOW_UP_STEM = "follow_up_stem"
+
 # The reason given to a valid example whose class had its quota when it came: a follow-up round
 # asks for more than is missing (see `examples_to_ask`), so a round may bring more than needed.
 # It is kept with the rejects (the user sees it) but is not a rejected answer.
@@ -221,11 +225,28 @@ def word_ngrams(text: str, size: int = ECHO_NGRAM) -> set[tuple[str, ...]]:
 
 
 def single(call: Call, key: str) -> tuple[Call, Mapping[str, Any]]:
-    """Return the call and the plan row a follow-up single call for class `key` copies (a pair's row, made single)."""
+    """Return the call and the plan row a follow-up single call for class `key` copies (a pair's row, made single).
+
+    Both classes of a pair copy its row: made single for the pair's second class, the row names
+    that class in the ids of its follow-ups (`follow_up_id`), so no two calls share an id.
+    """
     if not call.pair_key:
         return call, call.plan_row
-    shown = list(call.plan_row["context_ids"])[0 if key == call.key else 1 :: 2]
-    return call, {**call.plan_row, "class": key, PAIR_CLASS: "", "context_ids": shown}
+    first = key == call.key
+    shown = list(call.plan_row["context_ids"])[0 if first else 1 :: 2]
+    stem = call.plan_row[PLAN_CALL_ID] if first else f"{call.plan_row[PLAN_CALL_ID]}/{key}"
+    return call, {
+        **call.plan_row,
+        "class": key,
+        PAIR_CLASS: "",
+        "context_ids": shown,
+        FOLLOW_UP_STEM: stem,
+    }
+
+
+def follow_up_id(row: Mapping[str, Any], round_: int, index: int) -> str:
+    """Return the id of the `index`-th follow-up call of round `round_` that copies plan row `row`."""
+    return f"{row.get(FOLLOW_UP_STEM, row[PLAN_CALL_ID])}/r{round_}/{index}"
 
 
 def count_valid(call: Call, outcome: Sequence[str], result: GenerationResult) -> None:
@@ -445,7 +466,7 @@ class ExampleGenerator:
             )
             for index in range(max(count, 0)):
                 row = short[index % len(short)]
-                call_id = f"{row[PLAN_CALL_ID]}/r{result.rounds}/{index}"
+                call_id = follow_up_id(row, result.rounds, index)
                 calls.append(
                     self._call(
                         row,
