@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,76 @@ def test_an_open_stage_logs_a_line_every_interval_and_one_when_it_ends(monkeypat
     assert "took" in lines[-1] and lines[-1].startswith("generation: 4/10 calls done")
 
 
+class WatchedLock:
+    """A lock that sets `waited` when a thread finds it taken and has to wait for it."""
+
+    def __init__(self, waited: threading.Event) -> None:
+        self._lock = threading.Lock()
+        self.waited = waited
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            self.waited.set()
+            self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+def test_a_stage_closing_while_its_progress_line_is_logged_ends_with_its_closing_line(
+    monkeypatch, caplog
+) -> None:
+    # the interleaving of a loaded machine, made to happen: the stage closes (in another
+    # thread) while the ticker is logging the stage's periodic line. The closer either finishes
+    # or has to wait for the display; only then does the periodic line go on to the handlers.
+    monkeypatch.setenv(progress.INTERVAL_ENV, "3600")  # the test ticks itself
+    caplog.set_level(logging.INFO, logger="judgeforge.progress")
+    display = progress._Display()
+    closer_done_or_waiting = threading.Event()
+    display._lock = WatchedLock(closer_done_or_waiting)
+    stage = progress.Stage(name="generation", total=4)
+    display.open(stage)
+    stage.advance(1)
+
+    def close() -> None:
+        display.close(stage)
+        closer_done_or_waiting.set()
+
+    closer = threading.Thread(target=close)
+
+    def close_while_logging(record: logging.LogRecord) -> bool:
+        if "ETA" in record.getMessage() and closer.ident is None:
+            closer.start()
+            assert closer_done_or_waiting.wait(timeout=30), "the closer neither ended nor waited"
+        return True
+
+    logger = logging.getLogger("judgeforge.progress")
+    logger.addFilter(close_while_logging)
+    try:
+        display.log_open_stages()
+        closer.join(timeout=30)
+    finally:
+        logger.removeFilter(close_while_logging)
+    assert not closer.is_alive()
+    lines = [record.getMessage() for record in caplog.records]
+    assert [("took" in line, "ETA" in line) for line in lines] == [(False, True), (True, False)]
+    display.log_open_stages()  # a closed stage has no progress line
+    assert len(caplog.records) == 2
+
+
+def test_a_stage_closed_twice_logs_one_closing_line(monkeypatch, caplog) -> None:
+    # a node's error closes every open stage, then the stage's own `with` block closes it again
+    monkeypatch.setenv(progress.INTERVAL_ENV, "3600")
+    caplog.set_level(logging.INFO, logger="judgeforge.progress")
+    display = progress._Display()
+    stage = progress.Stage(name="scoring", total=2)
+    display.open(stage)
+    display.close_all()
+    display.close(stage)
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert line.startswith("scoring: 0/2 calls done") and "took" in line
+
+
 def test_a_stage_without_work_or_disabled_shows_nothing(caplog) -> None:
     caplog.set_level(logging.INFO, logger="judgeforge.progress")
     with progress.stage("embedding", total=0):
@@ -85,10 +158,48 @@ def test_summary_table_names_outputs_counts_quality_and_cost() -> None:
     assert "some models have no price" in usage_line([usage, Usage(input_tokens=1, priced=False)])
 
 
+KEDRO_RUN = ("run", "--pipelines", "ingestion,synthesis")
+KEDRO_RUN_ENVIRONMENT = {progress.INTERVAL_ENV: "0.2", "COLUMNS": "250"}
+
+
 def kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
     """Run `kedro run` in `project` with stdout piped (not a terminal) and return the finished process."""
-    environment = {progress.INTERVAL_ENV: "0.2", "COLUMNS": "250"}
-    return kedro(project, "run", "--pipelines", "ingestion,synthesis", *args, env=environment)
+    return kedro(project, *KEDRO_RUN, *args, env=KEDRO_RUN_ENVIRONMENT)
+
+
+def kedro_run_watched(project: Path, watch: Callable[[str], None]) -> subprocess.CompletedProcess:
+    """Run `kedro run` as kedro_run does, calling `watch` on each line of stdout as it comes; return the finished process."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kedro", *KEDRO_RUN],
+        cwd=project,
+        env={**os.environ, **KEDRO_RUN_ENVIRONMENT},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out: list[str] = []
+    err: list[str] = []
+
+    def read_out() -> None:
+        for line in process.stdout:
+            out.append(line)
+            watch(line)
+
+    readers = [
+        threading.Thread(target=read_out),
+        threading.Thread(target=lambda: err.extend(process.stderr)),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        process.wait(timeout=600)
+    finally:
+        process.kill()
+        for reader in readers:
+            reader.join()
+        process.stdout.close()
+        process.stderr.close()
+    return subprocess.CompletedProcess(process.args, process.returncode, "".join(out), "".join(err))
 
 
 @pytest.fixture
@@ -108,19 +219,35 @@ def loopback_project(project_copy: Path, openai_server) -> Path:
     return project_copy
 
 
-def test_kedro_run_prints_progress_lines_node_lines_and_a_summary(loopback_project: Path) -> None:
-    result = kedro_run(loopback_project)
+def is_generation_progress(line: str) -> bool:
+    """Return whether a line of the run's output is a periodic progress line of the generation stage."""
+    return "generate_synthetic_examples · openai:" in line and "ETA" in line
+
+
+def test_kedro_run_prints_progress_lines_node_lines_and_a_summary(
+    loopback_project: Path, openai_server
+) -> None:
+    # the last call is answered only once a progress line of the generation stage is out:
+    # the stage stays open until the ticker has spoken, however slowly the machine runs it
+    printed = threading.Event()
+    answers, numbers = unique_examples_responder(), itertools.count(1)
+
+    def respond(request):
+        if next(numbers) == TOTAL:
+            printed.wait(timeout=120)
+        return answers(request)
+
+    openai_server.respond_with(respond)
+    result = kedro_run_watched(
+        loopback_project, lambda line: is_generation_progress(line) and printed.set()
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     nodes = len(register_pipelines()["ingestion"].nodes) + len(
         register_pipelines()["synthesis"].nodes
     )
     assert f"[1/{nodes}] extract_metric" in out and f"[{nodes}/{nodes}] " in out
-    running = [
-        line
-        for line in out.splitlines()
-        if "generate_synthetic_examples · openai:" in line and "ETA" in line
-    ]
+    running = [line for line in out.splitlines() if is_generation_progress(line)]
     assert running, out
     assert "queued" in running[0] and "tokens/s" in running[0]
     assert f"generate_synthetic_examples · openai: {TOTAL}/{TOTAL} calls done" in out

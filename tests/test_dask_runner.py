@@ -297,7 +297,8 @@ def test_judgeforge_run_with_pipeline_provider_dask(
     )
 
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "dataset: ./data/generated_data/" in done.stdout
+    repo = load_run_config(run_yaml).data_generation.output.dataset.repo_name
+    assert f"dataset: {project_copy.resolve() / 'data/generated_data' / repo}\n" in done.stdout
     nodes = node_count(pipeline_name(load_run_config(run_yaml), ["data_generation"]), "reporting")
     assert f"Running {nodes} nodes on the Dask cluster at {project_cluster.address}" in done.stdout
     workers = workers_of_nodes(done.stdout)

@@ -159,7 +159,7 @@ def test_the_wheel_runs_a_job_from_any_folder_and_writes_next_to_the_run_yaml(
     )
     assert previewed.stdout.strip()
     ran = succeeded(run(installed, tmp_path, "judgeforge", "run", "-c", "jobs/run.yaml"))
-    assert f"dataset: out/{repo}" in ran.stdout
+    assert f"dataset: {jobs.resolve() / 'out' / repo}\n" in ran.stdout
     train = datasets.load_from_disk(str(jobs / "out" / repo))["train"].to_pandas()
     assert (train["source"] == "synthetic").sum() == 4
     assert (jobs / "data" / "02_intermediate" / "llm_cache.sqlite").is_file()
@@ -245,7 +245,10 @@ def test_init_writes_a_project_that_kedro_run_and_judgeforge_run_use(
     )
     ran = succeeded(run(installed, project, "judgeforge", "run", "-c", "run.yaml"))
     dataset = ran.stdout.split("dataset: ")[1].strip()
-    assert (project / dataset / "dataset_dict.json").is_file()
+    output = yaml.safe_load((project / "run.yaml").read_text())["data_generation"]["output"]
+    written = Path(output["local_path"]) / output["dataset"]["repo_name"]
+    assert Path(dataset) == project.resolve() / written
+    assert (Path(dataset) / "dataset_dict.json").is_file()
 
     refused = run(installed, tmp_path, "judgeforge", "init", "starter")
     assert refused.returncode == 2

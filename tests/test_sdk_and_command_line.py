@@ -109,7 +109,9 @@ def test_judgeforge_run_command_in_a_subprocess(
     )
     result = judgeforge(project_copy, "run", "-c", str(run_yaml))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "dataset: ./data/generated_data/" in result.stdout
+    repo = load_run_config(run_yaml).data_generation.output.dataset.repo_name
+    dataset = project_copy.resolve() / "data/generated_data" / repo
+    assert f"dataset: {dataset}\n" in result.stdout
 
 
 def test_run_yaml_with_publishing_is_one_session_with_only_its_parameters(
@@ -181,16 +183,19 @@ def test_relative_paths_in_a_run_yaml_start_at_its_folder_whatever_the_current_f
     assert (catalog_root / "data/08_reporting/generation_report.json").is_file()
 
 
-def test_the_sdk_returns_where_the_dataset_and_the_judge_are_from_another_current_folder(
-    project_copy: Path, openai_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def job_elsewhere(
+    project_copy: Path, openai_server, tmp_path: Path, **overrides: object
+) -> tuple[Path, Path, Path]:
+    """Return (run YAML, its folder, an empty folder to start in) of a two-step job in project_copy.
+
+    The outputs as the complaint example writes them: ./data/generated_data (under data_root)
+    and data/06_models (the judge, a local folder); a tiny random base model to train.
+    """
     openai_server.respond_with(example_answers)
     jobs, elsewhere = project_copy / "jobs" / "week1", tmp_path / "elsewhere"
     jobs.mkdir(parents=True)
     elsewhere.mkdir()
     example = next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint")
-    # outputs as the example writes them: ./data/generated_data (under data_root) and
-    # data/06_models (the judge, a local folder); a tiny random base model to train
     run_yaml = loopback_run_yaml(
         example,
         openai_server.base_url,
@@ -198,7 +203,15 @@ def test_the_sdk_returns_where_the_dataset_and_the_judge_are_from_another_curren
         training__model__model_local_path=str(save_tiny_llama(tmp_path / "tiny-llama")),
         training__training__max_seq_length=256,
         training__training__per_device_train_batch_size=8,
+        **overrides,
     )
+    return run_yaml, jobs, elsewhere
+
+
+def test_the_sdk_returns_where_the_dataset_and_the_judge_are_from_another_current_folder(
+    project_copy: Path, openai_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_yaml, jobs, elsewhere = job_elsewhere(project_copy, openai_server, tmp_path)
     monkeypatch.chdir(elsewhere)
     config_path = os.path.relpath(run_yaml, elsewhere)
 
@@ -209,4 +222,32 @@ def test_the_sdk_returns_where_the_dataset_and_the_judge_are_from_another_curren
     judge = run_training(config_path=config_path, project_path=project_copy)
     assert judge == str(jobs.resolve() / "data/06_models/customer_complaint-judge")
     assert json.loads((Path(judge) / "metrics.json").read_text())["fine_tuned"]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_judgeforge_run_prints_where_the_results_really_are_as_the_sdk_returns_them(
+    project_copy: Path, openai_server, tmp_path: Path
+) -> None:
+    # run from another folder, every output under data/ moved by the environment's data_root:
+    # the dataset is under data_root, the judge (a local folder) next to the run YAML
+    outputs = tmp_path / "outputs"
+    (project_copy / "conf/local/globals.yml").write_text(f"data_root: {outputs}\n")
+    run_yaml, jobs, elsewhere = job_elsewhere(
+        project_copy, openai_server, tmp_path, data_generation__data_quality_metrics__enabled=False
+    )
+    config_path = os.path.relpath(run_yaml, elsewhere)
+    result = judgeforge(elsewhere, "run", "-c", config_path, "--project-path", str(project_copy))
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = dict(
+        line.split(": ", 1)
+        for line in result.stdout.splitlines()
+        if line.startswith(("dataset: ", "judge: "))
+    )
+    assert printed == {
+        "dataset": str(outputs / "generated_data/customer_complaint"),
+        "judge": str(jobs.resolve() / "data/06_models/customer_complaint-judge"),
+    }
+    assert datasets.load_from_disk(printed["dataset"])["train"].num_rows > 0
+    assert json.loads((Path(printed["judge"]) / "metrics.json").read_text())["fine_tuned"]
+    assert not (jobs / "data/generated_data").exists()
     assert list(elsewhere.iterdir()) == []

@@ -160,17 +160,19 @@ def validate_command(config_path: str, env: str | None, project_path: str | None
     print(f"{config_path}: valid (run_steps: {', '.join(config.run_steps)})")
 
 
+# What `judgeforge run` calls the result of each step when it prints where it is.
+RESULT_NAMES = {"data_generation": "dataset", "training": "judge"}
+
+
 def run_command(config_path: str, env: str | None, project_path: str | None) -> None:
-    """Run every step of `run_steps` and print where the results are."""
-    from judgeforge.config.run import judge_output_dir
-    from judgeforge.sdk import open_run_project, pipeline_name, run_config
+    """Run every step of `run_steps` and print where the results are (what the SDK functions return)."""
+    from judgeforge.sdk import open_run_project, pipeline_name, run_config, step_results
 
     config = load_run_config(config_path)
-    run_config(config, pipeline_name(config), open_run_project(config_path, project_path), env=env)
-    if config.data_generation is not None and "data_generation" in config.run_steps:
-        print(f"dataset: {config.data_generation.dataset_path}")
-    if config.training is not None and "training" in config.run_steps:
-        print(f"judge: {judge_output_dir(config)}")
+    project = open_run_project(config_path, project_path)
+    locations = run_config(config, pipeline_name(config), project, env=env)
+    for step, location in step_results(locations, config.run_steps).items():
+        print(f"{RESULT_NAMES[step]}: {location}")
 
 
 def report_command(config_path: str | None, env: str | None, project_path: str | None) -> None:

@@ -148,7 +148,11 @@ class _CountsColumn(ProgressColumn):
 
 
 class _Display:
-    """Every open stage, shown one way: a rich live display, or periodic log lines."""
+    """Every open stage, shown one way: a rich live display, or periodic log lines.
+
+    Plain lines are logged under the lock that opens and closes stages, so a periodic line of a
+    stage can never follow its closing line, and a stage closes (one closing line) only once.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -156,7 +160,7 @@ class _Display:
         self._rich: Progress | None = None
         self._tasks: dict[int, int] = {}
         self._ticker: threading.Thread | None = None
-        self._wake = threading.Event()
+        self._stop_ticker = threading.Event()
 
     def open(self, stage: Stage) -> None:
         with self._lock:
@@ -164,15 +168,20 @@ class _Display:
             if Console().is_terminal:
                 self._open_rich(stage)
             elif self._ticker is None:
-                self._wake.clear()
+                # an event per ticker: a stopped ticker still on its way out stays stopped
+                self._stop_ticker = threading.Event()
                 self._ticker = threading.Thread(
-                    target=self._tick, name="judgeforge-progress", daemon=True
+                    target=self._tick,
+                    args=(self._stop_ticker,),
+                    name="judgeforge-progress",
+                    daemon=True,
                 )
                 self._ticker.start()
 
     def close(self, stage: Stage) -> None:
         with self._lock:
-            self._open.pop(id(stage), None)
+            if self._open.pop(id(stage), None) is None:
+                return
             task = self._tasks.pop(id(stage), None)
             if self._rich is not None and task is not None:
                 self._rich.update(task, completed=stage.done, refresh=True)
@@ -180,11 +189,11 @@ class _Display:
                     self._rich.stop()
                     self._rich = None
                 return
+            logger.info(stage.line(finished=True))
             ticker = self._ticker if not self._open else None
             if ticker is not None:
                 self._ticker = None
-                self._wake.set()
-        logger.info(stage.line(finished=True))
+                self._stop_ticker.set()
         if ticker is not None:
             ticker.join()
 
@@ -218,13 +227,16 @@ class _Display:
         if progress is not None and task is not None:
             progress.update(task, completed=stage.done)
 
-    def _tick(self) -> None:
+    def _tick(self, stop: threading.Event) -> None:
         interval = float(os.environ.get(INTERVAL_ENV) or DEFAULT_INTERVAL_SECONDS)
-        while not self._wake.wait(interval):
-            with self._lock:
-                lines = [stage.line() for stage in self._open.values()]
-            for line in lines:
-                logger.info(line)
+        while not stop.wait(interval):
+            self.log_open_stages()
+
+    def log_open_stages(self) -> None:
+        """Log one progress line per open stage (what the background thread does every interval)."""
+        with self._lock:
+            for stage in self._open.values():
+                logger.info(stage.line())
 
 
 _display = _Display()

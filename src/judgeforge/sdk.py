@@ -48,29 +48,40 @@ def pipeline_name(config: RunConfig, steps: list[RunStep] | None = None) -> str:
     return composition_name(stages)
 
 
+# The location each run step leaves its result at: its key among the locations run_config
+# returns (judgeforge.run_globals): the final dataset's folder or URL, the judge's folder.
+STEP_RESULTS: dict[RunStep, str] = {"data_generation": "final_dataset", "training": "judge"}
+
+
 def run_data_generation(
     config_path: str | Path, env: str | None = None, project_path: str | Path | None = None
 ) -> str:
     """Run the data_generation step of a run YAML (and its pushes); return where the final dataset is."""
-    return run_step(config_path, "data_generation", env, project_path)["final_dataset"]
+    return run_step(config_path, "data_generation", env, project_path)
 
 
 def run_training(
     config_path: str | Path, env: str | None = None, project_path: str | Path | None = None
 ) -> str:
     """Run the training step of a run YAML; return the folder of the trained judge."""
-    return run_step(config_path, "training", env, project_path)["judge"]
+    return run_step(config_path, "training", env, project_path)
 
 
 def run_step(
     config_path: str | Path, step: RunStep, env: str | None, project_path: str | Path | None
-) -> dict[str, Any]:
-    """Run one step of a run YAML in its project; return where the run's files are (run_config)."""
+) -> str:
+    """Run one step of a run YAML in its project; return where its result is (step_results)."""
     config = load_run_config(config_path)
     if getattr(config, step) is None:
         raise ValueError(f"{config_path}: has no {step} section")
     project = open_run_project(config_path, project_path)
-    return run_config(config, pipeline_name(config, [step]), project, env=env)
+    locations = run_config(config, pipeline_name(config, [step]), project, env=env)
+    return step_results(locations, [step])[step]
+
+
+def step_results(locations: dict[str, Any], steps: list[RunStep]) -> dict[RunStep, str]:
+    """Return where each of `steps` left its result (in the order they run), from run_config's locations."""
+    return {step: locations[key] for step, key in STEP_RESULTS.items() if step in steps}
 
 
 def open_run_project(

@@ -138,3 +138,35 @@ def test_judgeforge_run_writes_pairs_with_one_id_and_opposite_labels(
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
     assert report["delivered_total"] == 10
     assert rows["label"].astype(str).value_counts().to_dict() == {"0": 5, "1": 5}
+
+
+def test_each_call_of_a_run_has_its_own_id_when_both_classes_of_a_pair_follow_it_up(
+    openai_server, client_factory, metric, llm, columns, sampling, enhancement, holdout
+) -> None:
+    # round 1: one pair call (1~0/p0) and one single call per class, all unreadable. Round 2
+    # asks the pair again and three single calls per class; each class copies the rows of its
+    # calls that fell short, the pair's row among them, at the same place in both lists
+    openai_server.respond_with(lambda request: Reply.text("Sorry, I cannot write that."))
+    settings = (
+        {"1": 2, "0": 2},
+        metric,
+        llm,
+        columns,
+        sampling,
+        enhancement,
+        holdout,
+        DiversityConfig(near_miss_share=0.5),
+    )
+    overrides = {"max_attempts_per_example": 3, "debug_save_prompts": True}
+    run = run_generation(client_factory(openai_server), *settings, **overrides)
+    calls = [record["call_id"] for record in run[3]]
+    assert len(calls) == len(openai_server.requests)
+    assert len(set(calls)) == len(calls), sorted(calls)
+    # a follow-up copying the pair's row for its second class names that class
+    assert {"1~0/p0/r1", "1~0/p0/r1/1", "1~0/p0/0/r1/1"} <= set(calls)
+    seeds = {request.body["seed"] for request in openai_server.requests}
+    assert len(seeds) == len(calls)
+    # run again on the same cache: every call is answered from it
+    again = run_generation(client_factory(openai_server), *settings, **overrides)
+    assert len(openai_server.requests) == len(calls)
+    pd.testing.assert_frame_equal(run[1], again[1])

@@ -69,6 +69,10 @@ class RejectReason(StrEnum):
     PAIR_PARTNER_REJECTED = "pair_partner_rejected"
 
 
+# The key of a pair's plan row made single (`single`) that holds the start of the ids of the
+# follow-up calls copying it, in place of its plan call id.
+FOLLOW_UP_STEM = "follow_up_stem"
+
 # The reason given to a valid example whose class had its quota when it came: a follow-up round
 # asks for more than is missing (see `examples_to_ask`), so a round may bring more than needed.
 # It is kept with the rejects (the user sees it) but is not a rejected answer.
@@ -157,18 +161,24 @@ def examples_to_ask(missing: int, valid: int, asked: int, attempts_per_example: 
 
 
 def field_token_lengths(
-    seed_rows: pd.DataFrame, fields: Sequence[str], count_tokens: Callable[[Sequence[str]], list[int]]
+    seed_rows: pd.DataFrame,
+    fields: Sequence[str],
+    count_tokens: Callable[[Sequence[str]], list[int]],
 ) -> dict[str, float]:
     """Return each field's FIELD_LENGTH_PERCENTILE-th percentile length in tokens over the real rows."""
     if not len(seed_rows):
         return {f: DEFAULT_FIELD_TOKENS for f in fields}
     return {
-        f: float(np.percentile(count_tokens(seed_rows[f].astype(str).tolist()), FIELD_LENGTH_PERCENTILE))
+        f: float(
+            np.percentile(count_tokens(seed_rows[f].astype(str).tolist()), FIELD_LENGTH_PERCENTILE)
+        )
         for f in fields
     }
 
 
-def shots_within(row_ids: Sequence[str], tokens: Mapping[str, int], budget: int | None, unit: int = 1) -> list[str]:
+def shots_within(
+    row_ids: Sequence[str], tokens: Mapping[str, int], budget: int | None, unit: int = 1
+) -> list[str]:
     """Return the leading `row_ids` whose tokens add up to at most `budget`, `unit` at a time (the first `unit` always)."""
     if budget is None:
         return list(row_ids)
@@ -184,8 +194,14 @@ def shots_within(row_ids: Sequence[str], tokens: Mapping[str, int], budget: int 
 
 def answer_token_budget(field_tokens: Mapping[str, float], count: int, ceiling: int) -> int:
     """Return the token limit of an answer holding `count` examples with fields of about `field_tokens`."""
-    per_example = sum(tokens * FIELD_BUDGET_HEADROOM + FIELD_OVERHEAD_TOKENS for tokens in field_tokens.values())
-    return int(max(MIN_ANSWER_TOKENS, min(ceiling, math.ceil(per_example * count + ANSWER_OVERHEAD_TOKENS))))
+    per_example = sum(
+        tokens * FIELD_BUDGET_HEADROOM + FIELD_OVERHEAD_TOKENS for tokens in field_tokens.values()
+    )
+    return int(
+        max(
+            MIN_ANSWER_TOKENS, min(ceiling, math.ceil(per_example * count + ANSWER_OVERHEAD_TOKENS))
+        )
+    )
 
 
 def length_limits(seed_rows: pd.DataFrame, shape: ExampleShape) -> dict[str, tuple[int, int]]:
@@ -194,7 +210,10 @@ def length_limits(seed_rows: pd.DataFrame, shape: ExampleShape) -> dict[str, tup
         return {f: (MIN_FIELD_CHARS, 10_000) for f in shape.fields}
     lengths = {f: seed_rows[f].astype(str).str.len() for f in shape.fields}
     return {
-        f: (max(MIN_FIELD_CHARS, int(lengths[f].min()) // MIN_LENGTH_DIVISOR), max(MAX_LENGTH_FLOOR, MAX_LENGTH_FACTOR * int(lengths[f].max())))
+        f: (
+            max(MIN_FIELD_CHARS, int(lengths[f].min()) // MIN_LENGTH_DIVISOR),
+            max(MAX_LENGTH_FLOOR, MAX_LENGTH_FACTOR * int(lengths[f].max())),
+        )
         for f in shape.fields
     }
 
@@ -206,11 +225,28 @@ def word_ngrams(text: str, size: int = ECHO_NGRAM) -> set[tuple[str, ...]]:
 
 
 def single(call: Call, key: str) -> tuple[Call, Mapping[str, Any]]:
-    """Return the call and the plan row a follow-up single call for class `key` copies (a pair's row, made single)."""
+    """Return the call and the plan row a follow-up single call for class `key` copies (a pair's row, made single).
+
+    Both classes of a pair copy its row: made single for the pair's second class, the row names
+    that class in the ids of its follow-ups (`follow_up_id`), so no two calls share an id.
+    """
     if not call.pair_key:
         return call, call.plan_row
-    shown = list(call.plan_row["context_ids"])[0 if key == call.key else 1 :: 2]
-    return call, {**call.plan_row, "class": key, PAIR_CLASS: "", "context_ids": shown}
+    first = key == call.key
+    shown = list(call.plan_row["context_ids"])[0 if first else 1 :: 2]
+    stem = call.plan_row[PLAN_CALL_ID] if first else f"{call.plan_row[PLAN_CALL_ID]}/{key}"
+    return call, {
+        **call.plan_row,
+        "class": key,
+        PAIR_CLASS: "",
+        "context_ids": shown,
+        FOLLOW_UP_STEM: stem,
+    }
+
+
+def follow_up_id(row: Mapping[str, Any], round_: int, index: int) -> str:
+    """Return the id of the `index`-th follow-up call of round `round_` that copies plan row `row`."""
+    return f"{row.get(FOLLOW_UP_STEM, row[PLAN_CALL_ID])}/r{round_}/{index}"
 
 
 def count_valid(call: Call, outcome: Sequence[str], result: GenerationResult) -> None:
@@ -259,18 +295,35 @@ class ExampleGenerator:
         self.field_tokens = field_token_lengths(reference, shape.fields, client.count_tokens)
         self.max_output_tokens = llm.max_output_tokens
         self.limits = length_limits(reference, shape)
-        self.real_shortest = {f: int(reference[f].astype(str).str.len().min()) if len(reference) else MIN_FIELD_CHARS for f in shape.fields}
+        self.real_shortest = {
+            f: int(reference[f].astype(str).str.len().min()) if len(reference) else MIN_FIELD_CHARS
+            for f in shape.fields
+        }
         self.holdout_prints = {fingerprint(row, shape.fields) for row in holdout.to_dict("records")}
-        instructions = [metric.description or "", *[c.rubric or "" for c in metric.class_labels or []]]
+        instructions = [
+            metric.description or "",
+            *[c.rubric or "" for c in metric.class_labels or []],
+        ]
         self.instruction_ngrams = set().union(*(word_ngrams(text) for text in instructions))
-        self.seed_prints = {fingerprint(row, shape.fields) for row in context_pool.to_dict("records")}
+        self.seed_prints = {
+            fingerprint(row, shape.fields) for row in context_pool.to_dict("records")
+        }
         # what each seed row costs as a shown example, for generation.context_token_budget
-        shown = [render_example({f: str(row[f]) for f in shape.fields}, shape) for row in context_pool.to_dict("records")]
+        shown = [
+            render_example({f: str(row[f]) for f in shape.fields}, shape)
+            for row in context_pool.to_dict("records")
+        ]
         self.shot_tokens = dict(zip(self.context_rows, client.count_tokens(shown) if shown else []))
         self.taken: set[str] = set()
-        self.segments = {} if segments is None else dict(zip(segments["segment_id"].astype(str), segments["text"].astype(str)))
+        self.segments = (
+            {}
+            if segments is None
+            else dict(zip(segments["segment_id"].astype(str), segments["text"].astype(str)))
+        )
         # rag: a segment is the context itself; other formats write about it
-        self.context_field = shape.fields[RAG_ROLES.index("context")] if shape.roles == RAG_ROLES else None
+        self.context_field = (
+            shape.fields[RAG_ROLES.index("context")] if shape.roles == RAG_ROLES else None
+        )
 
     def run(
         self,
@@ -292,22 +345,37 @@ class ExampleGenerator:
         the plan rows are copies asking again for what is missing: call `i` gets the id
         `<plan_call_id>/<refill>/<i>` and a seed of its own, so its request is new.
         """
-        result = GenerationResult(**{name: dict.fromkeys(quotas, 0) for name in ("calls_per_class", "asked_per_class", "valid_per_class")})
+        result = GenerationResult(
+            **{
+                name: dict.fromkeys(quotas, 0)
+                for name in ("calls_per_class", "asked_per_class", "valid_per_class")
+            }
+        )
         accepted = {key: 0 for key in quotas}
         self.taken.update(taken)
         if budgets is None:
-            budgets = {key: call_budget(q, self.generation.examples_per_call, self.generation.max_attempts_per_example) for key, q in quotas.items()}
+            budgets = {
+                key: call_budget(
+                    q, self.generation.examples_per_call, self.generation.max_attempts_per_example
+                )
+                for key, q in quotas.items()
+            }
         rows = plan.to_dict("records")
         if refill is None:
             calls = [self.planned_call(row) for row in rows]
         else:
             ids = [f"{row[PLAN_CALL_ID]}/{refill}/{i}" for i, row in enumerate(rows)]
-            calls = [self._call(row, call_id, stable_seed(self.seed, call_id), int(row["examples"])) for call_id, row in zip(ids, rows)]
+            calls = [
+                self._call(row, call_id, stable_seed(self.seed, call_id), int(row["examples"]))
+                for call_id, row in zip(ids, rows)
+            ]
         while calls:
             for call in calls:
                 result.calls_per_class[call.key] += 1
                 generator = call.plan_row["generator"]
-                result.calls_per_generator[generator] = result.calls_per_generator.get(generator, 0) + 1
+                result.calls_per_generator[generator] = (
+                    result.calls_per_generator.get(generator, 0) + 1
+                )
             responses = self._send(calls)
             delivered = {}
             for call, response in zip(calls, responses):
@@ -320,7 +388,9 @@ class ExampleGenerator:
 
     def planned_call(self, plan_row: Mapping[str, Any]) -> Call:
         """Return the first-round call a plan row describes (its request is built, not sent)."""
-        return self._call(plan_row, plan_row[PLAN_CALL_ID], int(plan_row["seed"]), int(plan_row["examples"]))
+        return self._call(
+            plan_row, plan_row[PLAN_CALL_ID], int(plan_row["seed"]), int(plan_row["examples"])
+        )
 
     def _send(self, calls: Sequence[Call]) -> list[LLMResponse]:
         """Return the responses to `calls`, each sent through its plan row's generator (one generator after another)."""
@@ -336,7 +406,9 @@ class ExampleGenerator:
 
     def _client(self, name: str) -> Any:
         if name not in self.clients:
-            raise ValueError(f"the generation plan names generator {name}, which has no client (diversity.generators)")
+            raise ValueError(
+                f"the generation plan names generator {name}, which has no client (diversity.generators)"
+            )
         return self.clients[name]
 
     def _follow_ups(
@@ -359,50 +431,106 @@ class ExampleGenerator:
         for call in previous:
             # a pair that fell short is asked again while both its classes still lack examples
             pair = (call.key, call.pair_key)
-            if call.pair_key and delivered[call.call_id] < call.examples and min(missing[k] for k in pair) > 0 and budgets[call.key] > result.calls_per_class[call.key] + sum(c.key == call.key for c in calls):
+            if (
+                call.pair_key
+                and delivered[call.call_id] < call.examples
+                and min(missing[k] for k in pair) > 0
+                and budgets[call.key]
+                > result.calls_per_class[call.key] + sum(c.key == call.key for c in calls)
+            ):
                 call_id = f"{call.call_id}/r{result.rounds}"
-                calls.append(self._call(call.plan_row, call_id, stable_seed(self.seed, call_id), call.examples))
+                calls.append(
+                    self._call(
+                        call.plan_row, call_id, stable_seed(self.seed, call_id), call.examples
+                    )
+                )
                 for key in pair:
                     missing[key] -= 1
         for key in quotas:
             of_class = [single(call, key) for call in previous if key in (call.key, call.pair_key)]
             count_so_far = sum(c.key == key for c in calls)
-            short = [row for call, row in of_class if delivered[call.call_id] < call.examples] or [row for _, row in of_class]
+            short = [row for call, row in of_class if delivered[call.call_id] < call.examples] or [
+                row for _, row in of_class
+            ]
             if missing[key] <= 0 or not short:
                 continue
-            wanted = examples_to_ask(missing[key], result.valid_per_class[key], result.asked_per_class[key], self.generation.max_attempts_per_example)
-            count = min(math.ceil(wanted / per_call), budgets[key] - result.calls_per_class[key] - count_so_far)
+            wanted = examples_to_ask(
+                missing[key],
+                result.valid_per_class[key],
+                result.asked_per_class[key],
+                self.generation.max_attempts_per_example,
+            )
+            count = min(
+                math.ceil(wanted / per_call),
+                budgets[key] - result.calls_per_class[key] - count_so_far,
+            )
             for index in range(max(count, 0)):
                 row = short[index % len(short)]
-                call_id = f"{row[PLAN_CALL_ID]}/r{result.rounds}/{index}"
-                calls.append(self._call(row, call_id, stable_seed(self.seed, call_id), min(per_call, wanted - index * per_call)))
+                call_id = follow_up_id(row, result.rounds, index)
+                calls.append(
+                    self._call(
+                        row,
+                        call_id,
+                        stable_seed(self.seed, call_id),
+                        min(per_call, wanted - index * per_call),
+                    )
+                )
         return calls
 
     def _call(self, plan_row: Mapping[str, Any], call_id: str, seed: int, count: int) -> Call:
         key = str(plan_row["class"])
         target = self.targets[key]
         structured = PROVIDERS[self._client(plan_row["generator"]).provider].structured_output
-        budget = self.generation.context_token_budget or (None if structured else COMPACT_CONTEXT_TOKENS)
+        budget = self.generation.context_token_budget or (
+            None if structured else COMPACT_CONTEXT_TOKENS
+        )
         # a pair call shows its examples in couples, one of each class
         unit = 2 if plan_row.get(PAIR_CLASS) else 1
-        context = self._context_examples(shots_within(plan_row["context_ids"], self.shot_tokens, budget, unit))
+        context = self._context_examples(
+            shots_within(plan_row["context_ids"], self.shot_tokens, budget, unit)
+        )
         segment = self.segments.get(plan_row["segment_id"], "")
         ask, guidance = call_steering(plan_row, self.diversity, target, count, segment)
-        shape = self.shape.without(self.context_field) if segment and self.context_field else self.shape
+        shape = (
+            self.shape.without(self.context_field) if segment and self.context_field else self.shape
+        )
         if segment and "{segment}" not in (plan_row["prompt_template"] or ""):
-            guidance = "\n\n".join(filter(None, [guidance, segment_guidance(segment, bool(self.context_field))]))
+            guidance = "\n\n".join(
+                filter(None, [guidance, segment_guidance(segment, bool(self.context_field))])
+            )
         second = str(plan_row.get(PAIR_CLASS) or "")
         if second:
             return self._pair_call(plan_row, call_id, seed, context, guidance, structured)
         if structured:
-            messages = generation_messages(self.metric, shape, target, context, count, self.generation.special_instructions, True, ask, guidance)
+            messages = generation_messages(
+                self.metric,
+                shape,
+                target,
+                context,
+                count,
+                self.generation.special_instructions,
+                True,
+                ask,
+                guidance,
+            )
             asked = count
         else:
-            messages = compact_messages(self.metric, shape, target, context, count, self.generation.special_instructions, ask, guidance)
+            messages = compact_messages(
+                self.metric,
+                shape,
+                target,
+                context,
+                count,
+                self.generation.special_instructions,
+                ask,
+                guidance,
+            )
             asked = 1  # the few-shot conversation asks for one example
         field_tokens = {f: self.field_tokens[f] for f in shape.fields}
         max_tokens = answer_token_budget(field_tokens, asked, self.max_output_tokens)
-        request = generation_request(messages, shape, asked, structured, self.temperature, max_tokens, seed)
+        request = generation_request(
+            messages, shape, asked, structured, self.temperature, max_tokens, seed
+        )
         return Call(call_id, target, request, key, plan_row, count, structured, shape, segment)
 
     def _pair_call(
@@ -415,38 +543,87 @@ class ExampleGenerator:
         structured: bool,
     ) -> Call:
         """Return a near-miss pair call: two examples, the first of the row's class, the second of its pair class."""
-        first, second = self.targets[str(plan_row["class"])], self.targets[str(plan_row[PAIR_CLASS])]
+        first, second = (
+            self.targets[str(plan_row["class"])],
+            self.targets[str(plan_row[PAIR_CLASS])],
+        )
         if structured:
-            messages = generation_messages(self.metric, self.shape, first, context, 2, self.generation.special_instructions, True, pair_request(first, second), guidance)
+            messages = generation_messages(
+                self.metric,
+                self.shape,
+                first,
+                context,
+                2,
+                self.generation.special_instructions,
+                True,
+                pair_request(first, second),
+                guidance,
+            )
         else:
-            messages = pair_messages(self.metric, self.shape, first, second, context, self.generation.special_instructions, guidance)
+            messages = pair_messages(
+                self.metric,
+                self.shape,
+                first,
+                second,
+                context,
+                self.generation.special_instructions,
+                guidance,
+            )
         max_tokens = answer_token_budget(self.field_tokens, 2, self.max_output_tokens)
-        request = generation_request(messages, self.shape, 2, structured, self.temperature, max_tokens, seed)
-        return Call(call_id, first, request, str(plan_row["class"]), plan_row, 2, structured, self.shape, pair_key=str(plan_row[PAIR_CLASS]))
+        request = generation_request(
+            messages, self.shape, 2, structured, self.temperature, max_tokens, seed
+        )
+        return Call(
+            call_id,
+            first,
+            request,
+            str(plan_row["class"]),
+            plan_row,
+            2,
+            structured,
+            self.shape,
+            pair_key=str(plan_row[PAIR_CLASS]),
+        )
 
     def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
         """Return the real examples the plan shows a call, as (class name, fields)."""
         rows = [self.context_rows[row_id] for row_id in row_ids]
         return [
-            (self.class_names.get(str(row[self.label_column]), str(row[self.label_column])), {f: str(row[f]) for f in self.shape.fields})
+            (
+                self.class_names.get(str(row[self.label_column]), str(row[self.label_column])),
+                {f: str(row[f]) for f in self.shape.fields},
+            )
             for row in rows
         ]
 
-    def _take(self, call: Call, response: LLMResponse, quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> list[str]:
+    def _take(
+        self,
+        call: Call,
+        response: LLMResponse,
+        quotas: Mapping[str, int],
+        accepted: dict[str, int],
+        result: GenerationResult,
+    ) -> list[str]:
         """Return what became of the call's answer, an entry per example ("accepted", SURPLUS or a reject reason); record them."""
         key = call.key
         outcome: list[str] = []
         if not response.ok:
-            self._reject(result, call, RejectReason.REQUEST_FAILED, response.error or "", response.text)
+            self._reject(
+                result, call, RejectReason.REQUEST_FAILED, response.error or "", response.text
+            )
             outcome.append(RejectReason.REQUEST_FAILED.value)
         else:
             try:
                 examples = [
                     postprocessed(example, self.generation.postprocessing)
-                    for example in parse_examples(response.text, call.shape, json_only=call.structured)
+                    for example in parse_examples(
+                        response.text, call.shape, json_only=call.structured
+                    )
                 ]
                 if call.shape != self.shape:
-                    examples = [{**example, self.context_field: call.segment} for example in examples]
+                    examples = [
+                        {**example, self.context_field: call.segment} for example in examples
+                    ]
             except UnreadableAnswer as error:
                 examples = []
                 self._reject(result, call, RejectReason.INVALID_OUTPUT, str(error), response.text)
@@ -471,7 +648,14 @@ class ExampleGenerator:
         self._record_debug(call, response, outcome, result)
         return outcome
 
-    def _accept(self, call: Call, example: Mapping[str, Any], key: str, accepted: dict[str, int], result: GenerationResult) -> None:
+    def _accept(
+        self,
+        call: Call,
+        example: Mapping[str, Any],
+        key: str,
+        accepted: dict[str, int],
+        result: GenerationResult,
+    ) -> None:
         """Record an accepted example of class `key` with its call's plan values."""
         self.taken.add(fingerprint(example, self.shape.fields))
         accepted[key] += 1
@@ -484,17 +668,37 @@ class ExampleGenerator:
             }
         )
 
-    def _take_pair(self, call: Call, response: LLMResponse, examples: Sequence[Mapping[str, Any]], quotas: Mapping[str, int], accepted: dict[str, int], result: GenerationResult) -> list[str]:
+    def _take_pair(
+        self,
+        call: Call,
+        response: LLMResponse,
+        examples: Sequence[Mapping[str, Any]],
+        quotas: Mapping[str, int],
+        accepted: dict[str, int],
+        result: GenerationResult,
+    ) -> list[str]:
         """Return what became of a near-miss pair's two examples: a pair is kept whole (one example per class) or not at all."""
         outcome: list[str] = []
         keys = (call.key, call.pair_key)
         if len(examples) < 2:
-            self._reject(result, call, RejectReason.INVALID_OUTPUT, f"a near-miss pair needs 2 examples, the answer holds {len(examples)}", response.text, examples[0] if examples else None)
+            self._reject(
+                result,
+                call,
+                RejectReason.INVALID_OUTPUT,
+                f"a near-miss pair needs 2 examples, the answer holds {len(examples)}",
+                response.text,
+                examples[0] if examples else None,
+            )
             outcome.append(RejectReason.INVALID_OUTPUT.value)
         else:
             cut_off = response.finish_reason == "length" and len(examples) == 2
-            checks = [self._check(examples[0], keys[0], False, call.shape.fields), self._check(examples[1], keys[1], cut_off, call.shape.fields)]
-            if checks[0][0] is None and fingerprint(examples[0], self.shape.fields) == fingerprint(examples[1], self.shape.fields):
+            checks = [
+                self._check(examples[0], keys[0], False, call.shape.fields),
+                self._check(examples[1], keys[1], cut_off, call.shape.fields),
+            ]
+            if checks[0][0] is None and fingerprint(examples[0], self.shape.fields) == fingerprint(
+                examples[1], self.shape.fields
+            ):
                 checks[1] = (RejectReason.DUPLICATE, "the pair's two examples are the same text")
             full = [key for key in keys if accepted[key] >= quotas[key]]
             if all(reason is None for reason, _ in checks) and full:
@@ -507,20 +711,35 @@ class ExampleGenerator:
             else:
                 for position, (reason, detail) in enumerate(checks):
                     if reason is None:
-                        reason, detail = RejectReason.PAIR_PARTNER_REJECTED, f"its pair's other example was rejected ({checks[1 - position][0]})"
-                    self._reject(result, call, reason, detail, response.text, examples[position], keys[position])
+                        reason, detail = (
+                            RejectReason.PAIR_PARTNER_REJECTED,
+                            f"its pair's other example was rejected ({checks[1 - position][0]})",
+                        )
+                    self._reject(
+                        result,
+                        call,
+                        reason,
+                        detail,
+                        response.text,
+                        examples[position],
+                        keys[position],
+                    )
                     outcome.append(reason.value)
         self._record_debug(call, response, outcome, result)
         return outcome
 
-    def _record_debug(self, call: Call, response: LLMResponse, outcome: list[str], result: GenerationResult) -> None:
+    def _record_debug(
+        self, call: Call, response: LLMResponse, outcome: list[str], result: GenerationResult
+    ) -> None:
         """Keep the call's prompt, answer and outcome when generation.debug_save_prompts is on."""
         if self.generation.debug_save_prompts:
             result.debug_records.append(
                 {
                     "call_id": call.call_id,
                     "class": call.target.name,
-                    "messages": [{"role": m.role, "content": m.content} for m in call.request.messages],
+                    "messages": [
+                        {"role": m.role, "content": m.content} for m in call.request.messages
+                    ],
                     "response": response.text,
                     "error": response.error,
                     "from_cache": response.from_cache,
@@ -528,7 +747,9 @@ class ExampleGenerator:
                 }
             )
 
-    def _ended_at_a_sentence(self, example: dict[str, Any], field: str) -> tuple[dict[str, Any], bool]:
+    def _ended_at_a_sentence(
+        self, example: dict[str, Any], field: str
+    ) -> tuple[dict[str, Any], bool]:
         """Return (the one-text example cut after its last whole sentence, whether it stays cut off).
 
         A small local model rarely ends a long text (SmolLM2-135M never ends a ~1,500-character
@@ -540,7 +761,9 @@ class ExampleGenerator:
             return example, True
         return {**example, field: text}, False
 
-    def _check(self, example: Mapping[str, Any], key: str, cut_off: bool, written: Sequence[str]) -> tuple[RejectReason | None, str]:
+    def _check(
+        self, example: Mapping[str, Any], key: str, cut_off: bool, written: Sequence[str]
+    ) -> tuple[RejectReason | None, str]:
         """Return (reject reason or None, detail) for one parsed example; lengths and echoes are checked on the `written` fields."""
         for f in written:
             value = str(example[f]).strip()
@@ -548,16 +771,28 @@ class ExampleGenerator:
                 return RejectReason.EMPTY_FIELD, f"field {f} is empty"
             shortest, longest = self.limits[f]
             if len(value) < shortest:
-                return RejectReason.TOO_SHORT, f"field {f} has {len(value)} characters (< {shortest})"
+                return (
+                    RejectReason.TOO_SHORT,
+                    f"field {f} has {len(value)} characters (< {shortest})",
+                )
             if len(value) > longest:
                 return RejectReason.TOO_LONG, f"field {f} has {len(value)} characters (> {longest})"
             if word_ngrams(value) & self.instruction_ngrams:
-                return RejectReason.ECHOES_PROMPT, f"field {f} repeats the metric description or a rubric"
+                return (
+                    RejectReason.ECHOES_PROMPT,
+                    f"field {f} repeats the metric description or a rubric",
+                )
         if cut_off:
             return RejectReason.TRUNCATED, "the answer hit the token limit"
         given = example.get("label")
-        if given is not None and label_key(given) not in (key, label_key(self.class_names.get(key, key))):
-            return RejectReason.WRONG_LABEL, f"asked for class {self.class_names.get(key, key)}, the answer says {given}"
+        if given is not None and label_key(given) not in (
+            key,
+            label_key(self.class_names.get(key, key)),
+        ):
+            return (
+                RejectReason.WRONG_LABEL,
+                f"asked for class {self.class_names.get(key, key)}, the answer says {given}",
+            )
         print_ = fingerprint(example, self.shape.fields)
         if print_ in self.holdout_prints:
             return RejectReason.HOLDOUT_LEAK, "same text as a holdout (test) row"
@@ -567,14 +802,31 @@ class ExampleGenerator:
             return RejectReason.DUPLICATE, "same text as an accepted synthetic example"
         return None, ""
 
-    def _set_aside_surplus(self, result: GenerationResult, call: Call, raw: str, examples: Sequence[Mapping[str, Any]], keys: Sequence[str], full: Sequence[str]) -> None:
+    def _set_aside_surplus(
+        self,
+        result: GenerationResult,
+        call: Call,
+        raw: str,
+        examples: Sequence[Mapping[str, Any]],
+        keys: Sequence[str],
+        full: Sequence[str],
+    ) -> None:
         """Record valid examples (of classes `keys`) that came when the classes `full` had their quotas, with the rejects, as SURPLUS."""
         detail = f"valid, but class {' and '.join(self.class_names[key] for key in full)} already had its quota"
         for example, key in zip(examples, keys):
             self._reject(result, call, SURPLUS, detail, raw, example, key)
         result.surplus += len(examples)
 
-    def _reject(self, result: GenerationResult, call: Call, reason: str, detail: str, raw: str, example: Mapping[str, Any] | None = None, key: str = "") -> None:
+    def _reject(
+        self,
+        result: GenerationResult,
+        call: Call,
+        reason: str,
+        detail: str,
+        raw: str,
+        example: Mapping[str, Any] | None = None,
+        key: str = "",
+    ) -> None:
         record = {
             "call_id": call.call_id,
             "class": self.class_names[key] if key else call.target.name,
