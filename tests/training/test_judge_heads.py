@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from datasets import Dataset, DatasetDict
 
 from judgeforge.config.training import TrainingConfig
@@ -55,6 +56,25 @@ def head_run(request, tiny_llama_dir: Path, tiny_bert_dir: Path) -> dict:
     fit, validation = nodes.split_validation(train, config)
     judge, log = nodes.train_judge(fit, validation, config)
     return {"head": request.param, "judge": judge, "log": log, "train": train, "test": test}
+
+
+@pytest.mark.parametrize("head", ["generate", "classify", "encoder"])
+def test_the_training_seed_fixes_the_judge_whatever_the_process_drew_before(
+    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path
+) -> None:
+    # the new head and LoRA matrices come from torch's global generator, which the Trainer
+    # seeds only after the model exists: a run must not depend on what ran before it
+    config = head_config(
+        tiny_llama_dir, tiny_bert_dir, head, num_train_epochs=1, cross_validation_below=0
+    )
+    train, test = nodes.format_judge_examples(seeded_dataset(), config)
+    fit, validation = nodes.split_validation(train, config)
+    scores = []
+    for draws_before in (1, 1000):
+        torch.rand(draws_before)
+        judge, _ = nodes.train_judge(fit, validation, config)
+        scores.append(judge.predict(test))
+    pd.testing.assert_frame_equal(scores[0], scores[1])
 
 
 def test_classification_heads_learn_and_give_probabilities_that_sum_to_one(head_run: dict) -> None:

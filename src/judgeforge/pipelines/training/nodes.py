@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from datasets import DatasetDict
 from matplotlib.figure import Figure
+from transformers import set_seed
 
 from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.llm.types import DEFAULT_PRICES
@@ -370,6 +371,10 @@ def _train_head(
     stop_at_epoch: int | None = None,
 ) -> tuple[Judge, dict[str, Any], BestEpoch | None]:
     """Train one head; validation rows, when given, pick its epoch; return the judge, its log and the selector."""
+    # The new head and the LoRA matrices are drawn from torch's global generator; the Trainer
+    # seeds it only after the model exists, so without this the initial weights (and the judge)
+    # depend on whatever the process ran before.
+    set_seed(config.training.seed)
     judge = Judge.trainable(config, options, head)
     prompts, truncated = judge.render(fit_examples)
     callbacks: list[Any] = [StopAtEpoch(stop_at_epoch)] if stop_at_epoch else []
