@@ -47,7 +47,6 @@ from plan_diversity import synthesise
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from transformers import set_seed
 
 from judgeforge.config.training import TrainingConfig
 from judgeforge.llm import build_llm_client
@@ -134,9 +133,6 @@ def judge_arm(
         }
     )
     train_examples, test_examples = nodes.format_judge_examples(splits, config)
-    # The new classification head and LoRA weights are drawn from torch's global generator before
-    # the Trainer seeds it: without this, a head's result depends on what ran before it.
-    set_seed(seed)
     load_before = os.getloadavg()[0]
     started, cpu_started = time.perf_counter(), time.process_time()
     fit, validation = nodes.split_validation(train_examples, config)

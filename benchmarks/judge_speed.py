@@ -47,7 +47,6 @@ import torch
 from datasets import Dataset, DatasetDict
 from judge_learning_curves import head_config, sentences
 from sklearn.metrics import f1_score
-from transformers import set_seed
 
 from judgeforge.config.training import TrainingConfig
 from judgeforge.pipelines.training import nodes
@@ -251,7 +250,6 @@ def trained_precisions(
         }
     )
     train_examples, test_examples = nodes.format_judge_examples(splits, cfg)
-    set_seed(shuffle)  # the new head's weights come from torch's generator (judge_learning_curves)
     load_before = os.getloadavg()[0]
     started, cpu_started = time.perf_counter(), time.process_time()
     judge, log = nodes.train_judge(*nodes.split_validation(train_examples, cfg), cfg)
