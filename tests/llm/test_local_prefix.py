@@ -192,7 +192,7 @@ def test_a_synthesis_run_prefills_each_class_system_turn_once(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # the local provider's debug line per batch of calls
     counts = re.findall(
-        r"local: \d+ calls \(CPU lanes: \d+\), (\d+) of their (\d+) prompt tokens prefilled",
+        r"local: \d+ calls on \d+ lanes, (\d+) of their (\d+) prompt tokens prefilled",
         result.stdout,
     )
     assert counts, result.stdout[-3000:]

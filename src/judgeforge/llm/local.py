@@ -522,7 +522,7 @@ class LocalChat:
         self.forward_passes += sum(batch.forward_passes for batch in batches)
         self.prefilled_tokens += prefilled
         logger.debug(
-            "local: %d calls (CPU lanes: %d), %d of their %d prompt tokens prefilled "
+            "local: %d calls on %d lanes, %d of their %d prompt tokens prefilled "
             "(the rest were shared system turns, computed once)",
             len(requests),
             lanes.count,
