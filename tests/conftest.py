@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,23 +34,6 @@ def copy_project(target: Path) -> Path:
         shutil.copytree(PROJECT_ROOT / folder, target / folder, ignore=_NOT_COPIED)
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", target / "data" / "01_raw")
     return target
-
-
-
-@pytest.fixture
-def torch_threads() -> Iterator[Callable[[int], None]]:
-    """Return a setter of torch's CPU thread count for the test; the count is restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def one_lane(torch_threads: Callable[[int], None]) -> None:
-    """One torch thread: the local model decodes and scores on one lane, in an order a test can count."""
-    torch_threads(1)
 
 
 from tests.config.conftest import raw_config  # noqa: F401 -- the minimal valid run config, for any test

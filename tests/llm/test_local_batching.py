@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,6 @@ from judgeforge.llm import LLMRequest
 from judgeforge.llm.kv_cache import CHUNK_TOKENS
 from judgeforge.llm.local import LocalChat, answer_end, load_causal_lm, missing_label
 from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
-
-# These tests count and order forward passes of one decoding batch; lanes are tested below.
-pytestmark = pytest.mark.usefixtures("one_lane")
 
 
 @pytest.fixture(scope="module")
@@ -198,28 +193,3 @@ def test_an_answer_ends_where_a_label_comes_again_after_all_were_written() -> No
     assert answer_end(whole + " and response: r", (), False, layout) is None
     assert missing_label("query: q\ncontext: c", layout) == "response:"
     assert missing_label(whole, layout) is None
-
-
-def test_rows_decoded_on_two_lanes_match_rows_decoded_on_one(
-    tiny_model_dir: Path, torch_threads: Callable[[int], None]
-) -> None:
-    chat = LocalChat(model_dir=tiny_model_dir, batch_size=4, show_progress=False)
-    model = load_causal_lm(tiny_model_dir).model
-    requests = [
-        LLMRequest.from_prompt(f"Row {i}: {'more words ' * (i % 3)}", max_tokens=4 + i % 5)
-        for i in range(8)
-    ] + [LLMRequest.from_prompt("Sampled.", temperature=1.0, seed=3, max_tokens=6)]
-    torch_threads(1)
-    on_one_lane = chat.generate_batch(requests)
-    threads_seen: set[str] = set()
-    hook = model.register_forward_pre_hook(
-        lambda *_: threads_seen.add(threading.current_thread().name)
-    )
-    torch_threads(2)
-    try:
-        two_lanes = chat.generate_batch(requests)
-    finally:
-        hook.remove()
-    assert threads_seen == {"cpu-lane_0", "cpu-lane_1"}
-    assert [a.text for a in two_lanes] == [a.text for a in on_one_lane]
-    assert [a.output_tokens for a in two_lanes] == [a.output_tokens for a in on_one_lane]

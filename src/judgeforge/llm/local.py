@@ -459,13 +459,9 @@ class LocalChat:
     ) -> list[LLMResponse]:
         """Answers to `requests`, decoded `batch_size` rows at a time; a finished row's slot is refilled at once.
 
-        Queued requests are taken shortest prompt first, so rows decoded together pad little. On
-        a CPU with several threads the rows are split over lanes (`judgeforge.models.lanes`):
-        each lane decodes its own batch on one thread, taking requests from the shared queue.
+        Queued requests are taken shortest prompt first, so rows decoded together pad little.
         """
         import torch
-
-        from judgeforge.models.lanes import cpu_lanes
 
         loaded = self._loaded()
         tokenizer = loaded.tokenizer
@@ -475,58 +471,41 @@ class LocalChat:
         ]
         prefixes = [system_prefix_length(tokenizer, r, p) for r, p in zip(requests, prompts)]
         queue = deque(sorted(range(len(requests)), key=lambda i: len(prompts[i])))
-        taking = threading.Lock()
         responses: list[LLMResponse] = [LLMResponse()] * len(requests)
-
-        def take(count: int) -> list[int]:
-            with taking:
-                return [queue.popleft() for _ in range(min(count, len(queue)))]
-
-        def decode(rows_at_once: int) -> ContinuousBatch:
-            """Decode queued requests until the queue is empty; return the lane's batch (its counts)."""
-            batch = ContinuousBatch(loaded.model, tokenizer.pad_token_id, loaded.prefixes)
-            with torch.inference_mode():  # thread-local: each lane enters it
-                while True:
-                    free = rows_at_once - len(batch.rows)
-                    joining = take(free) if free else []
-                    if joining:
-                        batch.admit(
-                            [
-                                _active_row(i, requests[i], len(prompts[i]), prefixes[i])
-                                for i in joining
-                            ],
-                            [prompts[i] for i in joining],
-                        )
-                    elif batch.rows:
-                        batch.step()
-                    else:
-                        return batch
-                    done = {}
-                    for slot, row in enumerate(batch.rows):
-                        _hand_missing_label(tokenizer, row)
-                        answer = _finished_answer(tokenizer, row)
-                        if answer is not None:
-                            done[slot] = (row.position, answer)
-                    for position, answer in done.values():
-                        responses[position] = answer
-                        if on_answer is not None:
-                            on_answer(position, answer)
-                    if done:
-                        batch.release(set(done))
-
-        device = next(loaded.model.parameters()).device
-        with cpu_lanes(device, len(requests)) as lanes:
-            rows_per_lane = -(-self.batch_size // lanes.count)
-            batches = list(lanes.map(decode, [rows_per_lane] * lanes.count))
-        prefilled = sum(batch.prefilled_tokens for batch in batches)
-        self.forward_passes += sum(batch.forward_passes for batch in batches)
-        self.prefilled_tokens += prefilled
+        batch = ContinuousBatch(loaded.model, tokenizer.pad_token_id, loaded.prefixes)
+        with torch.inference_mode():
+            while queue or batch.rows:
+                free = self.batch_size - len(batch.rows)
+                if free and queue:
+                    joining = [queue.popleft() for _ in range(min(free, len(queue)))]
+                    batch.admit(
+                        [
+                            _active_row(i, requests[i], len(prompts[i]), prefixes[i])
+                            for i in joining
+                        ],
+                        [prompts[i] for i in joining],
+                    )
+                else:
+                    batch.step()
+                done = {}
+                for slot, row in enumerate(batch.rows):
+                    _hand_missing_label(tokenizer, row)
+                    answer = _finished_answer(tokenizer, row)
+                    if answer is not None:
+                        done[slot] = (row.position, answer)
+                for position, answer in done.values():
+                    responses[position] = answer
+                    if on_answer is not None:
+                        on_answer(position, answer)
+                if done:
+                    batch.release(set(done))
+        self.forward_passes += batch.forward_passes
+        self.prefilled_tokens += batch.prefilled_tokens
         logger.debug(
-            "local: %d calls on %d lanes, %d of their %d prompt tokens prefilled "
+            "local: %d calls, %d of their %d prompt tokens prefilled "
             "(the rest were shared system turns, computed once)",
             len(requests),
-            lanes.count,
-            prefilled,
+            batch.prefilled_tokens,
             sum(len(p) for p in prompts),
         )
         return responses

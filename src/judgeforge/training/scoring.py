@@ -10,7 +10,9 @@ positions it would alone (SDPA's sums can still differ in the last bits with the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,6 @@ import torch
 from transformers import DynamicCache
 
 from judgeforge import progress
-from judgeforge.models.lanes import cpu_lanes
 from judgeforge.training.formatting import (
     ChatPrompt,
     prompt_and_answer_token_ids,
@@ -247,13 +248,38 @@ def _batched(
 
     with (
         progress.stage("scoring", len(order), unit="rows") as scoring,
-        cpu_lanes(device, len(batches)) as lanes,
+        _cpu_lanes(device, len(batches)) as lanes,
     ):
-        for batch_index, (values, tokens) in zip(batches, lanes.map(score, batches), strict=True):
+        for batch_index, (values, tokens) in zip(batches, lanes(score, batches), strict=True):
             logits[batch_index] = values
             scoring.advance(len(batch_index), tokens=tokens)
     model.train(was_training)
     return logits
+
+
+@contextmanager
+def _cpu_lanes(device: torch.device, n_batches: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """Yield a `map` that scores batches side by side on CPU: one lane per torch thread, each lane
+    single-threaded.
+
+    A 135M model's norms, rotary and activation steps on one batch are too small for torch to
+    split across threads, so one batch at a time leaves a core idle for much of each forward
+    pass; whole batches on separate cores keep both busy, and a lane never waits on another
+    lane's thread (which costs most on a machine other jobs keep busy). Each batch is scored
+    exactly as it would be alone. torch's thread count is process-wide: it is 1 while the
+    lanes run and restored after.
+    """
+    threads = torch.get_num_threads()
+    lanes = min(threads, n_batches)
+    if device.type != "cpu" or lanes < 2:
+        yield map
+        return
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(lanes, thread_name_prefix="scoring-lane") as pool:
+            yield pool.map
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _padded(
