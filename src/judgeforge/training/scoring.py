@@ -10,9 +10,7 @@ positions it would alone (SDPA's sums can still differ in the last bits with the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -235,51 +233,17 @@ def _batched(
     model.eval()
     device = next(model.parameters()).device
     order = np.argsort([len(ids) for ids in prompts_ids])  # similar lengths per batch, less padding
-    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     logits = np.zeros((len(prompts_ids), n_classes), dtype=np.float64)
-
-    def score(batch_index: np.ndarray) -> tuple[np.ndarray, int]:
-        with torch.inference_mode():  # thread-local: a lane's thread must enter it too
+    with progress.stage("scoring", len(order), unit="rows") as scoring:
+        for start in range(0, len(order), batch_size):
+            batch_index = order[start : start + batch_size]
             input_ids, attention_mask = _padded(
                 [prompts_ids[i] for i in batch_index], pad_token_id, device, pad_left
             )
-            values = batch_logits(input_ids, attention_mask).float().cpu().numpy()
-            return values, int(attention_mask.sum())
-
-    with (
-        progress.stage("scoring", len(order), unit="rows") as scoring,
-        _cpu_lanes(device, len(batches)) as lanes,
-    ):
-        for batch_index, (values, tokens) in zip(batches, lanes(score, batches), strict=True):
-            logits[batch_index] = values
-            scoring.advance(len(batch_index), tokens=tokens)
+            logits[batch_index] = batch_logits(input_ids, attention_mask).float().cpu().numpy()
+            scoring.advance(len(batch_index), tokens=int(attention_mask.sum()))
     model.train(was_training)
     return logits
-
-
-@contextmanager
-def _cpu_lanes(device: torch.device, n_batches: int) -> Iterator[Callable[..., Iterator[Any]]]:
-    """Yield a `map` that scores batches side by side on CPU: one lane per torch thread, each lane
-    single-threaded.
-
-    A 135M model's norms, rotary and activation steps on one batch are too small for torch to
-    split across threads, so one batch at a time leaves a core idle for much of each forward
-    pass; whole batches on separate cores keep both busy, and a lane never waits on another
-    lane's thread (which costs most on a machine other jobs keep busy). Each batch is scored
-    exactly as it would be alone. torch's thread count is process-wide: it is 1 while the
-    lanes run and restored after.
-    """
-    threads = torch.get_num_threads()
-    lanes = min(threads, n_batches)
-    if device.type != "cpu" or lanes < 2:
-        yield map
-        return
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(lanes, thread_name_prefix="scoring-lane") as pool:
-            yield pool.map
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _padded(
