@@ -101,6 +101,32 @@ def test_a_run_refused_midway_keeps_its_answers_and_the_rerun_sends_only_the_res
     assert report["delivered_total"] == 8 and report["usage"]["cache_hits"] == 5
 
 
+def test_answers_in_flight_when_the_key_is_refused_are_cached_and_not_paid_twice(
+    project_copy: Path, openai_server: OpenAIServer
+) -> None:
+    # 4 requests out at once: the first to arrive is refused (after 1 s), the others are
+    # answered after 2 s, while the run is already ending; those answers are billed
+    arrived = 0
+
+    def first_refused(request) -> Reply:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 1:
+            return Reply.slow(1.0, Reply.error(401, "key revoked"))
+        return Reply.slow(2.0, example_answers(request))
+
+    openai_server.respond_with(first_refused)
+    config = run_yaml(openai_server.base_url, project_copy / "run.yaml", total=8, concurrency=4)
+    assert judgeforge_run(project_copy, config).returncode != 0
+    delivered = [r for r in openai_server.requests if r.delivered]
+    assert delivered and cached_answers(project_copy) == len(delivered)
+
+    openai_server.respond_with(example_answers)
+    result = judgeforge_run(project_copy, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert openai_server.answered_twice() == []
+
+
 def test_a_rate_limited_endpoint_is_held_and_everything_delivered(
     project_copy: Path, openai_server: OpenAIServer, tmp_path: Path
 ) -> None:
