@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy as copy_module
+import threading
+
 import torch
 
 from judgeforge.llm.quantized import Int8Linear, quantize_linears
@@ -34,3 +37,63 @@ def test_a_row_gets_the_same_output_alone_and_in_any_batch() -> None:
             assert torch.equal(int8(rows[index : index + 1]), together[index : index + 1])
     row_error = (together - expected).abs().amax(dim=1) / expected.abs().amax(dim=1)
     assert row_error.max() < 0.05
+
+
+def _unshared_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with every Int8Linear computing on its own (no shared products)."""
+    copy = copy_module.deepcopy(model)
+    for module in copy.modules():
+        if isinstance(module, Int8Linear):
+            module.shared = None
+            module.weight_t = module.weight_t.contiguous()
+    return copy
+
+
+def test_query_key_value_and_gate_up_share_one_product_and_the_model_answers_as_unshared() -> None:
+    model = tiny_llama(vocab_size=256, hidden_size=64, intermediate_size=128)
+    ids = torch.randint(0, 256, (3, 12), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        quantize_linears(model)
+        shared_logits = model(input_ids=ids).logits
+        unshared_logits = _unshared_copy(model)(input_ids=ids).logits
+    attention, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    assert attention.q_proj.shared is attention.k_proj.shared is attention.v_proj.shared
+    assert mlp.gate_proj.shared is mlp.up_proj.shared is not None
+    assert attention.o_proj.shared is None and mlp.down_proj.shared is None
+    # one copy of the weights: the siblings' matrices are views of the shared one
+    shared_storage = attention.q_proj.shared.weight_t.untyped_storage().data_ptr()
+    assert attention.v_proj.weight_t.untyped_storage().data_ptr() == shared_storage
+    assert torch.equal(shared_logits, unshared_logits)
+
+
+def test_a_sibling_called_on_another_tensor_computes_its_own_output() -> None:
+    torch.manual_seed(3)
+    parent = torch.nn.Module()
+    parent.q_proj, parent.k_proj, parent.v_proj = (torch.nn.Linear(16, n) for n in (16, 8, 8))
+    alone = {name: Int8Linear(getattr(parent, name)) for name in ("q_proj", "k_proj", "v_proj")}
+    quantize_linears(parent)
+    first, second = torch.randn(4, 16), torch.randn(2, 16)
+    with torch.inference_mode():
+        query = parent.q_proj(first)
+        key_of_second = parent.k_proj(second)  # not the tensor the group computed for
+        value_of_first = parent.v_proj(first)
+        value_of_first_again = parent.v_proj(first)  # its columns were already taken
+        assert torch.equal(query, alone["q_proj"](first))
+        assert torch.equal(key_of_second, alone["k_proj"](second))
+        assert torch.equal(value_of_first, alone["v_proj"](first))
+        assert torch.equal(value_of_first_again, alone["v_proj"](first))
+
+
+def test_threads_sharing_a_model_never_take_each_others_outputs() -> None:
+    torch.manual_seed(4)
+    parent = torch.nn.Module()
+    parent.gate_proj, parent.up_proj = torch.nn.Linear(16, 32), torch.nn.Linear(16, 32)
+    alone = Int8Linear(parent.up_proj)
+    quantize_linears(parent)
+    mine, theirs = torch.randn(3, 16), torch.randn(3, 16)
+    with torch.inference_mode():
+        parent.gate_proj(mine)  # this thread's group output now waits for up_proj
+        other = threading.Thread(target=lambda: parent.gate_proj(theirs))
+        other.start()
+        other.join()
+        assert torch.equal(parent.up_proj(mine), alone(mine))

@@ -5,21 +5,47 @@ answer would depend on which rows (and how much left padding) shared its batch. 
 has its own scale and the int8 product is summed exactly in int32, so a row's output is the
 same alone or in any batch. On a 2-core CPU the layers of SmolLM2-135M run ~3 times faster
 than float32 while decoding and ~1.8 times faster on prompts (BENCHMARKS.md, issue 15).
+
+Sibling layers that read the same input (attention's query, key and value; the MLP's gate and
+up projections) share one weight matrix: the input is quantized once and multiplied once, and
+each sibling takes its columns. Quantizing and rescaling cost about as much as the int8 product
+itself on scoring batches (torch profiler, BENCHMARKS.md issue 12, round 6).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
 
 INT8_MAX = 127
 _TINY = 1e-8  # the scale of an all-zero row or channel, so nothing divides by zero
+# Children of one module that the model always calls on the same tensor (Llama, BERT).
+SHARED_INPUT_GROUPS = (
+    ("q_proj", "k_proj", "v_proj"),
+    ("gate_proj", "up_proj"),
+    ("query", "key", "value"),
+)
 
 
 def _scales(values: torch.Tensor) -> torch.Tensor:
     """One scale per row of `values`: its largest magnitude maps to INT8_MAX."""
     return values.abs().amax(dim=-1, keepdim=True).clamp(min=_TINY) / INT8_MAX
+
+
+def _int8_product(
+    inputs: torch.Tensor,
+    weight_t: torch.Tensor,
+    weight_scale: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """Return `inputs @ weight` (2-D float rows) with both sides in int8, summed exactly in int32."""
+    scale = _scales(inputs)
+    quantized = inputs.div(scale).round_().to(torch.int8)
+    # In place: each pass over the output is as costly as a small matmul.
+    out = torch._int_mm(quantized, weight_t).float().mul_(scale).mul_(weight_scale)
+    return out if bias is None else out.add_(bias)
 
 
 class Int8Linear(torch.nn.Module):
@@ -36,15 +62,62 @@ class Int8Linear(torch.nn.Module):
         bias = linear.bias
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.out_features = linear.out_features
+        self.shared: SharedInputProduct | None = None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.shared is not None:
+            return self.shared.columns_of(self, inputs)
         rows = inputs.reshape(-1, inputs.shape[-1]).float()
-        scale = _scales(rows)
-        quantized = torch.round(rows / scale).to(torch.int8)
-        out = torch._int_mm(quantized, self.weight_t).float() * scale * self.weight_scale
-        if self.bias is not None:
-            out = out + self.bias
+        out = _int8_product(rows, self.weight_t, self.weight_scale, self.bias)
         return out.to(inputs.dtype).reshape(*inputs.shape[:-1], self.out_features)
+
+
+class SharedInputProduct:
+    """One int8 product for sibling layers that read the same input; each takes its own columns.
+
+    The first sibling called computes every sibling's output; the others find theirs as long as
+    they are called on the very same tensor, and a sibling called on another tensor computes
+    afresh. The outputs are dropped once every sibling has taken its columns. What was computed
+    is kept per thread: threads that share the model never see each other's outputs.
+    """
+
+    def __init__(self, members: list[Int8Linear]):
+        self.members = members
+        self.weight_t = torch.cat([m.weight_t for m in members], dim=1).contiguous()
+        self.weight_scale = torch.cat([m.weight_scale for m in members], dim=1).contiguous()
+        biases = [m.bias for m in members]
+        self.bias = (
+            None
+            if all(b is None for b in biases)
+            else torch.cat(
+                [torch.zeros(m.out_features) if b is None else b for m, b in zip(members, biases)]
+            )
+        )
+        ends = torch.tensor([m.out_features for m in members]).cumsum(0).tolist()
+        self.columns = {id(m): slice(end - m.out_features, end) for m, end in zip(members, ends)}
+        self._last = threading.local()
+
+    def __getstate__(self) -> dict:
+        # Copies (deepcopy, pickle) start with nothing computed; a thread-local cannot be copied.
+        return {key: value for key, value in self.__dict__.items() if key != "_last"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._last = threading.local()
+
+    def columns_of(self, member: Int8Linear, inputs: torch.Tensor) -> torch.Tensor:
+        """Return `member`'s output on `inputs`, computing the whole group's when it is not at hand."""
+        last = self._last
+        if getattr(last, "input", None) is not inputs or id(member) not in last.waiting:
+            rows = inputs.reshape(-1, inputs.shape[-1]).float()
+            last.input = inputs
+            last.output = _int8_product(rows, self.weight_t, self.weight_scale, self.bias)
+            last.waiting = set(self.columns)
+        output = last.output[:, self.columns[id(member)]]
+        last.waiting.discard(id(member))
+        if not last.waiting:
+            last.input = last.output = None
+        return output.to(inputs.dtype).reshape(*inputs.shape[:-1], member.out_features)
 
 
 def quantize_linears(model: Any) -> int:
@@ -54,8 +127,27 @@ def quantize_linears(model: Any) -> int:
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.Linear)
     ]
+    replaced: dict[str, Int8Linear] = {}
     for name, module in targets:
         parent_name, _, attribute = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attribute, Int8Linear(module))
+        replaced[name] = Int8Linear(module)
+        setattr(parent, attribute, replaced[name])
+    _share_inputs(replaced)
     return len(targets)
+
+
+def _share_inputs(layers: dict[str, Int8Linear]) -> None:
+    """Give each complete group of sibling layers (SHARED_INPUT_GROUPS) one shared product."""
+    parents = {name.rpartition(".")[0] for name in layers}
+    for parent in parents:
+        prefix = f"{parent}." if parent else ""
+        for group in SHARED_INPUT_GROUPS:
+            names = [prefix + attribute for attribute in group]
+            if all(name in layers for name in names):
+                product = SharedInputProduct([layers[name] for name in names])
+                for name in names:
+                    layer = layers[name]
+                    layer.shared = product
+                    # A view of the shared matrix, so the weights are held once.
+                    layer.weight_t = product.weight_t[:, product.columns[id(layer)]]
