@@ -336,21 +336,52 @@ def test_cpu_threads_follow_free_cores_unless_omp_num_threads_is_set(
 ) -> None:
     import os
 
+    import psutil
     import torch
 
     from judgeforge.training.runtime import use_free_cores
 
+    cores = len(os.sched_getaffinity(0))
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+        monkeypatch.setattr(psutil, "cpu_count", lambda: cores)
+        monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 100.0)
         assert use_free_cores() == torch.get_num_threads() == 1
-        monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
-        assert use_free_cores() == len(os.sched_getaffinity(0))
+        # the load average is not read: after a minute of 2-thread work it said "1 core busy"
+        monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+        monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 2.0)
+        assert use_free_cores() == cores
         torch.set_num_threads(1)
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
         assert use_free_cores() == 1
     finally:
+        torch.set_num_threads(before)
+
+
+def test_cpu_threads_drop_to_one_while_other_processes_keep_every_core_busy() -> None:
+    import subprocess
+    import sys
+
+    import psutil
+    import torch
+
+    from judgeforge.training.runtime import use_free_cores
+
+    if psutil.cpu_count() > 8:
+        pytest.skip("keeping every core of a large machine busy is not worth it")
+    before = torch.get_num_threads()
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(psutil.cpu_count())
+    ]
+    try:
+        for spinner in spinners:  # each has started spinning
+            psutil.Process(spinner.pid).cpu_percent(interval=0.1)
+        assert use_free_cores() == 1
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
         torch.set_num_threads(before)
 
 

@@ -18,12 +18,15 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
+import psutil
 import torch
 
 from judgeforge.config.training import HyperparametersConfig, ModelConfig
 
 logger = logging.getLogger(__name__)
 
+# Long enough to see a busy core, short next to scoring or training.
+BUSY_SAMPLE_SECONDS = 0.25
 FALLBACK_OPTIMIZER = "adamw_torch"
 FALLBACK_SCHEDULER = "constant"
 BITSANDBYTES_OPTIMIZERS = frozenset(
@@ -129,6 +132,9 @@ def use_free_cores() -> int:
 
     torch starts one thread per core; on a machine other jobs keep busy those threads wait on each
     other (measured here: MiniLM at 2 threads under load ran at a third of its 1-thread speed).
+    The busy cores are sampled while this process waits (BUSY_SAMPLE_SECONDS), not read from the
+    load average: that one lags by a minute and counts this process's own threads after it has
+    worked, so a judge scored right after training on an idle machine got half its cores.
     `OMP_NUM_THREADS`, when set, is left to decide.
     """
     if os.environ.get("OMP_NUM_THREADS"):
@@ -136,13 +142,15 @@ def use_free_cores() -> int:
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     )
-    # The load average counts this process too, when it is running.
-    busy_elsewhere = max(0.0, os.getloadavg()[0] - 1.0) if hasattr(os, "getloadavg") else 0.0
-    threads = max(1, min(cores, int(cores - busy_elsewhere)))
+    busy_elsewhere = psutil.cpu_percent(interval=BUSY_SAMPLE_SECONDS) / 100 * psutil.cpu_count()
+    threads = max(1, min(cores, round(cores - busy_elsewhere)))
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
         logger.info(
-            "using %d of %d CPU threads (load average %.1f)", threads, cores, busy_elsewhere + 1
+            "using %d of %d CPU threads (%.1f cores busy with other work)",
+            threads,
+            cores,
+            busy_elsewhere,
         )
     return threads
 
