@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
 from judgeforge.config.data_generation import MetricConfig
 from judgeforge.config.diversity import DiversityConfig
-from judgeforge.pipelines.synthesis.plan import PAIR_CLASS, near_miss_pairs, planned_examples
+from judgeforge.pipelines.synthesis.plan import (
+    PAIR_CLASS,
+    PLAN_CALL_ID,
+    near_miss_pairs,
+    planned_examples,
+)
 from tests.pipelines.synthesis.test_nodes import run_generation
 from tests.pipelines.synthesis.test_plan import plan_for
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
@@ -170,3 +176,57 @@ def test_each_call_of_a_run_has_its_own_id_when_both_classes_of_a_pair_follow_it
     again = run_generation(client_factory(openai_server), *settings, **overrides)
     assert len(openai_server.requests) == len(calls)
     pd.testing.assert_frame_equal(run[1], again[1])
+
+
+def test_judgeforge_run_gives_each_class_of_a_pair_its_own_follow_up_calls(
+    project_copy: Path, openai_server
+) -> None:
+    # 8 examples, half in pairs: 2 pair calls and 2 single calls per class, the whole first
+    # round answered with prose (delivering nothing), every later call properly. The second round asks both pairs again and, for each class,
+    # copies the rows of its calls that fell short, the pairs' rows among them, at the same place
+    # in both classes' lists: each copy must still be a call of its own
+    first_round = 6
+    answered = itertools.count()
+    later = pair_answers()
+    openai_server.respond_with(
+        lambda request: (
+            Reply.text("Sorry, I cannot write that.")
+            if next(answered) < first_round
+            else later(request)
+        )
+    )
+    run_yaml = loopback_run_yaml(
+        next(path for path in EXAMPLES if path.stem == "binary_single_customer_complaint"),
+        openai_server.base_url,
+        project_copy / "run.yaml",
+        run_steps=["data_generation"],
+        data_generation__generation__total_examples=8,
+        data_generation__generation__label_distribution={"0": 0.5, "1": 0.5},
+        data_generation__generation__max_attempts_per_example=3,
+        data_generation__generation__debug_save_prompts=True,
+        data_generation__diversity={"near_miss_share": 0.5},
+    )
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    plan = pd.read_parquet(project_copy / "data/02_intermediate/generation_plan.parquet")
+    assert len(plan) == first_round
+    calls = json.loads((project_copy / "data/08_reporting/generation_debug_log.json").read_text())
+    # the setup reaches the case: single calls of both classes copying a pair's row
+    pairs = plan.loc[plan[PAIR_CLASS] != "", PLAN_CALL_ID]
+    copies = [
+        call
+        for call in calls
+        if any(call["call_id"].startswith(f"{pair}/") for pair in pairs)
+        and PAIR_ASK not in call["messages"][-1]["content"]
+    ]
+    assert {call["class"] for call in copies} == {"complaint", "not_complaint"}
+    ids = Counter(call["call_id"] for call in calls)
+    seeds = Counter(request.body["seed"] for request in openai_server.requests)
+    assert ids.total() == seeds.total() == len(calls)
+    assert [call_id for call_id, n in ids.items() if n > 1] == []
+    assert [seed for seed, n in seeds.items() if n > 1] == []
+    rows = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
+    assert rows["label"].astype(str).value_counts().to_dict() == {"0": 4, "1": 4}
+    report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
+    assert report["delivered_total"] == 8

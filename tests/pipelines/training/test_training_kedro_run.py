@@ -1,4 +1,4 @@
-"""The public door: `kedro run --pipelines training` in a copy of the project, then `judgeforge predict`."""
+"""The public door: `kedro run --pipelines training` in a copy of the project (alone or after the stages before it), then `judgeforge predict`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import pytest
 import yaml
 from datasets import Dataset, DatasetDict
 
+from tests.support.commands import kedro
+from tests.support.loopback_parameters import write_loopback_parameters
+from tests.support.openai_server import example_answers
 from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
 
 # training.output.local_path / model_name of the tiny config.
@@ -97,3 +100,42 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
     scored = pd.read_csv(scored_path, dtype={"prediction": str})
     assert list(scored["prediction"]) == ["true", "false"]
     assert (scored["probability_false"] + scored["probability_true"]).round(6).eq(1).all()
+
+
+def test_training_seed_gives_the_same_judge_after_the_whole_chain_and_on_its_own(
+    project_copy: Path, openai_server, tiny_llama_dir: Path
+) -> None:
+    # the same rows and training.seed: the judge must not depend on what the process ran before
+    # training (ingestion and synthesis in one run, nothing in the other)
+    openai_server.respond_with(example_answers)
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={
+            "total_examples": 8,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 4, "max_retries": 1},
+        },
+    )
+    (project_copy / "conf/local/parameters_training.yml").write_text(
+        yaml.safe_dump(
+            {
+                "training": tiny_judge_config(
+                    tiny_llama_dir,
+                    training={"num_train_epochs": 1, "cross_validation_below": 0},
+                )
+            }
+        )
+    )
+    predictions = project_copy / "data/07_model_output/test_predictions.parquet"
+
+    chain = kedro(project_copy, "run", "--pipelines", "ingestion+synthesis+training")
+    assert chain.returncode == 0, chain.stderr[-3000:]
+    after_the_chain = pd.read_parquet(predictions).query("model == 'fine_tuned'")
+    alone = kedro(project_copy, "run", "--pipelines", "training")
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    on_its_own = pd.read_parquet(predictions).query("model == 'fine_tuned'")
+
+    assert len(after_the_chain) == 96  # the real holdout rows
+    assert {"probability_false", "probability_true"} <= set(after_the_chain.columns)
+    pd.testing.assert_frame_equal(after_the_chain, on_its_own, check_exact=True)
