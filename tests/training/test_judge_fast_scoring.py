@@ -111,10 +111,10 @@ def test_int8_inference_is_recorded_and_an_int8_judge_that_scored_refuses_to_sav
     assert not Judge.load(off).int8
 
 
-def test_by_default_only_an_encoder_judge_scores_in_int8(
+def test_by_default_encoder_and_classify_judges_score_in_int8_and_generate_in_float(
     tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
-    for head, expected in (("encoder", True), ("classify", False), ("generate", False)):
+    for head, expected in (("encoder", True), ("classify", True), ("generate", False)):
         folder = saved_judge(head, tmp_path / head, tiny_llama_dir, tiny_bert_dir, int8=None)
         saved = json.loads((folder / JUDGE_CONFIG_FILE).read_text())
         assert saved["config"]["model"]["int8_inference"] is None

@@ -277,9 +277,9 @@ class ModelConfig(StrictModel):
         description="Score with the judge's linear layers in int8 when it runs on a CPU (evaluation "
         "and judgeforge predict): weights per output channel, activations per token, so a row "
         "scores the same in any batch; the output head stays float. About twice the rows per "
-        "CPU-second. null: the encoder head only, where it was measured to keep the labels "
-        "(agreement 0.98 on 1,000 real rows, BENCHMARKS.md), not the causal heads; true / false: "
-        "every head / none. On a GPU: ignored.",
+        "CPU-second. null: the encoder and classify heads, whose trained judges were measured to "
+        "keep their macro-F1 within 0.01 and their ECE (BENCHMARKS.md), not generate (-0.014); "
+        "true / false: every head / none. On a GPU: ignored.",
     )
 
     @model_rules

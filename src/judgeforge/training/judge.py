@@ -14,7 +14,7 @@ every pooled vector and make short rows several times longer): a single column's
 `name: value` per column joined by the tokenizer's separator token. Either way each field is cut so that the
 whole fits `max_seq_length` (`context` first).
 Probabilities are the softmax of the logits divided by the judge's fitted temperature.
-With `model.int8_inference` (by default: the encoder head only) a judge loaded on a CPU scores with its body's linear layers in int8
+With `model.int8_inference` (by default: the encoder and classify heads) a judge loaded on a CPU scores with its body's linear layers in int8
 (`judgeforge.llm.quantized`: a scale per output channel and per token, exact int32 sums, so a
 row's result does not depend on the rows beside it); the output head stays float. The layers are
 swapped at the first scoring call, so that a loaded judge that is only saved again (publishing)
@@ -76,6 +76,9 @@ JUDGE_CONFIG_FILE = "judge_config.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 PREDICTION_COLUMN = "prediction"
 GENERATE, CLASSIFY, ENCODER = "generate", "classify", "encoder"
+# Heads whose trained judges kept their macro-F1 (within 0.01) and ECE in int8 on 1,000 real
+# rows (BENCHMARKS.md, issue 12: round 4 for the encoder, rounds 5 and 6 for classify).
+INT8_BY_DEFAULT = frozenset({ENCODER, CLASSIFY})
 HEADS = (GENERATE, CLASSIFY, ENCODER)
 # Rows per forward pass: large enough to keep the CPU's matrix units busy on sentence-length rows.
 SCORING_BATCH_SIZE = 32
@@ -218,8 +221,8 @@ class Judge:
         model = _on_inference_device(model)
         if int8 is None:
             int8 = config.model.int8_inference
-        if int8 is None:  # measured to keep an encoder judge's labels, not yet a causal one's
-            int8 = head == ENCODER
+        if int8 is None:
+            int8 = head in INT8_BY_DEFAULT
         int8 = int8 and _on_cpu(model)
         return cls(
             model,
