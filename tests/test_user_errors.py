@@ -277,6 +277,16 @@ def test_an_unknown_pipeline_lists_the_pipelines(project_copy: Path) -> None:
     )
 
 
+def test_a_comma_list_that_can_feed_training_in_no_composition_is_one_line(
+    project_copy: Path,
+) -> None:
+    line = one_line_error(
+        kedro(project_copy, "run", "--pipelines", "synthesis,training"), "Error: "
+    )
+    assert line.startswith("Error: --pipelines synthesis,training: training can read what ")
+    assert line.endswith("or run training in a run of its own")
+
+
 # ---------------------------------------------------------------- keys and pre-flight
 
 

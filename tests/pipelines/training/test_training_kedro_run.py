@@ -139,3 +139,38 @@ def test_training_seed_gives_the_same_judge_after_the_whole_chain_and_on_its_own
     assert len(after_the_chain) == 96  # the real holdout rows
     assert {"probability_false", "probability_true"} <= set(after_the_chain.columns)
     pd.testing.assert_frame_equal(after_the_chain, on_its_own, check_exact=True)
+
+
+def test_kedro_run_with_a_comma_list_in_chain_order_trains_on_what_synthesis_wrote(
+    project_copy: Path, openai_server, tiny_llama_dir: Path
+) -> None:
+    # a fresh project: no generated folder yet; synthesis writes it in the same run, before training
+    openai_server.respond_with(example_answers)
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={
+            "total_examples": 8,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 4, "max_retries": 1},
+        },
+    )
+    (project_copy / "conf/local/parameters_training.yml").write_text(
+        yaml.safe_dump(
+            {
+                "training": tiny_judge_config(
+                    tiny_llama_dir,
+                    training={"num_train_epochs": 1, "cross_validation_below": 0},
+                )
+            }
+        )
+    )
+    assert not (project_copy / "data/generated_data/customer_complaint").exists()
+
+    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis,training")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (project_copy / "data/generated_data/customer_complaint/dataset_dict.json").is_file()
+    assert (project_copy / JUDGE_DIR / "metrics.json").is_file()
+    predictions = pd.read_parquet(project_copy / "data/07_model_output/test_predictions.parquet")
+    assert len(predictions.query("model == 'fine_tuned'")) == 96  # the real holdout rows
