@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,25 +10,13 @@ import pytest
 import yaml
 from datasets import Dataset, DatasetDict
 
-from tests.support.commands import kedro
+from tests.support.commands import judgeforge, kedro
 from tests.support.loopback_parameters import write_loopback_parameters
 from tests.support.openai_server import example_answers
 from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
 
 # training.output.local_path / model_name of the tiny config.
 JUDGE_DIR = "data/06_models/tiny-judge"
-
-
-def run(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run a Python module's command line in `project` and return the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("head", ["classify", "encoder"])
@@ -53,7 +39,7 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
         yaml.safe_dump({"training": parameters})
     )
 
-    result = run(project_copy, "kedro", "run", "--pipelines", "training")
+    result = kedro(project_copy, "run", "--pipelines", "training", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
     judge_dir = project_copy / JUDGE_DIR
@@ -85,9 +71,8 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"text": [SEPARABLE_TEXTS[0], SEPARABLE_TEXTS[1]]}).to_csv(rows, index=False)
     scored_path = tmp_path / "scored.csv"
-    result = run(
+    result = judgeforge(
         project_copy,
-        "judgeforge",
         "predict",
         "-m",
         str(judge_dir),
