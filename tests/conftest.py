@@ -15,7 +15,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # What a fresh clone holds: sources, conf, examples and the raw demo data; never outputs.
 _NOT_COPIED = shutil.ignore_patterns(
-    ".venv", ".git", "build", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache", "credentials.yml"
+    ".venv",
+    ".git",
+    "build",
+    "__pycache__",
+    "*.egg-info",
+    ".pytest_cache",
+    ".ruff_cache",
+    "credentials.yml",
 )
 
 
@@ -34,6 +41,22 @@ def copy_project(target: Path) -> Path:
         shutil.copytree(PROJECT_ROOT / folder, target / folder, ignore=_NOT_COPIED)
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", target / "data" / "01_raw")
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with the SmolLM2 tokenizer (and its chat template)."""
+    from tests.support.tiny_judge import save_tiny_llama  # imported here: it imports torch
+
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random BERT with the embedded MiniLM's tokenizer, the encoder head's stand-in."""
+    from tests.support.tiny_judge import save_tiny_bert  # imported here: it imports torch
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 from tests.config.conftest import raw_config  # noqa: F401 -- the minimal valid run config, for any test

@@ -10,7 +10,12 @@ import pytest
 from kedro.framework.startup import bootstrap_project
 from kedro.pipeline import Node
 
-from judgeforge.pipeline_registry import DEFAULT_CHAIN, register_pipelines
+from judgeforge.pipeline_registry import (
+    DEFAULT_CHAIN,
+    UnchainedPipelines,
+    pipelines_to_run,
+    register_pipelines,
+)
 from tests.conftest import PROJECT_ROOT
 from tests.support.commands import kedro
 
@@ -136,3 +141,38 @@ def test_compositions_feed_training_and_publishing_what_they_write() -> None:
     assert {"labelled_dataset", "labelling_report", "card_diagnostics_summary"} <= set(card.inputs)
     order = [short_name(node) for node in judged.nodes]
     assert order.index("assemble_labelled_dataset") < order.index("write_dataset_card")
+
+
+@pytest.mark.parametrize(
+    ("names", "runs"),
+    [
+        # training or publishing with the stage that writes their data: the composition
+        (["ingestion", "synthesis", "training"], ["ingestion+synthesis+training"]),
+        (["ingestion+synthesis", "training", "reporting"], ["ingestion+synthesis+training"]),
+        (["training", "synthesis", "ingestion"], ["ingestion+synthesis+training"]),
+        (
+            ["ingestion", "synthesis", "labelling", "publishing", "training"],
+            ["ingestion+synthesis+labelling+publishing+training"],
+        ),
+        (["ingestion", "label_only", "publishing"], ["ingestion+label_only+publishing"]),
+        # anything else: as Kedro runs it, the union of the named pipelines (no report added)
+        (["ingestion", "synthesis"], ["ingestion", "synthesis"]),
+        (["ingestion", "synthesis", "diagnostics", "reporting"], None),
+        (["training", "reporting"], None),
+        (["training"], None),
+        (["__default__", "training"], None),
+    ],
+)
+def test_a_comma_list_runs_training_and_publishing_on_what_it_writes(
+    names: list[str], runs: list[str] | None
+) -> None:
+    assert pipelines_to_run(names, register_pipelines()) == (names if runs is None else runs)
+
+
+def test_a_comma_list_that_can_feed_training_in_no_composition_is_refused() -> None:
+    with pytest.raises(UnchainedPipelines) as refused:
+        pipelines_to_run(["synthesis", "training"], register_pipelines())
+    assert str(refused.value).startswith(
+        "--pipelines synthesis,training: training can read what synthesis writes in the same "
+        "run only in a registered composition, and synthesis+training is not one"
+    )

@@ -277,6 +277,27 @@ def test_an_unknown_pipeline_lists_the_pipelines(project_copy: Path) -> None:
     )
 
 
+def test_training_alone_without_its_dataset_says_what_to_run_or_set(project_copy: Path) -> None:
+    # a fresh project: nothing has written the folder training.dataset names
+    line = one_line_error(kedro(project_copy, "run", "--pipelines", "training"), "Error: ")
+    folder = project_copy / "data/generated_data/customer_complaint"
+    assert line == (
+        f"Error: dataset {folder}: not found (run the data pipelines first "
+        "(ingestion+synthesis), or point training.dataset (local_path, name) at a saved DatasetDict)"
+    )
+    assert not (project_copy / "data/06_models").exists()
+
+
+def test_a_comma_list_that_can_feed_training_in_no_composition_is_one_line(
+    project_copy: Path,
+) -> None:
+    line = one_line_error(
+        kedro(project_copy, "run", "--pipelines", "synthesis,training"), "Error: "
+    )
+    assert line.startswith("Error: --pipelines synthesis,training: training can read what ")
+    assert line.endswith("or run training in a run of its own")
+
+
 # ---------------------------------------------------------------- keys and pre-flight
 
 

@@ -8,7 +8,13 @@ import yaml
 from kedro.framework.cli.project import run as kedro_run
 
 from judgeforge.config.yaml_file import repeated_keys
-from judgeforge.errors import USER_ERROR_EXIT, causes, report_failure, verbose_from_environment
+from judgeforge.errors import (
+    USER_ERROR_EXIT,
+    UserError,
+    causes,
+    report_failure,
+    verbose_from_environment,
+)
 
 # Kedro's runner: "Pipeline input(s) {'params:a.b', ...} not found in the DataCatalog..."
 MISSING_PARAMETERS = re.compile(r"Pipeline input\(s\) \{(.*'params:.*)\} not found")
@@ -42,6 +48,12 @@ def run(ctx: click.Context, verbose: bool, **kwargs) -> None:
     if unknown:
         click.echo(f"Error: {unknown}", err=True)
         ctx.exit(USER_ERROR_EXIT)
+    if kwargs.get("pipelines"):
+        try:
+            kwargs["pipelines"] = chained_pipelines(kwargs["pipelines"])
+        except UserError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(USER_ERROR_EXIT)
     if verbose:
         restore_verbose_logging()
     try:
@@ -85,6 +97,15 @@ def conf_file_problem(error: BaseException, conf_source: Path) -> str:
         if isinstance(cause, yaml.YAMLError):
             return f"a file under {conf_source} is not valid YAML: {' '.join(str(cause).split())}"
     return ""
+
+
+def chained_pipelines(names: list[str]) -> list[str]:
+    """Return the registered pipelines a `--pipelines` list runs (judgeforge.pipeline_registry.pipelines_to_run)."""
+    from kedro.framework.project import pipelines
+
+    from judgeforge.pipeline_registry import pipelines_to_run
+
+    return pipelines_to_run(list(names), pipelines)
 
 
 def unknown_pipelines(names: list[str]) -> str:

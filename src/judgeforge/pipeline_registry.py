@@ -8,12 +8,13 @@ chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import product
 from typing import TYPE_CHECKING
 
 from kedro.pipeline import Pipeline, pipeline
 
+from judgeforge.errors import UserError
 from judgeforge.pipelines import (
     diagnostics,
     ingestion,
@@ -80,6 +81,22 @@ DATA_GENERATION_VARIANTS = (
 )
 JUDGED = ("labelling", "label_only")
 SEPARATOR = "+"
+# Where each stage stands in a composition's name (labelling and label_only never meet).
+CHAIN_ORDER = (
+    "ingestion",
+    "synthesis",
+    "labelling",
+    "label_only",
+    "diagnostics",
+    "publishing",
+    "training",
+)
+# Stages that, run alone, read the run's dataset under a name of their own (training_dataset,
+# the final folder and its cards): in one run with a stage that writes it, only a composition
+# makes them read what that stage writes.
+REWIRED = ("publishing", "training")
+# What the dataset folders are called when a stage writes them.
+DATASETS = ("generated_dataset", "labelled_dataset")
 
 
 def composition_name(stages: tuple[str, ...] | list[str]) -> str:
@@ -112,6 +129,54 @@ def compose(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline
     # the SFT exports of the final dataset (written only when output.sft_formats asks)
     composed += pipeline(pipelines[SFT_EXPORT], inputs={"labelled_dataset": final})
     return composed + pipelines[REPORTING]
+
+
+class UnchainedPipelines(UserError):
+    """A `--pipelines` list that names training or publishing with the stage that writes their data, in no registered composition."""
+
+
+def pipelines_to_run(names: list[str], pipelines: Mapping[str, Pipeline]) -> list[str]:
+    """Return the registered pipelines that `kedro run --pipelines <names, comma-separated>` runs.
+
+    Kedro runs a comma list as the union of the named pipelines, linked only where one writes a
+    dataset name another reads. Run alone, training reads `training_dataset` and publishing the
+    final folder, not the names synthesis or labelling write (the same folder, by default), so
+    in a plain union nothing orders them after the stage that writes their data: training would
+    read the folder before it exists (a fresh project) or before this run rewrites it. A list
+    that names training or publishing with such a stage therefore runs as the registered
+    composition of its stages, as `a+b+c` does (the report included); every other list runs as
+    Kedro runs it. Raises UnchainedPipelines when the stages make no registered composition.
+    """
+    if "__default__" in names:
+        return names
+    stages = list(dict.fromkeys(stage for name in names for stage in name.split(SEPARATOR)))
+    writers = [
+        stage
+        for stage in stages
+        if stage not in REWIRED and pipelines[stage].all_outputs() & set(DATASETS)
+    ]
+    rewired = [stage for stage in stages if stage in REWIRED]
+    if not writers or not rewired:
+        return names
+    chain = sorted(
+        (stage for stage in stages if stage not in (REPORTING, SFT_EXPORT)), key=_chain_position
+    )
+    composition = composition_name(chain)
+    if composition in pipelines:
+        return [composition]
+    raise UnchainedPipelines(
+        f"--pipelines {','.join(names)}: {' and '.join(rewired)} can read what "
+        f"{' and '.join(writers)} write{'s' * (len(writers) == 1)} in the same run only in a "
+        f"registered composition, and "
+        f"{composition} is not one (a data generation variant such as ingestion{SEPARATOR}"
+        f"synthesis[{SEPARATOR}labelling][{SEPARATOR}diagnostics], then {SEPARATOR}publishing "
+        f"and/or {SEPARATOR}training): name such a composition, or run {' and '.join(rewired)} "
+        "in a run of its own"
+    )
+
+
+def _chain_position(stage: str) -> int:
+    return CHAIN_ORDER.index(stage) if stage in CHAIN_ORDER else len(CHAIN_ORDER)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -8,7 +8,15 @@ from typing import Any
 import datasets
 from kedro.io import AbstractDataset, DatasetError
 
+from judgeforge.errors import UserError
 from judgeforge.publishing.object_store import ObjectStore
+
+# What to do when the folder is not there, unless the catalog entry says (`missing`).
+RUN_SYNTHESIS_FIRST = "run the synthesis pipeline first, or fix the path"
+
+
+class MissingDatasetError(DatasetError, UserError):
+    """A DatasetDict folder that is not there: told in one line, with what writes it."""
 
 
 class DatasetDictDataset(AbstractDataset[datasets.DatasetDict, datasets.DatasetDict]):
@@ -24,8 +32,11 @@ class DatasetDictDataset(AbstractDataset[datasets.DatasetDict, datasets.DatasetD
         archive_url: str | None = None,
         credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        missing: str = RUN_SYNTHESIS_FIRST,
     ):
+        """`missing`: what the user does when `path` holds no dataset (run what writes it, or fix the setting naming it)."""
         self._path = path
+        self._missing = missing
         self._archive_url = archive_url
         self._storage_options = dict(credentials or {})
         self.metadata = metadata
@@ -43,8 +54,8 @@ class DatasetDictDataset(AbstractDataset[datasets.DatasetDict, datasets.DatasetD
             try:
                 loaded = datasets.load_from_disk(self._path, storage_options=self._storage_options)
             except FileNotFoundError:
-                raise DatasetError(
-                    f"dataset {self._path}: not found (run the synthesis pipeline first, or fix the path)"
+                raise MissingDatasetError(
+                    f"dataset {self._path}: not found ({self._missing})"
                 ) from None
         if not isinstance(loaded, datasets.DatasetDict):
             raise DatasetError(

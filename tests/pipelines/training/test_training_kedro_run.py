@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,25 +10,13 @@ import pytest
 import yaml
 from datasets import Dataset, DatasetDict
 
-from tests.support.commands import kedro
+from tests.support.commands import judgeforge, kedro
 from tests.support.loopback_parameters import write_loopback_parameters
 from tests.support.openai_server import example_answers
 from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
 
 # training.output.local_path / model_name of the tiny config.
 JUDGE_DIR = "data/06_models/tiny-judge"
-
-
-def run(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run a Python module's command line in `project` and return the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("head", ["classify", "encoder"])
@@ -53,7 +39,7 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
         yaml.safe_dump({"training": parameters})
     )
 
-    result = run(project_copy, "kedro", "run", "--pipelines", "training")
+    result = kedro(project_copy, "run", "--pipelines", "training", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
     judge_dir = project_copy / JUDGE_DIR
@@ -85,9 +71,8 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
     rows = tmp_path / "rows.csv"
     pd.DataFrame({"text": [SEPARABLE_TEXTS[0], SEPARABLE_TEXTS[1]]}).to_csv(rows, index=False)
     scored_path = tmp_path / "scored.csv"
-    result = run(
+    result = judgeforge(
         project_copy,
-        "judgeforge",
         "predict",
         "-m",
         str(judge_dir),
@@ -139,3 +124,38 @@ def test_training_seed_gives_the_same_judge_after_the_whole_chain_and_on_its_own
     assert len(after_the_chain) == 96  # the real holdout rows
     assert {"probability_false", "probability_true"} <= set(after_the_chain.columns)
     pd.testing.assert_frame_equal(after_the_chain, on_its_own, check_exact=True)
+
+
+def test_kedro_run_with_a_comma_list_in_chain_order_trains_on_what_synthesis_wrote(
+    project_copy: Path, openai_server, tiny_llama_dir: Path
+) -> None:
+    # a fresh project: no generated folder yet; synthesis writes it in the same run, before training
+    openai_server.respond_with(example_answers)
+    write_loopback_parameters(
+        project_copy,
+        openai_server.base_url,
+        generation={
+            "total_examples": 8,
+            "examples_per_call": 1,
+            "async_config": {"max_concurrent_requests": 4, "max_retries": 1},
+        },
+    )
+    (project_copy / "conf/local/parameters_training.yml").write_text(
+        yaml.safe_dump(
+            {
+                "training": tiny_judge_config(
+                    tiny_llama_dir,
+                    training={"num_train_epochs": 1, "cross_validation_below": 0},
+                )
+            }
+        )
+    )
+    assert not (project_copy / "data/generated_data/customer_complaint").exists()
+
+    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis,training")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (project_copy / "data/generated_data/customer_complaint/dataset_dict.json").is_file()
+    assert (project_copy / JUDGE_DIR / "metrics.json").is_file()
+    predictions = pd.read_parquet(project_copy / "data/07_model_output/test_predictions.parquet")
+    assert len(predictions.query("model == 'fine_tuned'")) == 96  # the real holdout rows
