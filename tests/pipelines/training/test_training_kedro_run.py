@@ -87,11 +87,10 @@ def test_kedro_run_trains_a_judge_and_judgeforge_predict_uses_it(
     assert (scored["probability_false"] + scored["probability_true"]).round(6).eq(1).all()
 
 
-def test_training_seed_gives_the_same_judge_after_the_whole_chain_and_on_its_own(
+def synthesis_of_eight_and_a_tiny_judge(
     project_copy: Path, openai_server, tiny_llama_dir: Path
 ) -> None:
-    # the same rows and training.seed: the judge must not depend on what the process ran before
-    # training (ingestion and synthesis in one run, nothing in the other)
+    """Point synthesis at the loopback server (8 examples) and training at the tiny Llama, 1 epoch."""
     openai_server.respond_with(example_answers)
     write_loopback_parameters(
         project_copy,
@@ -112,6 +111,14 @@ def test_training_seed_gives_the_same_judge_after_the_whole_chain_and_on_its_own
             }
         )
     )
+
+
+def test_training_seed_gives_the_same_judge_after_the_whole_chain_and_on_its_own(
+    project_copy: Path, openai_server, tiny_llama_dir: Path
+) -> None:
+    # the same rows and training.seed: the judge must not depend on what the process ran before
+    # training (ingestion and synthesis in one run, nothing in the other)
+    synthesis_of_eight_and_a_tiny_judge(project_copy, openai_server, tiny_llama_dir)
     predictions = project_copy / "data/07_model_output/test_predictions.parquet"
 
     chain = kedro(project_copy, "run", "--pipelines", "ingestion+synthesis+training")
@@ -130,26 +137,7 @@ def test_kedro_run_with_a_comma_list_in_chain_order_trains_on_what_synthesis_wro
     project_copy: Path, openai_server, tiny_llama_dir: Path
 ) -> None:
     # a fresh project: no generated folder yet; synthesis writes it in the same run, before training
-    openai_server.respond_with(example_answers)
-    write_loopback_parameters(
-        project_copy,
-        openai_server.base_url,
-        generation={
-            "total_examples": 8,
-            "examples_per_call": 1,
-            "async_config": {"max_concurrent_requests": 4, "max_retries": 1},
-        },
-    )
-    (project_copy / "conf/local/parameters_training.yml").write_text(
-        yaml.safe_dump(
-            {
-                "training": tiny_judge_config(
-                    tiny_llama_dir,
-                    training={"num_train_epochs": 1, "cross_validation_below": 0},
-                )
-            }
-        )
-    )
+    synthesis_of_eight_and_a_tiny_judge(project_copy, openai_server, tiny_llama_dir)
     assert not (project_copy / "data/generated_data/customer_complaint").exists()
 
     result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis,training")
