@@ -184,7 +184,8 @@ def test_a_launch_refuses_any_pipeline_but_training_before_a_node_runs(
     result = launch("torchrun", project_copy, log_dir, "kedro", "run", "--pipelines", "ingestion")
     logs = rank_logs(log_dir)
     assert result.returncode != 0
-    for rank in range(PROCESSES):
-        assert "a distributed launch (2 processes) runs only the training pipeline" in logs[rank]
-        assert "ingestion" in logs[rank]
+    # The first rank to refuse ends the launch: torchrun stops the other, which on a busy machine
+    # may not have got as far as its own refusal (CI once saw its log empty).
+    refusal = "a distributed launch (2 processes) runs only the training pipeline"
+    assert any(refusal in log and "ingestion" in log for log in logs.values()), logs
     assert not (project_copy / "data/02_intermediate").exists()
