@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 REPORTING = "reporting"
 SFT_EXPORT = "sft_export"
-# Every stage by name. Listed here, not discovered: Kedro's discovery loads only the pipelines a
-# run names, and a composition needs all of its stages.
+# Every stage by name, in the order a composition's name lists them (labelling and label_only
+# never meet). Listed here, not discovered: Kedro's discovery loads only the pipelines a run
+# names, and a composition needs all of its stages.
 STAGES: dict[str, Callable[[], Pipeline]] = {
     "ingestion": ingestion.create_pipeline,
     "synthesis": lambda: synthesis.create_pipeline(shards=PIPELINE_SHAPE["shards"]),
@@ -81,16 +82,6 @@ DATA_GENERATION_VARIANTS = (
 )
 JUDGED = ("labelling", "label_only")
 SEPARATOR = "+"
-# Where each stage stands in a composition's name (labelling and label_only never meet).
-CHAIN_ORDER = (
-    "ingestion",
-    "synthesis",
-    "labelling",
-    "label_only",
-    "diagnostics",
-    "publishing",
-    "training",
-)
 # Stages that, run alone, read the run's dataset under a name of their own (training_dataset,
 # the final folder and its cards): in one run with a stage that writes it, only a composition
 # makes them read what that stage writes.
@@ -159,7 +150,7 @@ def pipelines_to_run(names: list[str], pipelines: Mapping[str, Pipeline]) -> lis
     if not writers or not rewired:
         return names
     chain = sorted(
-        (stage for stage in stages if stage not in (REPORTING, SFT_EXPORT)), key=_chain_position
+        (stage for stage in stages if stage not in (REPORTING, SFT_EXPORT)), key=list(STAGES).index
     )
     composition = composition_name(chain)
     if composition in pipelines:
@@ -173,10 +164,6 @@ def pipelines_to_run(names: list[str], pipelines: Mapping[str, Pipeline]) -> lis
         f"and/or {SEPARATOR}training): name such a composition, or run {' and '.join(rewired)} "
         "in a run of its own"
     )
-
-
-def _chain_position(stage: str) -> int:
-    return CHAIN_ORDER.index(stage) if stage in CHAIN_ORDER else len(CHAIN_ORDER)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

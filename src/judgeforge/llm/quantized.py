@@ -14,6 +14,7 @@ itself on scoring batches (torch profiler, BENCHMARKS.md issue 12, round 6).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -82,7 +83,6 @@ class SharedInputProduct:
     """
 
     def __init__(self, members: list[Int8Linear]):
-        self.members = members
         self.weight_t = torch.cat([m.weight_t for m in members], dim=1).contiguous()
         self.weight_scale = torch.cat([m.weight_scale for m in members], dim=1).contiguous()
         biases = [m.bias for m in members]
@@ -93,7 +93,7 @@ class SharedInputProduct:
                 [torch.zeros(m.out_features) if b is None else b for m, b in zip(members, biases)]
             )
         )
-        ends = torch.tensor([m.out_features for m in members]).cumsum(0).tolist()
+        ends = itertools.accumulate(m.out_features for m in members)
         self.columns = {id(m): slice(end - m.out_features, end) for m, end in zip(members, ends)}
         self._last = threading.local()
 
