@@ -1,4 +1,5 @@
-"""Through `kedro run`: a local model that never ends its text still delivers whole sentences."""
+"""A local model that never ends its text: it stops at a sentence end past a real text's length,
+and what runs to its budget still delivers whole sentences."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 import yaml
 
 from judgeforge import progress
+from judgeforge.llm import LLMRequest
+from judgeforge.llm.local import LocalChat
 from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
 from tests.support.commands import kedro
 from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
@@ -46,7 +49,27 @@ def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
-def test_texts_that_run_to_their_budget_are_kept_as_whole_sentences(
+def test_a_rambling_answer_ends_at_its_first_sentence_end_past_its_length(
+    rambling_model_cache: Path,
+) -> None:
+    chat = LocalChat(model_dir=rambling_model_cache / EMBEDDED_MODEL_NAME, show_progress=False)
+    ask = {"temperature": 0.9, "max_tokens": 120}
+    seeds = range(4)
+    ended = chat.generate_batch(
+        [LLMRequest.from_prompt("Write.", seed=s, end_after_chars=60, **ask) for s in seeds]
+    )
+    ran_on = chat.generate_batch([LLMRequest.from_prompt("Write.", seed=s, **ask) for s in seeds])
+    for early, full in zip(ended, ran_on):
+        assert early.finish_reason == "stop" and early.text.endswith("."), early.text
+        # the sentence before the last one ends within the first 60 characters
+        assert len(early.text[:-1].rpartition(".")[0]) < 60, early.text
+        # the same seeded tokens: the early answer is where the full one would have ended first
+        assert full.text.startswith(early.text)
+        assert full.finish_reason == "length" and full.output_tokens == ask["max_tokens"]
+        assert early.output_tokens < full.output_tokens
+
+
+def test_kedro_run_ends_each_text_near_a_real_length_of_its_class(
     project_copy: Path, rambling_model_cache: Path
 ) -> None:
     local = {
@@ -64,12 +87,16 @@ def test_texts_that_run_to_their_budget_are_kept_as_whole_sentences(
     result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
+    real = pd.read_csv(project_copy / "data" / "01_raw" / "customer_messages.csv")
+    longest = real.groupby(real["label"].astype(str))["text"].apply(lambda t: t.str.len().max())
     rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
     assert len(rows) == TOTAL
     words = {word.lstrip("Ġ") for word in WORDS if word != "."}
-    for text in rows["text"]:
-        # every answer ran to its token budget; what is kept ends at its last sentence
+    for text, label in zip(rows["text"], rows["label"].astype(str)):
+        # the model never ends its turn; each text stops at a sentence end, and the one before
+        # it lies within a real length of its class (it would run on to its token budget)
         assert text.endswith("."), text
+        assert len(text[:-1].rpartition(".")[0]) < longest[label], (label, text)
         assert set(text.replace(".", " ").split()) <= words, text
     rejects = project_copy / "data" / "02_intermediate" / "synthetic_rejects.csv"
     reasons = pd.read_csv(rejects)["reason"].tolist() if rejects.stat().st_size else []

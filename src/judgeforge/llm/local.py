@@ -17,7 +17,7 @@ from typing import Any
 from judgeforge import progress
 from judgeforge.llm.backends import EmbeddingBatch, ResponseSink
 from judgeforge.llm.providers import LOCAL_EMBEDDING_MODEL
-from judgeforge.llm.types import LLMConfigError, LLMRequest, LLMResponse
+from judgeforge.llm.types import SENTENCE_END, LLMConfigError, LLMRequest, LLMResponse
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
 
 logger = logging.getLogger(__name__)
@@ -170,15 +170,25 @@ def json_skeleton(schema: Any) -> Any:
 
 
 def answer_end(
-    text: str, stop: Sequence[str], closes_json: bool, layout: Sequence[str] = ()
+    text: str,
+    stop: Sequence[str],
+    closes_json: bool,
+    layout: Sequence[str] = (),
+    end_after_chars: int | None = None,
 ) -> int | None:
     """Where an answer is complete: before its first stop sequence, after its JSON object closes,
-    or before a layout label that comes again once every label was written.
+    before a layout label that comes again once every label was written, or after its first
+    sentence end once it holds `end_after_chars` characters.
 
     `text` is the whole answer so far (with the prefix written for the model); None while it
     is not complete yet.
     """
     ends = [found for found in (text.find(sequence) for sequence in stop if sequence) if found >= 0]
+    if end_after_chars is not None:
+        sentence = SENTENCE_END.search(text, end_after_chars)
+        # a mark at the very end may not end its sentence yet ("3." of "3.5")
+        if sentence is not None and sentence.end() < len(text):
+            ends.append(sentence.end())
     written: set[str] = set()
     for start, label in layout_labels(text, layout):
         if label in written and len(written) == len(layout):
@@ -547,17 +557,16 @@ def _hand_missing_label(tokenizer: Any, row: ActiveRow) -> None:
 
 
 def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
-    """The row's answer once it ended (end of turn, a stop, its JSON closed, or its budget); else None."""
-    prefix = answer_prefix(row.request)
+    """The row's answer once it ended (end of turn, a stop, its JSON closed, a sentence end past
+    its length, or its budget); else None."""
+    request = row.request
     ended_turn = row.tokens[-1] == tokenizer.eos_token_id
     kept = row.tokens[:-1] if ended_turn else row.tokens
-    text = prefix + tokenizer.decode(kept, skip_special_tokens=True)
+    text = answer_prefix(request) + tokenizer.decode(kept, skip_special_tokens=True)
     end = answer_end(
-        text, row.request.stop, row.request.json_schema is not None, row.request.layout
+        text, request.stop, request.json_schema is not None, request.layout, request.end_after_chars
     )
-    if end is None and (
-        row.forced or (not ended_turn and len(row.tokens) < row.request.max_tokens)
-    ):
+    if end is None and (row.forced or (not ended_turn and len(row.tokens) < request.max_tokens)):
         return None
     return LLMResponse(
         text=(text if end is None else text[:end]).strip(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -12,6 +13,9 @@ from judgeforge.errors import UserError
 # Characters per token assumed where a model's tokenizer is not on this machine (estimates,
 # pacing by tokens_per_minute, the pre-run cost estimate).
 CHARS_PER_TOKEN = 3.5
+
+# The end of a sentence: its mark, any closing quotes or brackets, then a space or the end.
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s|$)")
 
 Role = Literal["system", "user", "assistant"]
 ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
@@ -49,6 +53,10 @@ class LLMRequest:
     # provider hands a model that ends its turn early the next missing label, and ends the
     # answer where a label comes again after all were written. Empty: no layout.
     layout: tuple[str, ...] = ()
+    # A plain answer of one text may end at its first sentence end (SENTENCE_END) once it holds
+    # this many characters; the local provider stops there, since a small model rarely ends a
+    # long text on its own. None: no such end.
+    end_after_chars: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "messages", tuple(_as_message(m) for m in self.messages))
@@ -79,6 +87,11 @@ class LLMRequest:
             # Only when set, so requests without stop texts keep the cache keys they always had.
             **({"stop": list(self.stop)} if self.stop else {}),
             **({"layout": list(self.layout)} if self.layout else {}),
+            **(
+                {"end_after_chars": self.end_after_chars}
+                if self.end_after_chars is not None
+                else {}
+            ),
         }
 
 

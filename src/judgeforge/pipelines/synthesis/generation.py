@@ -295,10 +295,9 @@ class ExampleGenerator:
         self.field_tokens = field_token_lengths(reference, shape.fields, client.count_tokens)
         self.max_output_tokens = llm.max_output_tokens
         self.limits = length_limits(reference, shape)
-        self.real_shortest = {
-            f: int(reference[f].astype(str).str.len().min()) if len(reference) else MIN_FIELD_CHARS
-            for f in shape.fields
-        }
+        # each real row's field lengths in characters, and its class
+        self.real_lengths = pd.DataFrame({f: reference[f].astype(str).str.len() for f in shape.fields})
+        self.real_classes = reference[label_column].map(label_key) if len(reference) else pd.Series()
         self.holdout_prints = {fingerprint(row, shape.fields) for row in holdout.to_dict("records")}
         instructions = [
             metric.description or "",
@@ -529,7 +528,14 @@ class ExampleGenerator:
         field_tokens = {f: self.field_tokens[f] for f in shape.fields}
         max_tokens = answer_token_budget(field_tokens, asked, self.max_output_tokens)
         request = generation_request(
-            messages, shape, asked, structured, self.temperature, max_tokens, seed
+            messages,
+            shape,
+            asked,
+            structured,
+            self.temperature,
+            max_tokens,
+            seed,
+            self._real_length(key, shape.fields[0], seed),
         )
         return Call(call_id, target, request, key, plan_row, count, structured, shape, segment)
 
@@ -584,6 +590,16 @@ class ExampleGenerator:
             self.shape,
             pair_key=str(plan_row[PAIR_CLASS]),
         )
+
+    def _real_length(self, key: str, field: str, seed: int) -> int | None:
+        """Return the length of `field` in a real row of class `key` (any class when it has none),
+        drawn by the call's seed: where a text may end, so synthetic lengths follow real ones."""
+        lengths = self.real_lengths.loc[self.real_classes == key, field]
+        if lengths.empty:
+            lengths = self.real_lengths[field]
+        if lengths.empty:
+            return None
+        return int(np.random.default_rng(seed).choice(lengths.to_numpy()))
 
     def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
         """Return the real examples the plan shows a call, as (class name, fields)."""
@@ -757,7 +773,8 @@ class ExampleGenerator:
         when they are as long as the shortest real one. A text without a sentence end stays cut off.
         """
         text = whole_sentences(str(example[field]))
-        if text is None or len(text) < self.real_shortest[field]:
+        shortest = self.real_lengths[field].min() if len(self.real_lengths) else MIN_FIELD_CHARS
+        if text is None or len(text) < shortest:
             return example, True
         return {**example, field: text}, False
 

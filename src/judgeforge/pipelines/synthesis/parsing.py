@@ -10,12 +10,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from judgeforge.config.data_generation import Postprocessing
+from judgeforge.llm.types import SENTENCE_END
 from judgeforge.pipelines.synthesis.prompts import PLAIN_SEPARATOR, ExampleShape
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 _WRAPPING_QUOTES = ('"', "'", "“", "”")
-# The end of a sentence: its mark, any closing quotes or brackets, then a space or the end.
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s|$)")
 
 
 class UnreadableAnswer(ValueError):
@@ -57,7 +56,7 @@ def parse_examples(text: str, shape: ExampleShape, json_only: bool) -> list[dict
 
 def whole_sentences(text: str) -> str | None:
     """Return `text` up to the end of its last complete sentence; None when no sentence ends in it."""
-    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    ends = [match.end() for match in SENTENCE_END.finditer(text)]
     return text[: ends[-1]].strip() if ends else None
 
 

@@ -199,9 +199,18 @@ def _format_instructions(shape: ExampleShape, count: int, structured: bool) -> s
 
 
 def generation_request(
-    messages: tuple[ChatMessage, ...], shape: ExampleShape, count: int, structured: bool, temperature: float, max_tokens: int, seed: int
+    messages: tuple[ChatMessage, ...],
+    shape: ExampleShape,
+    count: int,
+    structured: bool,
+    temperature: float,
+    max_tokens: int,
+    seed: int,
+    text_length: int | None = None,
 ) -> LLMRequest:
-    """Return the request for one generation call."""
+    """Return the request for one generation call; a plain answer of one text may end at a
+    sentence end once it is `text_length` characters long."""
+    plain_text = not structured and count == 1 and len(shape.fields) == 1
     return LLMRequest(
         messages=messages,
         temperature=temperature,
@@ -211,6 +220,7 @@ def generation_request(
         seed=seed,
         stop=() if structured or count > 1 else plain_stops(shape),
         layout=() if structured or count > 1 or len(shape.fields) == 1 else plain_layout(shape),
+        end_after_chars=text_length if plain_text else None,
     )
 
 
