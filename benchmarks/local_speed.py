@@ -171,7 +171,14 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         "tokens_per_cpu_s": round(output_tokens / cpu, 1),
         "prompt_tokens": prompt_tokens,
         "prefilled_tokens": prefilled,
+        # how long the written texts are beside the real ones (last feature: a rag row's response)
+        "median_chars": _median_chars(synthetic, columns.features[-1]),
+        "real_median_chars": _median_chars(seeds, columns.features[-1]),
     }
+
+
+def _median_chars(rows: pd.DataFrame, column: str) -> float | None:
+    return float(rows[column].astype(str).str.len().median()) if len(rows) else None
 
 
 def measure_judge(config_path: Path, rows: int, threads: int) -> dict:
@@ -296,7 +303,9 @@ def summary(results: list[dict | None], timeout: int) -> str:
         f"{median('tokens_per_s'):.1f} tokens/s; valid share "
         f"{statistics.median(r['valid_share'] for r in finished):.2f}; calls "
         f"{statistics.median(r['calls'] for r in finished):g}, rounds "
-        f"{statistics.median(r['rounds'] for r in finished):g}"
+        f"{statistics.median(r['rounds'] for r in finished):g}; median text "
+        f"{statistics.median(r['median_chars'] or 0 for r in finished):g} chars (real "
+        f"{finished[0]['real_median_chars']:g})"
         f"{f', {late} run(s) past {timeout} s' if late else ''}"
     )
 
