@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from judgeforge.pipelines.training import nodes
 from judgeforge.training import Judge
 from judgeforge.training.judge import JUDGE_CONFIG_FILE, PREDICTION_COLUMN, probability_column
 from judgeforge.training.runtime import resolve_runtime_options
+from tests.support.busy_cores import every_core_busy
 from tests.support.tiny_judge import SEPARABLE_TEXTS, tiny_judge_config
 
 ROWS = pd.DataFrame({"text": [*SEPARABLE_TEXTS, "good bad good", "a film that is neither"]})
@@ -166,24 +168,14 @@ def test_judgeforge_predict_scores_with_int8_layers_when_the_judge_says_so(
 def test_judgeforge_predict_scores_on_one_thread_while_other_processes_keep_every_core_busy(
     tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
-    import os
-
-    import psutil
-
-    cores = psutil.cpu_count()
-    if not 1 < cores <= 8:
-        pytest.skip("needs 2 to 8 cores: one to leave free, not so many to keep busy")
     folder = saved_judge("encoder", tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=True)
     rows = tmp_path / "rows.csv"
     ROWS.to_csv(rows, index=False)
     env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
     command = [sys.executable, "-m", "judgeforge", "predict", "-m", str(folder), "-i", str(rows)]
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)
-    ]
-    try:
-        for spinner in spinners:  # each has started spinning
-            psutil.Process(spinner.pid).cpu_percent(interval=0.1)
+    with every_core_busy() as cores:
+        if cores == 1:
+            pytest.skip("one core: there is no thread to give up")
         result = subprocess.run(
             [*command, "-o", str(tmp_path / "scored.csv")],
             cwd=tmp_path,
@@ -193,10 +185,6 @@ def test_judgeforge_predict_scores_on_one_thread_while_other_processes_keep_ever
             timeout=600,
             check=False,
         )
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"using 1 of {cores} CPU threads" in result.stdout + result.stderr, result.stderr[-3000:]
     assert len(pd.read_csv(tmp_path / "scored.csv")) == len(ROWS)

@@ -22,6 +22,7 @@ from judgeforge.training.calibration import (
 from judgeforge.training.formatting import field_allowances
 from judgeforge.training.judge import probability_column
 from judgeforge.training.selection import better
+from tests.support.busy_cores import every_core_busy
 from tests.support.tiny_judge import SEPARABLE_TEXTS, separable_split, tiny_judge_config
 
 GOOD, BAD, _ = SEPARABLE_TEXTS
@@ -359,29 +360,15 @@ def test_cpu_threads_follow_free_cores_unless_omp_num_threads_is_set(
 
 
 def test_cpu_threads_drop_to_one_while_other_processes_keep_every_core_busy() -> None:
-    import subprocess
-    import sys
-
-    import psutil
     import torch
 
     from judgeforge.training.runtime import use_free_cores
 
-    if psutil.cpu_count() > 8:
-        pytest.skip("keeping every core of a large machine busy is not worth it")
     before = torch.get_num_threads()
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range(psutil.cpu_count())
-    ]
     try:
-        for spinner in spinners:  # each has started spinning
-            psutil.Process(spinner.pid).cpu_percent(interval=0.1)
-        assert use_free_cores() == 1
+        with every_core_busy():
+            assert use_free_cores() == 1
     finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
         torch.set_num_threads(before)
 
 
