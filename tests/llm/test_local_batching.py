@@ -8,7 +8,14 @@ import pytest
 
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.kv_cache import CHUNK_TOKENS
-from judgeforge.llm.local import LocalChat, answer_end, load_causal_lm, missing_label
+from judgeforge.llm.local import (
+    ActiveRow,
+    LocalChat,
+    _close_long_field,
+    answer_end,
+    load_causal_lm,
+    missing_label,
+)
 from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
 
 
@@ -193,3 +200,41 @@ def test_an_answer_ends_where_a_label_comes_again_after_all_were_written() -> No
     assert answer_end(whole + " and response: r", (), False, layout) is None
     assert missing_label("query: q\ncontext: c", layout) == "response:"
     assert missing_label(whole, layout) is None
+
+
+RAG_LAYOUT = ("query:", "context:", "response:")
+
+
+def _written(text: str, field_chars: tuple[int, ...]) -> ActiveRow:
+    """A row that has written `text` (its last token picked, not yet fed), with those field lengths."""
+    request = LLMRequest.from_prompt("-", max_tokens=64, layout=RAG_LAYOUT, field_chars=field_chars)
+    tokens = embedded_tokenizer()(text, add_special_tokens=False)["input_ids"]
+    return ActiveRow(0, request, 1, None, tokens=tokens)
+
+
+def test_a_field_past_its_real_length_ends_at_the_sentence_its_newest_token_completes() -> None:
+    tokenizer = embedded_tokenizer()
+    row = _written("query: Is it late. Was", (10, 50, 50))
+    _close_long_field(tokenizer, row)
+    # " Was" completed the sentence: the label takes its place
+    assert tokenizer.decode(row.tokens + list(row.forced)) == "query: Is it late.\ncontext:"
+    # shorter than its length, a sentence completed before the newest token, or none completed
+    # (a mark at the very end): nothing changes
+    for text, lengths in (
+        ("query: Is it late. Was", (40, 50, 50)),
+        ("query: Is it late. Was it", (10, 50, 50)),
+        ("query: Is it late.", (10, 50, 50)),
+    ):
+        row = _written(text, lengths)
+        before = list(row.tokens)
+        _close_long_field(tokenizer, row)
+        assert row.tokens == before and not row.forced, text
+    # the last field is not handed a label: the answer ends after its sentence
+    whole = "query: q?\ncontext: c.\nresponse: It is. It was"
+    row = _written(whole, (1, 1, 3))
+    _close_long_field(tokenizer, row)
+    assert not row.forced
+    end = answer_end(whole, (), False, RAG_LAYOUT, (1, 1, 3))
+    assert end is not None and whole[:end] == "query: q?\ncontext: c.\nresponse: It is."
+    assert answer_end(whole, (), False, RAG_LAYOUT, (1, 1, 40)) is None
+    assert answer_end(whole, (), False, RAG_LAYOUT) is None

@@ -56,7 +56,7 @@ def test_a_rambling_answer_ends_at_its_first_sentence_end_past_its_length(
     ask = {"temperature": 0.9, "max_tokens": 120}
     seeds = range(4)
     ended = chat.generate_batch(
-        [LLMRequest.from_prompt("Write.", seed=s, end_after_chars=60, **ask) for s in seeds]
+        [LLMRequest.from_prompt("Write.", seed=s, field_chars=(60,), **ask) for s in seeds]
     )
     ran_on = chat.generate_batch([LLMRequest.from_prompt("Write.", seed=s, **ask) for s in seeds])
     for early, full in zip(ended, ran_on):

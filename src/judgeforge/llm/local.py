@@ -174,21 +174,24 @@ def answer_end(
     stop: Sequence[str],
     closes_json: bool,
     layout: Sequence[str] = (),
-    end_after_chars: int | None = None,
+    field_chars: Sequence[int] = (),
 ) -> int | None:
     """Where an answer is complete: before its first stop sequence, after its JSON object closes,
-    before a layout label that comes again once every label was written, or after its first
-    sentence end once it holds `end_after_chars` characters.
+    before a layout label that comes again once every label was written, or after the first
+    sentence end of its last field once that field holds its `field_chars` characters.
 
     `text` is the whole answer so far (with the prefix written for the model); None while it
     is not complete yet.
     """
     ends = [found for found in (text.find(sequence) for sequence in stop if sequence) if found >= 0]
-    if end_after_chars is not None:
-        sentence = SENTENCE_END.search(text, end_after_chars)
-        # a mark at the very end may not end its sentence yet ("3." of "3.5")
-        if sentence is not None and sentence.end() < len(text):
-            ends.append(sentence.end())
+    field = current_field(text, layout)
+    if field_chars and field is not None and missing_label(text, layout) is None:
+        index, start = field
+        end = None
+        if index == len(field_chars) - 1:
+            end = _first_sentence_end(text, start + field_chars[index])
+        if end is not None:
+            ends.append(end)
     written: set[str] = set()
     for start, label in layout_labels(text, layout):
         if label in written and len(written) == len(layout):
@@ -204,6 +207,29 @@ def answer_end(
         else:
             ends.append(start + length)
     return min(ends, default=None)
+
+
+def current_field(text: str, layout: Sequence[str]) -> tuple[int, int] | None:
+    """(index in `layout`, start in `text`) of the field being written: the one after the last
+    label written; the whole text when there is no layout; None before the first label."""
+    if not layout:
+        return 0, 0
+    labels = layout_labels(text, layout)
+    if not labels:
+        return None
+    start, label = labels[-1]
+    return list(layout).index(label), start + len(label)
+
+
+def _first_sentence_end(text: str, position: int, after: int = 0) -> int | None:
+    """The end of the first sentence of `text` that ends at or past `position` and at or past
+    `after`, once a character follows it (a mark at the very end may be "3." of "3.5")."""
+    for sentence in SENTENCE_END.finditer(text, position):
+        if sentence.end() >= len(text):
+            return None
+        if sentence.end() >= after:
+            return sentence.end()
+    return None
 
 
 def layout_labels(text: str, layout: Sequence[str]) -> list[tuple[int, str]]:
@@ -500,6 +526,7 @@ class LocalChat:
                 done = {}
                 for slot, row in enumerate(batch.rows):
                     _hand_missing_label(tokenizer, row)
+                    _close_long_field(tokenizer, row)
                     answer = _finished_answer(tokenizer, row)
                     if answer is not None:
                         done[slot] = (row.position, answer)
@@ -556,6 +583,32 @@ def _hand_missing_label(tokenizer: Any, row: ActiveRow) -> None:
     row.forced.extend(ids[1:])
 
 
+def _close_long_field(tokenizer: Any, row: ActiveRow) -> None:
+    """A field of a laid-out answer that holds its `field_chars` characters ends at its first
+    sentence end: the model is handed the next label there, as if it had written it."""
+    request = row.request
+    if not request.layout or not request.field_chars or row.forced:
+        return
+    prefix = answer_prefix(request)
+    text = prefix + tokenizer.decode(row.tokens, skip_special_tokens=True)
+    field = current_field(text, request.layout)
+    label = missing_label(text, request.layout)
+    if field is None or label is None or field[0] >= len(request.field_chars):
+        return
+    fed = prefix + tokenizer.decode(row.tokens[:-1], skip_special_tokens=True)
+    # only a sentence end the newest token completes: an earlier one was looked at before
+    end = _first_sentence_end(text, field[1] + request.field_chars[field[0]], after=len(fed))
+    if end is None:
+        return
+    ids = tokenizer(f"{text[len(fed) : end]}\n{label}", add_special_tokens=False)["input_ids"]
+    if len(row.tokens) + len(ids) > request.max_tokens:
+        return
+    # the newest token was picked but not yet fed to the model: the sentence's end and the
+    # label take its place
+    row.tokens[-1] = ids[0]
+    row.forced.extend(ids[1:])
+
+
 def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
     """The row's answer once it ended (end of turn, a stop, its JSON closed, a sentence end past
     its length, or its budget); else None."""
@@ -564,7 +617,7 @@ def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
     kept = row.tokens[:-1] if ended_turn else row.tokens
     text = answer_prefix(request) + tokenizer.decode(kept, skip_special_tokens=True)
     end = answer_end(
-        text, request.stop, request.json_schema is not None, request.layout, request.end_after_chars
+        text, request.stop, request.json_schema is not None, request.layout, request.field_chars
     )
     if end is None and (row.forced or (not ended_turn and len(row.tokens) < request.max_tokens)):
         return None

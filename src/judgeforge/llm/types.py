@@ -53,15 +53,18 @@ class LLMRequest:
     # provider hands a model that ends its turn early the next missing label, and ends the
     # answer where a label comes again after all were written. Empty: no layout.
     layout: tuple[str, ...] = ()
-    # A plain answer of one text may end at its first sentence end (SENTENCE_END) once it holds
-    # this many characters; the local provider stops there, since a small model rarely ends a
-    # long text on its own. None: no such end.
-    end_after_chars: int | None = None
+    # Real lengths in characters of a plain answer's fields, in the order of `layout` (one for an
+    # answer of one text). A small model rarely ends a long field on its own, so the local
+    # provider ends each field at its first sentence end (SENTENCE_END) once the field holds that
+    # many characters: it hands the model the next label, or ends the answer after the last
+    # field. Empty: fields end only where the model ends them.
+    field_chars: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "messages", tuple(_as_message(m) for m in self.messages))
         object.__setattr__(self, "stop", tuple(self.stop))
         object.__setattr__(self, "layout", tuple(self.layout))
+        object.__setattr__(self, "field_chars", tuple(self.field_chars))
         if not self.messages:
             raise LLMConfigError("an LLMRequest needs at least one message")
         if self.max_tokens < 1:
@@ -87,11 +90,7 @@ class LLMRequest:
             # Only when set, so requests without stop texts keep the cache keys they always had.
             **({"stop": list(self.stop)} if self.stop else {}),
             **({"layout": list(self.layout)} if self.layout else {}),
-            **(
-                {"end_after_chars": self.end_after_chars}
-                if self.end_after_chars is not None
-                else {}
-            ),
+            **({"field_chars": list(self.field_chars)} if self.field_chars else {}),
         }
 
 

@@ -535,7 +535,7 @@ class ExampleGenerator:
             self.temperature,
             max_tokens,
             seed,
-            self._real_length(key, shape.fields[0], seed),
+            self._real_lengths(key, shape.fields, seed),
         )
         return Call(call_id, target, request, key, plan_row, count, structured, shape, segment)
 
@@ -591,15 +591,16 @@ class ExampleGenerator:
             pair_key=str(plan_row[PAIR_CLASS]),
         )
 
-    def _real_length(self, key: str, field: str, seed: int) -> int | None:
-        """Return the length of `field` in a real row of class `key` (any class when it has none),
-        drawn by the call's seed: where a text may end, so synthetic lengths follow real ones."""
-        lengths = self.real_lengths.loc[self.real_classes == key, field]
-        if lengths.empty:
-            lengths = self.real_lengths[field]
-        if lengths.empty:
-            return None
-        return int(np.random.default_rng(seed).choice(lengths.to_numpy()))
+    def _real_lengths(self, key: str, fields: Sequence[str], seed: int) -> tuple[int, ...]:
+        """Return the lengths of `fields` in one real row of class `key` (of any class when it
+        has none), drawn by the call's seed: where they may end, so synthetic lengths follow real ones."""
+        rows = self.real_lengths.loc[self.real_classes == key]
+        if rows.empty:
+            rows = self.real_lengths
+        if rows.empty:
+            return ()
+        drawn = rows.iloc[int(np.random.default_rng(seed).integers(len(rows)))]
+        return tuple(int(drawn[f]) for f in fields)
 
     def _context_examples(self, row_ids: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
         """Return the real examples the plan shows a call, as (class name, fields)."""

@@ -206,11 +206,11 @@ def generation_request(
     temperature: float,
     max_tokens: int,
     seed: int,
-    text_length: int | None = None,
+    field_chars: Sequence[int] = (),
 ) -> LLMRequest:
-    """Return the request for one generation call; a plain answer of one text may end at a
-    sentence end once it is `text_length` characters long."""
-    plain_text = not structured and count == 1 and len(shape.fields) == 1
+    """Return the request for one generation call; in a plain answer of one example each field
+    may end at a sentence end once it holds its `field_chars` characters."""
+    plain_one = not structured and count == 1
     return LLMRequest(
         messages=messages,
         temperature=temperature,
@@ -220,7 +220,7 @@ def generation_request(
         seed=seed,
         stop=() if structured or count > 1 else plain_stops(shape),
         layout=() if structured or count > 1 or len(shape.fields) == 1 else plain_layout(shape),
-        end_after_chars=text_length if plain_text else None,
+        field_chars=tuple(field_chars) if plain_one else (),
     )
 
 
