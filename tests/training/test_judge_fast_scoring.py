@@ -139,23 +139,31 @@ def test_the_generate_head_keeps_the_system_message_it_was_saved_with(
     assert Judge.load(folder).chat.system == "Say true or false."
 
 
-@pytest.mark.parametrize("head", ["generate", "encoder"])
-def test_judgeforge_predict_scores_with_int8_layers_when_the_judge_says_so(
-    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
-) -> None:
-    folder = saved_judge(head, tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=True)
-    rows = tmp_path / "rows.csv"
+def judgeforge_predict(
+    folder: Path, tmp_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run `judgeforge predict` of `folder` on ROWS in a subprocess; return it and the scored file."""
+    rows, scored = tmp_path / "rows.csv", tmp_path / "scored.csv"
     ROWS.to_csv(rows, index=False)
-    scored_path = tmp_path / "scored.csv"
     command = [sys.executable, "-m", "judgeforge", "predict", "-m", str(folder), "-i", str(rows)]
     result = subprocess.run(
-        [*command, "-o", str(scored_path)],
+        [*command, "-o", str(scored)],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
+    return result, scored
+
+
+@pytest.mark.parametrize("head", ["generate", "encoder"])
+def test_judgeforge_predict_scores_with_int8_layers_when_the_judge_says_so(
+    head: str, tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    folder = saved_judge(head, tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=True)
+    result, scored_path = judgeforge_predict(folder, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     scored = pd.read_csv(scored_path, dtype={PREDICTION_COLUMN: str})
     int8 = Judge.load(folder, int8=True).predict(ROWS)
@@ -169,22 +177,11 @@ def test_judgeforge_predict_scores_on_one_thread_while_other_processes_keep_ever
     tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
     folder = saved_judge("encoder", tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=True)
-    rows = tmp_path / "rows.csv"
-    ROWS.to_csv(rows, index=False)
     env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
-    command = [sys.executable, "-m", "judgeforge", "predict", "-m", str(folder), "-i", str(rows)]
     with every_core_busy() as cores:
         if cores == 1:
             pytest.skip("one core: there is no thread to give up")
-        result = subprocess.run(
-            [*command, "-o", str(tmp_path / "scored.csv")],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        result, scored = judgeforge_predict(folder, tmp_path, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"using 1 of {cores} CPU threads" in result.stdout + result.stderr, result.stderr[-3000:]
-    assert len(pd.read_csv(tmp_path / "scored.csv")) == len(ROWS)
+    assert len(pd.read_csv(scored)) == len(ROWS)
