@@ -184,13 +184,10 @@ def answer_end(
     is not complete yet.
     """
     ends = [found for found in (text.find(sequence) for sequence in stop if sequence) if found >= 0]
-    field = current_field(text, layout)
-    if field_chars and field is not None and missing_label(text, layout) is None:
-        index, start = field
-        end = None
-        if index == len(field_chars) - 1:
-            end = _first_sentence_end(text, start + field_chars[index])
-        if end is not None:
+    field = current_field(text, layout) if field_chars else None
+    if field is not None and field[0] == len(field_chars) - 1:
+        end = _first_sentence_end(text, field[1] + field_chars[-1])
+        if end is not None and missing_label(text, layout) is None:
             ends.append(end)
     written: set[str] = set()
     for start, label in layout_labels(text, layout):
@@ -595,9 +592,12 @@ def _close_long_field(tokenizer: Any, row: ActiveRow) -> None:
     label = missing_label(text, request.layout)
     if field is None or label is None or field[0] >= len(request.field_chars):
         return
+    position = field[1] + request.field_chars[field[0]]
+    if _first_sentence_end(text, position) is None:  # most steps: spare the second decode
+        return
     fed = prefix + tokenizer.decode(row.tokens[:-1], skip_special_tokens=True)
     # only a sentence end the newest token completes: an earlier one was looked at before
-    end = _first_sentence_end(text, field[1] + request.field_chars[field[0]], after=len(fed))
+    end = _first_sentence_end(text, position, after=len(fed))
     if end is None:
         return
     ids = tokenizer(f"{text[len(fed) : end]}\n{label}", add_special_tokens=False)["input_ids"]
