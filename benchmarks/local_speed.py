@@ -7,8 +7,10 @@ Workloads (the same seed files for both sides, written to a temporary folder):
   c  ~1,500-character single texts: demo messages of one class joined, with the demo metric.
   j  the local judge labelling workload (b)'s seed rows (`judge_rows`, one retry) with a
      faithfulness prompt; its "examples" are rows given a valid label.
-Each run is its own process (PYTHONPATH picks the code), timed after the model is loaded, with a
-fresh response cache; runs alternate before/after so machine load hits both alike.
+Each run is its own process (PYTHONPATH picks the code), timed after the model is loaded (and,
+where the code has them, its worker processes started: `warm_up_seconds` is that load), with a
+fresh response cache; runs alternate before/after so machine load hits both alike. CPU seconds
+include the worker processes'.
 
     python benchmarks/local_speed.py --before /path/to/old/src [--examples 16] [--repeats 3]
         [--workloads a,b,c] [--threads 1] [--timeout 900]
@@ -115,7 +117,7 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
 
     from judgeforge.config import validate_run_config
     from judgeforge.datasets.seed_data import read_table_file
-    from judgeforge.llm import LLMRequest, build_llm_client
+    from judgeforge.llm import build_llm_client
     from judgeforge.pipelines.ingestion.nodes import split_seed_rows, validate_seed_rows
     from judgeforge.pipelines.synthesis.nodes import generate_synthetic_examples, plan_class_quotas
     from judgeforge.pipelines.synthesis.plan import build_generation_plan
@@ -140,13 +142,13 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         client = build_llm_client(
             "local", cache_path=Path(cache_dir) / "c.sqlite", show_progress=False
         )
-        client.chat.generate_batch([LLMRequest.from_prompt("hi", max_tokens=1)])  # load the model
-        started, cpu_started = time.perf_counter(), time.process_time()
+        warm_up = warm_up_seconds(client)
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         synthetic, rejects, stats, _ = generate_synthetic_examples(
             plan, quotas, enhancement, holdout, *settings, client
         )
         elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
+        cpu = cpu_seconds() - cpu_started
         output_tokens = client.usage.output_tokens
         prompt_tokens = client.usage.input_tokens
         # prompt tokens fed to the model (shared system turns once), where the code counts them
@@ -164,6 +166,7 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         else 0.0,
         "rejects": rejects["reason"].value_counts().to_dict() if len(rejects) else {},
         "seconds": round(elapsed, 1),
+        "warm_up_seconds": round(warm_up, 1),
         "examples_per_s": round(len(synthetic) / elapsed, 3),
         "tokens_per_s": round(output_tokens / elapsed, 1),
         "cpu_seconds": round(cpu, 1),
@@ -177,6 +180,23 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
     }
 
 
+def warm_up_seconds(client) -> float:
+    """Seconds to load the model: a job of one-token calls, long enough to start any worker processes."""
+    from judgeforge.llm import LLMRequest
+
+    started = time.perf_counter()
+    client.chat.generate_batch([LLMRequest.from_prompt("hi", max_tokens=1)] * 16)
+    return time.perf_counter() - started
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its live child processes (the local provider's workers)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    return time.process_time() + sum(c.cpu_times().user + c.cpu_times().system for c in children)
+
+
 def _median_chars(rows: pd.DataFrame, column: str) -> float | None:
     return float(rows[column].astype(str).str.len().median()) if len(rows) else None
 
@@ -187,7 +207,7 @@ def measure_judge(config_path: Path, rows: int, threads: int) -> dict:
 
     from judgeforge.config import validate_run_config
     from judgeforge.datasets.seed_data import read_table_file
-    from judgeforge.llm import LLMRequest, build_llm_client
+    from judgeforge.llm import build_llm_client
     from judgeforge.pipelines.labelling.judge import JudgeStatus, judge_rows
 
     if threads:
@@ -199,11 +219,11 @@ def measure_judge(config_path: Path, rows: int, threads: int) -> dict:
         client = build_llm_client(
             "local", cache_path=Path(cache_dir) / "c.sqlite", show_progress=False
         )
-        client.chat.generate_batch([LLMRequest.from_prompt("hi", max_tokens=1)])  # load the model
-        started, cpu_started = time.perf_counter(), time.process_time()
+        warm_up_seconds(client)
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         verdicts = judge_rows(client, config.metric, features, seeds.to_dict("records"), 1)
         elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
+        cpu = cpu_seconds() - cpu_started
         output_tokens = client.usage.output_tokens
         prompt_tokens = client.usage.input_tokens
         prefilled = getattr(client.chat, "prefilled_tokens", None)

@@ -145,6 +145,7 @@ def llm_clients(config: DataGenerationConfig) -> dict[str, Any]:
             "embedding_model": None,
             "base_url": base_url or (llm.base_url if same_provider else None),
             "api_version": llm.api_version if same_provider else None,
+            "local_workers": llm.local_workers,
         }
 
     local_embeddings = llm.embedding_model in LOCAL_EMBEDDING_MODELS

@@ -253,6 +253,12 @@ class LLMConfig(StrictModel):
     max_output_tokens: int = judgeforge_field(
         1024, ge=1, description="Most tokens one answer may use."
     )
+    local_workers: int | None = judgeforge_field(
+        None,
+        ge=1,
+        description="Processes the local provider decodes a long job in, each with its share of "
+        "the CPU threads and its own copy of the model; null: one per torch thread, at most 4.",
+    )
 
     _known_provider = field_validator("provider")(known_provider)
 

@@ -138,9 +138,12 @@ class LLMClient:
         return np.stack([vectors[key] for key in keys]).astype(np.float32, copy=False)
 
     def close(self) -> None:
-        """Release the cache database."""
+        """Release the cache database and whatever the chat backend holds (the local provider's worker processes)."""
         if self.cache:
             self.cache.close()
+        close_chat = getattr(self.chat, "close", None)
+        if close_chat is not None:
+            close_chat()
 
     def __enter__(self) -> Self:
         return self

@@ -75,6 +75,7 @@ def build_llm_client(
     use_cache: bool = True,
     prices: Mapping[str, Any] | None = None,
     local_batch_size: int = LOCAL_BATCH_SIZE,
+    local_workers: int | None = None,
     adaptive_concurrency: bool = True,
     show_progress: bool = True,
     batch: bool = False,
@@ -119,7 +120,9 @@ def build_llm_client(
     chat = (
         _batch_backend(connection, chat_model, engine, redact, cache)
         if batch
-        else _chat_backend(connection, chat_model, engine, local_batch_size, show_progress)
+        else _chat_backend(
+            connection, chat_model, engine, local_batch_size, local_workers, show_progress
+        )
     )
     return LLMClient(
         chat,
@@ -264,11 +267,17 @@ def _chat_backend(
     model: str,
     engine: RequestEngine,
     local_batch_size: int,
+    local_workers: int | None,
     show_progress: bool,
 ) -> ChatBackend:
     """The chat backend of a provider."""
     if connection.provider == "local":
-        return LocalChat(model=model, batch_size=local_batch_size, show_progress=show_progress)
+        return LocalChat(
+            model=model,
+            batch_size=local_batch_size,
+            show_progress=show_progress,
+            workers=local_workers,
+        )
     if connection.provider == "gemini":
         from judgeforge.llm.gemini import GeminiChat
 

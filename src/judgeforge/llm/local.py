@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import threading
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,15 @@ from typing import Any
 
 from judgeforge import progress
 from judgeforge.llm.backends import EmbeddingBatch, ResponseSink
+from judgeforge.llm.local_workers import (
+    LocalWorkerError,
+    WorkerProcess,
+    auto_workers,
+    close_workers,
+    deal,
+    torch_threads,
+    workers_for,
+)
 from judgeforge.llm.providers import LOCAL_EMBEDDING_MODEL
 from judgeforge.llm.types import SENTENCE_END, LLMConfigError, LLMRequest, LLMResponse
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME, embedded_model_dir
@@ -455,15 +465,26 @@ class LocalChat:
         model_dir: Path | None = None,
         batch_size: int = LOCAL_BATCH_SIZE,
         show_progress: bool = True,
+        workers: int | None = None,
     ):
         if batch_size < 1:
             raise LLMConfigError(f"local batch_size must be >= 1, got {batch_size}")
+        if workers is not None and workers < 1:
+            raise LLMConfigError(f"local workers must be >= 1, got {workers}")
         self.model = model
         self.batch_size = batch_size
         self.show_progress = show_progress
+        # processes decoding at once, this one included (None: one per torch thread, up to 4)
+        self.workers = workers
         self._model_dir = model_dir
         self.forward_passes = 0  # model calls so far (prefills and decoding steps)
         self.prefilled_tokens = 0  # prompt tokens fed to the model so far
+        self._worker_processes: list[WorkerProcess] = []
+        self._stop_workers = weakref.finalize(self, close_workers, self._worker_processes)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        self._stop_workers()
 
     async def complete(
         self, requests: Sequence[LLMRequest], on_response: ResponseSink
@@ -490,7 +511,88 @@ class LocalChat:
     def generate_batch(
         self, requests: Sequence[LLMRequest], on_answer: ResponseSink | None = None
     ) -> list[LLMResponse]:
-        """Answers to `requests`, decoded `batch_size` rows at a time; a finished row's slot is refilled at once.
+        """Answers to `requests`; a long job is dealt to one process per worker, each decoding its share.
+
+        The shares are dealt by prompt length, so each process gets short and long prompts alike;
+        which calls a process decodes depends only on the requests and the number of workers, so
+        a run gives the same answers again on the same machine.
+        """
+        import torch
+
+        workers = workers_for(len(requests), self.workers or auto_workers())
+        if workers == 1:
+            return self._generate_here(requests, on_answer)
+        tokenizer = self._loaded().tokenizer
+        lengths = [
+            len(tokenizer(render_prompt(tokenizer, r), add_special_tokens=False)["input_ids"])
+            for r in requests
+        ]
+        shares = deal(sorted(range(len(requests)), key=lengths.__getitem__), workers)
+        threads = max(1, torch.get_num_threads() // workers)
+        processes = self._started_workers(workers - 1, threads)
+        responses: list[LLMResponse | None] = [None] * len(requests)
+
+        def answered(share: list[int]) -> ResponseSink:
+            def record(index: int, answer: LLMResponse) -> None:
+                responses[share[index]] = answer
+                if on_answer is not None:
+                    on_answer(share[index], answer)
+
+            return record
+
+        failures: list[LocalWorkerError] = []
+        counts: list[tuple[int, int]] = []
+
+        def collect(process: WorkerProcess, share: list[int]) -> None:
+            try:
+                # sent from here: a large job fills the pipe until the worker has loaded its model
+                process.send([requests[i] for i in share])
+                counts.append(process.answers(answered(share)))
+            except LocalWorkerError as error:
+                failures.append(error)
+
+        collectors = [
+            threading.Thread(target=collect, args=(process, share), daemon=True)
+            for process, share in zip(processes, shares[1:])
+        ]
+        for collector in collectors:
+            collector.start()
+        with torch_threads(threads):
+            self._generate_here([requests[i] for i in shares[0]], answered(shares[0]))
+        for collector in collectors:
+            collector.join()
+        for passes, prefilled in counts:
+            self.forward_passes += passes
+            self.prefilled_tokens += prefilled
+        unanswered = [i for i, answer in enumerate(responses) if answer is None]
+        if failures:
+            # what the workers answered is kept; this process decodes the rest
+            logger.warning(
+                "%s; decoding its %d unanswered calls in this process", failures[0], len(unanswered)
+            )
+            close_workers(self._worker_processes)
+            self._generate_here([requests[i] for i in unanswered], answered(unanswered))
+        return [answer or LLMResponse() for answer in responses]
+
+    def _started_workers(self, count: int, threads: int) -> list[WorkerProcess]:
+        """`count` worker processes on `threads` torch threads each, started when not yet running."""
+        if any(process.threads != threads for process in self._worker_processes):
+            close_workers(self._worker_processes)
+        model_dir = self._model_dir or embedded_model_dir()
+        if len(self._worker_processes) < count:
+            logger.info(
+                "local: decoding in %d processes, %d torch thread(s) each (llm.local_workers)",
+                count + 1,
+                threads,
+            )
+        while len(self._worker_processes) < count:
+            self._worker_processes.append(WorkerProcess(model_dir, threads, self.batch_size))
+        return self._worker_processes[:count]
+
+    def _generate_here(
+        self, requests: Sequence[LLMRequest], on_answer: ResponseSink | None = None
+    ) -> list[LLMResponse]:
+        """Answers to `requests`, decoded in this process `batch_size` rows at a time; a finished row's slot is refilled at once.
 
         Queued requests are taken shortest prompt first, so rows decoded together pad little.
         """

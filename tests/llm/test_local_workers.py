@@ -1,0 +1,85 @@
+"""A long local job is dealt to worker processes, one per core; a dead worker's calls are decoded here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from judgeforge.llm import LLMRequest
+from judgeforge.llm.local import LocalChat
+from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER, deal, workers_for
+from tests.support.tiny_judge import save_checkpoint, tiny_llama
+
+CALLS = 3 * MIN_CALLS_PER_WORKER
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama with the embedded model's tokenizer, saved like a real checkpoint."""
+    return save_checkpoint(tiny_llama(), tmp_path_factory.mktemp("tiny-llama"))
+
+
+def requests() -> list[LLMRequest]:
+    """Seeded calls with prompts of different lengths."""
+    return [
+        LLMRequest.from_prompt(
+            "Tell me " + "more " * (i % 5) + f"about {i}.", max_tokens=12, seed=i
+        )
+        for i in range(CALLS)
+    ]
+
+
+def test_a_job_is_dealt_by_prompt_length_and_only_long_jobs_are_shared() -> None:
+    assert deal([4, 0, 3, 1, 2], 2) == [[4, 3, 2], [0, 1]]
+    assert deal([0, 1], 3) == [[0], [1], []]
+    assert workers_for(2 * MIN_CALLS_PER_WORKER - 1, 2) == 1
+    assert workers_for(2 * MIN_CALLS_PER_WORKER, 2) == 2
+    assert workers_for(100, 4) == 4
+    assert workers_for(100, 1) == 1
+
+
+def test_a_long_job_gets_the_answers_one_process_gives(tiny_model_dir: Path) -> None:
+    alone = LocalChat(model_dir=tiny_model_dir, workers=1, show_progress=False)
+    shared = LocalChat(model_dir=tiny_model_dir, workers=2, show_progress=False)
+    expected = alone.generate_batch(requests())
+    handed: dict[int, str] = {}
+
+    def record(index: int, _answer: object) -> None:
+        handed[index] = threading.current_thread().name
+
+    answers = shared.generate_batch(requests(), record)
+    assert [a.text for a in answers] == [a.text for a in expected]
+    assert all(a.ok and a.output_tokens > 0 for a in answers)
+    # every answer handed on once; half of them came from the worker, through another thread
+    assert sorted(handed) == list(range(CALLS))
+    assert len(set(handed.values())) == 2
+    [worker] = shared._worker_processes
+    assert worker._process.poll() is None  # kept for the next job
+    assert [a.text for a in shared.generate_batch(requests())] == [a.text for a in expected]
+    shared.close()
+    assert worker._process.poll() is not None
+    assert shared._worker_processes == []
+
+
+def test_a_dead_worker_leaves_its_calls_to_this_process(
+    tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    alone = LocalChat(model_dir=tiny_model_dir, workers=1, show_progress=False)
+    shared = LocalChat(model_dir=tiny_model_dir, workers=2, show_progress=False)
+    expected = [a.text for a in alone.generate_batch(requests())]
+    shared.generate_batch(requests())
+    [worker] = shared._worker_processes
+    worker._process.kill()
+    worker._process.wait()
+    with caplog.at_level(logging.WARNING, logger="judgeforge.llm.local"):
+        answers = shared.generate_batch(requests())
+    assert [a.text for a in answers] == expected
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"a local generation worker process exited with status -9; decoding its {CALLS // 2} "
+        "unanswered calls in this process"
+    ]
+    shared.close()
