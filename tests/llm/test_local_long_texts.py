@@ -18,7 +18,7 @@ from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_l
 
 WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
 # enough one-example calls for llm.local_workers: 2 to deal them to a second process
-TOTAL = 8
+TOTAL = 32
 
 
 @pytest.fixture(scope="module")

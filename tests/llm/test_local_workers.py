@@ -37,7 +37,8 @@ def test_a_job_is_dealt_by_prompt_length_and_only_long_jobs_are_shared() -> None
     assert deal([0, 1], 3) == [[0], [1], []]
     assert workers_for(2 * MIN_CALLS_PER_WORKER - 1, 2) == 1
     assert workers_for(2 * MIN_CALLS_PER_WORKER, 2) == 2
-    assert workers_for(100, 4) == 4
+    assert workers_for(4 * MIN_CALLS_PER_WORKER, 4) == 4
+    assert workers_for(3 * MIN_CALLS_PER_WORKER, 4) == 3
     assert workers_for(100, 1) == 1
 
 
