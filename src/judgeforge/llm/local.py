@@ -261,6 +261,10 @@ def missing_label(text: str, layout: Sequence[str]) -> str | None:
 # slot, so a larger batch costs no waiting, only memory: 32 rows of 1,500 tokens hold ~2 GiB
 # of SmolLM2 keys and values.
 LOCAL_BATCH_SIZE = 32
+# A field of a one-example answer may not end before it holds this share of its real length
+# (`LLMRequest.field_chars`): the embedded model at times ends a context after one short
+# sentence, and synthesis rejects a field under a third of the shortest real one.
+FIELD_SHORTEST_SHARE = 0.5
 
 
 @dataclass(slots=True)
@@ -276,6 +280,8 @@ class ActiveRow:
     forced: deque[int] = field(default_factory=deque)
     # the prompt's first tokens that are its system turn, prefilled once per distinct turn (0: none)
     prefix_tokens: int = 0
+    # tokens the next sample may not be: they would end a field that is still too short
+    held: Any = None
 
 
 class ContinuousBatch:
@@ -377,7 +383,12 @@ class ContinuousBatch:
         )
         logits = self._forward(last, self.mask, self.cache)
         for row, row_logits in zip(self.rows, logits):
-            row.tokens.append(row.forced.popleft() if row.forced else _next_token(row_logits, row))
+            if row.forced:
+                row.tokens.append(row.forced.popleft())
+                continue
+            if row.held is not None:
+                row_logits = row_logits.index_fill(0, row.held, float("-inf"))
+            row.tokens.append(_next_token(row_logits, row))
 
     def release(self, finished: set[int]) -> None:
         """Drop finished rows (by position in `rows`) and the padding columns no row needs any more."""
@@ -626,6 +637,11 @@ class LocalChat:
                 for slot, row in enumerate(batch.rows):
                     _hand_missing_label(tokenizer, row)
                     _close_long_field(tokenizer, row)
+                    row.held = (
+                        _field_closers(tokenizer, bool(row.request.layout))
+                        if _field_too_short(tokenizer, row)
+                        else None
+                    )
                     answer = _finished_answer(tokenizer, row)
                     if answer is not None:
                         done[slot] = (row.position, answer)
@@ -709,6 +725,35 @@ def _close_long_field(tokenizer: Any, row: ActiveRow) -> None:
     # label take its place
     row.tokens[-1] = ids[0]
     row.forced.extend(ids[1:])
+
+
+def _field_too_short(tokenizer: Any, row: ActiveRow) -> bool:
+    """Whether the field being written holds less than FIELD_SHORTEST_SHARE of its `field_chars`
+    length, so the next token may not end it."""
+    request = row.request
+    if not request.field_chars or row.forced:
+        return False
+    text = answer_prefix(request) + tokenizer.decode(row.tokens, skip_special_tokens=True)
+    field = current_field(text, request.layout)
+    if field is None or field[0] >= len(request.field_chars):
+        return False
+    return len(text[field[1] :].strip()) < request.field_chars[field[0]] * FIELD_SHORTEST_SHARE
+
+
+@functools.cache
+def _field_closers(tokenizer: Any, line_breaks: bool) -> Any:
+    """Ids of the tokens that end a field: the end of turn, and with `line_breaks` every token
+    holding one (in a laid-out answer the next field's label starts on a new line)."""
+    import torch
+
+    ids = {tokenizer.eos_token_id}
+    if line_breaks:
+        ids |= {
+            index
+            for index in range(len(tokenizer))
+            if "\n" in tokenizer.decode([index], skip_special_tokens=False)
+        }
+    return torch.tensor(sorted(ids))
 
 
 def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
