@@ -9,6 +9,7 @@ import pytest
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.kv_cache import CHUNK_TOKENS
 from judgeforge.llm.local import (
+    FIELD_SHORTEST_SHARE,
     ActiveRow,
     LocalChat,
     _close_long_field,
@@ -16,7 +17,12 @@ from judgeforge.llm.local import (
     load_causal_lm,
     missing_label,
 )
-from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
+from tests.support.tiny_judge import (
+    embedded_tokenizer,
+    save_checkpoint,
+    scoring_llama,
+    tiny_llama,
+)
 
 
 @pytest.fixture(scope="module")
@@ -242,33 +248,16 @@ def test_a_field_past_its_real_length_ends_at_the_sentence_its_newest_token_comp
 
 @pytest.fixture(scope="module")
 def hasty_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Llama whose greedy choice is always its end of turn, then a line break, then " parcel".
-
-    As in test_local_long_texts' rambling model: blocks that add nothing, a final norm that keeps
-    only the first dimension, and an output head that ranks tokens on it.
-    """
-    import torch
-
+    """A tiny Llama whose greedy choice is always its end of turn, then a line break, then " parcel"."""
     tokenizer = embedded_tokenizer()
-    model = tiny_llama(num_hidden_layers=1)
     ranked = [tokenizer.eos_token_id, *tokenizer.convert_tokens_to_ids(["Ċ", "Ġparcel"])]
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        model.model.embed_tokens.weight[:, 0] = 1.0
-        model.model.norm.weight.zero_()
-        model.model.norm.weight[0] = 1.0
-        model.lm_head.weight.zero_()
-        model.lm_head.weight[:, 0] = -4.0
-        for score, token in zip((4.0, 3.0, 2.0), ranked):
-            model.lm_head.weight[token, 0] = score
+    model = scoring_llama(dict(zip(ranked, (4.0, 3.0, 2.0))))
     return save_checkpoint(model, tmp_path_factory.mktemp("hasty-llama"), tokenizer)
 
 
-def test_a_field_under_half_its_real_length_cannot_end(hasty_model_dir: Path) -> None:
+def test_a_field_under_a_third_of_its_real_length_cannot_end(hasty_model_dir: Path) -> None:
     chat = LocalChat(model_dir=hasty_model_dir, batch_size=2, show_progress=False, workers=1)
-    lengths = (20, 60, 30)
+    lengths = (30, 90, 45)
     ask = {"max_tokens": 120, "layout": RAG_LAYOUT}
     held, free = chat.generate_batch(
         [
@@ -278,12 +267,13 @@ def test_a_field_under_half_its_real_length_cannot_end(hasty_model_dir: Path) ->
     )
     # without lengths every field ends at once: the end of turn becomes the next label
     assert free.text.splitlines() == list(RAG_LAYOUT)
-    # with them, neither the end of turn nor a line break may end a field under half its
+    # with them, neither the end of turn nor a line break may end a field under a third of its
     # length: the model writes its next choice until the field holds that much
     lines = held.text.splitlines()
     assert [line.split(":")[0] + ":" for line in lines] == list(RAG_LAYOUT), held.text
     for line, length in zip(lines, lengths):
         value = line.split(":", 1)[1].strip()
         assert set(value.split()) == {"parcel"}, held.text
-        assert length / 2 <= len(value) < length / 2 + len(" parcel"), held.text
+        shortest = length * FIELD_SHORTEST_SHARE
+        assert shortest <= len(value) < shortest + len(" parcel"), held.text
     assert held.finish_reason == "stop"

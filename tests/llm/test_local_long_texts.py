@@ -14,7 +14,7 @@ from judgeforge.llm import LLMRequest
 from judgeforge.llm.local import LocalChat
 from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
 from tests.support.commands import kedro
-from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, tiny_llama
+from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, scoring_llama
 
 WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
 # enough one-example calls for llm.local_workers: 2 to deal them to a second process
@@ -23,27 +23,10 @@ TOTAL = 32
 
 @pytest.fixture(scope="module")
 def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A judgeforge cache whose embedded model samples only WORDS, never its end of turn.
-
-    Its blocks add nothing (zero output projections), so every position's hidden state is its
-    token embedding; the first dimension of every embedding is positive and is the only one the
-    final norm keeps, and the output head scores WORDS high and every other token low on it.
-    """
-    import torch
-
+    """A judgeforge cache whose embedded model samples only WORDS, never its end of turn."""
     tokenizer = embedded_tokenizer()
-    model = tiny_llama(num_hidden_layers=1, max_position_embeddings=2048)
     words = tokenizer.convert_tokens_to_ids(list(WORDS))
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        model.model.embed_tokens.weight[:, 0] = 1.0
-        model.model.norm.weight.zero_()
-        model.model.norm.weight[0] = 1.0
-        model.lm_head.weight.zero_()
-        model.lm_head.weight[:, 0] = -4.0
-        model.lm_head.weight[words, 0] = 4.0
+    model = scoring_llama(dict.fromkeys(words, 4.0), max_position_embeddings=2048)
     cache = tmp_path_factory.mktemp("judgeforge-cache")
     target = save_checkpoint(model, cache / EMBEDDED_MODEL_NAME, tokenizer)
     (target / COMPLETE_MARKER).write_text("a test model\n")

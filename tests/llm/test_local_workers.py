@@ -79,8 +79,9 @@ def test_a_dead_worker_leaves_its_calls_to_this_process(
         answers = shared.generate_batch(requests())
     assert [a.text for a in answers] == expected
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [
-        f"a local generation worker process exited with status -9; decoding its {CALLS // 2} "
-        "unanswered calls in this process"
-    ]
+    expected_warning = (
+        "a local generation worker process exited with status -9; "
+        f"decoding its {CALLS // 2} unanswered calls in this process"
+    )
+    assert warnings == [expected_warning]
     shared.close()

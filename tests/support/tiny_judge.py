@@ -37,6 +37,28 @@ def tiny_llama(seed: int = 0, **overrides: Any) -> Any:
     return LlamaForCausalLM(LlamaConfig(**{**settings, **overrides})).eval()
 
 
+def scoring_llama(scores: dict[int, float], **overrides: Any) -> Any:
+    """A 1-layer tiny Llama whose logits at every position are `scores` (token id: logit), -4 elsewhere.
+
+    Its blocks add nothing (zero output projections), so every position's hidden state is its
+    token embedding; the first dimension of every embedding is positive and is the only one the
+    final norm keeps, and the output head reads each token's logit off it.
+    """
+    model = tiny_llama(**{"num_hidden_layers": 1, **overrides})
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[:, 0] = -4.0
+        for token, score in scores.items():
+            model.lm_head.weight[token, 0] = score
+    return model
+
+
 def embedded_tokenizer() -> Any:
     """The embedded SmolLM2's tokenizer (a fresh copy: callers may change its special tokens)."""
     from transformers import AutoTokenizer

@@ -263,8 +263,9 @@ def missing_label(text: str, layout: Sequence[str]) -> str | None:
 LOCAL_BATCH_SIZE = 32
 # A field of a one-example answer may not end before it holds this share of its real length
 # (`LLMRequest.field_chars`): the embedded model at times ends a context after one short
-# sentence, and synthesis rejects a field under a third of the shortest real one.
-FIELD_SHORTEST_SHARE = 0.5
+# sentence, and synthesis rejects a field under a third of the shortest real one. Half was
+# tried: it held too long, responses came out 1.5 × the real length (BENCHMARKS.md, issue 15).
+FIELD_SHORTEST_SHARE = 1 / 3
 
 
 @dataclass(slots=True)
