@@ -85,3 +85,23 @@ def test_a_dead_worker_leaves_its_calls_to_this_process(
     )
     assert warnings == [expected_warning]
     shared.close()
+
+
+def test_a_job_that_fails_here_stops_its_workers_and_the_next_job_starts_afresh(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone = LocalChat(model_dir=tiny_model_dir, workers=1, show_progress=False)
+    shared = LocalChat(model_dir=tiny_model_dir, workers=2, show_progress=False)
+    expected = [a.text for a in alone.generate_batch(requests())]
+
+    def fail(*_: object) -> None:
+        raise MemoryError("this process ran out")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LocalChat, "_generate_here", fail)
+        with pytest.raises(MemoryError):
+            shared.generate_batch(requests())
+    # the worker was mid-job: it is stopped, not left to answer into the next job
+    assert shared._worker_processes == []
+    assert [a.text for a in shared.generate_batch(requests())] == expected
+    shared.close()

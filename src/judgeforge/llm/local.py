@@ -569,8 +569,13 @@ class LocalChat:
         ]
         for collector in collectors:
             collector.start()
-        with torch_threads(threads):
-            self._generate_here([requests[i] for i in shares[0]], answered(shares[0]))
+        try:
+            with torch_threads(threads):
+                self._generate_here([requests[i] for i in shares[0]], answered(shares[0]))
+        except BaseException:
+            # the workers are mid-job: their answers must not reach the next job's collectors
+            close_workers(self._worker_processes)
+            raise
         for collector in collectors:
             collector.join()
         for passes, prefilled in counts:
