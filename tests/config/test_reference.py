@@ -35,6 +35,7 @@ def test_every_field_documents_itself_and_the_additions_are_marked() -> None:
         "data_generation.llm.api_version",
         "data_generation.llm.temperature",
         "data_generation.llm.max_output_tokens",
+        "data_generation.llm.local_workers",
         "data_generation.generation.async_config.request_timeout_seconds",
         "data_generation.generation.async_config.max_retries",
         "data_generation.generation.async_config.adaptive_concurrency",
