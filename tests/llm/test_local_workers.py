@@ -32,6 +32,13 @@ def requests() -> list[LLMRequest]:
     ]
 
 
+@pytest.fixture(scope="module")
+def one_process_texts(tiny_model_dir: Path) -> list[str]:
+    """The answers' texts when one process decodes every call."""
+    alone = LocalChat(model_dir=tiny_model_dir, workers=1, show_progress=False)
+    return [a.text for a in alone.generate_batch(requests())]
+
+
 def test_a_job_is_dealt_by_prompt_length_and_only_long_jobs_are_shared() -> None:
     assert deal([4, 0, 3, 1, 2], 2) == [[4, 3, 2], [0, 1]]
     assert deal([0, 1], 3) == [[0], [1], []]
@@ -42,35 +49,35 @@ def test_a_job_is_dealt_by_prompt_length_and_only_long_jobs_are_shared() -> None
     assert workers_for(100, 1) == 1
 
 
-def test_a_long_job_gets_the_answers_one_process_gives(tiny_model_dir: Path) -> None:
-    alone = LocalChat(model_dir=tiny_model_dir, workers=1, show_progress=False)
+def test_a_long_job_gets_the_answers_one_process_gives(
+    tiny_model_dir: Path, one_process_texts: list[str]
+) -> None:
     shared = LocalChat(model_dir=tiny_model_dir, workers=2, show_progress=False)
-    expected = alone.generate_batch(requests())
+    expected = one_process_texts
     handed: dict[int, str] = {}
 
     def record(index: int, _answer: object) -> None:
         handed[index] = threading.current_thread().name
 
     answers = shared.generate_batch(requests(), record)
-    assert [a.text for a in answers] == [a.text for a in expected]
+    assert [a.text for a in answers] == expected
     assert all(a.ok and a.output_tokens > 0 for a in answers)
     # every answer handed on once; half of them came from the worker, through another thread
     assert sorted(handed) == list(range(CALLS))
     assert len(set(handed.values())) == 2
     [worker] = shared._worker_processes
     assert worker._process.poll() is None  # kept for the next job
-    assert [a.text for a in shared.generate_batch(requests())] == [a.text for a in expected]
+    assert [a.text for a in shared.generate_batch(requests())] == expected
     shared.close()
     assert worker._process.poll() is not None
     assert shared._worker_processes == []
 
 
 def test_a_dead_worker_leaves_its_calls_to_this_process(
-    tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+    tiny_model_dir: Path, one_process_texts: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    alone = LocalChat(model_dir=tiny_model_dir, workers=1, show_progress=False)
     shared = LocalChat(model_dir=tiny_model_dir, workers=2, show_progress=False)
-    expected = [a.text for a in alone.generate_batch(requests())]
+    expected = one_process_texts
     shared.generate_batch(requests())
     [worker] = shared._worker_processes
     worker._process.kill()
@@ -88,11 +95,10 @@ def test_a_dead_worker_leaves_its_calls_to_this_process(
 
 
 def test_a_job_that_fails_here_stops_its_workers_and_the_next_job_starts_afresh(
-    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model_dir: Path, one_process_texts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alone = LocalChat(model_dir=tiny_model_dir, workers=1, show_progress=False)
     shared = LocalChat(model_dir=tiny_model_dir, workers=2, show_progress=False)
-    expected = [a.text for a in alone.generate_batch(requests())]
+    expected = one_process_texts
 
     def fail(*_: object) -> None:
         raise MemoryError("this process ran out")
