@@ -230,3 +230,7 @@ def test_judgeforge_run_gives_each_class_of_a_pair_its_own_follow_up_calls(
     assert rows["label"].astype(str).value_counts().to_dict() == {"0": 4, "1": 4}
     report = json.loads((project_copy / "data/08_reporting/generation_report.json").read_text())
     assert report["delivered_total"] == 8
+    # each unreadable first-round answer, a pair's too, is one reject
+    rejects = pd.read_csv(project_copy / "data/02_intermediate/synthetic_rejects.csv")
+    unreadable = rejects.loc[rejects["reason"] == "invalid_output", "call_id"]
+    assert sorted(unreadable) == sorted(plan[PLAN_CALL_ID])

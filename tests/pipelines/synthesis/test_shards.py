@@ -14,6 +14,7 @@ from judgeforge.config.data_generation import GenerationConfig
 from judgeforge.pipeline_registry import register_pipelines, shape_pipelines
 from judgeforge.pipelines.synthesis.generation import RejectReason, fingerprint
 from judgeforge.pipelines.synthesis.nodes import SynthesisError
+from judgeforge.pipelines.synthesis.plan import PAIR_CLASS
 from judgeforge.pipelines.synthesis.shards import (
     drop_repeats,
     plan_digest,
@@ -22,6 +23,7 @@ from judgeforge.pipelines.synthesis.shards import (
     split_generation_plan,
 )
 from judgeforge.schema import REJECT_REASON
+from tests.pipelines.synthesis.test_near_miss import PAIR_ASK
 from tests.run_yaml import EXAMPLES, loopback_run_yaml
 from tests.support.commands import judgeforge, kedro
 from tests.support.openai_server import OpenAIServer, ReceivedRequest, Reply, example_answers
@@ -124,6 +126,50 @@ def test_judgeforge_run_with_three_shards_drops_what_two_shards_both_made_and_re
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(openai_server.requests) == sent
     assert_exact_and_unique(project_copy)
+
+
+def test_a_refill_asks_a_pair_row_again_for_the_class_that_lacks_examples_only(
+    project_copy: Path, openai_server: OpenAIServer
+) -> None:
+    # every call is a near-miss pair; the first pairs of shards 1 and 2 write the same complaint,
+    # so the merge drops one and only the complaint class lacks an example
+    shared: list[int] = []
+    numbers = iter(range(1000))
+
+    def respond(request: ReceivedRequest) -> Reply:
+        if not shared:
+            shared.extend([shard_seeds(project_copy, 1)[0], shard_seeds(project_copy, 2)[0]])
+        if PAIR_ASK not in request.last_user_message:
+            return example_answers(request)
+        n = next(numbers)
+        complaint = SHARED_TEXT if request.body.get("seed") in shared else f"Parcel {n} came torn"
+        return Reply.json(
+            {"examples": [{"text": complaint}, {"text": f"Parcel {n} came on time, thanks"}]}
+        )
+
+    openai_server.respond_with(respond)
+    run_yaml = loopback_run_yaml(
+        EXAMPLE,
+        openai_server.base_url,
+        project_copy / "run.yaml",
+        run_steps=["data_generation"],
+        data_generation__generation__total_examples=TOTAL,
+        data_generation__generation__shards=SHARDS,
+        data_generation__generation__label_distribution={"0": 0.5, "1": 0.5},
+        data_generation__diversity={"near_miss_share": 1.0},
+    )
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    plan = pd.read_parquet(project_copy / "data/02_intermediate/generation_plan.parquet")
+    assert (plan[PAIR_CLASS] != "").all()  # the setup: a refill can only copy a pair's row
+    report = assert_exact_and_unique(project_copy)
+    assert report["dropped_at_merge"]["duplicate"] == 1
+    assert report["refill_calls"] == 1
+    refill = openai_server.requests[-1]
+    assert PAIR_ASK not in refill.last_user_message
+    assert "complaint" in refill.last_user_message
+    assert len(openai_server.requests) == len(plan) + 1
 
 
 def test_a_failed_sharded_run_resends_only_the_unfinished_shard(
@@ -288,6 +334,18 @@ def test_refill_asks_for_what_is_missing_within_the_budget_left() -> None:
     assert refill["plan_call_id"].tolist() == ["1/c0", "1/c1"]
     assert len(refill_plan(plan, {"1": 3}, {"1": 1}, per_call=2)) == 1
     assert len(refill_plan(plan, {"1": 3}, {"1": 0}, per_call=2)) == 0
+
+
+def test_refill_copies_a_pair_row_made_single_for_the_class_that_lacks_examples() -> None:
+    plan = plan_of(["1", "1"]).assign(
+        **{PAIR_CLASS: ["0", ""], "context_ids": [["a", "b", "c", "d"], ["e", "f"]]}
+    )
+    for_second = refill_plan(plan, {"1": 0, "0": 1}, {"1": 5, "0": 5}, per_call=1)
+    assert for_second[["class", PAIR_CLASS, "examples"]].values.tolist() == [["0", "", 1]]
+    assert list(for_second["context_ids"].iloc[0]) == ["b", "d"]  # the pair's shots of class 0
+    for_first = refill_plan(plan, {"1": 2, "0": 0}, {"1": 5, "0": 5}, per_call=1)
+    assert for_first[["class", PAIR_CLASS]].values.tolist() == [["1", ""], ["1", ""]]
+    assert [list(ids) for ids in for_first["context_ids"]] == [["a", "c"], ["e", "f"]]
 
 
 @pytest.mark.parametrize("shards", [0, -1])

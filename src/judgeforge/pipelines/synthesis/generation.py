@@ -224,19 +224,19 @@ def word_ngrams(text: str, size: int = ECHO_NGRAM) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
-def single(call: Call, key: str) -> tuple[Call, Mapping[str, Any]]:
-    """Return the call and the plan row a follow-up single call for class `key` copies (a pair's row, made single).
+def single_row(plan_row: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """Return the plan row a single call for class `key` copies: a pair's row made single, any other row as it is.
 
     Both classes of a pair copy its row: made single for the pair's second class, the row names
     that class in the ids of its follow-ups (`follow_up_id`), so no two calls share an id.
     """
-    if not call.pair_key:
-        return call, call.plan_row
-    first = key == call.key
-    shown = list(call.plan_row["context_ids"])[0 if first else 1 :: 2]
-    stem = call.plan_row[PLAN_CALL_ID] if first else f"{call.plan_row[PLAN_CALL_ID]}/{key}"
-    return call, {
-        **call.plan_row,
+    if not plan_row.get(PAIR_CLASS):
+        return plan_row
+    first = key == str(plan_row["class"])
+    shown = list(plan_row["context_ids"])[0 if first else 1 :: 2]
+    stem = plan_row[PLAN_CALL_ID] if first else f"{plan_row[PLAN_CALL_ID]}/{key}"
+    return {
+        **plan_row,
         "class": key,
         PAIR_CLASS: "",
         "context_ids": shown,
@@ -446,7 +446,11 @@ class ExampleGenerator:
                 for key in pair:
                     missing[key] -= 1
         for key in quotas:
-            of_class = [single(call, key) for call in previous if key in (call.key, call.pair_key)]
+            of_class = [
+                (call, single_row(call.plan_row, key))
+                for call in previous
+                if key in (call.key, call.pair_key)
+            ]
             count_so_far = sum(c.key == key for c in calls)
             short = [row for call, row in of_class if delivered[call.call_id] < call.examples] or [
                 row for _, row in of_class
@@ -645,8 +649,10 @@ class ExampleGenerator:
                 examples = []
                 self._reject(result, call, RejectReason.INVALID_OUTPUT, str(error), response.text)
                 outcome.append(RejectReason.INVALID_OUTPUT.value)
-            if call.pair_key:
-                return self._take_pair(call, response, examples, quotas, accepted, result)
+            else:
+                # kept whole or not at all; an unreadable pair's answer was rejected above, once
+                if call.pair_key:
+                    return self._take_pair(call, response, examples, quotas, accepted, result)
             for position, example in enumerate(examples):
                 cut_off = response.finish_reason == "length" and position == len(examples) - 1
                 if cut_off and not call.structured and len(call.shape.fields) == 1:

@@ -27,7 +27,12 @@ from judgeforge.config.data_generation import (
 )
 from judgeforge.config.labels import label_key
 from judgeforge.llm.errors import DeliveryShortfall, shortfall
-from judgeforge.pipelines.synthesis.generation import RejectReason, call_budget, fingerprint
+from judgeforge.pipelines.synthesis.generation import (
+    RejectReason,
+    call_budget,
+    fingerprint,
+    single_row,
+)
 from judgeforge.pipelines.synthesis.nodes import (
     GenerationInputs,
     SynthesisError,
@@ -35,7 +40,7 @@ from judgeforge.pipelines.synthesis.nodes import (
     rejected_answers,
     total_usage,
 )
-from judgeforge.pipelines.synthesis.plan import PLAN_CALL_ID
+from judgeforge.pipelines.synthesis.plan import PAIR_CLASS, PLAN_CALL_ID, planned_examples
 from judgeforge.pipelines.synthesis.prompts import example_shape
 from judgeforge.schema import REJECT_REASON, ROW_ID
 
@@ -71,11 +76,6 @@ def split_generation_plan(
     )
 
 
-def plan_quotas(plan: pd.DataFrame) -> dict[str, int]:
-    """Return the examples a plan (or part of one) asks for, per class."""
-    return {str(key): int(count) for key, count in plan.groupby("class")["examples"].sum().items()}
-
-
 def plan_digest(plan: pd.DataFrame) -> str:
     """Return a digest of a plan's call ids, seeds and counts (which calls a shard was given)."""
     material = plan[[PLAN_CALL_ID, "seed", "examples"]].to_json(orient="values")
@@ -91,7 +91,7 @@ def generate_shard(
     generates it again, and every call answered before (in this shard or one that finished)
     comes from the response cache.
     """
-    quotas = plan_quotas(plan)
+    quotas = planned_examples(plan)
     started = time.time()
     rows, rejects, stats, debug = generate_examples(plan, quotas, GenerationInputs(*inputs))
     gap = stats["shortfall"]
@@ -228,10 +228,19 @@ def drop_repeats(
 def refill_plan(
     plan: pd.DataFrame, missing: Mapping[str, int], budgets: Mapping[str, int], per_call: int
 ) -> pd.DataFrame:
-    """Return calls asking for what each class lacks: copies of its plan rows, as many as its budget allows."""
+    """Return calls asking for what each class lacks: copies of its plan rows, as many as its budget allows.
+
+    A near-miss pair's row is copied made single for the class that lacks examples, so a class
+    that has its quota is not asked again.
+    """
     rows = []
+    records = plan.to_dict("records")
     for key, count in missing.items():
-        of_class = plan[plan["class"] == key].to_dict("records")
+        of_class = [
+            single_row(row, key)
+            for row in records
+            if key in (str(row["class"]), str(row.get(PAIR_CLASS) or ""))
+        ]
         calls = min(math.ceil(max(count, 0) / per_call), max(budgets.get(key, 0), 0))
         for index in range(calls if of_class else 0):
             asked = min(per_call, count - index * per_call)
