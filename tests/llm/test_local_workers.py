@@ -111,3 +111,25 @@ def test_a_job_that_fails_here_stops_its_workers_and_the_next_job_starts_afresh(
     assert shared._worker_processes == []
     assert [a.text for a in shared.generate_batch(requests())] == expected
     shared.close()
+
+
+def test_jobs_sent_from_two_threads_at_once_each_get_their_own_answers(
+    tiny_model_dir: Path, one_process_texts: list[str]
+) -> None:
+    shared = LocalChat(model_dir=tiny_model_dir, workers=2, show_progress=False)
+    # the second thread's job asks the same calls in reverse order
+    jobs = {"forward": requests(), "reverse": requests()[::-1]}
+    texts: dict[str, list[str]] = {}
+
+    def send(name: str) -> None:
+        texts[name] = [a.text for a in shared.generate_batch(jobs[name])]
+
+    threads = [threading.Thread(target=send, args=(name,), daemon=True) for name in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads)
+    assert texts == {"forward": one_process_texts, "reverse": one_process_texts[::-1]}
+    assert len(shared._worker_processes) == 1
+    shared.close()

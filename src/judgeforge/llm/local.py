@@ -85,11 +85,16 @@ class PrefixStore:
 
 @dataclass(frozen=True, slots=True)
 class LoadedCausalLM:
-    """A tokenizer (left padding), a causal LM in eval mode and its store of prefix keys and values."""
+    """A tokenizer (left padding), a causal LM in eval mode, its store of prefix keys and values,
+    and the lock a generation job holds on them."""
 
     tokenizer: Any
     model: Any
     prefixes: PrefixStore = field(default_factory=PrefixStore)
+    # one job at a time per model, whichever client sends it: a job uses every core already, the
+    # prefix store is not thread-safe, and jobs of one client at once would talk over each
+    # other on its worker processes' pipes
+    one_job: threading.Lock = field(default_factory=threading.Lock)
 
 
 @functools.cache
@@ -529,6 +534,13 @@ class LocalChat:
         which calls a process decodes depends only on the requests and the number of workers, so
         a run gives the same answers again on the same machine.
         """
+        with self._loaded().one_job:
+            return self._generate_job(requests, on_answer)
+
+    def _generate_job(
+        self, requests: Sequence[LLMRequest], on_answer: ResponseSink | None
+    ) -> list[LLMResponse]:
+        """generate_batch's work, while no other job runs."""
         import torch
 
         workers = workers_for(len(requests), self.workers or auto_workers())
