@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -51,8 +52,8 @@ def answer_with(text: str) -> Callable[[ReceivedRequest], Reply]:
     return respond
 
 
-def sharded_run_yaml(server: OpenAIServer, target: Path) -> Path:
-    """Write a run YAML generating TOTAL examples in SHARDS shards through the loopback server."""
+def sharded_run_yaml(server: OpenAIServer, target: Path, **overrides: Any) -> Path:
+    """Write a run YAML generating TOTAL examples in SHARDS shards through the loopback server (`overrides` as loopback_run_yaml's)."""
     return loopback_run_yaml(
         EXAMPLE,
         server.base_url,
@@ -60,6 +61,7 @@ def sharded_run_yaml(server: OpenAIServer, target: Path) -> Path:
         run_steps=["data_generation"],
         data_generation__generation__total_examples=TOTAL,
         data_generation__generation__shards=SHARDS,
+        **overrides,
     )
 
 
@@ -148,13 +150,9 @@ def test_a_refill_asks_a_pair_row_again_for_the_class_that_lacks_examples_only(
         )
 
     openai_server.respond_with(respond)
-    run_yaml = loopback_run_yaml(
-        EXAMPLE,
-        openai_server.base_url,
+    run_yaml = sharded_run_yaml(
+        openai_server,
         project_copy / "run.yaml",
-        run_steps=["data_generation"],
-        data_generation__generation__total_examples=TOTAL,
-        data_generation__generation__shards=SHARDS,
         data_generation__generation__label_distribution={"0": 0.5, "1": 0.5},
         data_generation__diversity={"near_miss_share": 1.0},
     )
