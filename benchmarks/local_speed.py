@@ -143,6 +143,7 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
             "local", cache_path=Path(cache_dir) / "c.sqlite", show_progress=False
         )
         warm_up = warm_up_seconds(client)
+        prefilled_before = getattr(client.chat, "prefilled_tokens", None)
         started, cpu_started = time.perf_counter(), cpu_seconds()
         synthetic, rejects, stats, _ = generate_synthetic_examples(
             plan, quotas, enhancement, holdout, *settings, client
@@ -151,8 +152,11 @@ def measure(config_path: Path, examples: int, threads: int) -> dict:
         cpu = cpu_seconds() - cpu_started
         output_tokens = client.usage.output_tokens
         prompt_tokens = client.usage.input_tokens
-        # prompt tokens fed to the model (shared system turns once), where the code counts them
-        prefilled = getattr(client.chat, "prefilled_tokens", None)
+        # prompt tokens fed to the model (shared system turns once), where the code counts them;
+        # the warm-up's are not the run's
+        prefilled = (
+            None if prefilled_before is None else client.chat.prefilled_tokens - prefilled_before
+        )
         client.close()
     # newer code keeps its surplus examples in the rejects table too
     surplus_rows = int((rejects["reason"] == "surplus").sum()) if len(rejects) else 0
