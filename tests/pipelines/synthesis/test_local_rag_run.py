@@ -84,6 +84,7 @@ def test_a_rag_run_holds_each_field_open_until_a_third_of_a_real_length(
 
     real = pd.read_json(project_copy / "examples/data/rag_faithfulness.jsonl", lines=True)
     lengths = real[list(FIELDS)].apply(lambda column: column.str.len()).groupby(real["label"])
+    shortest_real, longest_real = lengths.min(), lengths.max()
     rows = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
     assert len(rows) == 6
     words = {word.lstrip("Ġ") for word in WORDS}
@@ -92,7 +93,7 @@ def test_a_rag_run_holds_each_field_open_until_a_third_of_a_real_length(
         for field in FIELDS:
             value = row[field]
             assert set(value.split()) <= words, (field, value)
-            shortest = lengths.min().loc[label, field] * FIELD_SHORTEST_SHARE
-            longest = lengths.max().loc[label, field] * FIELD_SHORTEST_SHARE
+            shortest = shortest_real.loc[label, field] * FIELD_SHORTEST_SHARE
+            longest = longest_real.loc[label, field] * FIELD_SHORTEST_SHARE
             # at least a third of the drawn real length, then a few more words at most
             assert shortest <= len(value) <= longest + 4 * len(" parcel"), (field, value)
