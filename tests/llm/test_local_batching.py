@@ -246,6 +246,49 @@ def test_a_field_past_its_real_length_ends_at_the_sentence_its_newest_token_comp
     assert answer_end(whole, (), False, RAG_LAYOUT) is None
 
 
+def test_a_field_past_its_real_length_ends_at_the_line_break_its_newest_token_writes() -> None:
+    tokenizer = embedded_tokenizer()
+    # a field written as lines with no full stop: the line break hands the next label
+    row = _written("query: error 1131, 24 May\nthe report", (16, 50, 50))
+    before = list(row.tokens)
+    _close_long_field(tokenizer, row)
+    assert row.tokens == before and not row.forced  # the line break was an earlier token
+    row = _written("query: error 1131, 24 May\n", (16, 50, 50))
+    _close_long_field(tokenizer, row)
+    assert row.forced
+    assert tokenizer.decode(row.tokens + list(row.forced)) == "query: error 1131, 24 May\ncontext:"
+    # under its length, a line break leaves the field open (a field may hold several lines)
+    row = _written("query: error 1131, 24 May\n", (40, 50, 50))
+    before = list(row.tokens)
+    _close_long_field(tokenizer, row)
+    assert row.tokens == before and not row.forced
+    # the last field: the answer ends before its line break
+    whole = "query: q?\ncontext: c.\nresponse: it is ok\nand more"
+    end = answer_end(whole, (), False, RAG_LAYOUT, (1, 1, 6))
+    assert end is not None and whole[:end] == "query: q?\ncontext: c.\nresponse: it is ok"
+    assert answer_end(whole, (), False, RAG_LAYOUT, (1, 1, 40)) is None
+
+
+def test_a_field_that_runs_on_with_no_sentence_or_line_end_ends_at_twice_its_real_length() -> None:
+    tokenizer = embedded_tokenizer()
+    # the context holds 29 characters; its newest word, " data", starts at the 25th
+    ran_on = "query: q?\ncontext: data, data, data, data, data"
+    row = _written(ran_on, (1, 12, 20))
+    _close_long_field(tokenizer, row)
+    # past 24 characters (twice 12), the newest word gives way to the next label
+    assert tokenizer.decode(row.tokens + list(row.forced)) == (
+        "query: q?\ncontext: data, data, data, data,\nresponse:"
+    )
+    for lengths in ((1, 13, 20), (1, 30, 20)):  # under twice its length: the field goes on
+        row = _written(ran_on, lengths)
+        before = list(row.tokens)
+        _close_long_field(tokenizer, row)
+        assert row.tokens == before and not row.forced, lengths
+    whole = "query: q?\ncontext: c.\nresponse: data, data, data, data, data"
+    end = answer_end(whole, (), False, RAG_LAYOUT, (1, 1, 10))
+    assert end is not None and whole[:end].endswith("response: data, data, data, data,")
+
+
 @pytest.fixture(scope="module")
 def hasty_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Llama whose greedy choice is always its end of turn, then a line break, then " parcel"."""

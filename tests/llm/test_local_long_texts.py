@@ -11,7 +11,7 @@ import yaml
 
 from judgeforge import progress
 from judgeforge.llm import LLMRequest
-from judgeforge.llm.local import LocalChat
+from judgeforge.llm.local import FIELD_LONGEST_SHARE, LocalChat
 from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
 from tests.support.commands import kedro
 from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, scoring_llama
@@ -93,3 +93,45 @@ def test_kedro_run_ends_each_text_near_a_real_length_of_its_class(
         "generate_synthetic_examples · local:" in line and "calls done" in line
         for line in result.stdout.splitlines()
     ), result.stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def unpunctuated_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A judgeforge cache whose embedded model writes WORDS but the full stop, and line breaks
+    (about one token in 17): never a sentence end, nor its end of turn."""
+    tokenizer = embedded_tokenizer()
+    scores = dict.fromkeys(tokenizer.convert_tokens_to_ids([w for w in WORDS if w != "."]), 12.0)
+    scores[tokenizer.convert_tokens_to_ids("Ċ")] = 11.0
+    model = scoring_llama(scores, max_position_embeddings=2048)
+    cache = tmp_path_factory.mktemp("judgeforge-cache")
+    target = save_checkpoint(model, cache / EMBEDDED_MODEL_NAME, tokenizer)
+    (target / COMPLETE_MARKER).write_text("a test model\n")
+    return cache
+
+
+def test_kedro_run_ends_a_text_with_no_sentence_end_at_a_line_break_or_twice_a_real_length(
+    project_copy: Path, unpunctuated_model_cache: Path
+) -> None:
+    # left alone, every text would run to its token budget with no whole sentence to keep
+    # (`truncated`, nothing delivered); the local provider ends a text that holds the length
+    # drawn for it at its next line break, or at a word end once it holds twice that
+    total = 8
+    local = {
+        "data_generation": {
+            "generation": {"total_examples": total, "examples_per_call": 1},
+            "data_quality_metrics": {"enabled": False},
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    env = {"JUDGEFORGE_CACHE_DIR": str(unpunctuated_model_cache)}
+    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    real = pd.read_csv(project_copy / "data" / "01_raw" / "customer_messages.csv")
+    longest = real.groupby(real["label"].astype(str))["text"].apply(lambda t: t.str.len().max())
+    rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
+    assert len(rows) == total
+    words = {word.lstrip("Ġ") for word in WORDS if word != "."}
+    for text, label in zip(rows["text"], rows["label"].astype(str)):
+        assert set(text.split()) <= words, text
+        assert len(text) <= longest[label] * FIELD_LONGEST_SHARE + len(" parcel"), (label, text)

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import re
 import threading
 import weakref
@@ -192,8 +193,8 @@ def answer_end(
     field_chars: Sequence[int] = (),
 ) -> int | None:
     """Where an answer is complete: before its first stop sequence, after its JSON object closes,
-    before a layout label that comes again once every label was written, or after the first
-    sentence end of its last field once that field holds its `field_chars` characters.
+    before a layout label that comes again once every label was written, or where its last
+    field ends once it holds its `field_chars` characters (`_first_field_end`).
 
     `text` is the whole answer so far (with the prefix written for the model); None while it
     is not complete yet.
@@ -201,7 +202,7 @@ def answer_end(
     ends = [found for found in (text.find(sequence) for sequence in stop if sequence) if found >= 0]
     field = current_field(text, layout) if field_chars else None
     if field is not None and field[0] == len(field_chars) - 1:
-        end = _first_sentence_end(text, field[1] + field_chars[-1])
+        end = _first_field_end(text, field[1], field_chars[-1])
         if end is not None and missing_label(text, layout) is None:
             ends.append(end)
     written: set[str] = set()
@@ -221,6 +222,18 @@ def answer_end(
     return min(ends, default=None)
 
 
+# Where a field that holds its real length ends: a sentence end, or a line break (before it).
+# The embedded model at times writes a field as lines with no full stop; an answer whose field
+# ran on that way to its token budget never wrote its last fields, and was both the slowest
+# answer of its round and an invalid one (BENCHMARKS.md, issue 15, eighth round).
+FIELD_END = re.compile(rf"{SENTENCE_END.pattern}|(?=\n)")
+# A field with neither ends at a word end once it holds this many times its real length: the
+# embedded model at times repeats a word ("2021, 2021, ...") to the budget. Synthesis accepts
+# fields up to 3 times the longest real one (`MAX_LENGTH_FACTOR`), so the field stays valid.
+FIELD_LONGEST_SHARE = 2
+WORD_END = re.compile(r"(?<=\S)(?=\s)")
+
+
 def current_field(text: str, layout: Sequence[str]) -> tuple[int, int] | None:
     """(index in `layout`, start in `text`) of the field being written: the one after the last
     label written; the whole text when there is no layout; None before the first label."""
@@ -233,15 +246,23 @@ def current_field(text: str, layout: Sequence[str]) -> tuple[int, int] | None:
     return list(layout).index(label), start + len(label)
 
 
-def _first_sentence_end(text: str, position: int, after: int = 0) -> int | None:
-    """The end of the first sentence of `text` that ends at or past `position` and at or past
-    `after`, once a character follows it (a mark at the very end may be "3." of "3.5")."""
-    for sentence in SENTENCE_END.finditer(text, position):
-        if sentence.end() >= len(text):
-            return None
-        if sentence.end() >= after:
-            return sentence.end()
-    return None
+def _first_field_end(text: str, start: int, length: int, after: int = 0) -> int | None:
+    """Where the field of `text` that starts at `start` ends, at or past `after`: its first
+    sentence end or line break once it holds `length` characters, or its first word end once it
+    holds FIELD_LONGEST_SHARE times that; an end counts once a character follows it (a mark at
+    the very end may be "3." of "3.5")."""
+    ends = (
+        next(
+            (
+                end.end()
+                for end in pattern.finditer(text, start + math.ceil(length * share))
+                if after <= end.end() < len(text)
+            ),
+            None,
+        )
+        for pattern, share in ((FIELD_END, 1), (WORD_END, FIELD_LONGEST_SHARE))
+    )
+    return min((end for end in ends if end is not None), default=None)
 
 
 def layout_labels(text: str, layout: Sequence[str]) -> list[tuple[int, str]]:
@@ -718,7 +739,8 @@ def _hand_missing_label(tokenizer: Any, row: ActiveRow) -> None:
 
 def _close_long_field(tokenizer: Any, row: ActiveRow) -> None:
     """A field of a laid-out answer that holds its `field_chars` characters ends at its first
-    sentence end: the model is handed the next label there, as if it had written it."""
+    sentence end or line break (`_first_field_end`): the model is handed the next label there,
+    as if it had written it."""
     request = row.request
     if not request.layout or not request.field_chars or row.forced:
         return
@@ -728,19 +750,19 @@ def _close_long_field(tokenizer: Any, row: ActiveRow) -> None:
     label = missing_label(text, request.layout)
     if field is None or label is None or field[0] >= len(request.field_chars):
         return
-    position = field[1] + request.field_chars[field[0]]
-    if _first_sentence_end(text, position) is None:  # most steps: spare the second decode
+    length = request.field_chars[field[0]]
+    if _first_field_end(text, field[1], length) is None:  # most steps: spare the second decode
         return
     fed = prefix + tokenizer.decode(row.tokens[:-1], skip_special_tokens=True)
-    # only a sentence end the newest token completes: an earlier one was looked at before
-    end = _first_sentence_end(text, position, after=len(fed))
+    # only an end the newest token completes: an earlier one was looked at before
+    end = _first_field_end(text, field[1], length, after=len(fed))
     if end is None:
         return
     ids = tokenizer(f"{text[len(fed) : end]}\n{label}", add_special_tokens=False)["input_ids"]
     if len(row.tokens) + len(ids) > request.max_tokens:
         return
-    # the newest token was picked but not yet fed to the model: the sentence's end and the
-    # label take its place
+    # the newest token was picked but not yet fed to the model: the end of its sentence or line
+    # and the label take its place
     row.tokens[-1] = ids[0]
     row.forced.extend(ids[1:])
 
@@ -775,8 +797,8 @@ def _field_closers(tokenizer: Any, line_breaks: bool) -> Any:
 
 
 def _finished_answer(tokenizer: Any, row: ActiveRow) -> LLMResponse | None:
-    """The row's answer once it ended (end of turn, a stop, its JSON closed, a sentence end past
-    its length, or its budget); else None."""
+    """The row's answer once it ended (end of turn, a stop, its JSON closed, its last field's
+    end past its length, or its budget); else None."""
     request = row.request
     ended_turn = row.tokens[-1] == tokenizer.eos_token_id
     kept = row.tokens[:-1] if ended_turn else row.tokens

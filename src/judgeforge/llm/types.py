@@ -55,9 +55,9 @@ class LLMRequest:
     layout: tuple[str, ...] = ()
     # Real lengths in characters of a plain answer's fields, in the order of `layout` (one for an
     # answer of one text). A small model rarely ends a long field on its own, so the local
-    # provider ends each field at its first sentence end (SENTENCE_END) once the field holds that
-    # many characters: it hands the model the next label, or ends the answer after the last
-    # field. Empty: fields end only where the model ends them.
+    # provider ends each field at its first sentence end (SENTENCE_END) or line break once the
+    # field holds that many characters: it hands the model the next label, or ends the answer
+    # after the last field. Empty: fields end only where the model ends them.
     field_chars: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
