@@ -227,9 +227,11 @@ def answer_end(
 # ran on that way to its token budget never wrote its last fields, and was both the slowest
 # answer of its round and an invalid one (BENCHMARKS.md, issue 15, eighth round).
 FIELD_END = re.compile(rf"{SENTENCE_END.pattern}|(?=\n)")
-# A field with neither ends at a word end once it holds this many times its real length: the
-# embedded model at times repeats a word ("2021, 2021, ...") to the budget. Synthesis accepts
-# fields up to 3 times the longest real one (`MAX_LENGTH_FACTOR`), so the field stays valid.
+# A field with neither ends at a word end once it holds this many times its real length, when
+# fields follow it: the embedded model at times repeats a word ("2021, 2021, ...") to the budget,
+# and the fields after it are never written. Synthesis accepts fields up to 3 times the longest
+# real one (`MAX_LENGTH_FACTOR`), so the field stays valid. A last field runs on to the budget
+# instead, where synthesis keeps its whole sentences.
 FIELD_LONGEST_SHARE = 2
 WORD_END = re.compile(r"(?<=\S)(?=\s)")
 
@@ -246,11 +248,13 @@ def current_field(text: str, layout: Sequence[str]) -> tuple[int, int] | None:
     return list(layout).index(label), start + len(label)
 
 
-def _first_field_end(text: str, start: int, length: int, after: int = 0) -> int | None:
+def _first_field_end(
+    text: str, start: int, length: int, after: int = 0, capped: bool = False
+) -> int | None:
     """Where the field of `text` that starts at `start` ends, at or past `after`: its first
-    sentence end or line break once it holds `length` characters, or its first word end once it
-    holds FIELD_LONGEST_SHARE times that; an end counts once a character follows it (a mark at
-    the very end may be "3." of "3.5")."""
+    sentence end or line break once it holds `length` characters, or, `capped`, its first word
+    end once it holds FIELD_LONGEST_SHARE times that; an end counts once a character follows it
+    (a mark at the very end may be "3." of "3.5")."""
     ends = (
         next(
             (
@@ -260,7 +264,7 @@ def _first_field_end(text: str, start: int, length: int, after: int = 0) -> int 
             ),
             None,
         )
-        for pattern, share in ((FIELD_END, 1), (WORD_END, FIELD_LONGEST_SHARE))
+        for pattern, share in ((FIELD_END, 1), (WORD_END, FIELD_LONGEST_SHARE))[: 1 + capped]
     )
     return min((end for end in ends if end is not None), default=None)
 
@@ -739,8 +743,8 @@ def _hand_missing_label(tokenizer: Any, row: ActiveRow) -> None:
 
 def _close_long_field(tokenizer: Any, row: ActiveRow) -> None:
     """A field of a laid-out answer that holds its `field_chars` characters ends at its first
-    sentence end or line break (`_first_field_end`): the model is handed the next label there,
-    as if it had written it."""
+    sentence end or line break, or at twice that length at a word end (`_first_field_end`): the
+    model is handed the next label there, as if it had written it."""
     request = row.request
     if not request.layout or not request.field_chars or row.forced:
         return
@@ -751,11 +755,11 @@ def _close_long_field(tokenizer: Any, row: ActiveRow) -> None:
     if field is None or label is None or field[0] >= len(request.field_chars):
         return
     length = request.field_chars[field[0]]
-    if _first_field_end(text, field[1], length) is None:  # most steps: spare the second decode
+    if _first_field_end(text, field[1], length, capped=True) is None:  # most steps: one decode
         return
     fed = prefix + tokenizer.decode(row.tokens[:-1], skip_special_tokens=True)
     # only an end the newest token completes: an earlier one was looked at before
-    end = _first_field_end(text, field[1], length, after=len(fed))
+    end = _first_field_end(text, field[1], length, after=len(fed), capped=True)
     if end is None:
         return
     ids = tokenizer(f"{text[len(fed) : end]}\n{label}", add_special_tokens=False)["input_ids"]
