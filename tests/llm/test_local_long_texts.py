@@ -3,6 +3,7 @@ and what runs to its budget still delivers whole sentences; through the door, in
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -53,27 +54,41 @@ def test_a_rambling_answer_ends_at_its_first_sentence_end_past_its_length(
         assert early.output_tokens < full.output_tokens
 
 
-def test_kedro_run_ends_each_text_near_a_real_length_of_its_class(
-    project_copy: Path, rambling_model_cache: Path
-) -> None:
+def run_synthesis(
+    project_copy: Path,
+    model_cache: Path,
+    total: int,
+    llm: dict | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `kedro run --pipelines ingestion,synthesis` for `total` one-example calls on the
+    embedded model of `model_cache`; return the finished process (asserted to succeed)."""
     local = {
         "data_generation": {
-            "generation": {"total_examples": TOTAL, "examples_per_call": 1},
+            "generation": {"total_examples": total, "examples_per_call": 1},
             "data_quality_metrics": {"enabled": False},
-            "llm": {"local_workers": 2},
+            "llm": llm or {},
         }
     }
     (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    env = {
-        "JUDGEFORGE_CACHE_DIR": str(rambling_model_cache),
-        progress.INTERVAL_ENV: "0.2",
-        "COLUMNS": "250",
-    }
+    env = {"JUDGEFORGE_CACHE_DIR": str(model_cache), **(env or {})}
     result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
+
+def longest_real_texts(project_copy: Path) -> pd.Series:
+    """The longest demo text of each class, in characters, by label."""
     real = pd.read_csv(project_copy / "data" / "01_raw" / "customer_messages.csv")
-    longest = real.groupby(real["label"].astype(str))["text"].apply(lambda t: t.str.len().max())
+    return real.groupby(real["label"].astype(str))["text"].apply(lambda t: t.str.len().max())
+
+
+def test_kedro_run_ends_each_text_near_a_real_length_of_its_class(
+    project_copy: Path, rambling_model_cache: Path
+) -> None:
+    env = {progress.INTERVAL_ENV: "0.2", "COLUMNS": "250"}
+    result = run_synthesis(project_copy, rambling_model_cache, TOTAL, {"local_workers": 2}, env)
+    longest = longest_real_texts(project_copy)
     rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
     assert len(rows) == TOTAL
     words = {word.lstrip("Ġ") for word in WORDS if word != "."}
@@ -116,19 +131,8 @@ def test_kedro_run_ends_a_text_with_no_sentence_end_at_a_line_break_past_a_real_
     # (`truncated`, nothing delivered); the local provider ends a text that holds the length
     # drawn for it at its next line break
     total = 8
-    local = {
-        "data_generation": {
-            "generation": {"total_examples": total, "examples_per_call": 1},
-            "data_quality_metrics": {"enabled": False},
-        }
-    }
-    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    env = {"JUDGEFORGE_CACHE_DIR": str(unpunctuated_model_cache)}
-    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-    real = pd.read_csv(project_copy / "data" / "01_raw" / "customer_messages.csv")
-    longest = real.groupby(real["label"].astype(str))["text"].apply(lambda t: t.str.len().max())
+    run_synthesis(project_copy, unpunctuated_model_cache, total)
+    longest = longest_real_texts(project_copy)
     rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
     assert len(rows) == total
     words = {word.lstrip("Ġ") for word in WORDS if word != "."}
