@@ -13,9 +13,9 @@ import yaml
 from judgeforge import progress
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.local import LocalChat
-from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
+from judgeforge.models.embedded import EMBEDDED_MODEL_NAME
 from tests.support.commands import kedro
-from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, scoring_llama
+from tests.support.tiny_judge import embedded_tokenizer, save_model_cache, scoring_llama
 
 WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
 # enough one-example calls for llm.local_workers: 2 to deal them to a second process
@@ -28,10 +28,7 @@ def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = embedded_tokenizer()
     words = tokenizer.convert_tokens_to_ids(list(WORDS))
     model = scoring_llama(dict.fromkeys(words, 4.0), max_position_embeddings=2048)
-    cache = tmp_path_factory.mktemp("judgeforge-cache")
-    target = save_checkpoint(model, cache / EMBEDDED_MODEL_NAME, tokenizer)
-    (target / COMPLETE_MARKER).write_text("a test model\n")
-    return cache
+    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)
 
 
 def test_a_rambling_answer_ends_at_its_first_sentence_end_past_its_length(
@@ -118,10 +115,7 @@ def unpunctuated_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scores = dict.fromkeys(tokenizer.convert_tokens_to_ids([w for w in WORDS if w != "."]), 12.0)
     scores[tokenizer.convert_tokens_to_ids("Ċ")] = 12.0
     model = scoring_llama(scores, max_position_embeddings=2048)
-    cache = tmp_path_factory.mktemp("judgeforge-cache")
-    target = save_checkpoint(model, cache / EMBEDDED_MODEL_NAME, tokenizer)
-    (target / COMPLETE_MARKER).write_text("a test model\n")
-    return cache
+    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)
 
 
 def test_kedro_run_ends_a_text_with_no_sentence_end_at_a_line_break_past_a_real_length(

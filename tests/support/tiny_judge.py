@@ -74,6 +74,16 @@ def save_checkpoint(model: Any, directory: str | Path, tokenizer: Any | None = N
     return target
 
 
+def save_model_cache(model: Any, cache: Path, tokenizer: Any) -> Path:
+    """Save `model` as the embedded model of the judgeforge cache folder `cache` (what
+    JUDGEFORGE_CACHE_DIR names), marked complete; return `cache`."""
+    from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
+
+    target = save_checkpoint(model, cache / EMBEDDED_MODEL_NAME, tokenizer)
+    (target / COMPLETE_MARKER).write_text("a test model\n")
+    return cache
+
+
 def save_tiny_llama(directory: str | Path, seed: int = 0) -> Path:
     """Write a 2-layer, 64-wide random judge base (tied embeddings, wide init) to `directory`; return it."""
     tokenizer = embedded_tokenizer()

@@ -17,9 +17,32 @@ import torch
 import yaml
 
 from judgeforge.llm.local import FIELD_LONGEST_SHARE, FIELD_SHORTEST_SHARE
-from judgeforge.models.embedded import COMPLETE_MARKER, EMBEDDED_MODEL_NAME
 from tests.support.commands import judgeforge
-from tests.support.tiny_judge import embedded_tokenizer, save_checkpoint, scoring_llama, tiny_llama
+from tests.support.tiny_judge import embedded_tokenizer, save_model_cache, scoring_llama, tiny_llama
+
+WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp")
+FIELDS = ("query", "context", "response")
+
+
+def rag_rows_written_by(model_cache: Path, project_copy: Path, total_examples: int) -> pd.DataFrame:
+    """Run `judgeforge run` on the rag example with the embedded model of `model_cache`; return
+    the synthetic rows (the run asserted to succeed)."""
+    raw = yaml.safe_load((project_copy / "examples/binary_rag_faithfulness.yaml").read_text())
+    raw["run_steps"] = ["data_generation"]
+    raw["data_generation"]["generation"]["total_examples"] = total_examples
+    raw["data_generation"].setdefault("data_quality_metrics", {})["enabled"] = False
+    run_yaml = project_copy / "examples" / "run.yaml"  # its seed path is relative to examples/
+    run_yaml.write_text(yaml.safe_dump(raw))
+    env = {"JUDGEFORGE_CACHE_DIR": str(model_cache)}
+    result = judgeforge(project_copy, "run", "-c", str(run_yaml), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
+
+
+def real_field_lengths(project_copy: Path) -> Any:
+    """The rag example's real field lengths in characters, grouped by label."""
+    real = pd.read_json(project_copy / "examples/data/rag_faithfulness.jsonl", lines=True)
+    return real[list(FIELDS)].apply(lambda column: column.str.len()).groupby(real["label"])
 
 
 def test_rag_example_on_the_embedded_model_delivers(project_copy: Path) -> None:
@@ -52,10 +75,6 @@ def test_rag_example_on_the_embedded_model_delivers(project_copy: Path) -> None:
     assert report["provider"] == "local"
 
 
-WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp")
-FIELDS = ("query", "context", "response")
-
-
 @pytest.fixture(scope="module")
 def hasty_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A judgeforge cache whose embedded model ends its turn at once (p ≈ 0.9), else writes one of WORDS."""
@@ -63,10 +82,9 @@ def hasty_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scores = {tokenizer.eos_token_id: 16.0} | dict.fromkeys(
         tokenizer.convert_tokens_to_ids(list(WORDS)), 12.0
     )
-    cache = tmp_path_factory.mktemp("judgeforge-cache")
-    target = save_checkpoint(scoring_llama(scores), cache / EMBEDDED_MODEL_NAME, tokenizer)
-    (target / COMPLETE_MARKER).write_text("a test model\n")
-    return cache
+    return save_model_cache(
+        scoring_llama(scores), tmp_path_factory.mktemp("judgeforge-cache"), tokenizer
+    )
 
 
 def test_a_rag_run_holds_each_field_open_until_a_third_of_a_real_length(
@@ -75,20 +93,9 @@ def test_a_rag_run_holds_each_field_open_until_a_third_of_a_real_length(
     # left alone, this model would end every field at its first token (empty fields, nothing
     # delivered); the local provider holds a field open until it has a third of the length
     # drawn for it from a real row of its class, and the field ends soon after
-    raw = yaml.safe_load((project_copy / "examples/binary_rag_faithfulness.yaml").read_text())
-    raw["run_steps"] = ["data_generation"]
-    raw["data_generation"]["generation"]["total_examples"] = 6
-    raw["data_generation"].setdefault("data_quality_metrics", {})["enabled"] = False
-    run_yaml = project_copy / "examples" / "run.yaml"  # its seed path is relative to examples/
-    run_yaml.write_text(yaml.safe_dump(raw))
-    env = {"JUDGEFORGE_CACHE_DIR": str(hasty_model_cache)}
-    result = judgeforge(project_copy, "run", "-c", str(run_yaml), env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    real = pd.read_json(project_copy / "examples/data/rag_faithfulness.jsonl", lines=True)
-    lengths = real[list(FIELDS)].apply(lambda column: column.str.len()).groupby(real["label"])
+    rows = rag_rows_written_by(hasty_model_cache, project_copy, total_examples=6)
+    lengths = real_field_lengths(project_copy)
     shortest_real, longest_real = lengths.min(), lengths.max()
-    rows = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
     assert len(rows) == 6
     words = {word.lstrip("Ġ") for word in WORDS}
     for _, row in rows.iterrows():
@@ -145,10 +152,7 @@ def run_on_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the chat template's prompt ends with a line break: the answer's first token follows it
     after = {line_break: {query: 30.0}, query: {colon: 30.0}}
     model = bigram_llama(after, {**words, blank_line: 20.0})
-    cache = tmp_path_factory.mktemp("judgeforge-cache")
-    target = save_checkpoint(model, cache / EMBEDDED_MODEL_NAME, tokenizer)
-    (target / COMPLETE_MARKER).write_text("a test model\n")
-    return cache
+    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)
 
 
 def test_a_rag_run_ends_a_field_with_no_sentence_end_at_a_line_break_or_twice_a_real_length(
@@ -158,19 +162,8 @@ def test_a_rag_run_ends_a_field_with_no_sentence_end_at_a_line_break_or_twice_a_
     # label), so no answer would hold a context and a response; the local provider ends a field
     # holding the length drawn for it at its next line break, a field before the last at a word
     # end once it holds twice that, and hands the model the next label
-    raw = yaml.safe_load((project_copy / "examples/binary_rag_faithfulness.yaml").read_text())
-    raw["run_steps"] = ["data_generation"]
-    raw["data_generation"]["generation"]["total_examples"] = 6
-    raw["data_generation"].setdefault("data_quality_metrics", {})["enabled"] = False
-    run_yaml = project_copy / "examples" / "run.yaml"  # its seed path is relative to examples/
-    run_yaml.write_text(yaml.safe_dump(raw))
-    env = {"JUDGEFORGE_CACHE_DIR": str(run_on_model_cache)}
-    result = judgeforge(project_copy, "run", "-c", str(run_yaml), env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    real = pd.read_json(project_copy / "examples/data/rag_faithfulness.jsonl", lines=True)
-    longest_real = real[list(FIELDS)].apply(lambda c: c.str.len()).groupby(real["label"]).max()
-    rows = pd.read_parquet(project_copy / "data/03_primary/synthetic_examples.parquet")
+    rows = rag_rows_written_by(run_on_model_cache, project_copy, total_examples=6)
+    longest_real = real_field_lengths(project_copy).max()
     assert len(rows) == 6
     words = {word.lstrip("Ġ") for word in WORDS}
     for _, row in rows.iterrows():
