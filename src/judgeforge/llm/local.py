@@ -6,7 +6,6 @@ import asyncio
 import functools
 import json
 import logging
-import math
 import re
 import threading
 import weakref
@@ -255,18 +254,16 @@ def _first_field_end(
     sentence end or line break once it holds `length` characters, or, `capped`, its first word
     end once it holds FIELD_LONGEST_SHARE times that; an end counts once a character follows it
     (a mark at the very end may be "3." of "3.5")."""
-    ends = (
-        next(
-            (
-                end.end()
-                for end in pattern.finditer(text, start + math.ceil(length * share))
-                if after <= end.end() < len(text)
-            ),
-            None,
-        )
-        for pattern, share in ((FIELD_END, 1), (WORD_END, FIELD_LONGEST_SHARE))[: 1 + capped]
-    )
-    return min((end for end in ends if end is not None), default=None)
+    bounds = [(FIELD_END, length)]
+    if capped:
+        bounds.append((WORD_END, length * FIELD_LONGEST_SHARE))
+    ends = [
+        end.end()
+        for pattern, held in bounds
+        for end in pattern.finditer(text, start + held)
+        if after <= end.end() < len(text)
+    ]
+    return min(ends, default=None)
 
 
 def layout_labels(text: str, layout: Sequence[str]) -> list[tuple[int, str]]:
