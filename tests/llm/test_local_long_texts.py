@@ -13,13 +13,14 @@ import yaml
 from judgeforge import progress
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.local import LocalChat
+from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME
 from tests.support.commands import kedro
 from tests.support.tiny_judge import embedded_tokenizer, save_model_cache, scoring_llama
 
 WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
-# enough one-example calls for llm.local_workers: 2 to deal them to a second process
-TOTAL = 32
+# the fewest one-example calls that llm.local_workers: 2 deals to a second process
+TOTAL = 2 * MIN_CALLS_PER_WORKER
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,10 @@ from judgeforge.llm.types import LLMRequest, LLMResponse
 # More processes than this would each hold a model copy for batches too small to pay for it.
 MAX_AUTO_WORKERS = 4
 # Rows decoded together share each step's reading of the weights, so a process decoding few rows
-# wastes most of its step: on 2 cores, 16 calls as 2 × 8 ran ×0.9 as fast as 16 rows on 2 threads,
-# 32 as 2 × 16 ×1.1–1.3, 64 as 2 × 32 ×1.25–1.9 (BENCHMARKS.md, issue 15, sixth round).
-MIN_CALLS_PER_WORKER = 16
+# wastes part of its step. On 2 cores, jobs of 16 examples dealt as 2 × 8 calls ran ×1.16–1.25 as
+# fast as 16 rows on 2 threads (one-sentence, rag and ~1,500-character rows; BENCHMARKS.md,
+# issue 15, ninth round); 32 as 2 × 16 ×1.1–1.3, 64 as 2 × 32 ×1.25–1.9 (sixth round).
+MIN_CALLS_PER_WORKER = 8
 
 
 # Not `python -m` this module: judgeforge.llm imports it first, and runpy warns about that.
