@@ -16,6 +16,7 @@ from judgeforge.llm.local import (
     answer_end,
     load_causal_lm,
     missing_label,
+    prefill_passes,
 )
 from tests.support.tiny_judge import (
     embedded_tokenizer,
@@ -101,6 +102,42 @@ def test_rows_join_the_batch_shortest_prompt_first(tiny_model_dir: Path) -> None
     short, long = prefills[0], prefills[1]
     assert short[0] == 2 and long[0] == 2  # the two short prompts together, then the two long ones
     assert short[1] < long[1]
+
+
+def test_prefill_passes_keep_each_padded_pass_within_the_token_budget() -> None:
+    # 3 rows of up to 300 tokens fit 1,024 (900); a fourth of 900 would not; a prompt over the
+    # budget, and a short one after it (padded to 1,500), each get a pass of their own
+    assert prefill_passes([100, 200, 300, 900, 1500, 50], 1024) == [[0, 1, 2], [3], [4], [5]]
+    assert prefill_passes([], 1024) == []
+
+
+def test_long_prompts_are_prefilled_in_passes_and_answer_as_alone(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prompts of 32, 33, 35 and 43 tokens (the template's default system turn included)
+    monkeypatch.setattr("judgeforge.llm.local.PREFILL_TOKENS", 70)
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=4, show_progress=False)
+    model = load_causal_lm(tiny_model_dir).model
+    prefills: list[tuple[int, int]] = []  # (rows, prompt width) of each forward pass with a prompt
+
+    def record(_module, args, kwargs, _output):
+        ids = kwargs["input_ids"]
+        if ids.shape[1] > 1:
+            prefills.append(tuple(ids.shape))
+
+    requests = [
+        LLMRequest.from_prompt(prompt, max_tokens=6)
+        for prompt in ("Short.", "Also short.", "A longer prompt, " * 3, "Medium length prompt.")
+    ]
+    hook = model.register_forward_hook(record, with_kwargs=True)
+    try:
+        together = chat.generate_batch(requests)
+    finally:
+        hook.remove()
+    # all four joined the batch at once, shortest first, in passes of at most 70 padded tokens
+    assert prefills == [(2, 33), (1, 35), (1, 43)]
+    alone = [chat.generate_batch([request])[0] for request in requests]
+    assert [a.text for a in together] == [a.text for a in alone]
 
 
 def test_rows_decoded_together_match_rows_decoded_alone(tiny_model_dir: Path) -> None:

@@ -288,6 +288,11 @@ def missing_label(text: str, layout: Sequence[str]) -> str | None:
 # slot, so a larger batch costs no waiting, only memory: 32 rows of 1,500 tokens hold ~2 GiB
 # of SmolLM2 keys and values.
 LOCAL_BATCH_SIZE = 32
+# Prompt tokens (padding included) prefilled in one forward pass at most. A pass over 16 prompts
+# of ~870 tokens took ~1.5 times as long as 16 passes of one (1 and 2 threads), and over 16 of
+# ~260 tokens ~1.2-1.4 times as long as 4 passes of 4: a big pass's activations no longer fit
+# the CPU's caches (BENCHMARKS.md, issue 15, tenth round).
+PREFILL_TOKENS = 1024
 # A field of a one-example answer may not end before it holds this share of its real length
 # (`LLMRequest.field_chars`): the embedded model at times ends a context after one short
 # sentence, and synthesis rejects a field under a third of the shortest real one. Half was
@@ -336,20 +341,23 @@ class ContinuousBatch:
         self.prefilled_tokens = 0  # prompt tokens fed to the model, shared prefixes counted once
 
     def admit(self, rows: Sequence[ActiveRow], prompts: Sequence[list[int]]) -> None:
-        """Prefill `rows` and pick each one's first token: one prefill per distinct system turn
-        (rows without one together), each left-padded, then joined to the batch's cache."""
+        """Prefill `rows` and pick each one's first token: rows sharing a system turn (or having
+        none) are prefilled together, left-padded, in passes of at most PREFILL_TOKENS tokens
+        (`prefill_passes`); then every pass's cache is joined to the batch's."""
         groups: dict[tuple[int, ...], list[int]] = {}
         for index, (row, prompt) in enumerate(zip(rows, prompts)):
             groups.setdefault(tuple(prompt[: row.prefix_tokens]), []).append(index)
+        parts = [] if self.cache is None else [(self.cache, self.mask)]
         for prefix, members in groups.items():
-            cache, mask = self._prefill(
-                [rows[i] for i in members], [prompts[i][len(prefix) :] for i in members], prefix
-            )
-            if self.cache is None:
-                self.cache, self.mask = cache, mask
-            else:
-                self.cache, self.mask = _join_caches(self.cache, self.mask, cache, mask)
-            self.rows.extend(rows[i] for i in members)
+            tails = [prompts[i][len(prefix) :] for i in members]
+            for passed in prefill_passes([len(t) for t in tails], PREFILL_TOKENS):
+                parts.append(
+                    self._prefill(
+                        [rows[members[i]] for i in passed], [tails[i] for i in passed], prefix
+                    )
+                )
+                self.rows.extend(rows[members[i]] for i in passed)
+        self.cache, self.mask = _join_caches(parts)
 
     def _prefill(
         self, rows: Sequence[ActiveRow], tails: Sequence[list[int]], prefix: tuple[int, ...]
@@ -456,6 +464,21 @@ class ContinuousBatch:
         return output.logits[:, -1, :]
 
 
+def prefill_passes(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices of `lengths` cut, in order, into passes whose padded size (longest × rows) stays
+    within `budget` tokens; a prompt longer than the budget gets a pass of its own."""
+    passes: list[list[int]] = []
+    longest = 0
+    for index, length in enumerate(lengths):
+        if passes and max(longest, length) * (len(passes[-1]) + 1) <= budget:
+            passes[-1].append(index)
+            longest = max(longest, length)
+        else:
+            passes.append([index])
+            longest = length
+    return passes
+
+
 def _next_token(logits: Any, row: ActiveRow) -> int:
     """Greedy at temperature 0, otherwise a sample from the tempered distribution (its own seed)."""
     import torch
@@ -466,13 +489,16 @@ def _next_token(logits: Any, row: ActiveRow) -> int:
     return int(torch.multinomial(probabilities, 1, generator=row.sampler))
 
 
-def _join_caches(cache: Any, mask: Any, other: Any, other_mask: Any) -> tuple[Any, Any]:
-    """One cache holding the rows of both, the shorter left-padded to the longer."""
+def _join_caches(parts: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """One cache and mask holding the rows of every (cache, mask) in `parts`, in order, each
+    left-padded to the longest; a single part as it is."""
     import torch
 
     from judgeforge.llm.kv_cache import chunked_cache
 
-    width = max(mask.shape[1], other_mask.shape[1])
+    if len(parts) == 1:
+        return parts[0]
+    width = max(mask.shape[1] for _, mask in parts)
 
     def pad(tensor: Any, dim: int) -> Any:
         missing = width - tensor.shape[dim]
@@ -484,12 +510,12 @@ def _join_caches(cache: Any, mask: Any, other: Any, other_mask: Any) -> tuple[An
 
     layers = [
         (
-            torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)]),
-            torch.cat([pad(mine.values, 2), pad(theirs.values, 2)]),
+            torch.cat([pad(layer.keys, 2) for layer in same_layer]),
+            torch.cat([pad(layer.values, 2) for layer in same_layer]),
         )
-        for mine, theirs in zip(cache.layers, other.layers)
+        for same_layer in zip(*(cache.layers for cache, _ in parts))
     ]
-    return chunked_cache(layers), torch.cat([pad(mask, 1), pad(other_mask, 1)])
+    return chunked_cache(layers), torch.cat([pad(mask, 1) for _, mask in parts])
 
 
 class LocalChat:
