@@ -79,10 +79,13 @@ def test_a_row_that_finishes_early_frees_its_slot(tiny_model_dir: Path) -> None:
     assert len(passes) == chat.forward_passes == 21
 
 
-def test_rows_join_the_batch_shortest_prompt_first(tiny_model_dir: Path) -> None:
-    chat = LocalChat(model_dir=tiny_model_dir, batch_size=2, show_progress=False)
-    model = load_causal_lm(tiny_model_dir).model
-    prefills: list[tuple[int, int]] = []  # (rows, prompt width) of each forward pass with a prompt
+def _prefills_of(
+    model_dir: Path, chat: LocalChat, requests: list[LLMRequest]
+) -> tuple[list[tuple[int, int]], list]:
+    """(rows, prompt width) of each forward pass with a prompt while `chat` (on `model_dir`)
+    answers `requests`, and the answers."""
+    model = load_causal_lm(model_dir).model
+    prefills: list[tuple[int, int]] = []
 
     def record(_module, args, kwargs, _output):
         ids = kwargs["input_ids"]
@@ -90,15 +93,21 @@ def test_rows_join_the_batch_shortest_prompt_first(tiny_model_dir: Path) -> None
             prefills.append(tuple(ids.shape))
 
     hook = model.register_forward_hook(record, with_kwargs=True)
+    try:
+        answers = chat.generate_batch(requests)
+    finally:
+        hook.remove()
+    return prefills, answers
+
+
+def test_rows_join_the_batch_shortest_prompt_first(tiny_model_dir: Path) -> None:
+    chat = LocalChat(model_dir=tiny_model_dir, batch_size=2, show_progress=False)
     long_prompt = "A long prompt about many things, " * 4
     requests = [
         LLMRequest.from_prompt(text, max_tokens=3)
         for text in (long_prompt, "Short one.", long_prompt + "!", "Short two.")
     ]
-    try:
-        chat.generate_batch(requests)
-    finally:
-        hook.remove()
+    prefills, _ = _prefills_of(tiny_model_dir, chat, requests)
     short, long = prefills[0], prefills[1]
     assert short[0] == 2 and long[0] == 2  # the two short prompts together, then the two long ones
     assert short[1] < long[1]
@@ -117,23 +126,11 @@ def test_long_prompts_are_prefilled_in_passes_and_answer_as_alone(
     # prompts of 32, 33, 35 and 43 tokens (the template's default system turn included)
     monkeypatch.setattr("judgeforge.llm.local.PREFILL_TOKENS", 70)
     chat = LocalChat(model_dir=tiny_model_dir, batch_size=4, show_progress=False)
-    model = load_causal_lm(tiny_model_dir).model
-    prefills: list[tuple[int, int]] = []  # (rows, prompt width) of each forward pass with a prompt
-
-    def record(_module, args, kwargs, _output):
-        ids = kwargs["input_ids"]
-        if ids.shape[1] > 1:
-            prefills.append(tuple(ids.shape))
-
     requests = [
         LLMRequest.from_prompt(prompt, max_tokens=6)
         for prompt in ("Short.", "Also short.", "A longer prompt, " * 3, "Medium length prompt.")
     ]
-    hook = model.register_forward_hook(record, with_kwargs=True)
-    try:
-        together = chat.generate_batch(requests)
-    finally:
-        hook.remove()
+    prefills, together = _prefills_of(tiny_model_dir, chat, requests)
     # all four joined the batch at once, shortest first, in passes of at most 70 padded tokens
     assert prefills == [(2, 33), (1, 35), (1, 43)]
     alone = [chat.generate_batch([request])[0] for request in requests]
