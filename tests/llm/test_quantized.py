@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import copy as copy_module
+import logging
 import threading
+from pathlib import Path
 
+import pytest
 import torch
 
-from judgeforge.llm.quantized import Int8Linear, quantize_linears
-from tests.support.tiny_judge import tiny_llama
+from judgeforge.llm import quantized
+from judgeforge.llm.local import load_causal_lm
+from judgeforge.llm.quantized import Int8Linear, int8_products_are_fast, quantize_linears
+from tests.support.tiny_judge import save_checkpoint, tiny_llama
 
 
 def test_every_linear_layer_becomes_int8_and_logits_stay_close() -> None:
@@ -97,3 +102,39 @@ def test_threads_sharing_a_model_never_take_each_others_outputs() -> None:
         other.start()
         other.join()
         assert torch.equal(parent.up_proj(mine), alone(mine))
+
+
+@pytest.mark.parametrize(
+    ("features", "fast"),
+    [
+        ({"avx2": True, "fma3": True}, False),  # the AMD EPYC measured: int8 ~50 times slower
+        ({"avx2": True, "avx_vnni": True}, False),  # not measured: the safe side
+        ({"avx512_f": True, "avx512_vnni": True}, True),
+        ({"avx512_f": True, "amx_int8": True, "amx_tile": True}, True),
+        ({"avx512_f": True, "avx512_vnni": False}, False),
+    ],
+)
+def test_int8_products_count_as_fast_only_on_a_cpu_with_an_int8_dot_product(
+    features: dict[str, bool], fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: features)
+    int8_products_are_fast.cache_clear()
+    try:
+        assert int8_products_are_fast() is fast
+    finally:
+        int8_products_are_fast.cache_clear()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_local_model_loads_in_int8_only_where_int8_products_are_fast(
+    fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(quantized, "int8_products_are_fast", lambda: fast)
+    model_dir = save_checkpoint(
+        tiny_llama(), tmp_path / "tiny-llama"
+    )  # a folder of its own: loaded afresh
+    with caplog.at_level(logging.INFO, logger="judgeforge.llm.local"):
+        model = load_causal_lm(model_dir).model
+    assert any(isinstance(m, Int8Linear) for m in model.modules()) is fast
+    assert any(isinstance(m, torch.nn.Linear) for m in model.modules()) is not fast
+    assert f"local: linear layers in {'int8' if fast else 'float32'}" in caplog.text

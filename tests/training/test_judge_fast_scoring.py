@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,9 +15,10 @@ import pytest
 import torch
 
 from judgeforge.config.training import TrainingConfig
-from judgeforge.llm.quantized import Int8Linear
+from judgeforge.llm.quantized import Int8Linear, int8_products_are_fast
 from judgeforge.pipelines.training import nodes
 from judgeforge.training import Judge
+from judgeforge.training import judge as judge_module
 from judgeforge.training.judge import JUDGE_CONFIG_FILE, PREDICTION_COLUMN, probability_column
 from judgeforge.training.runtime import resolve_runtime_options
 from tests.support.busy_cores import every_core_busy
@@ -114,14 +116,47 @@ def test_int8_inference_is_recorded_and_an_int8_judge_that_scored_refuses_to_sav
 
 
 def test_by_default_encoder_and_classify_judges_score_in_int8_and_generate_in_float(
-    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(judge_module, "int8_products_are_fast", lambda: True)
     for head, expected in (("encoder", True), ("classify", True), ("generate", False)):
         folder = saved_judge(head, tmp_path / head, tiny_llama_dir, tiny_bert_dir, int8=None)
         saved = json.loads((folder / JUDGE_CONFIG_FILE).read_text())
         assert saved["config"]["model"]["int8_inference"] is None
         assert Judge.load(folder).int8 is expected, head
         assert Judge.load(folder, int8=not expected).int8 is not expected, head
+
+
+def test_on_a_cpu_without_an_int8_dot_product_judges_score_in_float_unless_told_and_warned(
+    tiny_llama_dir: Path,
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(judge_module, "int8_products_are_fast", lambda: False)
+    for head in HEADS:
+        folder = saved_judge(head, tmp_path / head, tiny_llama_dir, tiny_bert_dir, int8=None)
+        with caplog.at_level(logging.WARNING, logger="judgeforge.training.judge"):
+            assert not Judge.load(folder).int8, head
+        assert not caplog.records
+    told = saved_judge("classify", tmp_path / "told", tiny_llama_dir, tiny_bert_dir, int8=True)
+    with caplog.at_level(logging.WARNING, logger="judgeforge.training.judge"):
+        assert Judge.load(told).int8
+    assert "no int8 dot product" in caplog.text and "set it to null or false" in caplog.text
+
+
+def test_judgeforge_predict_of_a_default_judge_uses_int8_exactly_where_this_cpu_has_an_int8_dot_product(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    folder = saved_judge("classify", tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=None)
+    result, scored_path = judgeforge_predict(folder, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = pd.read_csv(scored_path, dtype={PREDICTION_COLUMN: str})
+    expected = Judge.load(folder, int8=int8_products_are_fast()).predict(ROWS)
+    other = Judge.load(folder, int8=not int8_products_are_fast()).predict(ROWS)
+    np.testing.assert_allclose(probabilities(scored), probabilities(expected), atol=1e-6)
+    assert np.abs(probabilities(scored) - probabilities(other)).max() > 1e-6
 
 
 def test_the_generate_head_keeps_the_system_message_it_was_saved_with(

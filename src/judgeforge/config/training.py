@@ -278,8 +278,10 @@ class ModelConfig(StrictModel):
         "and judgeforge predict): weights per output channel, activations per token, so a row "
         "scores the same in any batch; the output head stays float. About twice the rows per "
         "CPU-second. null: the encoder and classify heads, whose trained judges were measured to "
-        "keep their macro-F1 within 0.01 and their ECE (BENCHMARKS.md), not generate (-0.014); "
-        "true / false: every head / none. On a GPU: ignored.",
+        "keep their macro-F1 within 0.01 and their ECE (BENCHMARKS.md), not generate (-0.014), "
+        "and only on a CPU with an int8 dot product (VNNI or AMX; without one int8 layers run "
+        "many times slower than float32); true / false: every head (warned on such a CPU) / none. "
+        "On a GPU: ignored.",
     )
 
     @model_rules

@@ -99,10 +99,11 @@ class LoadedCausalLM:
 
 @functools.cache
 def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
-    """Load a causal LM once per process, its linear layers in int8; every client of the directory shares it."""
+    """Load a causal LM once per process, its linear layers in int8 where the CPU multiplies int8
+    fast (`int8_products_are_fast`); every client of the directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgeforge.llm.quantized import quantize_linears
+    from judgeforge.llm.quantized import int8_products_are_fast, quantize_linears
 
     with _load_lock:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -111,7 +112,14 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         model.eval()
         # Linear layers are ~3/4 of a CPU forward pass (py-spy, BENCHMARKS.md issue 15).
-        quantize_linears(model)
+        if int8_products_are_fast():
+            quantize_linears(model)
+            logger.info("local: linear layers in int8")
+        else:
+            logger.info(
+                "local: linear layers in float32: this CPU has no int8 dot product (VNNI or AMX), "
+                "without which int8 layers run many times slower"
+            )
     return LoadedCausalLM(tokenizer=tokenizer, model=model)
 
 

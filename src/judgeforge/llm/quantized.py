@@ -14,6 +14,7 @@ itself on scoring batches (torch profiler, BENCHMARKS.md issue 12, round 6).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from typing import Any
@@ -21,6 +22,12 @@ from typing import Any
 import torch
 
 INT8_MAX = 127
+# CPU features with an int8 dot product, where oneDNN's int8 kernels (torch._int_mm) run. Without
+# one, oneDNN falls back to a reference loop: on an AMD EPYC with AVX2 alone, products of 16-512
+# rows took 32-57 times as long as float32 ones, and a whole SmolLM2 decoding step 20 times as long
+# (BENCHMARKS.md, "int8 only where the CPU has an int8 dot product"). AVX-VNNI alone (client CPUs)
+# and AVX-512 without VNNI were not measured here; they run float32, the safe side.
+INT8_DOT_PRODUCT_FEATURES = ("avx512_vnni", "amx_int8")
 _TINY = 1e-8  # the scale of an all-zero row or channel, so nothing divides by zero
 # Children of one module that the model always calls on the same tensor (Llama, BERT).
 SHARED_INPUT_GROUPS = (
@@ -28,6 +35,13 @@ SHARED_INPUT_GROUPS = (
     ("gate_proj", "up_proj"),
     ("query", "key", "value"),
 )
+
+
+@functools.cache
+def int8_products_are_fast() -> bool:
+    """Whether this CPU has an int8 dot product (INT8_DOT_PRODUCT_FEATURES), so int8 layers beat float32 ones."""
+    capabilities = torch.cpu.get_capabilities()
+    return any(capabilities.get(feature, False) for feature in INT8_DOT_PRODUCT_FEATURES)
 
 
 def _scales(values: torch.Tensor) -> torch.Tensor:

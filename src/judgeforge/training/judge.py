@@ -14,7 +14,8 @@ every pooled vector and make short rows several times longer): a single column's
 `name: value` per column joined by the tokenizer's separator token. Either way each field is cut so that the
 whole fits `max_seq_length` (`context` first).
 Probabilities are the softmax of the logits divided by the judge's fitted temperature.
-With `model.int8_inference` (by default: the encoder and classify heads) a judge loaded on a CPU scores with its body's linear layers in int8
+With `model.int8_inference` (by default: the encoder and classify heads, on a CPU with an int8 dot
+product, `int8_products_are_fast`) a judge loaded on a CPU scores with its body's linear layers in int8
 (`judgeforge.llm.quantized`: a scale per output channel and per token, exact int32 sums, so a
 row's result does not depend on the rows beside it); the output head stays float. The layers are
 swapped at the first scoring call, so that a loaded judge that is only saved again (publishing)
@@ -24,6 +25,7 @@ writes its float weights.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ import torch
 
 from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.errors import UserError
-from judgeforge.llm.quantized import quantize_linears
+from judgeforge.llm.quantized import int8_products_are_fast, quantize_linears
 from judgeforge.training.calibration import probabilities_at
 from judgeforge.training.encoder import HEAD_FILE
 from judgeforge.training.formatting import (
@@ -71,6 +73,8 @@ from judgeforge.training.scoring import (
     causal_classifier_logits,
     classifier_logits,
 )
+
+logger = logging.getLogger(__name__)
 
 JUDGE_CONFIG_FILE = "judge_config.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
@@ -221,9 +225,16 @@ class Judge:
         model = _on_inference_device(model)
         if int8 is None:
             int8 = config.model.int8_inference
+        on_cpu = _on_cpu(model)
         if int8 is None:
-            int8 = head in INT8_BY_DEFAULT
-        int8 = int8 and _on_cpu(model)
+            int8 = head in INT8_BY_DEFAULT and int8_products_are_fast()
+        elif int8 and on_cpu and not int8_products_are_fast():
+            logger.warning(
+                "int8 scoring is on (training.model.int8_inference), but this CPU has no int8 dot "
+                "product (VNNI or AMX): int8 layers run many times slower than float32 here; set "
+                "it to null or false"
+            )
+        int8 = int8 and on_cpu
         return cls(
             model,
             tokenizer,
