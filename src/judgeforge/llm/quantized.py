@@ -23,10 +23,11 @@ import torch
 
 INT8_MAX = 127
 # CPU features with an int8 dot product, where oneDNN's int8 kernels (torch._int_mm) run. Without
-# one, oneDNN falls back to a reference loop: on an AMD EPYC with AVX2 alone, products of 16-512
-# rows took 32-57 times as long as float32 ones, and a whole SmolLM2 decoding step 20 times as long
-# (BENCHMARKS.md, "int8 only where the CPU has an int8 dot product"). AVX-VNNI alone (client CPUs)
-# and AVX-512 without VNNI were not measured here; they run float32, the safe side.
+# one, oneDNN falls back to a reference loop: on an AMD EPYC with AVX2 alone (2 threads, idle),
+# products of 16-512 rows took 24-55 times as long as float32 ones, a SmolLM2 forward pass 66 times
+# and a 16-row decoding step 15 times (BENCHMARKS.md, "int8 only where the CPU has an int8 dot
+# product"). AVX-VNNI alone (client CPUs) and AVX-512 without VNNI were not measured here; they
+# run float32, the safe side.
 INT8_DOT_PRODUCT_FEATURES = ("avx512_vnni", "amx_int8")
 _TINY = 1e-8  # the scale of an all-zero row or channel, so nothing divides by zero
 # Children of one module that the model always calls on the same tensor (Llama, BERT).
