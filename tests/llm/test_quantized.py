@@ -130,9 +130,8 @@ def test_the_local_model_loads_in_int8_only_where_int8_products_are_fast(
     fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(quantized, "int8_products_are_fast", lambda: fast)
-    model_dir = save_checkpoint(
-        tiny_llama(), tmp_path / "tiny-llama"
-    )  # a folder of its own: loaded afresh
+    # a folder of its own, so load_causal_lm loads it afresh
+    model_dir = save_checkpoint(tiny_llama(), tmp_path / "tiny-llama")
     with caplog.at_level(logging.INFO, logger="judgeforge.llm.local"):
         model = load_causal_lm(model_dir).model
     assert any(isinstance(m, Int8Linear) for m in model.modules()) is fast

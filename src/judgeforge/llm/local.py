@@ -103,7 +103,11 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
     fast (`int8_products_are_fast`); every client of the directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgeforge.llm.quantized import int8_products_are_fast, quantize_linears
+    from judgeforge.llm.quantized import (
+        WITHOUT_INT8_DOT_PRODUCT,
+        int8_products_are_fast,
+        quantize_linears,
+    )
 
     with _load_lock:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -116,10 +120,7 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
             quantize_linears(model)
             logger.info("local: linear layers in int8")
         else:
-            logger.info(
-                "local: linear layers in float32: this CPU has no int8 dot product (VNNI or AMX), "
-                "without which int8 layers run many times slower"
-            )
+            logger.info("local: linear layers in float32: %s", WITHOUT_INT8_DOT_PRODUCT)
     return LoadedCausalLM(tokenizer=tokenizer, model=model)
 
 

@@ -29,6 +29,11 @@ INT8_MAX = 127
 # product"). AVX-VNNI alone (client CPUs) and AVX-512 without VNNI were not measured here; they
 # run float32, the safe side.
 INT8_DOT_PRODUCT_FEATURES = ("avx512_vnni", "amx_int8")
+# Why a CPU without one runs float32, for the lines that say so.
+WITHOUT_INT8_DOT_PRODUCT = (
+    "this CPU has no int8 dot product (VNNI or AMX): int8 layers run many times slower than "
+    "float32 here"
+)
 _TINY = 1e-8  # the scale of an all-zero row or channel, so nothing divides by zero
 # Children of one module that the model always calls on the same tensor (Llama, BERT).
 SHARED_INPUT_GROUPS = (

@@ -38,7 +38,11 @@ import torch
 
 from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.errors import UserError
-from judgeforge.llm.quantized import int8_products_are_fast, quantize_linears
+from judgeforge.llm.quantized import (
+    WITHOUT_INT8_DOT_PRODUCT,
+    int8_products_are_fast,
+    quantize_linears,
+)
 from judgeforge.training.calibration import probabilities_at
 from judgeforge.training.encoder import HEAD_FILE
 from judgeforge.training.formatting import (
@@ -230,9 +234,8 @@ class Judge:
             int8 = head in INT8_BY_DEFAULT and int8_products_are_fast()
         elif int8 and on_cpu and not int8_products_are_fast():
             logger.warning(
-                "int8 scoring is on (training.model.int8_inference), but this CPU has no int8 dot "
-                "product (VNNI or AMX): int8 layers run many times slower than float32 here; set "
-                "it to null or false"
+                "int8 scoring is on (training.model.int8_inference), but %s; set it to null or false",
+                WITHOUT_INT8_DOT_PRODUCT,
             )
         int8 = int8 and on_cpu
         return cls(
