@@ -1,4 +1,4 @@
-"""Int8 linear layers of the local provider, on a tiny random model."""
+"""Int8 and float16-weight linear layers of the local provider, on a tiny random model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import torch
 
 from judgeforge.llm import quantized
 from judgeforge.llm.local import load_causal_lm
-from judgeforge.llm.quantized import Int8Linear, int8_products_are_fast, quantize_linears
+from judgeforge.llm.quantized import (
+    Float16WeightLinear,
+    Int8Linear,
+    float16_weight_linears,
+    float16_weights_available,
+    int8_products_are_fast,
+    quantize_linears,
+)
 from tests.support.tiny_judge import save_checkpoint, tiny_llama
 
 
@@ -125,15 +132,85 @@ def test_int8_products_count_as_fast_only_on_a_cpu_with_an_int8_dot_product(
         int8_products_are_fast.cache_clear()
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_the_local_model_loads_in_int8_only_where_int8_products_are_fast(
-    fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("fast", "float16", "layer", "line"),
+    [
+        (True, True, Int8Linear, "in int8"),
+        (False, True, Float16WeightLinear, "with float16 weights"),
+        (False, False, torch.nn.Linear, "in float32"),
+    ],
+)
+def test_the_local_model_loads_in_int8_where_fast_else_with_float16_weights_where_available(
+    fast: bool,
+    float16: bool,
+    layer: type,
+    line: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(quantized, "int8_products_are_fast", lambda: fast)
+    monkeypatch.setattr(quantized, "float16_weights_available", lambda: float16)
     # a folder of its own, so load_causal_lm loads it afresh
     model_dir = save_checkpoint(tiny_llama(), tmp_path / "tiny-llama")
     with caplog.at_level(logging.INFO, logger="judgeforge.llm.local"):
         model = load_causal_lm(model_dir).model
-    assert any(isinstance(m, Int8Linear) for m in model.modules()) is fast
-    assert any(isinstance(m, torch.nn.Linear) for m in model.modules()) is not fast
-    assert f"local: linear layers in {'int8' if fast else 'float32'}" in caplog.text
+    kinds = {type(m) for m in model.modules()} & {Int8Linear, Float16WeightLinear, torch.nn.Linear}
+    assert kinds == {layer}
+    assert f"local: linear layers {line}" in caplog.text
+
+
+needs_float16 = pytest.mark.skipif(
+    not float16_weights_available(), reason="this torch build has no float16-weight product"
+)
+
+
+@needs_float16
+def test_a_float16_weight_layer_computes_the_float32_product_of_its_rounded_weight() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(48, 20)
+    layer.weight.data[0, 0] = 1 + 2**-12  # float16 has 10 bits of fraction: this rounds to 1
+    half = Float16WeightLinear(layer)
+    inputs = torch.randn(2, 3, 48)  # any leading shape
+    rounded = torch.nn.functional.linear(inputs, layer.weight.half().float(), layer.bias)
+    with torch.inference_mode():
+        out = half(inputs)
+    assert out.shape == (2, 3, 20) and out.dtype == torch.float32
+    torch.testing.assert_close(out, rounded, rtol=1e-5, atol=1e-5)
+    layer.bias = None
+    unit = torch.zeros(1, 48)
+    unit[0, 0] = 1.0
+    with torch.inference_mode():
+        # the rounded weight, not the float32 one
+        assert Float16WeightLinear(layer)(unit)[0, 0] == 1.0
+
+
+@needs_float16
+def test_every_linear_layer_takes_float16_weights_and_greedy_tokens_stay() -> None:
+    model = tiny_llama(vocab_size=256, hidden_size=64, intermediate_size=128)
+    ids = torch.randint(0, 256, (3, 12), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        float_logits = model(input_ids=ids).logits
+        replaced = float16_weight_linears(model)
+        half_logits = model(input_ids=ids).logits
+    assert replaced == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer, and the output head
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
+    error = (half_logits - float_logits).abs().max() / float_logits.abs().max()
+    assert 0 < error < 0.005
+    assert torch.equal(half_logits.argmax(-1), float_logits.argmax(-1))
+
+
+def test_float16_weights_count_as_unavailable_where_torch_lacks_the_product(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(*args: object) -> None:
+        raise RuntimeError(
+            "Didn't find engine for operation quantized::linear_prepack_fp16 NoQEngine"
+        )
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack_fp16", missing)
+    float16_weights_available.cache_clear()
+    try:
+        assert float16_weights_available() is False
+    finally:
+        float16_weights_available.cache_clear()

@@ -100,11 +100,14 @@ class LoadedCausalLM:
 @functools.cache
 def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
     """Load a causal LM once per process, its linear layers in int8 where the CPU multiplies int8
-    fast (`int8_products_are_fast`); every client of the directory shares it."""
+    fast (`int8_products_are_fast`), else with float16 weights where torch has the product for
+    them; every client of the directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from judgeforge.llm.quantized import (
         WITHOUT_INT8_DOT_PRODUCT,
+        float16_weight_linears,
+        float16_weights_available,
         int8_products_are_fast,
         quantize_linears,
     )
@@ -119,6 +122,9 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         if int8_products_are_fast():
             quantize_linears(model)
             logger.info("local: linear layers in int8")
+        elif float16_weights_available():
+            float16_weight_linears(model)
+            logger.info("local: linear layers with float16 weights: %s", WITHOUT_INT8_DOT_PRODUCT)
         else:
             logger.info("local: linear layers in float32: %s", WITHOUT_INT8_DOT_PRODUCT)
     return LoadedCausalLM(tokenizer=tokenizer, model=model)

@@ -1,4 +1,7 @@
-"""Int8 linear layers for CPU decoding: weights quantized per output channel, activations per row.
+"""Linear layers for CPU decoding in low precision: int8 where the CPU multiplies int8 fast,
+float16 weights elsewhere.
+
+Int8: weights quantized per output channel, activations per row.
 
 Why not `torch.ao.quantization.quantize_dynamic`: it scales activations per tensor, so a row's
 answer would depend on which rows (and how much left padding) shared its batch. Here every row
@@ -10,6 +13,10 @@ Sibling layers that read the same input (attention's query, key and value; the M
 up projections) share one weight matrix: the input is quantized once and multiplied once, and
 each sibling takes its columns. Quantizing and rescaling cost about as much as the int8 product
 itself on scoring batches (torch profiler, BENCHMARKS.md issue 12, round 6).
+
+Float16 weights: where int8 products are slow (AVX2 alone), fbgemm's float16-weight product
+reads half the bytes of a float32 one and computes in float32 on float32 activations. A decoding
+step of 16 rows is its main user: there memory, not arithmetic, bounds a product.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -48,6 +56,17 @@ def int8_products_are_fast() -> bool:
     """Whether this CPU has an int8 dot product (INT8_DOT_PRODUCT_FEATURES), so int8 layers beat float32 ones."""
     capabilities = torch.cpu.get_capabilities()
     return any(capabilities.get(feature, False) for feature in INT8_DOT_PRODUCT_FEATURES)
+
+
+@functools.cache
+def float16_weights_available() -> bool:
+    """Whether this torch build has fbgemm's float16-weight linear product (x86 builds do)."""
+    try:
+        packed = torch.ops.quantized.linear_prepack_fp16(torch.ones(1, 1), None)
+        torch.ops.quantized.linear_dynamic_fp16(torch.ones(1, 1), packed)
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return False
+    return True
 
 
 def _scales(values: torch.Tensor) -> torch.Tensor:
@@ -140,21 +159,51 @@ class SharedInputProduct:
         return output.to(inputs.dtype).reshape(*inputs.shape[:-1], member.out_features)
 
 
-def quantize_linears(model: Any) -> int:
-    """Replace every `nn.Linear` of `model` (the output head too) by an Int8Linear; return how many."""
+class Float16WeightLinear(torch.nn.Module):
+    """`nn.Linear` with its weight held in float16 (fbgemm-packed); inputs and outputs stay float32."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        bias = linear.bias
+        self.packed = torch.ops.quantized.linear_prepack_fp16(
+            linear.weight.detach().float(), None if bias is None else bias.detach().float()
+        )
+        self.out_features = linear.out_features
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        rows = inputs.reshape(-1, inputs.shape[-1]).float()
+        out = torch.ops.quantized.linear_dynamic_fp16(rows, self.packed)
+        return out.to(inputs.dtype).reshape(*inputs.shape[:-1], self.out_features)
+
+
+def _replace_linears(
+    model: Any, make: Callable[[torch.nn.Linear], torch.nn.Module]
+) -> dict[str, Any]:
+    """Replace every `nn.Linear` of `model` (the output head too) by `make(linear)`; return them by name."""
     targets = [
         (name, module)
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.Linear)
     ]
-    replaced: dict[str, Int8Linear] = {}
+    replaced = {}
     for name, module in targets:
         parent_name, _, attribute = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        replaced[name] = Int8Linear(module)
+        replaced[name] = make(module)
         setattr(parent, attribute, replaced[name])
+    return replaced
+
+
+def float16_weight_linears(model: Any) -> int:
+    """Replace every `nn.Linear` of `model` (the output head too) by a Float16WeightLinear; return how many."""
+    return len(_replace_linears(model, Float16WeightLinear))
+
+
+def quantize_linears(model: Any) -> int:
+    """Replace every `nn.Linear` of `model` (the output head too) by an Int8Linear; return how many."""
+    replaced = _replace_linears(model, Int8Linear)
     _share_inputs(replaced)
-    return len(targets)
+    return len(replaced)
 
 
 def _share_inputs(layers: dict[str, Int8Linear]) -> None:
