@@ -1,9 +1,11 @@
-"""Int8 against float32 on this CPU: one linear product, then the embedded SmolLM2 whole.
+"""Int8 and float16 weights against float32 on this CPU: one linear product, then the embedded
+SmolLM2 whole.
 
 judgeforge runs its linear layers in int8 only where the CPU has an int8 dot product
-(`judgeforge.llm.quantized.int8_products_are_fast`: AVX-512 VNNI or AMX). This prints what the
-CPU reports, that decision, and the times both ways, side by side in one process, so the rule
-can be checked on any machine:
+(`judgeforge.llm.quantized.int8_products_are_fast`: AVX-512 VNNI or AMX), and with float16
+weights elsewhere where torch has that product (`float16_weights_available`). This prints what
+the CPU reports, those decisions, and the times all three ways, side by side in one process, so
+the rule can be checked on any machine:
 
     PYTHONPATH=src .venv/bin/python benchmarks/int8_dot_product.py --threads 2
 
@@ -23,7 +25,10 @@ import torch
 
 from judgeforge.llm.quantized import (
     INT8_DOT_PRODUCT_FEATURES,
+    Float16WeightLinear,
     Int8Linear,
+    float16_weight_linears,
+    float16_weights_available,
     int8_products_are_fast,
     quantize_linears,
 )
@@ -44,6 +49,17 @@ def median_seconds(
         run(inputs)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def columns(times: dict[str, float], float_s: float, digits: int) -> str:
+    """The int8 and float16 cells of a table row: milliseconds and the ratio to float32."""
+    cells = []
+    for variant in ("int8", "float16"):
+        if variant in times:
+            cells += [f"{times[variant] * 1e3:.{digits}f} ms", f"×{times[variant] / float_s:.2f}"]
+        else:
+            cells += ["n/a", "n/a"]
+    return " | ".join(cells) + " |"
 
 
 def main() -> None:
@@ -67,24 +83,34 @@ def main() -> None:
         + ", ".join(f"{f}={bool(capabilities.get(f))}" for f in INT8_DOT_PRODUCT_FEATURES)
     )
     print(f"int8_products_are_fast: {int8_products_are_fast()}")
-    print("\n| what | float32 | int8 | int8 / float32 |\n|---|---|---|---|")
+    half = float16_weights_available()
+    print(f"float16_weights_available: {half}")
+    print(
+        "\n| what | float32 | int8 | int8 / float32 | float16 weights | float16 / float32 |"
+        "\n|---|---|---|---|---|---|"
+    )
     generator = torch.Generator().manual_seed(0)
     linear = torch.nn.Linear(IN_FEATURES, OUT_FEATURES, bias=False)
-    int8_linear = Int8Linear(linear)
+    variants = {"int8": Int8Linear(linear)}
+    if half:
+        variants["float16"] = Float16WeightLinear(linear)
     with torch.inference_mode():
         for rows in args.rows:
             inputs = torch.randn(rows, IN_FEATURES, generator=generator)
             float_s = median_seconds(linear, inputs, args.repeats)
-            int8_s = median_seconds(int8_linear, inputs, args.repeats)
+            times = {k: median_seconds(v, inputs, args.repeats) for k, v in variants.items()}
             print(
                 f"| one linear layer, {rows} × {IN_FEATURES} → {OUT_FEATURES} | "
-                f"{float_s * 1e3:.2f} ms | {int8_s * 1e3:.2f} ms | ×{int8_s / float_s:.1f} |"
+                f"{float_s * 1e3:.2f} ms | {columns(times, float_s, 2)}"
             )
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(embedded_model_dir()).eval()
-        int8_model = copy.deepcopy(model)
-        quantize_linears(int8_model)
+        models = {"int8": copy.deepcopy(model)}
+        quantize_linears(models["int8"])
+        if half:
+            models["float16"] = copy.deepcopy(model)
+            float16_weight_linears(models["float16"])
         shapes = {
             f"SmolLM2 forward, {args.prompts} prompts × {args.tokens} tokens": (
                 args.prompts,
@@ -95,11 +121,8 @@ def main() -> None:
         for what, shape in shapes.items():
             ids = torch.randint(100, 10_000, shape, generator=generator)
             float_s = median_seconds(model, ids, args.repeats)
-            int8_s = median_seconds(int8_model, ids, args.repeats)
-            print(
-                f"| {what} | {float_s * 1e3:.0f} ms | {int8_s * 1e3:.0f} ms "
-                f"| ×{int8_s / float_s:.1f} |"
-            )
+            times = {k: median_seconds(v, ids, args.repeats) for k, v in models.items()}
+            print(f"| {what} | {float_s * 1e3:.0f} ms | {columns(times, float_s, 0)}")
 
 
 if __name__ == "__main__":
