@@ -323,15 +323,20 @@ def summary(results: list[dict | None], timeout: int) -> str:
         return statistics.median(r[key] if r else 0.0 for r in results)
 
     late = len(results) - len(finished)
+    # generation runs have rounds and texts; the judge workload (j) has neither
+    texts = (
+        f", rounds {statistics.median(r['rounds'] for r in finished):g}; median text "
+        f"{statistics.median(r['median_chars'] or 0 for r in finished):g} chars (real "
+        f"{finished[0]['real_median_chars']:g})"
+        if "rounds" in finished[0]
+        else f"; wall {median('seconds'):.1f} s a run"
+    )
     return (
         f"{median('examples_per_cpu_s'):.3f} examples/CPU-s, {median('tokens_per_cpu_s'):.1f} "
         f"tokens/CPU-s; wall {median('examples_per_s'):.3f} examples/s, "
         f"{median('tokens_per_s'):.1f} tokens/s; valid share "
         f"{statistics.median(r['valid_share'] for r in finished):.2f}; calls "
-        f"{statistics.median(r['calls'] for r in finished):g}, rounds "
-        f"{statistics.median(r['rounds'] for r in finished):g}; median text "
-        f"{statistics.median(r['median_chars'] or 0 for r in finished):g} chars (real "
-        f"{finished[0]['real_median_chars']:g})"
+        f"{statistics.median(r['calls'] for r in finished):g}{texts}"
         f"{f', {late} run(s) past {timeout} s' if late else ''}"
     )
 
