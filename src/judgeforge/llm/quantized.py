@@ -35,9 +35,9 @@ INT8_MAX = 127
 # products of 16-512 rows took 24-55 times as long as float32 ones, a SmolLM2 forward pass 66 times
 # and a 16-row decoding step 15 times (BENCHMARKS.md, "int8 only where the CPU has an int8 dot
 # product"). AVX-VNNI alone (client CPUs) and AVX-512 without VNNI were not measured here; they
-# run float32, the safe side.
+# take the path without int8 (float16 weights or float32), the safe side.
 INT8_DOT_PRODUCT_FEATURES = ("avx512_vnni", "amx_int8")
-# Why a CPU without one runs float32, for the lines that say so.
+# Why a CPU without one does not run int8, for the lines that say so.
 WITHOUT_INT8_DOT_PRODUCT = (
     "this CPU has no int8 dot product (VNNI or AMX): int8 layers run many times slower than "
     "float32 here"
@@ -61,6 +61,7 @@ def int8_products_are_fast() -> bool:
 @functools.cache
 def float16_weights_available() -> bool:
     """Whether this torch build has fbgemm's float16-weight linear product (x86 builds do)."""
+    # A build without fbgemm (ARM, for one) raises here; its layers then stay float32.
     try:
         packed = torch.ops.quantized.linear_prepack_fp16(torch.ones(1, 1), None)
         torch.ops.quantized.linear_dynamic_fp16(torch.ones(1, 1), packed)
