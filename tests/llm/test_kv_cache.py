@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from judgeforge.llm.kv_cache import CHUNK_TOKENS, ChunkedLayer, chunked_cache
+from judgeforge.llm.kv_cache import CHUNK_TOKENS, ChunkedLayer, chunked_cache, stacked_cache
 
 
 def _states(generator: torch.Generator, tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,3 +50,32 @@ def test_a_cache_built_from_tensors_holds_them_and_grows() -> None:
     cache.update(more_keys, more_values, layer_idx=0)
     assert torch.equal(cache.layers[0].keys, torch.cat([keys, more_keys], dim=-2))
     assert cache.get_seq_length() == 6
+
+
+def test_a_stacked_cache_holds_each_part_left_padded_and_grows_in_place() -> None:
+    generator = torch.Generator().manual_seed(3)
+    short, long = _states(generator, 3), _states(generator, 5)
+    parts = [chunked_cache([short, short]), chunked_cache([long, long])]
+    cache = stacked_cache(parts, width=5)
+    padded = torch.cat([torch.zeros(2, 3, 2, 4), short[0]], dim=-2)
+    assert torch.equal(cache.layers[1].keys, torch.cat([padded, long[0]]))
+    assert cache.get_seq_length() == 5
+    start = cache.layers[0].keys.data_ptr()
+    cache.update(*(torch.ones(4, 3, 1, 4),) * 2, layer_idx=0)
+    assert cache.layers[0].keys.data_ptr() == start  # written into the room the buffer has
+    assert torch.equal(cache.layers[0].values[:, :, -1], torch.ones(4, 3, 4))
+
+
+def test_keeping_rows_drops_the_others_and_leading_tokens_without_a_new_buffer() -> None:
+    generator = torch.Generator().manual_seed(4)
+    keys, values = torch.randn(5, 3, 6, 4, generator=generator), torch.randn(5, 3, 6, 4)
+    layer = chunked_cache([(keys, values)]).layers[0]
+    buffer = layer.keys.untyped_storage().data_ptr()
+    layer.keep_rows([1, 3, 4], first_token=2)
+    assert torch.equal(layer.keys, keys[[1, 3, 4], :, 2:])
+    assert torch.equal(layer.values, values[[1, 3, 4], :, 2:])
+    assert layer.keys.untyped_storage().data_ptr() == buffer
+    more = torch.randn(3, 3, 1, 4, generator=generator)
+    got_keys, _ = layer.update(more, more)
+    assert torch.equal(got_keys, torch.cat([keys[[1, 3, 4], :, 2:], more], dim=-2))
+    assert layer.keys.untyped_storage().data_ptr() == buffer  # the freed room is reused

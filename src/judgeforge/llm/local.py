@@ -443,25 +443,16 @@ class ContinuousBatch:
 
     def release(self, finished: set[int]) -> None:
         """Drop finished rows (by position in `rows`) and the padding columns no row needs any more."""
-        import torch
-
-        from judgeforge.llm.kv_cache import chunked_cache
-
         keep = [i for i in range(len(self.rows)) if i not in finished]
         if not keep:
             self.rows, self.cache, self.mask = [], None, None
             return
-        index = torch.tensor(keep)
         self.rows = [self.rows[i] for i in keep]
-        self.mask = self.mask[index]
+        self.mask = self.mask[keep]
         first_real = int(self.mask.any(dim=0).int().argmax())
         self.mask = self.mask[:, first_real:]
-        self.cache = chunked_cache(
-            [
-                (layer.keys[index, :, first_real:], layer.values[index, :, first_real:])
-                for layer in self.cache.layers
-            ]
-        )
+        for layer in self.cache.layers:
+            layer.keep_rows(keep, first_real)
 
     def _forward(self, ids: Any, mask: Any, cache: Any) -> Any:
         """Last-position logits of `ids` appended to `cache` (updated in place)."""
@@ -509,28 +500,16 @@ def _join_caches(parts: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
     left-padded to the longest; a single part as it is."""
     import torch
 
-    from judgeforge.llm.kv_cache import chunked_cache
+    from judgeforge.llm.kv_cache import stacked_cache
 
     if len(parts) == 1:
         return parts[0]
     width = max(mask.shape[1] for _, mask in parts)
-
-    def pad(tensor: Any, dim: int) -> Any:
-        missing = width - tensor.shape[dim]
-        if not missing:
-            return tensor
-        shape = list(tensor.shape)
-        shape[dim] = missing
-        return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-    layers = [
-        (
-            torch.cat([pad(layer.keys, 2) for layer in same_layer]),
-            torch.cat([pad(layer.values, 2) for layer in same_layer]),
-        )
-        for same_layer in zip(*(cache.layers for cache, _ in parts))
+    masks = [
+        torch.cat([mask.new_zeros(mask.shape[0], width - mask.shape[1]), mask], dim=1)
+        for _, mask in parts
     ]
-    return chunked_cache(layers), torch.cat([pad(mask, 1) for _, mask in parts])
+    return stacked_cache([cache for cache, _ in parts], width), torch.cat(masks)
 
 
 class LocalChat:
