@@ -1,0 +1,150 @@
+"""Decoding attention for the embedded model on a CPU thread: each row's one new query token
+against its cached keys and values, read once.
+
+For one query token per row, transformers calls torch's SDPA with the query heads packed per
+key-value head: products of 3 rows by ~1,000 cached tokens, which torch's matrix routines run
+far below memory speed. At 14 rows × 1,150 cached tokens SmolLM2's attention read its keys and
+values at 5.4 GB/s where one thread reads memory at ~17 GB/s, and it was 63 % of a decoding step
+(`benchmarks/decode_step.py`, BENCHMARKS.md, issue 15, thirteenth round). The kernel here (numba,
+compiled once per machine and cached) walks each row's keys, then its values, once; it gives
+SDPA's result to float32 rounding.
+
+Only a decoding step in a process on one torch thread takes it (the local provider's worker
+processes); prefill, other dtypes, layouts or attention variants, and processes on more threads
+(where SDPA splits the work across them) go to transformers' SDPA path unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numba
+import numpy as np
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+DECODE_ATTENTION = "judgeforge_decode"
+
+# fast-math without "no infinities": masked tokens score -inf
+_FAST_MATH = {"reassoc", "contract", "arcp", "nsz"}
+
+
+def _compiled(kernel: Callable) -> Callable:
+    """`kernel` compiled by numba, the machine code kept for later processes where numba finds
+    a writable folder (beside this file, else the user's cache), else compiled in each process."""
+    options = {"fastmath": _FAST_MATH, "nogil": True, "boundscheck": False}
+    try:
+        return numba.njit(cache=True, **options)(kernel)
+    except RuntimeError:  # numba: "cannot cache function ... no locator available"
+        return numba.njit(**options)(kernel)
+
+
+@_compiled
+def _attend(query, keys, key_strides, values, value_strides, tokens, keep, scale, out):
+    """Fill `out` [rows, kv heads, group, dim] with each query group's attention over its row's
+    `tokens` cached keys and values; `keys`/`values` are flat, a (row, head) block at
+    row·stride[0] + head·stride[1], its tokens one after another."""
+    rows, kv_heads, group, dim = query.shape
+    scores = np.empty((group, tokens), dtype=np.float32)
+    weighted = np.empty((group, dim), dtype=np.float32)
+    scaled = np.empty((group, dim), dtype=np.float32)
+    for row in range(rows):
+        for head in range(kv_heads):
+            start = row * key_strides[0] + head * key_strides[1]
+            row_keys = keys[start : start + tokens * dim].reshape((tokens, dim))
+            start = row * value_strides[0] + head * value_strides[1]
+            row_values = values[start : start + tokens * dim].reshape((tokens, dim))
+            for g in range(group):
+                for d in range(dim):
+                    scaled[g, d] = query[row, head, g, d] * scale
+            for t in range(tokens):
+                if keep[row, t]:
+                    for g in range(group):
+                        score = np.float32(0.0)
+                        for d in range(dim):
+                            score += scaled[g, d] * row_keys[t, d]
+                        scores[g, t] = score
+                else:
+                    for g in range(group):
+                        scores[g, t] = -np.inf
+            for g in range(group):
+                top = scores[g].max()
+                total = np.float32(0.0)
+                for t in range(tokens):
+                    scores[g, t] = np.exp(scores[g, t] - top)
+                    total += scores[g, t]
+                for t in range(tokens):
+                    scores[g, t] /= total
+            weighted[:, :] = 0.0
+            for t in range(tokens):
+                for g in range(group):
+                    weight = scores[g, t]
+                    for d in range(dim):
+                        weighted[g, d] += weight * row_values[t, d]
+            out[row, head] = weighted
+
+
+def _flat(cached: torch.Tensor) -> np.ndarray:
+    """The elements `cached` spans, from its first, as one flat array (no copy)."""
+    span = 1 + sum((size - 1) * stride for size, stride in zip(cached.shape, cached.stride()))
+    return torch.as_strided(cached, (span,), (1,), cached.storage_offset()).numpy()
+
+
+def _kernel_applies(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask, kwargs
+) -> bool:
+    """Whether this call is a one-thread float32 decoding step in the layout `_attend` reads."""
+    dim = key.shape[-1]
+    return (
+        query.shape[2] == 1
+        and torch.get_num_threads() == 1
+        and query.dtype == key.dtype == value.dtype == torch.float32
+        and query.shape[1] % key.shape[1] == 0
+        and all(cached.stride()[2:] == (dim, 1) for cached in (key, value))
+        and (mask is None or (mask.dtype == torch.bool and mask.shape[1] == 1))
+        and not any(kwargs.get(name) is not None for name in ("softcap", "sliding_window", "s_aux"))
+    )
+
+
+def decode_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """transformers' attention output [rows, query tokens, heads, dim]: `_attend`'s for a
+    one-thread float32 decoding step, SDPA's otherwise."""
+    if module.training or dropout or not _kernel_applies(query, key, value, attention_mask, kwargs):
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    rows, heads, _, dim = query.shape
+    kv_heads, tokens = key.shape[1], key.shape[2]
+    if attention_mask is None:
+        keep = np.ones((rows, tokens), dtype=np.bool_)
+    else:
+        keep = attention_mask[:, 0, -1, :].expand(rows, tokens).contiguous().numpy()
+    grouped = query.reshape(rows, kv_heads, heads // kv_heads, dim).contiguous()
+    out = torch.empty_like(grouped)
+    _attend(
+        grouped.numpy(),
+        _flat(key),
+        np.array(key.stride()[:2]),
+        _flat(value),
+        np.array(value.stride()[:2]),
+        tokens,
+        keep,
+        np.float32(dim**-0.5 if scaling is None else scaling),
+        out.numpy(),
+    )
+    return out.reshape(rows, 1, heads, dim), None
+
+
+AttentionInterface.register(DECODE_ATTENTION, decode_attention_forward)
+AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)
