@@ -5,7 +5,7 @@ For one query token per row, transformers calls torch's SDPA with the query head
 key-value head: products of 3 rows by ~1,000 cached tokens, which torch's matrix routines run
 far below memory speed. At 14 rows × 1,150 cached tokens SmolLM2's attention read its keys and
 values at 5.4 GB/s where one thread reads memory at ~17 GB/s, and it was 63 % of a decoding step
-(`benchmarks/decode_step.py`, BENCHMARKS.md, issue 15, thirteenth round). The kernel here (numba,
+(`benchmarks/decode_step.py`, BENCHMARKS.md, issue 15, fourteenth round). The kernel here (numba,
 compiled once per machine and cached) walks each row's keys, then its values, once; it gives
 SDPA's result to float32 rounding.
 
@@ -103,7 +103,10 @@ def _kernel_applies(
         and query.dtype == key.dtype == value.dtype == torch.float32
         and query.shape[1] % key.shape[1] == 0
         and all(cached.stride()[2:] == (dim, 1) for cached in (key, value))
-        and (mask is None or (mask.dtype == torch.bool and mask.shape[1] == 1))
+        and (
+            mask is None
+            or (mask.dtype == torch.bool and mask.shape[1] == 1 and mask.shape[-1] == key.shape[2])
+        )
         and not any(kwargs.get(name) is not None for name in ("softcap", "sliding_window", "s_aux"))
     )
 
@@ -124,6 +127,23 @@ def decode_attention_forward(
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
+    return _decode(query, key, value, attention_mask, scaling), None
+
+
+def prepare_kernel() -> None:
+    """Compile the kernel, or load it from numba's cache, now rather than in a first decoding step."""
+    cached = torch.zeros(1, 1, 1, 1)
+    _decode(torch.zeros(1, 1, 1, 1), cached, cached, None, None)
+
+
+def _decode(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None,
+) -> torch.Tensor:
+    """`_attend`'s attention output [rows, 1, heads, dim] for one query token per row."""
     rows, heads, _, dim = query.shape
     kv_heads, tokens = key.shape[1], key.shape[2]
     if attention_mask is None:
@@ -143,7 +163,7 @@ def decode_attention_forward(
         np.float32(dim**-0.5 if scaling is None else scaling),
         out.numpy(),
     )
-    return out.reshape(rows, 1, heads, dim), None
+    return out.reshape(rows, 1, heads, dim)
 
 
 AttentionInterface.register(DECODE_ATTENTION, decode_attention_forward)

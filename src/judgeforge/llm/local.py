@@ -105,7 +105,7 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
     directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgeforge.llm.decode_attention import DECODE_ATTENTION
+    from judgeforge.llm.decode_attention import DECODE_ATTENTION, prepare_kernel
     from judgeforge.llm.quantized import (
         WITHOUT_INT8_DOT_PRODUCT,
         float16_weight_linears,
@@ -122,6 +122,7 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         model.eval()
         # Decoding steps on one thread read the cached keys and values ×1.6 faster than SDPA.
         model.set_attn_implementation(DECODE_ATTENTION)
+        prepare_kernel()
         # Linear layers are ~3/4 of a CPU forward pass (py-spy, BENCHMARKS.md issue 15).
         if int8_products_are_fast():
             quantize_linears(model)
