@@ -31,6 +31,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+from judgeforge.llm import decode_attention
 from judgeforge.llm.decode_attention import DECODE_ATTENTION, decode_attention_forward
 from judgeforge.llm.kv_cache import chunked_cache
 from judgeforge.llm.local import load_causal_lm
@@ -67,6 +68,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # the kernel at any context length: the local provider leaves short ones to SDPA
+    decode_attention.KERNEL_MIN_TOKENS = 0
 
     model = load_causal_lm(embedded_model_dir()).model
     config = model.config

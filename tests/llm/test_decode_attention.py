@@ -40,6 +40,8 @@ def kernel_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         return kernel(query, *args)
 
     monkeypatch.setattr(decode_attention, "_attend", counted)
+    # the kernel takes the tiny contexts of these tests
+    monkeypatch.setattr(decode_attention, "KERNEL_MIN_TOKENS", 1)
     with torch_threads(1):
         yield calls
 
@@ -75,8 +77,14 @@ def test_a_decoding_step_gets_sdpa_s_attention_from_the_kernel(
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["prefill", "two threads", "float64", "float mask", "training"])
-def test_other_calls_take_sdpa_s_path_unchanged(kernel_calls: list[int], case: str) -> None:
+@pytest.mark.parametrize(
+    "case", ["prefill", "two threads", "float64", "float mask", "training", "short context"]
+)
+def test_other_calls_take_sdpa_s_path_unchanged(
+    kernel_calls: list[int], case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if case == "short context":
+        monkeypatch.setattr(decode_attention, "KERNEL_MIN_TOKENS", TOKENS + 1)
     keys, values = cached_views(seed=2)
     query = torch.randn(ROWS, KV_HEADS * GROUP, 2 if case == "prefill" else 1, DIM)
     mask = left_padding(ROWS, TOKENS).expand(ROWS, 1, query.shape[2], TOKENS)
@@ -134,12 +142,14 @@ def test_the_kernel_compiles_per_process_where_numba_has_nowhere_to_keep_it(
         "from judgeforge.llm import decode_attention\n"
         "from tests.llm.test_decode_attention import GroupedAttention, cached_views\n"
         "torch.set_num_threads(1)\n"
+        "decode_attention.KERNEL_MIN_TOKENS = 1\n"
         "keys, values = cached_views(seed=3)\n"
         "query = torch.randn(keys.shape[0], 9, 1, keys.shape[-1])\n"
         "module = GroupedAttention().eval()\n"
         "ours, _ = decode_attention.decode_attention_forward(module, query, keys, values, None)\n"
         "expected, _ = sdpa_attention_forward(module, query, keys, values, None)\n"
         "torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)\n"
+        "assert decode_attention._attend.signatures, 'the kernel did not run'\n"
         "print(type(decode_attention._attend._cache).__name__)\n"
     )
     env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "ZipCacheLocator"}

@@ -27,6 +27,11 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 DECODE_ATTENTION = "judgeforge_decode"
 
+# Below this many cached tokens a step gained little (x1.04 at 8 rows x 250 tokens) and end-to-end
+# runs of one-sentence and rag rows measured x0.93 (unexplained, within their spread): SDPA
+# keeps them (BENCHMARKS.md, issue 15, fourteenth round).
+KERNEL_MIN_TOKENS = 512
+
 # fast-math without "no infinities": masked tokens score -inf
 _FAST_MATH = {"reassoc", "contract", "arcp", "nsz"}
 
@@ -95,10 +100,12 @@ def _flat(cached: torch.Tensor) -> np.ndarray:
 def _kernel_applies(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask, kwargs
 ) -> bool:
-    """Whether this call is a one-thread float32 decoding step in the layout `_attend` reads."""
+    """Whether this call is a one-thread float32 decoding step over a long context, in the
+    layout `_attend` reads."""
     dim = key.shape[-1]
     return (
         query.shape[2] == 1
+        and key.shape[2] >= KERNEL_MIN_TOKENS
         and torch.get_num_threads() == 1
         and query.dtype == key.dtype == value.dtype == torch.float32
         and query.shape[1] % key.shape[1] == 0
