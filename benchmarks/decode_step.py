@@ -34,7 +34,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from judgeforge.llm import decode_attention
 from judgeforge.llm.decode_attention import DECODE_ATTENTION, decode_attention_forward
 from judgeforge.llm.kv_cache import chunked_cache
-from judgeforge.llm.local import load_causal_lm
+from judgeforge.llm.local import ContinuousBatch, load_causal_lm
 from judgeforge.models.embedded import embedded_model_dir
 
 READ_BYTES = 512 * 2**20
@@ -84,17 +84,10 @@ def main() -> None:
     mask = torch.ones(args.rows, args.context + 1, dtype=torch.long)
     mask[: args.rows // 2, :40] = 0  # left padding, as rows of different prompt lengths have
     ids = torch.randint(0, config.vocab_size, (args.rows, 1))
-    positions = torch.full((args.rows, 1), args.context)
+    batch = ContinuousBatch(model, pad_token_id=0)
 
     def step() -> None:
-        model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        batch._forward(ids, mask, cache)  # the local provider's own forward pass
         for layer in cache.layers:  # forget the step's token, so every step sees the same context
             layer.keys, layer.values = (
                 layer.keys[:, :, : args.context],
