@@ -4,14 +4,15 @@ against its cached keys and values, read once.
 For one query token per row, transformers calls torch's SDPA with the query heads packed per
 key-value head: products of 3 rows by ~1,000 cached tokens, which torch's matrix routines run
 far below memory speed. At 14 rows × 1,150 cached tokens SmolLM2's attention read its keys and
-values at 5.4 GB/s where one thread reads memory at ~17 GB/s, and it was 63 % of a decoding step
+values at 4.9 GB/s where one thread reads memory at 19.4 GB/s, and it was 61 % of a decoding step
 (`benchmarks/decode_step.py`, BENCHMARKS.md, issue 15, fourteenth round). The kernel here (numba,
 compiled once per machine and cached) walks each row's keys, then its values, once; it gives
 SDPA's result to float32 rounding.
 
-Only a decoding step in a process on one torch thread takes it (the local provider's worker
-processes); prefill, other dtypes, layouts or attention variants, and processes on more threads
-(where SDPA splits the work across them) go to transformers' SDPA path unchanged.
+Only a decoding step over KERNEL_MIN_TOKENS or more cached tokens in a process on one torch
+thread takes it (the local provider's worker processes); shorter contexts, prefill, other
+dtypes, layouts or attention variants, and processes on more threads (where SDPA splits the
+work across them) go to transformers' SDPA path unchanged.
 """
 
 from __future__ import annotations
