@@ -1,22 +1,37 @@
-"""judgeforge's decoding attention: SDPA's result, on the cached views the local provider holds."""
+"""judgeforge's decoding attention: SDPA's result, on the cached views the local provider holds,
+and through `kedro run` on long seed rows."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from judgeforge.llm import LLMRequest, decode_attention
-from judgeforge.llm.decode_attention import DECODE_ATTENTION, decode_attention_forward
+from judgeforge.llm.decode_attention import (
+    ATTENTION_ENV,
+    DECODE_ATTENTION,
+    KERNEL_MIN_TOKENS,
+    decode_attention_forward,
+)
 from judgeforge.llm.local import LocalChat, load_causal_lm
-from judgeforge.llm.local_workers import torch_threads
-from tests.support.tiny_judge import save_checkpoint, tiny_llama
+from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER, torch_threads
+from tests.conftest import copy_project
+from tests.support.commands import run_synthesis
+from tests.support.tiny_judge import (
+    embedded_tokenizer,
+    save_checkpoint,
+    save_model_cache,
+    tiny_llama,
+)
 
 ROWS, KV_HEADS, GROUP, DIM, TOKENS = 5, 3, 3, 16, 37
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,3 +179,139 @@ def test_the_kernel_compiles_per_process_where_numba_has_nowhere_to_keep_it(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "NullCache"
+
+
+WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
+# words per seed text, drawn in this range: five texts in a prompt take well over
+# KERNEL_MIN_TOKENS tokens, and prompts of unlike lengths decode together, left-padded
+SEED_WORDS = (20, 240)
+KERNEL_JOB = re.compile(r"local: (\d+) calls in (\d+) forward passes, (\d+) of their layers'")
+
+
+def attentive_llama(words: list[int], seed: int = 0) -> torch.nn.Module:
+    """A 2-layer tiny Llama (4 query heads on 2 key-value heads) that writes only `words`, which of
+    them hanging on its attention over the whole context.
+
+    Every embedding is 1 in its first dimension and small random numbers past its second; the
+    attention writes into the second dimension alone, the MLPs add nothing. Its query and key
+    products are small, so it spreads over the whole context: a padding position that a row
+    should not see would move that row's words. The final norm keeps the first two dimensions; the output head
+    gives `words` 4 plus a random multiple of the second, every other token -4.
+    """
+    hidden = 64
+    model = tiny_llama(
+        seed, hidden_size=hidden, intermediate_size=hidden, max_position_embeddings=4096
+    )
+    generator = torch.Generator().manual_seed(seed)
+
+    def random(*shape: int, scale: float) -> torch.Tensor:
+        return torch.randn(shape, generator=generator) * scale
+
+    with torch.no_grad():
+        embeddings = model.model.embed_tokens.weight
+        embeddings.copy_(random(*embeddings.shape, scale=0.1))
+        embeddings[:, 0], embeddings[:, 1] = 1.0, 0.0
+        for layer in model.model.layers:
+            attention = layer.self_attn
+            for product in (attention.q_proj, attention.k_proj):
+                product.weight.copy_(random(*product.weight.shape, scale=0.5 / hidden**0.5))
+            attention.v_proj.weight.copy_(
+                random(*attention.v_proj.weight.shape, scale=hidden**-0.5)
+            )
+            attention.o_proj.weight.zero_()
+            attention.o_proj.weight[1] = random(hidden, scale=hidden**-0.5)
+            layer.mlp.down_proj.weight.zero_()
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[:2] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[:, 0] = -4.0
+        model.lm_head.weight[words, 0] = 4.0
+        model.lm_head.weight[words, 1] = random(len(words), scale=0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def attentive_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A judgeforge cache whose embedded model is `attentive_llama` over WORDS."""
+    tokenizer = embedded_tokenizer()
+    model = attentive_llama(tokenizer.convert_tokens_to_ids(list(WORDS)))
+    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)
+
+
+def write_long_seed_rows(project_copy: Path) -> None:
+    """Give every demo seed row a text of WORDS, in sentences, of a length in SEED_WORDS, its
+    label kept."""
+    path = project_copy / "data" / "01_raw" / "customer_messages.csv"
+    seeds = pd.read_csv(path)
+    generator = torch.Generator().manual_seed(7)
+    plain = [word.lstrip("Ġ") for word in WORDS if word != "."]
+
+    def text() -> str:
+        length = int(torch.randint(*SEED_WORDS, (1,), generator=generator))
+        picks = torch.randint(len(plain), (length,), generator=generator).tolist()
+        words = [plain[i] + ("." if (n + 1) % 10 == 0 else "") for n, i in enumerate(picks)]
+        return " ".join(words).capitalize()
+
+    seeds["text"] = [text() for _ in range(len(seeds))]
+    seeds.to_csv(path, index=False)
+
+
+def synthetic_texts(project_copy: Path) -> list[str]:
+    """The texts of the run's synthetic rows, in their order."""
+    rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
+    return rows["text"].tolist()
+
+
+def local_jobs(output: str) -> list[tuple[int, int, int]]:
+    """(calls, forward passes, layer calls by the kernel) of each local job a run's log reports."""
+    return [
+        (int(calls), int(passes), int(by_kernel))
+        for calls, passes, by_kernel in KERNEL_JOB.findall(output)
+    ]
+
+
+def test_kedro_run_on_long_rows_decodes_through_the_kernel_as_through_sdpa(
+    tmp_path: Path, attentive_model_cache: Path
+) -> None:
+    total = 2 * MIN_CALLS_PER_WORKER  # the fewest calls two processes share
+    llm = {"local_workers": 2}
+    runs = {}
+    # a project each: a run keeps the answers it paid for, and a second run in the same
+    # project would take them rather than decode
+    for attention in ("judgeforge", "sdpa"):
+        project = copy_project(tmp_path / attention)
+        write_long_seed_rows(project)
+        env = {ATTENTION_ENV: attention}
+        result = run_synthesis(project, attentive_model_cache, total, llm, env)
+        runs[attention] = (result.stdout + result.stderr, synthetic_texts(project))
+    output, texts = runs["judgeforge"]
+    assert (
+        f"decoding attention by judgeforge's kernel on contexts of {KERNEL_MIN_TOKENS}+" in output
+    )
+    assert "local: decoding in 2 processes, 1 torch thread(s) each" in output
+    jobs = local_jobs(output)
+    assert sum(calls for calls, _, _ in jobs) == total, output[-3000:]
+    # two layers a pass; prompts pass KERNEL_MIN_TOKENS, so decoding steps take the kernel
+    assert 0 < sum(by_kernel for _, _, by_kernel in jobs) <= 2 * sum(p for _, p, _ in jobs), jobs
+    assert len(texts) == total
+    plain = {word.lstrip("Ġ") for word in WORDS if word != "."}
+    assert all(set(text.replace(".", " ").lower().split()) <= plain for text in texts), texts
+
+    output, sdpa_texts = runs["sdpa"]
+    assert f"decoding attention by SDPA ({ATTENTION_ENV})" in output
+    jobs = local_jobs(output)
+    assert sum(calls for calls, _, _ in jobs) == total, output[-3000:]
+    assert all(by_kernel == 0 for _, _, by_kernel in jobs), jobs
+    # the same calls, seeds and answers: the kernel gives SDPA's attention to float32 rounding
+    assert sdpa_texts == texts
+
+
+def test_an_unknown_local_attention_fails_the_run_naming_the_variable(
+    project_copy: Path, attentive_model_cache: Path
+) -> None:
+    result = run_synthesis(
+        project_copy, attentive_model_cache, 2, env={ATTENTION_ENV: "flash"}, succeeds=False
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"{ATTENTION_ENV}='flash' is not an attention for the local model" in result.stderr

@@ -3,12 +3,10 @@ and what runs to its budget still delivers whole sentences; through the door, in
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from judgeforge import progress
 from judgeforge.llm import LLMRequest
@@ -16,7 +14,7 @@ from judgeforge.llm.local import LocalChat
 from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER
 from judgeforge.llm.quantized import float16_weights_available, int8_products_are_fast
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME
-from tests.support.commands import kedro
+from tests.support.commands import run_synthesis
 from tests.support.tiny_judge import embedded_tokenizer, save_model_cache, scoring_llama
 
 WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
@@ -51,29 +49,6 @@ def test_a_rambling_answer_ends_at_its_first_sentence_end_past_its_length(
         assert full.text.startswith(early.text)
         assert full.finish_reason == "length" and full.output_tokens == ask["max_tokens"]
         assert early.output_tokens < full.output_tokens
-
-
-def run_synthesis(
-    project_copy: Path,
-    model_cache: Path,
-    total: int,
-    llm: dict | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess:
-    """Run `kedro run --pipelines ingestion,synthesis` for `total` one-example calls on the
-    embedded model of `model_cache`; return the finished process (asserted to succeed)."""
-    local = {
-        "data_generation": {
-            "generation": {"total_examples": total, "examples_per_call": 1},
-            "data_quality_metrics": {"enabled": False},
-            "llm": llm or {},
-        }
-    }
-    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
-    env = {"JUDGEFORGE_CACHE_DIR": str(model_cache), **(env or {})}
-    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 def longest_real_texts(project_copy: Path) -> pd.Series:

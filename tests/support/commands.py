@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import yaml
+
 # What the developer's shell may hold that a test's run must not see: keys, and a switch that
 # changes what a run prints.
 _SCRUBBED = ("HF_TOKEN", "OPENAI_API_KEY", "JUDGEFORGE_VERBOSE")
@@ -36,6 +38,31 @@ def kedro(
     """Run the kedro CLI in `cwd` (the environment as it is, `env` added) and return the finished process."""
     command = [sys.executable, "-m", "kedro", *args]
     return finished(command, {**os.environ, **(env or {})}, cwd, timeout)
+
+
+def run_synthesis(
+    project_copy: Path,
+    model_cache: Path,
+    total: int,
+    llm: dict | None = None,
+    env: dict[str, str] | None = None,
+    succeeds: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run `kedro run --pipelines ingestion,synthesis` for `total` one-example calls on the
+    embedded model of `model_cache`; return the finished process (asserted to succeed unless
+    `succeeds` is False)."""
+    local = {
+        "data_generation": {
+            "generation": {"total_examples": total, "examples_per_call": 1},
+            "data_quality_metrics": {"enabled": False},
+            "llm": llm or {},
+        }
+    }
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    env = {"JUDGEFORGE_CACHE_DIR": str(model_cache), **(env or {})}
+    result = kedro(project_copy, "run", "--pipelines", "ingestion,synthesis", env=env, timeout=900)
+    assert result.returncode == 0 or not succeeds, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def finished(

@@ -12,11 +12,13 @@ SDPA's result to float32 rounding.
 Only a decoding step over KERNEL_MIN_TOKENS or more cached tokens in a process on one torch
 thread takes it (the local provider's worker processes); shorter contexts, prefill, other
 dtypes, layouts or attention variants, and processes on more threads (where SDPA splits the
-work across them) go to transformers' SDPA path unchanged.
+work across them) go to transformers' SDPA path unchanged. JUDGEFORGE_LOCAL_ATTENTION=sdpa
+leaves every call to SDPA (to compare, or to rule the kernel out).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numba
@@ -26,7 +28,12 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from judgeforge.errors import UserError
+
 DECODE_ATTENTION = "judgeforge_decode"
+ATTENTION_ENV = "JUDGEFORGE_LOCAL_ATTENTION"
+# the environment variable's values, by the transformers attention implementation each names
+ATTENTION_CHOICES = {"judgeforge": DECODE_ATTENTION, "sdpa": "sdpa"}
 
 # Below this many cached tokens a step gained little (x1.04 at 8 rows x 250 tokens) and end-to-end
 # runs of one-sentence and rag rows measured x0.93 (unexplained, within their spread): SDPA
@@ -35,6 +42,27 @@ KERNEL_MIN_TOKENS = 512
 
 # fast-math without "no infinities": masked tokens score -inf
 _FAST_MATH = {"reassoc", "contract", "arcp", "nsz"}
+
+
+# decoding steps' layer calls this process has sent through the kernel (what a job reports)
+_kernel_calls = 0
+
+
+def local_attention() -> str:
+    """The attention implementation JUDGEFORGE_LOCAL_ATTENTION names for the local model
+    (judgeforge's decoding kernel where it applies, when unset)."""
+    chosen = os.environ.get(ATTENTION_ENV, "").strip().lower() or "judgeforge"
+    if chosen not in ATTENTION_CHOICES:
+        raise UserError(
+            f"{ATTENTION_ENV}={chosen!r} is not an attention for the local model: "
+            f"set it to {' or '.join(ATTENTION_CHOICES)}, or unset it"
+        )
+    return ATTENTION_CHOICES[chosen]
+
+
+def kernel_calls() -> int:
+    """How many decoding steps' layer calls this process has sent through the kernel so far."""
+    return _kernel_calls
 
 
 def _compiled(kernel: Callable) -> Callable:
@@ -131,10 +159,12 @@ def decode_attention_forward(
 ) -> tuple[torch.Tensor, None]:
     """transformers' attention output [rows, query tokens, heads, dim]: `_attend`'s for a
     one-thread float32 decoding step, SDPA's otherwise."""
+    global _kernel_calls
     if module.training or dropout or not _kernel_applies(query, key, value, attention_mask, kwargs):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
+    _kernel_calls += 1
     return _decode(query, key, value, attention_mask, scaling), None
 
 

@@ -101,11 +101,17 @@ class LoadedCausalLM:
 def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
     """Load a causal LM once per process, its linear layers in int8 where the CPU multiplies int8
     fast (`int8_products_are_fast`), else with float16 weights where torch has the product for
-    them, its decoding attention judgeforge's (`decode_attention`); every client of the
-    directory shares it."""
+    them, its decoding attention judgeforge's (`decode_attention`) unless
+    JUDGEFORGE_LOCAL_ATTENTION says SDPA; every client of the directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgeforge.llm.decode_attention import DECODE_ATTENTION, prepare_kernel
+    from judgeforge.llm.decode_attention import (
+        ATTENTION_ENV,
+        DECODE_ATTENTION,
+        KERNEL_MIN_TOKENS,
+        local_attention,
+        prepare_kernel,
+    )
     from judgeforge.llm.quantized import (
         WITHOUT_INT8_DOT_PRODUCT,
         float16_weight_linears,
@@ -114,15 +120,24 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         quantize_linears,
     )
 
+    attention = local_attention()
     with _load_lock:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         # Left padding keeps every prompt flush against its generated tokens in a batch.
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         model.eval()
-        # Decoding steps on one thread read the cached keys and values ×1.6 faster than SDPA.
-        model.set_attn_implementation(DECODE_ATTENTION)
-        prepare_kernel()
+        model.set_attn_implementation(attention)
+        if attention == DECODE_ATTENTION:
+            # Decoding steps on one thread read the cached keys and values ×1.6 faster than SDPA.
+            prepare_kernel()
+            logger.info(
+                "local: decoding attention by judgeforge's kernel on contexts of %d+ tokens "
+                "in one-thread processes, by SDPA elsewhere",
+                KERNEL_MIN_TOKENS,
+            )
+        else:
+            logger.info("local: decoding attention by SDPA (%s)", ATTENTION_ENV)
         # Linear layers are ~3/4 of a CPU forward pass (py-spy, BENCHMARKS.md issue 15).
         if int8_products_are_fast():
             quantize_linears(model)
@@ -543,6 +558,7 @@ class LocalChat:
         self._model_dir = model_dir
         self.forward_passes = 0  # model calls so far (prefills and decoding steps)
         self.prefilled_tokens = 0  # prompt tokens fed to the model so far
+        self.kernel_attention_calls = 0  # decoding steps' layer calls through judgeforge's kernel
         self._worker_processes: list[WorkerProcess] = []
         self._stop_workers = weakref.finalize(self, close_workers, self._worker_processes)
 
@@ -582,7 +598,16 @@ class LocalChat:
         a run gives the same answers again on the same machine.
         """
         with self._loaded().one_job:
-            return self._generate_job(requests, on_answer)
+            passes_before, kernel_before = self.forward_passes, self.kernel_attention_calls
+            answers = self._generate_job(requests, on_answer)
+        logger.info(
+            "local: %d calls in %d forward passes, %d of their layers' decoding attention "
+            "by judgeforge's kernel",
+            len(requests),
+            self.forward_passes - passes_before,
+            self.kernel_attention_calls - kernel_before,
+        )
+        return answers
 
     def _generate_job(
         self, requests: Sequence[LLMRequest], on_answer: ResponseSink | None
@@ -612,7 +637,7 @@ class LocalChat:
             return record
 
         failures: list[LocalWorkerError] = []
-        counts: list[tuple[int, int]] = []
+        counts: list[tuple[int, int, int]] = []
 
         def collect(process: WorkerProcess, share: list[int]) -> None:
             try:
@@ -637,9 +662,10 @@ class LocalChat:
             raise
         for collector in collectors:
             collector.join()
-        for passes, prefilled in counts:
+        for passes, prefilled, by_kernel in counts:
             self.forward_passes += passes
             self.prefilled_tokens += prefilled
+            self.kernel_attention_calls += by_kernel
         unanswered = [i for i, answer in enumerate(responses) if answer is None]
         if failures:
             # what the workers answered is kept; this process decodes the rest
@@ -674,6 +700,8 @@ class LocalChat:
         """
         import torch
 
+        from judgeforge.llm.decode_attention import kernel_calls
+
         loaded = self._loaded()
         tokenizer = loaded.tokenizer
         prompts = [
@@ -684,6 +712,7 @@ class LocalChat:
         queue = deque(sorted(range(len(requests)), key=lambda i: len(prompts[i])))
         responses: list[LLMResponse] = [LLMResponse()] * len(requests)
         batch = ContinuousBatch(loaded.model, tokenizer.pad_token_id, loaded.prefixes)
+        kernel_calls_before = kernel_calls()
         with torch.inference_mode():
             while queue or batch.rows:
                 free = self.batch_size - len(batch.rows)
@@ -718,6 +747,8 @@ class LocalChat:
                     batch.release(set(done))
         self.forward_passes += batch.forward_passes
         self.prefilled_tokens += batch.prefilled_tokens
+        # counted per process: a job here at once with another model's would count its calls too
+        self.kernel_attention_calls += kernel_calls() - kernel_calls_before
         logger.debug(
             "local: %d calls, %d of their %d prompt tokens prefilled "
             "(the rest were shared system turns, computed once)",

@@ -91,8 +91,9 @@ class WorkerProcess:
         except (BrokenPipeError, OSError):
             pass  # a dead worker is reported by `answers`
 
-    def answers(self, on_answer: Callable[[int, LLMResponse], None]) -> tuple[int, int]:
-        """Pass each answer to the last `send` on as it comes; return the worker's (forward passes, prefilled tokens).
+    def answers(self, on_answer: Callable[[int, LLMResponse], None]) -> tuple[int, int, int]:
+        """Pass each answer to the last `send` on as it comes; return the worker's (forward passes,
+        prefilled tokens, layer calls by the decoding-attention kernel) for it.
 
         Raises LocalWorkerError when the worker fails or exits first.
         """
@@ -108,7 +109,7 @@ class WorkerProcess:
             if kind == "answer":
                 on_answer(*content)
             elif kind == "done":
-                return content[0], content[1]
+                return content[0], content[1], content[2]
             else:
                 raise LocalWorkerError(f"a local generation worker failed: {content[0]}")
 
@@ -160,7 +161,7 @@ def serve(model_dir: str, threads: str, batch_size: str) -> None:
             requests = pickle.load(sys.stdin.buffer)
         except EOFError:
             return
-        passes, prefilled = chat.forward_passes, chat.prefilled_tokens
+        counts = chat.forward_passes, chat.prefilled_tokens, chat.kernel_attention_calls
         try:
             chat.generate_batch(
                 requests, lambda index, answer: _write(replies, ("answer", index, answer))
@@ -168,4 +169,5 @@ def serve(model_dir: str, threads: str, batch_size: str) -> None:
         except Exception as error:  # noqa: BLE001 - any failure goes back to the caller, who raises it
             _write(replies, ("error", f"{type(error).__name__}: {error}"))
             continue
-        _write(replies, ("done", chat.forward_passes - passes, chat.prefilled_tokens - prefilled))
+        now = chat.forward_passes, chat.prefilled_tokens, chat.kernel_attention_calls
+        _write(replies, ("done", *(after - before for after, before in zip(now, counts))))
