@@ -92,6 +92,24 @@ def test_a_decoding_step_gets_sdpa_s_attention_from_the_kernel(
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_padding_position_adds_nothing_however_large_its_value(kernel_calls: list[int]) -> None:
+    # the kernel's exp gives a masked token exactly 0, not a tiny weight that a huge value
+    # (what a buffer might hold there) would turn into a real share
+    keys, values = cached_views(seed=2)
+    query = torch.randn(ROWS, KV_HEADS * GROUP, 1, DIM)
+    mask = left_padding(ROWS, TOKENS)
+    module = GroupedAttention().eval()
+    padded = ~mask[:, 0, 0, :]
+    outputs = []
+    for fill in (0.0, 1e36):
+        values.transpose(1, 2)[padded] = fill
+        outputs.append(decode_attention_forward(module, query, keys, values, mask)[0])
+    assert kernel_calls == [ROWS, ROWS]
+    assert torch.equal(outputs[0], outputs[1])
+    expected, _ = sdpa_attention_forward(module, query, keys, values, mask)
+    torch.testing.assert_close(outputs[1], expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "case", ["prefill", "two threads", "float64", "float mask", "training", "short context"]
 )
