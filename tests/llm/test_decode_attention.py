@@ -27,6 +27,7 @@ from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER, torch_threads
 from tests.conftest import copy_project
 from tests.support.commands import run_synthesis
 from tests.support.tiny_judge import (
+    WORDS,
     embedded_tokenizer,
     save_checkpoint,
     save_model_cache,
@@ -199,7 +200,6 @@ def test_the_kernel_compiles_per_process_where_numba_has_nowhere_to_keep_it(
     assert done.stdout.strip() == "NullCache"
 
 
-WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
 # words per seed text, drawn in this range: five texts in a prompt take well over
 # KERNEL_MIN_TOKENS tokens, and prompts of unlike lengths decode together, left-padded
 SEED_WORDS = (20, 240)
@@ -213,8 +213,8 @@ def attentive_llama(words: list[int], seed: int = 0) -> torch.nn.Module:
     Every embedding is 1 in its first dimension and small random numbers past its second; the
     attention writes into the second dimension alone, the MLPs add nothing. Its query and key
     products are small, so it spreads over the whole context: a padding position that a row
-    should not see would move that row's words. The final norm keeps the first two dimensions; the output head
-    gives `words` 4 plus a random multiple of the second, every other token -4.
+    should not see would move that row's words. The final norm keeps the first two dimensions;
+    the output head gives `words` 4 plus a random multiple of the second, every other token -4.
     """
     hidden = 64
     model = tiny_llama(

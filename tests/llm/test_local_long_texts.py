@@ -15,9 +15,8 @@ from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER
 from judgeforge.llm.quantized import float16_weights_available, int8_products_are_fast
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME
 from tests.support.commands import run_synthesis
-from tests.support.tiny_judge import embedded_tokenizer, save_model_cache, scoring_llama
+from tests.support.tiny_judge import WORDS, embedded_tokenizer, save_model_cache, scoring_llama
 
-WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
 # the fewest one-example calls that llm.local_workers: 2 deals to a second process
 TOTAL = 2 * MIN_CALLS_PER_WORKER
 

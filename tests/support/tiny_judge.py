@@ -14,6 +14,8 @@ from judgeforge.models.embedded import embedded_model_dir
 INITIALIZER_RANGE = 0.1
 # Long runs of one word: a random 2-layer model averages them into a clearly different state per class.
 SEPARABLE_TEXTS = (" ".join(["good"] * 12), " ".join(["bad"] * 12), " ".join(["meh"] * 12))
+# Tokens of the embedded tokenizer that test models write: eight words and a full stop.
+WORDS = ("Ġparcel", "Ġblue", "Ġseven", "Ġquiet", "Ġriver", "Ġlamp", "Ġgarden", "Ġwinter", ".")
 
 
 def tiny_llama(seed: int = 0, **overrides: Any) -> Any:
