@@ -24,6 +24,7 @@ from judgeforge.llm.decode_attention import (
 )
 from judgeforge.llm.local import LocalChat, load_causal_lm
 from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER, torch_threads
+from judgeforge.llm.quantized import PRECISION_ENV
 from tests.conftest import copy_project
 from tests.support.commands import run_synthesis
 from tests.support.tiny_judge import (
@@ -141,7 +142,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_local_provider_decodes_with_the_kernel_as_with_sdpa(
-    tiny_model_dir: Path, kernel_calls: list[int]
+    tiny_model_dir: Path, kernel_calls: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requests = [
         LLMRequest.from_prompt(prompt, max_tokens=budget)
@@ -151,6 +152,9 @@ def test_the_local_provider_decodes_with_the_kernel_as_with_sdpa(
             ("Joins later with its own length.", 12),
         )
     ]
+    # the kernel takes float32 steps; a bfloat16 model (the default on a CPU with AMX) decodes
+    # by SDPA
+    monkeypatch.setenv(PRECISION_ENV, "float32")
     chat = LocalChat(model_dir=tiny_model_dir, batch_size=2, show_progress=False)
     model = load_causal_lm(tiny_model_dir).model
     assert model.config._attn_implementation == DECODE_ATTENTION
@@ -299,7 +303,9 @@ def test_kedro_run_on_long_rows_decodes_through_the_kernel_as_through_sdpa(
     for attention in ("judgeforge", "sdpa"):
         project = copy_project(tmp_path / attention)
         write_long_seed_rows(project)
-        env = {ATTENTION_ENV: attention}
+        # float32 layers: the kernel takes float32 steps, and a bfloat16 model (the default on
+        # a CPU with AMX) decodes by SDPA
+        env = {ATTENTION_ENV: attention, PRECISION_ENV: "float32"}
         result = run_synthesis(project, attentive_model_cache, total, llm, env)
         runs[attention] = (result.stdout + result.stderr, synthetic_texts(project))
     output, texts = runs["judgeforge"]

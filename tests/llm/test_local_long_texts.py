@@ -12,7 +12,7 @@ from judgeforge import progress
 from judgeforge.llm import LLMRequest
 from judgeforge.llm.local import LocalChat
 from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER
-from judgeforge.llm.quantized import float16_weights_available, int8_products_are_fast
+from judgeforge.llm.quantized import PRECISIONS, fastest_precision
 from judgeforge.models.embedded import EMBEDDED_MODEL_NAME
 from tests.support.commands import run_synthesis
 from tests.support.tiny_judge import WORDS, embedded_tokenizer, save_model_cache, scoring_llama
@@ -76,15 +76,10 @@ def test_kedro_run_ends_each_text_near_a_real_length_of_its_class(
     reasons = pd.read_csv(rejects)["reason"].tolist() if rejects.stat().st_size else []
     assert "truncated" not in reasons
     assert "local: decoding in 2 processes, 1 torch thread(s) each" in result.stdout + result.stderr
-    # int8 layers only on a CPU with an int8 dot product, else float16 weights (this machine's
-    # decision, as the run saw it)
-    if int8_products_are_fast():
-        precision = "in int8"
-    elif float16_weights_available():
-        precision = "with float16 weights"
-    else:
-        precision = "in float32"
-    assert f"local: linear layers {precision}" in result.stdout + result.stderr
+    # bfloat16 on a CPU with AMX, int8 layers on one with an int8 dot product, else float16
+    # weights (this machine's decision, as the run saw it)
+    said = f"local: {PRECISIONS[fastest_precision()]}, the fastest this CPU has"
+    assert said in result.stdout + result.stderr
     # stdout is a pipe here: the local provider's progress comes as lines
     assert any(
         "generate_synthetic_examples · local:" in line and "calls done" in line

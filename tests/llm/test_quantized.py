@@ -1,4 +1,5 @@
-"""Int8 and float16-weight linear layers of the local provider, on a tiny random model."""
+"""The local provider's precisions (a bfloat16 model, int8 and float16-weight linear layers), on
+a tiny random model, and JUDGEFORGE_LOCAL_PRECISION."""
 
 from __future__ import annotations
 
@@ -9,20 +10,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 
-from judgeforge.llm import quantized
-from judgeforge.llm.local import load_causal_lm
+from judgeforge.errors import UserError
+from judgeforge.llm import LLMRequest, quantized
+from judgeforge.llm.local import LocalChat, load_causal_lm
+from judgeforge.llm.local_workers import MIN_CALLS_PER_WORKER
 from judgeforge.llm.quantized import (
+    PRECISION_ENV,
     Float16WeightLinear,
     Int8Linear,
+    bfloat16_products_are_fast,
+    chosen_precision,
     float16_weight_linears,
     float16_weights_available,
     int8_products_are_fast,
     quantize_linears,
 )
-from tests.support.tiny_judge import save_checkpoint, tiny_llama
+from tests.support.commands import run_synthesis
+from tests.support.tiny_judge import (
+    WORDS,
+    embedded_tokenizer,
+    save_checkpoint,
+    save_model_cache,
+    scoring_llama,
+    tiny_llama,
+)
 
 needs_float16 = pytest.mark.skipif(
     not float16_weights_available(), reason="this torch build has no float16-weight product"
@@ -150,31 +165,122 @@ def test_int8_products_count_as_fast_only_on_a_cpu_with_an_int8_dot_product(
 
 
 @pytest.mark.parametrize(
-    ("fast", "float16", "layer", "line"),
+    ("features", "fast"),
     [
-        (True, True, Int8Linear, "in int8"),
-        (False, True, Float16WeightLinear, "with float16 weights"),
-        (False, False, torch.nn.Linear, "in float32"),
+        ({"avx512_f": True, "amx_bf16": True, "amx_tile": True}, True),
+        ({"avx512_f": True, "avx512_bf16": True}, False),  # not measured: the safe side
+        ({"avx2": True, "fma3": True}, False),
     ],
 )
-def test_the_local_model_loads_in_int8_where_fast_else_with_float16_weights_where_available(
-    fast: bool,
+def test_a_bfloat16_model_counts_as_fast_only_on_a_cpu_with_amx(
+    features: dict[str, bool], fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: features)
+    bfloat16_products_are_fast.cache_clear()
+    try:
+        assert bfloat16_products_are_fast() is fast
+    finally:
+        bfloat16_products_are_fast.cache_clear()
+
+
+def _loaded_kinds(model: torch.nn.Module) -> set[Any]:
+    """The kinds of linear layer in `model`, and the dtype of its plain ones' weights."""
+    kinds: set[Any] = set()
+    for module in model.modules():
+        if isinstance(module, (Int8Linear, Float16WeightLinear)):
+            kinds.add(type(module))
+        elif isinstance(module, torch.nn.Linear):
+            kinds.add(module.weight.dtype)
+    return kinds
+
+
+@pytest.mark.parametrize(
+    ("bfloat16", "int8", "float16", "kinds", "line"),
+    [
+        (True, True, True, {torch.bfloat16}, "the whole model in bfloat16"),
+        (False, True, True, {Int8Linear}, "linear layers in int8"),
+        (False, False, True, {Float16WeightLinear}, "linear layers with float16 weights"),
+        (False, False, False, {torch.float32}, "linear layers in float32"),
+    ],
+)
+def test_the_local_model_loads_in_the_fastest_precision_this_cpu_has(
+    bfloat16: bool,
+    int8: bool,
     float16: bool,
-    layer: type,
+    kinds: set[Any],
     line: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(quantized, "int8_products_are_fast", lambda: fast)
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    monkeypatch.setattr(quantized, "bfloat16_products_are_fast", lambda: bfloat16)
+    monkeypatch.setattr(quantized, "int8_products_are_fast", lambda: int8)
     monkeypatch.setattr(quantized, "float16_weights_available", lambda: float16)
     # a folder of its own, so load_causal_lm loads it afresh
     model_dir = save_checkpoint(tiny_llama(), tmp_path / "tiny-llama")
     with caplog.at_level(logging.INFO, logger="judgeforge.llm.local"):
         model = load_causal_lm(model_dir).model
-    kinds = {type(m) for m in model.modules()} & {Int8Linear, Float16WeightLinear, torch.nn.Linear}
-    assert kinds == {layer}
-    assert f"local: linear layers {line}" in caplog.text
+    assert _loaded_kinds(model) == kinds
+    assert f"local: {line}, the fastest this CPU has" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("chosen", "kinds", "warned"),
+    [
+        ("bfloat16", {torch.bfloat16}, "no bfloat16 matrix unit (AMX)"),
+        ("int8", {Int8Linear}, "no int8 dot product"),
+        ("float32", {torch.float32}, None),
+    ],
+)
+def test_judgeforge_local_precision_picks_the_precision_and_warns_where_it_is_slow(
+    chosen: str,
+    kinds: set[Any],
+    warned: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv(PRECISION_ENV, chosen)
+    # a CPU with none of the units: the fastest would be float16 weights
+    monkeypatch.setattr(quantized, "bfloat16_products_are_fast", lambda: False)
+    monkeypatch.setattr(quantized, "int8_products_are_fast", lambda: False)
+    model_dir = save_checkpoint(tiny_llama(), tmp_path / "tiny-llama")
+    with caplog.at_level(logging.INFO, logger="judgeforge.llm.local"):
+        model = load_causal_lm(model_dir).model
+    assert _loaded_kinds(model) == kinds
+    said = [r for r in caplog.records if f"({PRECISION_ENV})" in r.getMessage()]
+    assert len(said) == 1
+    if warned is None:
+        assert said[0].levelno == logging.INFO
+    else:
+        assert said[0].levelno == logging.WARNING and warned in said[0].getMessage()
+
+
+@pytest.mark.parametrize("value", ["", "auto", " AUTO "])
+def test_an_unset_or_auto_local_precision_leaves_the_choice_to_the_cpu(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PRECISION_ENV, value)
+    assert chosen_precision() is None
+
+
+def test_an_unknown_local_precision_names_the_variable_and_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PRECISION_ENV, "fp8")
+    with pytest.raises(UserError, match=f"{PRECISION_ENV}='fp8' is not a precision") as raised:
+        chosen_precision()
+    assert "bfloat16, int8, float16, float32 or auto" in str(raised.value)
+
+
+def test_float16_asked_of_a_torch_without_the_product_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PRECISION_ENV, "float16")
+    monkeypatch.setattr(quantized, "float16_weights_available", lambda: False)
+    with pytest.raises(UserError, match="needs fbgemm's float16-weight product"):
+        chosen_precision()
 
 
 @needs_float16
@@ -211,3 +317,52 @@ def test_float16_weights_count_as_unavailable_where_torch_lacks_the_product(
         assert float16_weights_available() is False
     finally:
         float16_weights_available.cache_clear()
+
+
+def test_the_output_head_reads_a_contiguous_copy_of_the_last_positions(tmp_path: Path) -> None:
+    # transformers hands it a strided view of each row's last position; torch multiplies such a
+    # [rows, 1, hidden] view by copying the head's weight once per row
+    model_dir = save_checkpoint(tiny_llama(), tmp_path / "tiny-llama")
+    chat = LocalChat(model_dir=model_dir, batch_size=2, show_progress=False)
+    seen: list[bool] = []
+    head = load_causal_lm(model_dir).model.get_output_embeddings()
+    head.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].is_contiguous()))
+    prompts = ("Write one long sentence about the weather today.", "Write a word.")
+    chat.generate_batch([LLMRequest.from_prompt(p, max_tokens=3, seed=1) for p in prompts])
+    assert len(seen) >= 3 and all(seen), seen  # a prefill, then decoding steps
+
+
+@pytest.fixture(scope="module")
+def wordy_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A judgeforge cache whose embedded model samples only WORDS (scores exact in bfloat16)."""
+    tokenizer = embedded_tokenizer()
+    words = tokenizer.convert_tokens_to_ids(list(WORDS))
+    model = scoring_llama(dict.fromkeys(words, 4.0), max_position_embeddings=2048)
+    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)
+
+
+def test_kedro_run_decodes_in_the_precision_judgeforge_local_precision_names(
+    project_copy: Path, wordy_model_cache: Path
+) -> None:
+    total = 2 * MIN_CALLS_PER_WORKER  # the fewest calls two processes share
+    env = {PRECISION_ENV: "bfloat16"}
+    result = run_synthesis(project_copy, wordy_model_cache, total, {"local_workers": 2}, env)
+    output = result.stdout + result.stderr
+    # said as a warning on a CPU without AMX, as a plain line on one with it
+    assert f"local: the whole model in bfloat16 ({PRECISION_ENV})" in output
+    assert "local: decoding in 2 processes, 1 torch thread(s) each" in output
+    rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
+    assert len(rows) == total
+    words = {word.lstrip("Ġ") for word in WORDS if word != "."}
+    assert all(set(t.replace(".", " ").lower().split()) <= words for t in rows["text"])
+
+
+def test_an_unknown_local_precision_fails_the_run_naming_the_variable(
+    project_copy: Path, wordy_model_cache: Path
+) -> None:
+    result = run_synthesis(
+        project_copy, wordy_model_cache, 2, env={PRECISION_ENV: "fp8"}, succeeds=False
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"{PRECISION_ENV}='fp8' is not a precision of the local model" in result.stderr

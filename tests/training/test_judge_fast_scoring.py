@@ -1,4 +1,5 @@
-"""Faster judging: the generate head's own system message, the shared prefix run once, int8 layers."""
+"""Faster judging: the generate head's own system message, the shared prefix run once, int8
+layers, a bfloat16 model on a CPU with AMX."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ import pytest
 import torch
 
 from judgeforge.config.training import TrainingConfig
-from judgeforge.llm.quantized import Int8Linear, int8_products_are_fast
+from judgeforge.llm.quantized import Int8Linear
 from judgeforge.pipelines.training import nodes
 from judgeforge.training import Judge
 from judgeforge.training import judge as judge_module
-from judgeforge.training.judge import JUDGE_CONFIG_FILE, PREDICTION_COLUMN, probability_column
+from judgeforge.training.judge import (
+    JUDGE_CONFIG_FILE,
+    PREDICTION_COLUMN,
+    probability_column,
+    scoring_precision,
+)
 from judgeforge.training.runtime import resolve_runtime_options
 from tests.support.busy_cores import every_core_busy
 from tests.support.tiny_judge import SEPARABLE_TEXTS, tiny_judge_config
@@ -56,7 +62,7 @@ def test_an_int8_judge_scores_every_row_as_it_would_alone_and_reloads_identicall
 ) -> None:
     folder = saved_judge(head, tmp_path, tiny_llama_dir, tiny_bert_dir, int8=True)
     judge = Judge.load(folder)
-    assert judge.int8
+    assert judge.precision == "int8"
     batch = judge.predict(ROWS)
     body = judge.model.encoder if head == "encoder" else judge.model.base_model
     assert any(isinstance(m, Int8Linear) for m in body.modules())
@@ -71,7 +77,7 @@ def test_an_int8_judge_scores_every_row_as_it_would_alone_and_reloads_identicall
     pd.testing.assert_frame_equal(Judge.load(folder).predict(ROWS), batch)
 
     float32 = Judge.load(folder, int8=False)
-    assert not float32.int8
+    assert float32.precision == "float32"
     float_probabilities = probabilities(float32.predict(ROWS))
     # int8 changes the numbers a little, not the judge.
     assert not np.array_equal(float_probabilities, probabilities(batch))
@@ -97,6 +103,19 @@ def test_the_shared_prefix_runs_once_and_changes_no_score(
     pd.testing.assert_frame_equal(judge.predict(ROWS), every_token, check_exact=False, atol=1e-5)
 
 
+def test_the_generate_head_reads_a_contiguous_copy_of_the_answer_positions(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    # the last position of each padded row is a strided view; torch multiplies it by copying
+    # the output head's weight once per row (2.2 s for 32 rows of SmolLM2 in bfloat16)
+    judge = Judge.load(saved_judge("generate", tmp_path, tiny_llama_dir, tiny_bert_dir, False))
+    seen: list[bool] = []
+    head = judge.model.get_output_embeddings()
+    head.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].is_contiguous()))
+    judge.predict(ROWS)
+    assert seen and all(seen), seen
+
+
 def test_int8_inference_is_recorded_and_an_int8_judge_that_scored_refuses_to_save(
     tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
@@ -105,26 +124,53 @@ def test_int8_inference_is_recorded_and_an_int8_judge_that_scored_refuses_to_sav
     assert saved["config"]["model"]["int8_inference"] is True
     judge = Judge.load(folder)
     judge.save(tmp_path / "copy")  # not yet scored: its float weights are still there
-    assert Judge.load(tmp_path / "copy").int8
+    assert Judge.load(tmp_path / "copy").precision == "int8"
     examples = ROWS.assign(prompt=ROWS["text"], answer="true", label="true")
     _, scoring = nodes.score_with_judge(judge, examples)
-    assert scoring["int8"] and nodes._cost(scoring, "cpu")["int8"]
-    with pytest.raises(ValueError, match="int8"):
+    assert scoring["precision"] == nodes._cost(scoring, "cpu")["precision"] == "int8"
+    with pytest.raises(ValueError, match="scored in int8"):
         judge.save(tmp_path / "again")
     off = saved_judge("classify", tmp_path / "off", tiny_llama_dir, tiny_bert_dir, int8=False)
-    assert not Judge.load(off).int8
+    assert Judge.load(off).precision == "float32"
 
 
 def test_by_default_encoder_and_classify_judges_score_in_int8_and_generate_in_float(
     tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(judge_module, "bfloat16_products_are_fast", lambda: False)
     monkeypatch.setattr(judge_module, "int8_products_are_fast", lambda: True)
-    for head, expected in (("encoder", True), ("classify", True), ("generate", False)):
+    for head, expected in (("encoder", "int8"), ("classify", "int8"), ("generate", "float32")):
         folder = saved_judge(head, tmp_path / head, tiny_llama_dir, tiny_bert_dir, int8=None)
         saved = json.loads((folder / JUDGE_CONFIG_FILE).read_text())
         assert saved["config"]["model"]["int8_inference"] is None
-        assert Judge.load(folder).int8 is expected, head
-        assert Judge.load(folder, int8=not expected).int8 is not expected, head
+        assert Judge.load(folder).precision == expected, head
+        other = "float32" if expected == "int8" else "int8"
+        assert Judge.load(folder, int8=other == "int8").precision == other, head
+
+
+def test_on_a_cpu_with_amx_every_default_judge_scores_as_a_bfloat16_model_unless_told(
+    tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(judge_module, "bfloat16_products_are_fast", lambda: True)
+    monkeypatch.setattr(judge_module, "int8_products_are_fast", lambda: True)
+    for head in HEADS:
+        folder = saved_judge(head, tmp_path / head, tiny_llama_dir, tiny_bert_dir, int8=None)
+        judge = Judge.load(folder)
+        assert judge.precision == "bfloat16", head
+        # float32 weights until it scores: a judge only saved again keeps them
+        assert {p.dtype for p in judge.model.parameters()} == {torch.float32}
+        scored = probabilities(judge.predict(ROWS))
+        assert {p.dtype for p in judge.model.parameters()} == {torch.bfloat16}, head
+        np.testing.assert_allclose(scored.sum(axis=1), 1.0, atol=1e-6)
+        float32 = probabilities(Judge.load(folder, int8=False).predict(ROWS))
+        # bfloat16 changes the numbers a little, not the judge
+        assert not np.array_equal(scored, float32), head
+        np.testing.assert_allclose(scored, float32, atol=0.05)
+        with pytest.raises(ValueError, match="scored in bfloat16"):
+            judge.save(tmp_path / f"{head}-again")
+        assert Judge.load(folder, int8=True).precision == "int8", head
+    told = saved_judge("classify", tmp_path / "told", tiny_llama_dir, tiny_bert_dir, int8=False)
+    assert Judge.load(told).precision == "float32"
 
 
 def test_on_a_cpu_without_an_int8_dot_product_judges_score_in_float_unless_told_and_warned(
@@ -134,29 +180,34 @@ def test_on_a_cpu_without_an_int8_dot_product_judges_score_in_float_unless_told_
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    monkeypatch.setattr(judge_module, "bfloat16_products_are_fast", lambda: False)
     monkeypatch.setattr(judge_module, "int8_products_are_fast", lambda: False)
     for head in HEADS:
         folder = saved_judge(head, tmp_path / head, tiny_llama_dir, tiny_bert_dir, int8=None)
         with caplog.at_level(logging.WARNING, logger="judgeforge.training.judge"):
-            assert not Judge.load(folder).int8, head
+            assert Judge.load(folder).precision == "float32", head
         assert not caplog.records
     told = saved_judge("classify", tmp_path / "told", tiny_llama_dir, tiny_bert_dir, int8=True)
     with caplog.at_level(logging.WARNING, logger="judgeforge.training.judge"):
-        assert Judge.load(told).int8
+        assert Judge.load(told).precision == "int8"
     assert "no int8 dot product" in caplog.text and "set it to null or false" in caplog.text
 
 
-def test_judgeforge_predict_of_a_default_judge_uses_int8_exactly_where_this_cpu_has_an_int8_dot_product(
+def test_judgeforge_predict_of_a_default_judge_scores_in_the_precision_this_cpu_runs_fastest(
     tiny_llama_dir: Path, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
     folder = saved_judge("classify", tmp_path / "judge", tiny_llama_dir, tiny_bert_dir, int8=None)
     result, scored_path = judgeforge_predict(folder, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    # bfloat16 on a CPU with AMX, int8 layers on one with an int8 dot product, else float32
+    precision = scoring_precision("classify", None)
+    assert f"judge: scoring in {precision} on this CPU" in result.stdout + result.stderr
     scored = pd.read_csv(scored_path, dtype={PREDICTION_COLUMN: str})
-    expected = Judge.load(folder, int8=int8_products_are_fast()).predict(ROWS)
-    other = Judge.load(folder, int8=not int8_products_are_fast()).predict(ROWS)
+    expected = Judge.load(folder).predict(ROWS)
     np.testing.assert_allclose(probabilities(scored), probabilities(expected), atol=1e-6)
-    assert np.abs(probabilities(scored) - probabilities(other)).max() > 1e-6
+    float32 = Judge.load(folder, int8=False).predict(ROWS)
+    difference = np.abs(probabilities(scored) - probabilities(float32)).max()
+    assert bool(difference > 1e-6) is (precision != "float32"), difference
 
 
 def test_the_generate_head_keeps_the_system_message_it_was_saved_with(

@@ -277,11 +277,13 @@ class ModelConfig(StrictModel):
         description="Score with the judge's linear layers in int8 when it runs on a CPU (evaluation "
         "and judgeforge predict): weights per output channel, activations per token, so a row "
         "scores the same in any batch; the output head stays float. About twice the rows per "
-        "CPU-second. null: the encoder and classify heads, whose trained judges were measured to "
-        "keep their macro-F1 within 0.01 and their ECE (BENCHMARKS.md), not generate (-0.014), "
-        "and only on a CPU with an int8 dot product (VNNI or AMX; without one int8 layers run "
-        "many times slower than float32); true / false: every head (warned on such a CPU) / none. "
-        "On a GPU: ignored.",
+        "CPU-second. null: on a CPU with AMX the whole model in bfloat16 instead, every head "
+        "(faster than int8 there and nearer float32, BENCHMARKS.md); elsewhere int8 for the "
+        "encoder and classify heads, whose trained judges were measured to keep their macro-F1 "
+        "within 0.01 and their ECE (BENCHMARKS.md), not generate (-0.014), and only on a CPU "
+        "with an int8 dot product (VNNI or AMX; without one int8 layers run many times slower "
+        "than float32); true / false: int8 for every head (warned on such a CPU) / float32. On a "
+        "GPU: ignored.",
     )
 
     @model_rules

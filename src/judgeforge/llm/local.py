@@ -99,10 +99,11 @@ class LoadedCausalLM:
 
 @functools.cache
 def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
-    """Load a causal LM once per process, its linear layers in int8 where the CPU multiplies int8
-    fast (`int8_products_are_fast`), else with float16 weights where torch has the product for
-    them, its decoding attention judgeforge's (`decode_attention`) unless
-    JUDGEFORGE_LOCAL_ATTENTION says SDPA; every client of the directory shares it."""
+    """Load a causal LM once per process, its linear layers in the fastest precision this CPU
+    has (`fastest_precision`: bfloat16 with AMX, int8 with an int8 dot product, float16 weights)
+    unless JUDGEFORGE_LOCAL_PRECISION names one, its decoding attention judgeforge's
+    (`decode_attention`) unless JUDGEFORGE_LOCAL_ATTENTION says SDPA; every client of the
+    directory shares it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from judgeforge.llm.decode_attention import (
@@ -113,14 +114,17 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         prepare_kernel,
     )
     from judgeforge.llm.quantized import (
-        WITHOUT_INT8_DOT_PRODUCT,
-        float16_weight_linears,
-        float16_weights_available,
-        int8_products_are_fast,
-        quantize_linears,
+        PRECISION_ENV,
+        PRECISIONS,
+        chosen_precision,
+        contiguous_output_head_inputs,
+        fastest_precision,
+        lower_precision,
+        why_slow,
     )
 
     attention = local_attention()
+    chosen = chosen_precision()
     with _load_lock:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         # Left padding keeps every prompt flush against its generated tokens in a batch.
@@ -138,15 +142,17 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
             )
         else:
             logger.info("local: decoding attention by SDPA (%s)", ATTENTION_ENV)
-        # Linear layers are ~3/4 of a CPU forward pass (py-spy, BENCHMARKS.md issue 15).
-        if int8_products_are_fast():
-            quantize_linears(model)
-            logger.info("local: linear layers in int8")
-        elif float16_weights_available():
-            float16_weight_linears(model)
-            logger.info("local: linear layers with float16 weights: %s", WITHOUT_INT8_DOT_PRODUCT)
+        # Linear layers are ~3/4 of a float32 CPU forward pass (py-spy, BENCHMARKS.md issue 15).
+        precision = chosen or fastest_precision()
+        lower_precision(model, precision)
+        contiguous_output_head_inputs(model)
+        said = f"local: {PRECISIONS[precision]}"
+        if chosen is None:
+            logger.info("%s, the fastest this CPU has", said)
+        elif why_slow(chosen):
+            logger.warning("%s (%s), but %s", said, PRECISION_ENV, why_slow(chosen))
         else:
-            logger.info("local: linear layers in float32: %s", WITHOUT_INT8_DOT_PRODUCT)
+            logger.info("%s (%s)", said, PRECISION_ENV)
     return LoadedCausalLM(tokenizer=tokenizer, model=model)
 
 

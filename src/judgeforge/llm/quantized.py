@@ -1,5 +1,12 @@
-"""Linear layers for CPU decoding in low precision: int8 where the CPU multiplies int8 fast,
-float16 weights elsewhere.
+"""Precisions for CPU decoding and scoring: bfloat16 where the CPU has a bfloat16 matrix unit
+(AMX), int8 linear layers where it multiplies int8 fast, float16 weights elsewhere.
+
+Bfloat16: the whole model, weights, activations and cached keys and values, as on a GPU. On a
+Xeon with AMX (1 thread) SmolLM2 prefilled a 780-token prompt in ~425 ms against ~810 with int8
+layers (whose per-token quantisation costs about what their products do) and took a decoding
+step of 14 rows over 1,150 cached tokens in ~113 ms against ~150 (BENCHMARKS.md, issue 15,
+sixteenth round). Linear layers alone in bfloat16, the rest float32, gained nothing there:
+converting every input and output cost what the products saved.
 
 Int8: weights quantized per output channel, activations per row.
 
@@ -23,11 +30,14 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from judgeforge.errors import UserError
 
 INT8_MAX = 127
 # CPU features with an int8 dot product, where oneDNN's int8 kernels (torch._int_mm) run. Without
@@ -42,6 +52,20 @@ WITHOUT_INT8_DOT_PRODUCT = (
     "this CPU has no int8 dot product (VNNI or AMX): int8 layers run many times slower than "
     "float32 here"
 )
+# CPU features with a bfloat16 matrix unit, where oneDNN runs bfloat16 products in AMX tiles: on a
+# Xeon with AMX (1 thread), a 780 x 576 -> 3072 product took 1.9 ms in bfloat16, 2.5 ms as the
+# int8 product alone and 14.1 ms in float32. AVX-512 BF16 alone was not measured here; it takes
+# the next path down, the safe side.
+BFLOAT16_PRODUCT_FEATURES = ("amx_bf16",)
+# The precisions of linear layers on a CPU, fastest first where the CPU has each one's unit, and
+# how the log says each.
+PRECISIONS = {
+    "bfloat16": "the whole model in bfloat16",
+    "int8": "linear layers in int8",
+    "float16": "linear layers with float16 weights",
+    "float32": "linear layers in float32",
+}
+PRECISION_ENV = "JUDGEFORGE_LOCAL_PRECISION"
 _TINY = 1e-8  # the scale of an all-zero row or channel, so nothing divides by zero
 # Children of one module that the model always calls on the same tensor (Llama, BERT).
 SHARED_INPUT_GROUPS = (
@@ -56,6 +80,54 @@ def int8_products_are_fast() -> bool:
     """Whether this CPU has an int8 dot product (INT8_DOT_PRODUCT_FEATURES), so int8 layers beat float32 ones."""
     capabilities = torch.cpu.get_capabilities()
     return any(capabilities.get(feature, False) for feature in INT8_DOT_PRODUCT_FEATURES)
+
+
+@functools.cache
+def bfloat16_products_are_fast() -> bool:
+    """Whether this CPU has a bfloat16 matrix unit (BFLOAT16_PRODUCT_FEATURES), so a bfloat16 model beats int8 and float32 layers."""
+    capabilities = torch.cpu.get_capabilities()
+    return any(capabilities.get(feature, False) for feature in BFLOAT16_PRODUCT_FEATURES)
+
+
+def fastest_precision() -> str:
+    """The fastest precision of a model on this CPU: bfloat16 with AMX, int8 with an int8
+    dot product, float16 weights where torch has fbgemm's product, else float32."""
+    if bfloat16_products_are_fast():
+        return "bfloat16"
+    if int8_products_are_fast():
+        return "int8"
+    return "float16" if float16_weights_available() else "float32"
+
+
+def chosen_precision() -> str | None:
+    """The precision JUDGEFORGE_LOCAL_PRECISION names for the embedded model (None: unset or
+    `auto`, the fastest this CPU has)."""
+    chosen = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if chosen in ("", "auto"):
+        return None
+    if chosen not in PRECISIONS:
+        raise UserError(
+            f"{PRECISION_ENV}={chosen!r} is not a precision of the local model: set it to "
+            f"{', '.join(PRECISIONS)} or auto, or unset it"
+        )
+    if chosen == "float16" and not float16_weights_available():
+        raise UserError(
+            f"{PRECISION_ENV}=float16 needs fbgemm's float16-weight product, which this torch "
+            "build lacks: set it to another precision, or unset it"
+        )
+    return chosen
+
+
+def why_slow(precision: str) -> str | None:
+    """Why `precision` runs slowly on this CPU, for a warning when a user asks for it; None when it does not."""
+    if precision == "int8" and not int8_products_are_fast():
+        return WITHOUT_INT8_DOT_PRODUCT
+    if precision == "bfloat16" and not bfloat16_products_are_fast():
+        return (
+            "this CPU has no bfloat16 matrix unit (AMX), the only kind where bfloat16 was "
+            "measured faster than the other precisions"
+        )
+    return None
 
 
 @functools.cache
@@ -198,6 +270,30 @@ def _replace_linears(
 def float16_weight_linears(model: Any) -> int:
     """Replace every `nn.Linear` of `model` (the output head too) by a Float16WeightLinear; return how many."""
     return len(_replace_linears(model, Float16WeightLinear))
+
+
+def lower_precision(model: Any, precision: str) -> None:
+    """Put `model` in `precision` (one of PRECISIONS): bfloat16 the whole model (weights,
+    activations, cached keys and values); int8 or float16 weights its linear layers."""
+    if precision == "bfloat16":
+        model.to(torch.bfloat16)
+    elif precision == "int8":
+        quantize_linears(model)
+    elif precision == "float16":
+        float16_weight_linears(model)
+
+
+def contiguous_output_head_inputs(model: Any) -> None:
+    """Hand `model`'s output head (if any) a contiguous copy of its input.
+
+    transformers gives the head the last position of every row (`logits_to_keep=1`), a strided
+    view; torch multiplies a strided [rows, 1, hidden] input by expanding the head's weight to
+    one copy per row. For SmolLM2's 49,152 × 576 head at 32 rows (2 threads) that took 2.2 s in
+    bfloat16 and 110 ms in float32, against 4.5 ms on a contiguous copy of the 32 rows.
+    """
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.register_forward_pre_hook(lambda _, inputs: (inputs[0].contiguous(), *inputs[1:]))
 
 
 def quantize_linears(model: Any) -> int:

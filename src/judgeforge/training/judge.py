@@ -14,12 +14,13 @@ every pooled vector and make short rows several times longer): a single column's
 `name: value` per column joined by the tokenizer's separator token. Either way each field is cut so that the
 whole fits `max_seq_length` (`context` first).
 Probabilities are the softmax of the logits divided by the judge's fitted temperature.
-With `model.int8_inference` (by default: the encoder and classify heads, on a CPU with an int8 dot
-product, `int8_products_are_fast`) a judge loaded on a CPU scores with its body's linear layers in int8
-(`judgeforge.llm.quantized`: a scale per output channel and per token, exact int32 sums, so a
-row's result does not depend on the rows beside it); the output head stays float. The layers are
-swapped at the first scoring call, so that a loaded judge that is only saved again (publishing)
-writes its float weights.
+A judge loaded on a CPU scores in the precision `scoring_precision` picks: by default (null
+`model.int8_inference`) the whole model in bfloat16 on a CPU with AMX (`bfloat16_products_are_fast`),
+else the encoder and classify heads' body linear layers in int8 on a CPU with an int8 dot product
+(`judgeforge.llm.quantized`: a scale per output channel and per token, exact int32 sums, so a row's
+result does not depend on the rows beside it; the output head stays float), else float32; `true`
+asks for int8 layers, `false` for float32. The model changes at the first scoring call, so that a
+loaded judge that is only saved again (publishing) writes its float32 weights.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from judgeforge.config.training import TrainingConfig, template_placeholders
 from judgeforge.errors import UserError
 from judgeforge.llm.quantized import (
     WITHOUT_INT8_DOT_PRODUCT,
+    bfloat16_products_are_fast,
+    contiguous_output_head_inputs,
     int8_products_are_fast,
     quantize_linears,
 )
@@ -87,6 +90,8 @@ GENERATE, CLASSIFY, ENCODER = "generate", "classify", "encoder"
 # Heads whose trained judges kept their macro-F1 (within 0.01) and ECE in int8 on 1,000 real
 # rows (BENCHMARKS.md, issue 12: round 4 for the encoder, rounds 5 and 6 for classify).
 INT8_BY_DEFAULT = frozenset({ENCODER, CLASSIFY})
+# How a judge scores on a CPU (`Judge.precision`).
+FLOAT32, INT8, BFLOAT16 = "float32", "int8", "bfloat16"
 HEADS = (GENERATE, CLASSIFY, ENCODER)
 # Rows per forward pass: large enough to keep the CPU's matrix units busy on sentence-length rows.
 SCORING_BATCH_SIZE = 32
@@ -109,9 +114,10 @@ class Judge:
     # The generate head's system message; None: the answers the metric allows (a saved judge
     # keeps the one it was trained with).
     system_prompt: str | None = None
-    # Whether scoring runs the body's linear layers in int8 (set by `load`).
-    int8: bool = False
-    _quantized: bool = field(default=False, init=False, repr=False)
+    # How scoring runs on a CPU (`scoring_precision`, set by `load`): float32, int8 (the body's
+    # linear layers) or bfloat16 (the whole model).
+    precision: str = FLOAT32
+    _lowered: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.answer_space = AnswerSpace.from_metric(self.config.metric)
@@ -198,8 +204,8 @@ class Judge:
     def load(cls, path: str | Path, int8: bool | None = None) -> Judge:
         """Return the judge saved under `path`, LoRA merged into its base model for fast inference.
 
-        Its linear layers run in int8 on a CPU when `int8` says so (None: its config's
-        `model.int8_inference`); on a GPU it runs in bfloat16 or float32.
+        On a CPU it scores in the precision `scoring_precision` picks from `int8` (None: its
+        config's `model.int8_inference`); on a GPU in bfloat16 or float32.
         """
         directory = Path(path)
         if not (directory / JUDGE_CONFIG_FILE).is_file():
@@ -227,17 +233,14 @@ class Judge:
         if adapter:
             model = load_merged_adapter(model, str(directory))
         model = _on_inference_device(model)
-        if int8 is None:
-            int8 = config.model.int8_inference
-        on_cpu = _on_cpu(model)
-        if int8 is None:
-            int8 = head in INT8_BY_DEFAULT and int8_products_are_fast()
-        elif int8 and on_cpu and not int8_products_are_fast():
-            logger.warning(
-                "int8 scoring is on (training.model.int8_inference), but %s; set it to null or false",
-                WITHOUT_INT8_DOT_PRODUCT,
+        if head == GENERATE:  # the one head that reads only the rows' last positions
+            contiguous_output_head_inputs(model)
+        precision = FLOAT32
+        if _on_cpu(model):
+            precision = scoring_precision(
+                head, config.model.int8_inference if int8 is None else int8
             )
-        int8 = int8 and on_cpu
+            logger.info("judge: scoring in %s on this CPU", precision)
         return cls(
             model,
             tokenizer,
@@ -245,15 +248,15 @@ class Judge:
             head,
             saved.get("temperature", 1.0),
             saved.get("system_prompt"),
-            int8,
+            precision,
         )
 
     def save(self, path: str | Path) -> None:
         """Write the weights (the LoRA adapter, or the whole model), the tokenizer and the resolved config."""
-        if self._quantized:
+        if self._lowered:
             raise ValueError(
-                "this judge has scored with int8 layers, whose float weights are gone: save it "
-                "before it scores, or load it with int8=False"
+                f"this judge has scored in {self.precision}, and its float32 weights are gone: "
+                "save it before it scores, or load it with int8=False"
             )
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
@@ -302,10 +305,15 @@ class Judge:
         """Return an (n_prompts, n_classes) array of class logits for rendered prompts."""
         if len(prompts) == 0:
             return np.zeros((0, len(self.labels)))
-        if self.int8 and not self._quantized:
-            # The body only: the output head is a small share of the work and decides the label.
-            quantize_linears(self.model.encoder if self.head == ENCODER else self.model.base_model)
-            self._quantized = True
+        if self.precision != FLOAT32 and not self._lowered:
+            if self.precision == INT8:
+                # The body only: the output head is a small share of the work and decides the label.
+                quantize_linears(
+                    self.model.encoder if self.head == ENCODER else self.model.base_model
+                )
+            else:
+                self.model.to(torch.bfloat16)
+            self._lowered = True
         ids = self.inputs_ids(prompts)
         max_length = self.config.training.max_seq_length
         if self.head == GENERATE:
@@ -355,6 +363,22 @@ class Judge:
         best = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=int)
         frame.insert(0, PREDICTION_COLUMN, [self.labels[i] for i in best])
         return frame
+
+
+def scoring_precision(head: str, int8: bool | None) -> str:
+    """How a judge with `head` scores on this CPU: int8 linear layers when `int8` is true (warned
+    where they are slow), float32 when false; when None, the whole model in bfloat16 on a CPU with
+    AMX, int8 layers for INT8_BY_DEFAULT heads on one with an int8 dot product, else float32."""
+    if int8 is None:
+        if bfloat16_products_are_fast():
+            return BFLOAT16
+        return INT8 if head in INT8_BY_DEFAULT and int8_products_are_fast() else FLOAT32
+    if int8 and not int8_products_are_fast():
+        logger.warning(
+            "int8 scoring is on (training.model.int8_inference), but %s; set it to null or false",
+            WITHOUT_INT8_DOT_PRODUCT,
+        )
+    return INT8 if int8 else FLOAT32
 
 
 def _inference_dtype() -> torch.dtype:

@@ -477,7 +477,7 @@ def score_with_judge(
         "rows_per_second": len(test_examples) / seconds if seconds > 0 else None,
         "truncated_rows": truncated,
         "cpu_threads": threads,
-        "int8": judge_model.int8,
+        "precision": judge_model.precision,
         # What the judge read (the encoder reads the feature columns alone) and what an LLM judge
         # would read: the whole rendered prompt template.
         "input_tokens_mean": tokens_mean(inputs),
@@ -646,7 +646,7 @@ def _cost(judge_scoring: dict[str, Any], device: str) -> dict[str, Any]:
         "judge_seconds_per_1000": 1000 / rate if rate else None,
         "device": device,
         "cpu_threads": judge_scoring["cpu_threads"],
-        "int8": judge_scoring["int8"],
+        "precision": judge_scoring["precision"],
         "prompt_tokens_mean": tokens,
         "input_tokens_mean": judge_scoring["input_tokens_mean"],
         "llm_judge_output_tokens": LLM_JUDGE_OUTPUT_TOKENS,
@@ -672,6 +672,15 @@ def _input_template_note(
         "\nThe encoder reads the row's columns without the template's wording "
         f"(`{{column}}` is the row's value):\n\n```text\n{input_template}\n```\n"
     )
+
+
+def _precision_said(precision: str) -> str:
+    """How the card's cost line says the precision a judge scored in (nothing for float32)."""
+    said = {
+        "int8": ", linear layers in int8 (model.int8_inference)",
+        "bfloat16": ", the whole model in bfloat16 (a CPU with AMX)",
+    }
+    return said.get(precision, "")
 
 
 def write_model_card(
@@ -748,7 +757,7 @@ def write_model_card(
     judge_speed = (
         f"{cost['judge_seconds_per_1000']:.1f} s of {cost['device']} time "
         f"({cost['judge_rows_per_second']:.1f} rows/s on {cost['cpu_threads']} CPU threads"
-        f"{', linear layers in int8 (model.int8_inference)' if cost['int8'] else ''}, no API cost)"
+        f"{_precision_said(cost['precision'])}, no API cost)"
         if cost["judge_rows_per_second"]
         else "not measured (no test rows)"
     )
