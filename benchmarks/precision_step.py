@@ -44,24 +44,16 @@ def measure(prompt: int, rows: int, context: int, inner: int, threads: int) -> d
     import torch
 
     from judgeforge.llm.kv_cache import chunked_cache
-    from judgeforge.llm.local import load_causal_lm
+    from judgeforge.llm.local import ContinuousBatch, load_causal_lm
     from judgeforge.models.embedded import embedded_model_dir
 
     torch.set_num_threads(threads)
-    model = load_causal_lm(embedded_model_dir()).model
+    batch = ContinuousBatch(load_causal_lm(embedded_model_dir()).model, pad_token_id=0)
     generator = torch.Generator().manual_seed(0)
 
     def forward(ids: torch.Tensor, mask: torch.Tensor, cache: object) -> None:
-        positions = (mask.cumsum(dim=1) - 1)[:, -ids.shape[1] :]
         with torch.inference_mode():
-            model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
+            batch._forward(ids, mask, cache)  # the local provider's own forward pass
 
     prompt_ids = torch.randint(100, 40_000, (1, prompt), generator=generator)
     prefill = median_seconds(

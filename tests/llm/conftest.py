@@ -12,6 +12,7 @@ from judgeforge.llm import LLMClient, build_llm_client
 from judgeforge.llm.factory import AZURE_ENDPOINT_ENV_VAR
 from judgeforge.llm.providers import PROVIDERS
 from tests.support.openai_server import OpenAIServer
+from tests.support.tiny_judge import WORDS, embedded_tokenizer, save_model_cache, scoring_llama
 
 TEST_KEY = "sk-test-0123456789abcdef"
 
@@ -65,3 +66,13 @@ def make_client(server: OpenAIServer, cache_path: Path) -> Iterator[Callable[...
     yield make
     for client in built:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A judgeforge cache whose embedded model samples only WORDS, never its end of turn (their
+    scores exact in bfloat16 too)."""
+    tokenizer = embedded_tokenizer()
+    words = tokenizer.convert_tokens_to_ids(list(WORDS))
+    model = scoring_llama(dict.fromkeys(words, 4.0), max_position_embeddings=2048)
+    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)

@@ -21,15 +21,6 @@ from tests.support.tiny_judge import WORDS, embedded_tokenizer, save_model_cache
 TOTAL = 2 * MIN_CALLS_PER_WORKER
 
 
-@pytest.fixture(scope="module")
-def rambling_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A judgeforge cache whose embedded model samples only WORDS, never its end of turn."""
-    tokenizer = embedded_tokenizer()
-    words = tokenizer.convert_tokens_to_ids(list(WORDS))
-    model = scoring_llama(dict.fromkeys(words, 4.0), max_position_embeddings=2048)
-    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)
-
-
 def test_a_rambling_answer_ends_at_its_first_sentence_end_past_its_length(
     rambling_model_cache: Path,
 ) -> None:

@@ -17,7 +17,6 @@ from judgeforge.llm.local import (
     render_prompt,
     system_prefix_length,
 )
-from tests.llm.test_local_long_texts import rambling_model_cache  # noqa: F401 -- a fixture used below
 from tests.support.commands import kedro
 from tests.support.tiny_judge import save_checkpoint, tiny_llama
 

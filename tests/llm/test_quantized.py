@@ -32,10 +32,7 @@ from judgeforge.llm.quantized import (
 from tests.support.commands import run_synthesis
 from tests.support.tiny_judge import (
     WORDS,
-    embedded_tokenizer,
     save_checkpoint,
-    save_model_cache,
-    scoring_llama,
     tiny_llama,
 )
 
@@ -332,21 +329,12 @@ def test_the_output_head_reads_a_contiguous_copy_of_the_last_positions(tmp_path:
     assert len(seen) >= 3 and all(seen), seen  # a prefill, then decoding steps
 
 
-@pytest.fixture(scope="module")
-def wordy_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A judgeforge cache whose embedded model samples only WORDS (scores exact in bfloat16)."""
-    tokenizer = embedded_tokenizer()
-    words = tokenizer.convert_tokens_to_ids(list(WORDS))
-    model = scoring_llama(dict.fromkeys(words, 4.0), max_position_embeddings=2048)
-    return save_model_cache(model, tmp_path_factory.mktemp("judgeforge-cache"), tokenizer)
-
-
 def test_kedro_run_decodes_in_the_precision_judgeforge_local_precision_names(
-    project_copy: Path, wordy_model_cache: Path
+    project_copy: Path, rambling_model_cache: Path
 ) -> None:
     total = 2 * MIN_CALLS_PER_WORKER  # the fewest calls two processes share
     env = {PRECISION_ENV: "bfloat16"}
-    result = run_synthesis(project_copy, wordy_model_cache, total, {"local_workers": 2}, env)
+    result = run_synthesis(project_copy, rambling_model_cache, total, {"local_workers": 2}, env)
     output = result.stdout + result.stderr
     # said as a warning on a CPU without AMX, as a plain line on one with it
     assert f"local: the whole model in bfloat16 ({PRECISION_ENV})" in output
@@ -358,10 +346,10 @@ def test_kedro_run_decodes_in_the_precision_judgeforge_local_precision_names(
 
 
 def test_an_unknown_local_precision_fails_the_run_naming_the_variable(
-    project_copy: Path, wordy_model_cache: Path
+    project_copy: Path, rambling_model_cache: Path
 ) -> None:
     result = run_synthesis(
-        project_copy, wordy_model_cache, 2, env={PRECISION_ENV: "fp8"}, succeeds=False
+        project_copy, rambling_model_cache, 2, env={PRECISION_ENV: "fp8"}, succeeds=False
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
