@@ -2,9 +2,9 @@
 (AMX), int8 linear layers where it multiplies int8 fast, float16 weights elsewhere.
 
 Bfloat16: the whole model, weights, activations and cached keys and values, as on a GPU. On a
-Xeon with AMX (1 thread) SmolLM2 prefilled a 780-token prompt in ~425 ms against ~810 with int8
+Xeon with AMX (1 thread) SmolLM2 prefilled a 780-token prompt in ~430 ms against ~890 with int8
 layers (whose per-token quantisation costs about what their products do) and took a decoding
-step of 14 rows over 1,150 cached tokens in ~113 ms against ~150 (BENCHMARKS.md, issue 15,
+step of 14 rows over 1,150 cached tokens in ~122 ms against ~170 (BENCHMARKS.md, issue 15,
 sixteenth round). Linear layers alone in bfloat16, the rest float32, gained nothing there:
 converting every input and output cost what the products saved.
 
@@ -57,7 +57,7 @@ WITHOUT_INT8_DOT_PRODUCT = (
 # int8 product alone and 14.1 ms in float32. AVX-512 BF16 alone was not measured here; it takes
 # the next path down, the safe side.
 BFLOAT16_PRODUCT_FEATURES = ("amx_bf16",)
-# The precisions of linear layers on a CPU, fastest first where the CPU has each one's unit, and
+# The precisions of a local model on a CPU, fastest first where the CPU has each one's unit, and
 # how the log says each.
 PRECISIONS = {
     "bfloat16": "the whole model in bfloat16",
