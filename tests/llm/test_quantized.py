@@ -338,6 +338,7 @@ def test_kedro_run_decodes_in_the_precision_judgeforge_local_precision_names(
     output = result.stdout + result.stderr
     # said as a warning on a CPU without AMX, as a plain line on one with it
     assert f"local: the whole model in bfloat16 ({PRECISION_ENV})" in output
+    assert "local: decoding attention by SDPA (judgeforge's kernel reads float32 caches)" in output
     assert "local: decoding in 2 processes, 1 torch thread(s) each" in output
     rows = pd.read_parquet(project_copy / "data" / "03_primary" / "synthetic_examples.parquet")
     assert len(rows) == total

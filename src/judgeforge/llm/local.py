@@ -125,14 +125,20 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
 
     attention = local_attention()
     chosen = chosen_precision()
+    # Linear layers are ~3/4 of a float32 CPU forward pass (py-spy, BENCHMARKS.md issue 15).
+    precision = chosen or fastest_precision()
     with _load_lock:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         # Left padding keeps every prompt flush against its generated tokens in a batch.
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         model.eval()
-        model.set_attn_implementation(attention)
-        if attention == DECODE_ATTENTION:
+        if attention == DECODE_ATTENTION and precision == "bfloat16":
+            attention = "sdpa"
+            logger.info(
+                "local: decoding attention by SDPA (judgeforge's kernel reads float32 caches)"
+            )
+        elif attention == DECODE_ATTENTION:
             # Decoding steps on one thread read the cached keys and values ×1.6 faster than SDPA.
             prepare_kernel()
             logger.info(
@@ -142,8 +148,7 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
             )
         else:
             logger.info("local: decoding attention by SDPA (%s)", ATTENTION_ENV)
-        # Linear layers are ~3/4 of a float32 CPU forward pass (py-spy, BENCHMARKS.md issue 15).
-        precision = chosen or fastest_precision()
+        model.set_attn_implementation(attention)
         lower_precision(model, precision)
         contiguous_output_head_inputs(model)
         said = f"local: {PRECISIONS[precision]}"
