@@ -152,10 +152,11 @@ def load_causal_lm(model_dir: Path) -> LoadedCausalLM:
         lower_precision(model, precision)
         contiguous_output_head_inputs(model)
         said = f"local: {PRECISIONS[precision]}"
+        slow = chosen and why_slow(chosen)
         if chosen is None:
             logger.info("%s, the fastest this CPU has", said)
-        elif why_slow(chosen):
-            logger.warning("%s (%s), but %s", said, PRECISION_ENV, why_slow(chosen))
+        elif slow:
+            logger.warning("%s (%s), but %s", said, PRECISION_ENV, slow)
         else:
             logger.info("%s (%s)", said, PRECISION_ENV)
     return LoadedCausalLM(tokenizer=tokenizer, model=model)
